@@ -1,0 +1,65 @@
+/**
+ * `steadyframe conformance <dir>...`: runs every fixture folder (a case.json) under the given folders
+ * and prints fixture, tensor, max abs error, tolerance and pass/fail. Exits 1 on any failure.
+ */
+import { writeFile } from "node:fs/promises";
+import { parseArgs } from "node:util";
+import { InvalidArgumentError } from "../../errors.js";
+import { FIXTURE_KINDS } from "../../conformance/registry.js";
+import { runConformance } from "../../conformance/run.js";
+import { formatTable, summarize } from "../../conformance/table.js";
+import type { CliCommand } from "../command.js";
+import { progressBar } from "../progress-bar.js";
+
+const usage = `Usage: steadyframe conformance <dir>... [--kind <kind>]... [--json <file>] [--list]
+
+Finds every fixture folder (one with a case.json) below the given folders, runs it with the runner
+for its kind, and compares each output with the tolerance in its case.json.
+
+Options:
+  --kind <kind>   only run fixtures of this kind (repeatable)
+  --json <file>   also write the results as JSON
+  --list          list the fixture kinds this build can run
+`;
+
+export const conformanceCommand: CliCommand = {
+  name: "conformance",
+  summary: "check this build's numbers against reference fixtures (case.json folders)",
+  usage,
+  async run(args, io) {
+    const { values, positionals } = parseArgs({
+      args: [...args],
+      allowPositionals: true,
+      options: {
+        kind: { type: "string", multiple: true },
+        json: { type: "string" },
+        list: { type: "boolean", default: false },
+      },
+    });
+    if (values.list) {
+      for (const k of FIXTURE_KINDS) io.stdout.write(`${k.kind.padEnd(20)} ${k.description}\n`);
+      return 0;
+    }
+    if (positionals.length === 0) {
+      throw new InvalidArgumentError("<dir>", "at least one fixture folder", undefined, {
+        hint: "e.g. steadyframe conformance test/fixtures/golden",
+      });
+    }
+    const results = await runConformance(positionals, {
+      onProgress: progressBar(io.stderr, io.interactive),
+      signal: io.signal,
+      ...(values.kind === undefined ? {} : { onlyKinds: values.kind }),
+    });
+    if (results.length === 0) {
+      io.stderr.write(`no fixture folders (with a case.json) found under ${positionals.join(", ")}\n`);
+      return 2;
+    }
+    io.stdout.write(`${formatTable(results)}\n`);
+    const { passed, failed, fixtures } = summarize(results);
+    if (values.json !== undefined) {
+      await writeFile(values.json, `${JSON.stringify({ passed, failed, fixtures: results }, null, 2)}\n`);
+    }
+    io.stdout.write(`\n${fixtures} fixtures: ${passed} checks passed, ${failed} failed\n`);
+    return failed === 0 ? 0 : 1;
+  },
+};

@@ -1,0 +1,98 @@
+#!/usr/bin/env node
+/**
+ * The `steadyframe` command line: dispatches to a subcommand and prints errors as
+ * "error: message" (+ hint), with the stack only under --verbose.
+ */
+import { readFileSync, realpathSync } from "node:fs";
+import { pathToFileURL } from "node:url";
+import { SteadyframeError } from "../errors.js";
+import type { CliCommand, CliIO } from "./command.js";
+import { conformanceCommand } from "./commands/conformance.js";
+
+const COMMANDS: readonly CliCommand[] = [conformanceCommand];
+
+function version(): string {
+  const pkg: unknown = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8"));
+  return typeof pkg === "object" && pkg !== null && "version" in pkg ? String(pkg.version) : "unknown";
+}
+
+function help(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length));
+  return [
+    "Usage: steadyframe <command> [options]",
+    "",
+    "Commands:",
+    ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    "",
+    "Run 'steadyframe <command> --help' for a command's options. --verbose prints stack traces.",
+  ].join("\n");
+}
+
+export async function main(argv: readonly string[], io: CliIO): Promise<number> {
+  const verbose = argv.includes("--verbose");
+  const args = argv.filter((a) => a !== "--verbose");
+  const [name, ...rest] = args;
+  if (name === undefined || name === "--help" || name === "-h" || name === "help") {
+    io.stdout.write(`${help()}\n`);
+    return name === undefined ? 2 : 0;
+  }
+  if (name === "--version" || name === "-v") {
+    io.stdout.write(`${version()}\n`);
+    return 0;
+  }
+  const command = COMMANDS.find((c) => c.name === name);
+  if (command === undefined) {
+    io.stderr.write(`error: unknown command "${name}"; expected one of: ${COMMANDS.map((c) => c.name).join(", ")}\n`);
+    return 2;
+  }
+  if (rest.includes("--help") || rest.includes("-h")) {
+    io.stdout.write(command.usage);
+    return 0;
+  }
+  try {
+    return await command.run(rest, io);
+  } catch (error) {
+    if (error instanceof SteadyframeError) {
+      io.stderr.write(`error [${error.code}]: ${error.message}\n`);
+    } else if (error instanceof TypeError && "code" in error && String(error.code).startsWith("ERR_PARSE_ARGS")) {
+      io.stderr.write(`error: ${error.message}\nRun 'steadyframe ${name} --help' for the options.\n`);
+      return 2;
+    } else {
+      io.stderr.write(`internal error: ${error instanceof Error ? error.message : String(error)}\n`);
+    }
+    if (verbose && error instanceof Error && error.stack) io.stderr.write(`${error.stack}\n`);
+    if (error instanceof SteadyframeError && error.code === "E_CANCELLED") return 130;
+    if (error instanceof SteadyframeError && error.code === "E_INVALID_ARGUMENT") return 2;
+    return 1;
+  }
+}
+
+function isEntryPoint(): boolean {
+  const script = process.argv[1];
+  if (script === undefined) return false;
+  try {
+    return import.meta.url === pathToFileURL(realpathSync(script)).href;
+  } catch {
+    return false;
+  }
+}
+
+if (isEntryPoint()) {
+  const controller = new AbortController();
+  process.once("SIGINT", () => controller.abort(new Error("interrupted (Ctrl-C)")));
+  const io: CliIO = {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    interactive: process.stderr.isTTY === true,
+    signal: controller.signal,
+  };
+  main(process.argv.slice(2), io).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (error: unknown) => {
+      process.stderr.write(`internal error: ${String(error)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

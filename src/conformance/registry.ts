@@ -1,0 +1,11 @@
+/**
+ * Every fixture kind the conformance runner knows. Add a kind by importing it and listing it here.
+ */
+import type { FixtureKind } from "./types.js";
+// kinds: one import per line, sorted
+// (end of kind imports)
+
+export const FIXTURE_KINDS: readonly FixtureKind[] = [
+  // kinds: one entry per line, sorted
+  // (end of kind entries)
+];
