@@ -1,0 +1,37 @@
+/**
+ * CLIPTextModel config: the fields of transformers' `text_encoder/config.json` (CLIPTextConfig), verbatim,
+ * with the defaults of transformers 4.36 (src/transformers/models/clip/configuration_clip.py).
+ */
+import { field, parseConfig, readConfigFile, type ConfigOf, type ParseOptions, type Parsed } from "../../config/parse.js";
+
+export const CLIP_TEXT_FIELDS = {
+  vocab_size: field.int(49408),
+  hidden_size: field.int(512),
+  intermediate_size: field.int(2048),
+  projection_dim: field.int(512),
+  num_hidden_layers: field.int(12),
+  num_attention_heads: field.int(8),
+  max_position_embeddings: field.int(77),
+  /** "quick_gelu" (SD1: x * sigmoid(1.702 x)) or "gelu" (erf; SD2's OpenCLIP). */
+  hidden_act: field.oneOf(["quick_gelu", "gelu", "gelu_new"], "quick_gelu"),
+  layer_norm_eps: field.number(1e-5),
+  attention_dropout: field.number(0),
+  initializer_range: field.number(0.02),
+  initializer_factor: field.number(1),
+  pad_token_id: field.int(1),
+  bos_token_id: field.int(49406),
+  eos_token_id: field.int(49407),
+} as const;
+
+/** transformers bookkeeping fields that carry no model semantics. */
+const IGNORED = ["architectures", "model_type", "torch_dtype", "transformers_version", "dropout", "projection_dim"];
+
+export type CLIPTextConfig = ConfigOf<typeof CLIP_TEXT_FIELDS>;
+
+export function parseCLIPTextConfig(file: string, json: unknown, options: ParseOptions = {}): Parsed<CLIPTextConfig> {
+  return parseConfig(file, json, CLIP_TEXT_FIELDS, { ...options, ignore: [...IGNORED, ...(options.ignore ?? [])] });
+}
+
+export function readCLIPTextConfig(path: string, options: ParseOptions = {}): Promise<Parsed<CLIPTextConfig>> {
+  return readConfigFile(path, CLIP_TEXT_FIELDS, { ...options, ignore: [...IGNORED, ...(options.ignore ?? [])] });
+}

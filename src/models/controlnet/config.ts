@@ -1,0 +1,51 @@
+/**
+ * ControlNetModel config: the fields of diffusers' `controlnet/config.json`, verbatim, with the defaults
+ * of `ControlNetModel.__init__` in diffusers 0.26.3 (src/diffusers/models/controlnet.py).
+ */
+import { field, parseConfig, readConfigFile, type ConfigOf, type ParseOptions, type Parsed } from "../../config/parse.js";
+import { UNET_2D_CONDITION_FIELDS as U } from "../unet/config.js";
+
+export const CONTROLNET_FIELDS = {
+  in_channels: U.in_channels,
+  conditioning_channels: field.int(3),
+  flip_sin_to_cos: U.flip_sin_to_cos,
+  freq_shift: U.freq_shift,
+  down_block_types: U.down_block_types,
+  mid_block_type: U.mid_block_type,
+  only_cross_attention: U.only_cross_attention,
+  block_out_channels: U.block_out_channels,
+  layers_per_block: field.int(2),
+  downsample_padding: U.downsample_padding,
+  mid_block_scale_factor: U.mid_block_scale_factor,
+  act_fn: U.act_fn,
+  norm_num_groups: U.norm_num_groups,
+  norm_eps: U.norm_eps,
+  cross_attention_dim: field.int(1280),
+  transformer_layers_per_block: U.transformer_layers_per_block,
+  encoder_hid_dim: U.encoder_hid_dim,
+  encoder_hid_dim_type: U.encoder_hid_dim_type,
+  attention_head_dim: U.attention_head_dim,
+  num_attention_heads: U.num_attention_heads,
+  use_linear_projection: U.use_linear_projection,
+  class_embed_type: U.class_embed_type,
+  addition_embed_type: U.addition_embed_type,
+  addition_time_embed_dim: U.addition_time_embed_dim,
+  num_class_embeds: U.num_class_embeds,
+  upcast_attention: U.upcast_attention,
+  resnet_time_scale_shift: U.resnet_time_scale_shift,
+  projection_class_embeddings_input_dim: U.projection_class_embeddings_input_dim,
+  controlnet_conditioning_channel_order: field.oneOf(["rgb", "bgr"], "rgb"),
+  conditioning_embedding_out_channels: field.list(field.int(0), [16, 32, 96, 256]),
+  global_pool_conditions: field.bool(false),
+  addition_embed_type_num_heads: U.addition_embed_type_num_heads,
+} as const;
+
+export type ControlNetModelConfig = ConfigOf<typeof CONTROLNET_FIELDS>;
+
+export function parseControlNetModelConfig(file: string, json: unknown, options?: ParseOptions): Parsed<ControlNetModelConfig> {
+  return parseConfig(file, json, CONTROLNET_FIELDS, options);
+}
+
+export function readControlNetModelConfig(path: string, options?: ParseOptions): Promise<Parsed<ControlNetModelConfig>> {
+  return readConfigFile(path, CONTROLNET_FIELDS, options);
+}
