@@ -127,7 +127,7 @@ export function parseHeader(headerBytes: Uint8Array, fileSize: number, path: str
       throw bad(`data_offsets [${begin}, ${end}] run past the end of the data section (${dataSize} bytes)`);
     }
     entries.set(name, { name, dtype, shape, byteOffset: dataStart + begin, byteLength: bytes });
-    if (bytes > 0) spans.push({ name, begin, end });
+    spans.push({ name, begin, end });
   }
 
   // The non-empty tensors must tile the data section exactly.
