@@ -3,13 +3,19 @@
  */
 import type { FixtureKind } from "./types.js";
 // kinds: one import per line, sorted
+import { opencvKind } from "./kinds/opencv.js";
 import { pickleSafetyKind } from "./kinds/pickle-safety.js";
+import { rngKind } from "./kinds/rng.js";
 import { safetensorsSafetyKind } from "./kinds/safetensors-safety.js";
+import { tokenizerKind } from "./kinds/tokenizer.js";
 // (end of kind imports)
 
 export const FIXTURE_KINDS: readonly FixtureKind[] = [
   // kinds: one entry per line, sorted
+  opencvKind,
   pickleSafetyKind,
+  rngKind,
   safetensorsSafetyKind,
+  tokenizerKind,
   // (end of kind entries)
 ];
