@@ -21,8 +21,10 @@ export abstract class SteadyframeError extends Error {
 }
 
 function describeValue(value: unknown): string {
-  if (typeof value === "string") return JSON.stringify(value.length > 80 ? `${value.slice(0, 77)}...` : value);
-  if (Array.isArray(value)) return `[${value.slice(0, 8).map(describeValue).join(", ")}${value.length > 8 ? ", ..." : ""}]`;
+  if (typeof value === "string")
+    return JSON.stringify(value.length > 80 ? `${value.slice(0, 77)}...` : value);
+  if (Array.isArray(value))
+    return `[${value.slice(0, 8).map(describeValue).join(", ")}${value.length > 8 ? ", ..." : ""}]`;
   if (typeof value === "bigint") return `${value}n`;
   if (value === null) return "null";
   if (typeof value === "object") return "an object";
@@ -133,7 +135,10 @@ export class SessionInputError extends SteadyframeError {
     readonly problems: readonly string[],
     options: ErrorOptions = {},
   ) {
-    super(`${model}: bad inputs: ${problems.join("; ")}` + (options.hint ? `; ${options.hint}` : ""), options);
+    super(
+      `${model}: bad inputs: ${problems.join("; ")}` + (options.hint ? `; ${options.hint}` : ""),
+      options,
+    );
   }
 }
 
@@ -186,7 +191,8 @@ export class UnsafePickleError extends SteadyframeError {
   ) {
     super(
       `${path}: refused to load: ${detail}; nothing in the file was executed. ` +
-        (options.hint ?? "Convert the checkpoint to .safetensors with a tool you trust, or get it from a trusted source"),
+        (options.hint ??
+          "Convert the checkpoint to .safetensors with a tool you trust, or get it from a trusted source"),
       options,
     );
   }

@@ -15,13 +15,18 @@ export interface Image {
 }
 
 export function image(width: number, height: number, channels: Channels, data?: Uint8Array): Image {
-  if (!Number.isInteger(width) || width <= 0) throw new InvalidArgumentError("width", "a positive integer", width);
+  if (!Number.isInteger(width) || width <= 0)
+    throw new InvalidArgumentError("width", "a positive integer", width);
   if (!Number.isInteger(height) || height <= 0)
     throw new InvalidArgumentError("height", "a positive integer", height);
   const length = width * height * channels;
   const pixels = data ?? new Uint8Array(length);
   if (pixels.length !== length) {
-    throw new InvalidArgumentError("data", `${length} bytes for ${width}x${height}x${channels}`, `${pixels.length} bytes`);
+    throw new InvalidArgumentError(
+      "data",
+      `${length} bytes for ${width}x${height}x${channels}`,
+      `${pixels.length} bytes`,
+    );
   }
   return { width, height, channels, data: pixels };
 }

@@ -15,5 +15,10 @@ export {
   writeSafetensors,
   type SafetensorsEntry,
 } from "./weights/safetensors.js";
-export { runConformance, runFixture, type ConformanceOptions, type FixtureResult } from "./conformance/run.js";
+export {
+  runConformance,
+  runFixture,
+  type ConformanceOptions,
+  type FixtureResult,
+} from "./conformance/run.js";
 export type { ConformanceRow, FixtureKind, FixtureContext } from "./conformance/types.js";

@@ -106,7 +106,8 @@ function allocate<D extends DType>(dtype: D, length: number): DataTypeMap[D] {
 /** Makes a tensor, checking that the data length equals the element count of the shape. */
 export function tensor<D extends DType>(dtype: D, shape: Shape, data?: DataTypeMap[D]): HostTensor<D> {
   for (const d of shape) {
-    if (!Number.isInteger(d) || d < 0) throw new InvalidArgumentError("shape", "non-negative integer dimensions", shape);
+    if (!Number.isInteger(d) || d < 0)
+      throw new InvalidArgumentError("shape", "non-negative integer dimensions", shape);
   }
   const n = numel(shape);
   const values = data ?? allocate(dtype, n);
@@ -193,7 +194,8 @@ export function float8e5m2BitsToNumber(b: number): number {
 
 /** Converts any floating or integer tensor to float32 (64-bit integers must be exact in a double). */
 export function toFloat32(t: HostTensor): HostTensor<"float32"> {
-  if (t.dtype === "float32") return { dtype: "float32", shape: t.shape, data: Float32Array.from(t.data as Float32Array) };
+  if (t.dtype === "float32")
+    return { dtype: "float32", shape: t.shape, data: Float32Array.from(t.data as Float32Array) };
   const out = new Float32Array(t.data.length);
   for (let i = 0; i < out.length; i++) out[i] = elementAsNumber(t, i);
   return { dtype: "float32", shape: t.shape, data: out };

@@ -42,7 +42,9 @@ export async function main(argv: readonly string[], io: CliIO): Promise<number> 
   }
   const command = COMMANDS.find((c) => c.name === name);
   if (command === undefined) {
-    io.stderr.write(`error: unknown command "${name}"; expected one of: ${COMMANDS.map((c) => c.name).join(", ")}\n`);
+    io.stderr.write(
+      `error: unknown command "${name}"; expected one of: ${COMMANDS.map((c) => c.name).join(", ")}\n`,
+    );
     return 2;
   }
   if (rest.includes("--help") || rest.includes("-h")) {
@@ -54,7 +56,11 @@ export async function main(argv: readonly string[], io: CliIO): Promise<number> 
   } catch (error) {
     if (error instanceof SteadyframeError) {
       io.stderr.write(`error [${error.code}]: ${error.message}\n`);
-    } else if (error instanceof TypeError && "code" in error && String(error.code).startsWith("ERR_PARSE_ARGS")) {
+    } else if (
+      error instanceof TypeError &&
+      "code" in error &&
+      String(error.code).startsWith("ERR_PARSE_ARGS")
+    ) {
       io.stderr.write(`error: ${error.message}\nRun 'steadyframe ${name} --help' for the options.\n`);
       return 2;
     } else {

@@ -31,7 +31,9 @@ export function progressBar(stream: NodeJS.WritableStream, interactive: boolean)
     if (total) {
       const width = 30;
       const filled = Math.round((width * done) / total);
-      stream.write(`\r\x1b[2K${event.task} [${"#".repeat(filled)}${"-".repeat(width - filled)}] ${done}/${total}`);
+      stream.write(
+        `\r\x1b[2K${event.task} [${"#".repeat(filled)}${"-".repeat(width - filled)}] ${done}/${total}`,
+      );
     } else {
       stream.write(`\r\x1b[2K${event.task}: ${done}`);
     }

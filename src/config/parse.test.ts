@@ -9,7 +9,11 @@ import { field, parseConfig, readJsonFile } from "./parse.js";
 const TINY = "test/fixtures/golden/tiny-sd";
 
 describe("parseConfig", () => {
-  const specs = { a: field.int(1), mode: field.oneOf(["x", "y"], "x"), list: field.oneOrList(field.int(0), 2) } as const;
+  const specs = {
+    a: field.int(1),
+    mode: field.oneOf(["x", "y"], "x"),
+    list: field.oneOrList(field.int(0), 2),
+  } as const;
 
   it("fills defaults, keeps given values and ignores _-keys", () => {
     const { config, warnings } = parseConfig("c.json", { a: 5, list: [1, 2], _class_name: "X" }, specs);
@@ -18,7 +22,9 @@ describe("parseConfig", () => {
   });
 
   it("warns about unknown keys, or refuses them under strict", () => {
-    expect(parseConfig("c.json", { extra: 1 }, specs).warnings).toEqual(['c.json: unknown field "extra" ignored']);
+    expect(parseConfig("c.json", { extra: 1 }, specs).warnings).toEqual([
+      'c.json: unknown field "extra" ignored',
+    ]);
     expect(() => parseConfig("c.json", { extra: 1 }, specs, { strict: true })).toThrow(ConfigError);
   });
 
@@ -34,13 +40,17 @@ describe("parseConfig", () => {
 
   it("names missing and broken JSON files", async () => {
     await expect(readJsonFile("nope/config.json")).rejects.toThrow(FileNotFoundError);
-    await expect(readJsonFile("test/fixtures/golden/tiny-sd/tokenizer/merges.txt")).rejects.toThrow(CorruptFileError);
+    await expect(readJsonFile("test/fixtures/golden/tiny-sd/tokenizer/merges.txt")).rejects.toThrow(
+      CorruptFileError,
+    );
   });
 });
 
 describe("model configs", () => {
   it("reads the tiny UNet config with every field known", async () => {
-    const { config, warnings } = await readUNet2DConditionModelConfig(`${TINY}/unet/config.json`, { strict: true });
+    const { config, warnings } = await readUNet2DConditionModelConfig(`${TINY}/unet/config.json`, {
+      strict: true,
+    });
     expect(warnings).toEqual([]);
     expect(config.block_out_channels).toEqual([32, 64]);
     expect(config.attention_head_dim).toBe(8);

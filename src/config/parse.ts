@@ -101,7 +101,10 @@ export function parseConfig<S extends Record<string, FieldSpec<unknown>>>(
   const source = json as Record<string, unknown>;
   const out: Record<string, unknown> = {};
   for (const [key, fieldSpec] of Object.entries(specs)) {
-    out[key] = key in source && source[key] !== undefined ? fieldSpec.parse(source[key], file, key) : fieldSpec.default;
+    out[key] =
+      key in source && source[key] !== undefined
+        ? fieldSpec.parse(source[key], file, key)
+        : fieldSpec.default;
   }
   const unknown = Object.keys(source).filter(
     (key) => !(key in specs) && !key.startsWith("_") && !(options.ignore ?? []).includes(key),

@@ -11,7 +11,8 @@ export async function findFixtureDirs(roots: readonly string[]): Promise<string[
     const entries = await readdir(dir, { withFileTypes: true });
     if (entries.some((e) => e.isFile() && e.name === "case.json")) found.add(dir);
     for (const e of entries) {
-      if (e.isDirectory() && e.name !== "node_modules" && !e.name.startsWith(".")) await walk(join(dir, e.name));
+      if (e.isDirectory() && e.name !== "node_modules" && !e.name.startsWith("."))
+        await walk(join(dir, e.name));
     }
   }
   for (const root of roots) {

@@ -12,7 +12,15 @@ const echoKind: FixtureKind = {
   description: "passes when case.json says so",
   async run({ caseJson }) {
     const error = Number(caseJson["error"]);
-    return [{ fixture: String(caseJson["fixture"]), tensor: "out", maxAbsError: error, tolerance: 1e-3, pass: error <= 1e-3 }];
+    return [
+      {
+        fixture: String(caseJson["fixture"]),
+        tensor: "out",
+        maxAbsError: error,
+        tolerance: 1e-3,
+        pass: error <= 1e-3,
+      },
+    ];
   },
 };
 const throwingKind: FixtureKind = {
@@ -46,7 +54,13 @@ describe("runConformance", () => {
 
   it("runs every case.json folder and never skips what it cannot run", async () => {
     const results = await runConformance([root], { kinds: [echoKind, throwingKind] });
-    expect(results.map((r) => r.dir.slice(root.length + 1))).toEqual(["a/bad", "a/good", "b/boom", "b/deep/unknown", "c"]);
+    expect(results.map((r) => r.dir.slice(root.length + 1))).toEqual([
+      "a/bad",
+      "a/good",
+      "b/boom",
+      "b/deep/unknown",
+      "c",
+    ]);
     const rows = results.flatMap((r) => r.rows);
     expect(rows.map((r) => r.pass)).toEqual([false, true, false, false, false]);
     expect(rows[2]?.note).toContain("kaput");
@@ -76,6 +90,8 @@ describe("runConformance", () => {
   it("stops when cancelled", async () => {
     const controller = new AbortController();
     controller.abort();
-    await expect(runConformance([root], { kinds: [echoKind], signal: controller.signal })).rejects.toThrow("cancelled");
+    await expect(runConformance([root], { kinds: [echoKind], signal: controller.signal })).rejects.toThrow(
+      "cancelled",
+    );
   });
 });

@@ -47,7 +47,8 @@ export async function runFixture(
   let caseJson: Record<string, unknown>;
   try {
     const parsed: unknown = JSON.parse(await readFile(join(dir, "case.json"), "utf8"));
-    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new Error("not a JSON object");
+    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
+      throw new Error("not a JSON object");
     caseJson = parsed as Record<string, unknown>;
   } catch (error) {
     return finish("?", [failedRow(label, "case.json", `unreadable case.json: ${String(error)}`)]);
@@ -58,14 +59,19 @@ export async function runFixture(
   if (kindName === undefined || kind === undefined) {
     const known = kinds.map((k) => k.kind).join(", ");
     return finish(kindName ?? "?", [
-      failedRow(label, "-", `no runner for fixture kind "${kindName ?? "(missing 'fixture' field)"}" (known: ${known})`),
+      failedRow(
+        label,
+        "-",
+        `no runner for fixture kind "${kindName ?? "(missing 'fixture' field)"}" (known: ${known})`,
+      ),
     ]);
   }
   try {
     const rows = await kind.run(
       options.signal === undefined ? { dir, caseJson } : { dir, caseJson, signal: options.signal },
     );
-    if (rows.length === 0) return finish(kind.kind, [failedRow(label, "-", "the fixture produced no comparisons")]);
+    if (rows.length === 0)
+      return finish(kind.kind, [failedRow(label, "-", "the fixture produced no comparisons")]);
     return finish(kind.kind, rows);
   } catch (error) {
     if (options.signal?.aborted) throw error;

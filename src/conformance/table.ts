@@ -20,15 +20,29 @@ export function formatTable(results: readonly FixtureResult[]): string {
       (row.pass ? "pass" : "FAIL") + (row.note ? `  ${row.note}` : ""),
     ]),
   );
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (i < 4 ? (r[i] ?? "").length : 0))));
+  const widths = header.map((h, i) =>
+    Math.max(h.length, ...rows.map((r) => (i < 4 ? (r[i] ?? "").length : 0))),
+  );
   const line = (cells: readonly string[]): string =>
-    cells.map((c, i) => (i < 4 ? c.padEnd(widths[i] ?? 0) : c)).join("  ").trimEnd();
+    cells
+      .map((c, i) => (i < 4 ? c.padEnd(widths[i] ?? 0) : c))
+      .join("  ")
+      .trimEnd();
   return [line(header), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n");
 }
 
-export function summarize(results: readonly FixtureResult[]): { passed: number; failed: number; fixtures: number } {
+export function summarize(results: readonly FixtureResult[]): {
+  passed: number;
+  failed: number;
+  fixtures: number;
+} {
   let passed = 0;
   let failed = 0;
-  for (const r of results) for (const row of r.rows) row.pass ? passed++ : failed++;
+  for (const r of results) {
+    for (const row of r.rows) {
+      if (row.pass) passed++;
+      else failed++;
+    }
+  }
   return { passed, failed, fixtures: results.length };
 }

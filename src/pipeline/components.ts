@@ -33,7 +33,14 @@ const WEIGHT_FILES: Readonly<Record<string, readonly string[]>> = {
   transformers: ["model.safetensors", "model.fp16.safetensors"],
 };
 
-const KNOWN: readonly ComponentName[] = ["unet", "vae", "text_encoder", "tokenizer", "scheduler", "controlnet"];
+const KNOWN: readonly ComponentName[] = [
+  "unet",
+  "vae",
+  "text_encoder",
+  "tokenizer",
+  "scheduler",
+  "controlnet",
+];
 
 async function exists(path: string): Promise<boolean> {
   return (await stat(path).catch(() => undefined)) !== undefined;
@@ -41,7 +48,10 @@ async function exists(path: string): Promise<boolean> {
 
 /** Picks the weights file of a component folder: full precision first, then the fp16 variant. */
 export async function findWeightsFile(dir: string, library: string): Promise<string> {
-  const candidates = WEIGHT_FILES[library] ?? [...(WEIGHT_FILES["diffusers"] ?? []), ...(WEIGHT_FILES["transformers"] ?? [])];
+  const candidates = WEIGHT_FILES[library] ?? [
+    ...(WEIGHT_FILES["diffusers"] ?? []),
+    ...(WEIGHT_FILES["transformers"] ?? []),
+  ];
   for (const file of candidates) {
     if (await exists(join(dir, file))) return join(dir, file);
   }
@@ -68,7 +78,8 @@ export async function readPipelineFolder(dir: string): Promise<PipelineFolder> {
     throw new ConfigError(indexPath, "(root)", "a JSON object", index);
   }
   const entries = index as Record<string, unknown>;
-  const pipelineClass = typeof entries["_class_name"] === "string" ? entries["_class_name"] : "DiffusionPipeline";
+  const pipelineClass =
+    typeof entries["_class_name"] === "string" ? entries["_class_name"] : "DiffusionPipeline";
   const components = new Map<ComponentName, ComponentLocation>();
   for (const name of KNOWN) {
     const value = entries[name];
@@ -87,7 +98,13 @@ export async function readPipelineFolder(dir: string): Promise<PipelineFolder> {
     }
     const needsWeights = name !== "tokenizer" && name !== "scheduler";
     const weights = needsWeights ? await findWeightsFile(componentDir, library) : undefined;
-    components.set(name, { name, library, className, dir: componentDir, ...(weights === undefined ? {} : { weights }) });
+    components.set(name, {
+      name,
+      library,
+      className,
+      dir: componentDir,
+      ...(weights === undefined ? {} : { weights }),
+    });
   }
   return { dir, pipelineClass, components };
 }

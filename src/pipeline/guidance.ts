@@ -55,5 +55,9 @@ export function classifierFreeGuidance(
 /** Multiplies every element by a scalar in float32 (e.g. latents * init_noise_sigma). */
 export function scale(t: HostTensor<"float32">, factor: number): HostTensor<"float32"> {
   const f = Math.fround(factor);
-  return tensor("float32", t.shape, t.data.map((x) => Math.fround(x * f)));
+  return tensor(
+    "float32",
+    t.shape,
+    t.data.map((x) => Math.fround(x * f)),
+  );
 }

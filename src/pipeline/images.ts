@@ -37,13 +37,14 @@ export function denormalize(t: HostTensor<"float32">): HostTensor<"float32"> {
 /** [N, 3, H, W] in [0, 1] -> N RGB images, rounding x * 255 half to even (numpy's round). */
 export function tensorToImages(t: HostTensor<"float32">): Image[] {
   const [n = 0, c = 0, h = 0, w = 0] = t.shape;
-  if (t.shape.length !== 4 || c !== 3) throw new InvalidArgumentError("tensor shape", "[N, 3, H, W]", t.shape);
+  if (t.shape.length !== 4 || c !== 3)
+    throw new InvalidArgumentError("tensor shape", "[N, 3, H, W]", t.shape);
   const images: Image[] = [];
   for (let b = 0; b < n; b++) {
     const data = new Uint8Array(h * w * 3);
     for (let ch = 0; ch < 3; ch++) {
       for (let i = 0; i < h * w; i++) {
-        data[i * 3 + ch] = roundHalfEven(Math.fround((t.data[((b * 3 + ch) * h * w) + i] ?? 0) * 255));
+        data[i * 3 + ch] = roundHalfEven(Math.fround((t.data[(b * 3 + ch) * h * w + i] ?? 0) * 255));
       }
     }
     images.push(image(w, h, 3, data));

@@ -47,7 +47,14 @@ describe("readPipelineFolder", () => {
   it("locates the tiny pipeline's components and weights", async () => {
     const folder = await readPipelineFolder("test/fixtures/golden/tiny-sd");
     expect(folder.pipelineClass).toBe("StableDiffusionControlNetPipeline");
-    expect([...folder.components.keys()].sort()).toEqual(["controlnet", "scheduler", "text_encoder", "tokenizer", "unet", "vae"]);
+    expect([...folder.components.keys()].sort()).toEqual([
+      "controlnet",
+      "scheduler",
+      "text_encoder",
+      "tokenizer",
+      "unet",
+      "vae",
+    ]);
     expect(folder.components.get("unet")?.weights).toMatch(/unet\/diffusion_pytorch_model\.safetensors$/);
     expect(folder.components.get("text_encoder")?.weights).toMatch(/text_encoder\/model\.safetensors$/);
   });
@@ -58,7 +65,10 @@ describe("readPipelineFolder", () => {
       await expect(readPipelineFolder(dir)).rejects.toThrow(FileNotFoundError);
       await writeFile(join(dir, "model_index.json"), JSON.stringify({ unet: "diffusers" }));
       await expect(readPipelineFolder(dir)).rejects.toThrow(ConfigError);
-      await writeFile(join(dir, "model_index.json"), JSON.stringify({ unet: ["diffusers", "UNet2DConditionModel"] }));
+      await writeFile(
+        join(dir, "model_index.json"),
+        JSON.stringify({ unet: ["diffusers", "UNet2DConditionModel"] }),
+      );
       await mkdir(join(dir, "unet"));
       await writeFile(join(dir, "unet", "diffusion_pytorch_model.bin"), "");
       await expect(readPipelineFolder(dir)).rejects.toThrow("convert it to .safetensors");

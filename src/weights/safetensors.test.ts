@@ -4,7 +4,13 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CorruptFileError, FileNotFoundError, InvalidArgumentError } from "../errors.js";
 import { tensor } from "../tensor.js";
-import { openSafetensors, parseSafetensors, readSafetensors, serializeSafetensors, writeSafetensors } from "./safetensors.js";
+import {
+  openSafetensors,
+  parseSafetensors,
+  readSafetensors,
+  serializeSafetensors,
+  writeSafetensors,
+} from "./safetensors.js";
 
 function fileWithHeader(header: unknown, dataBytes: number, rawHeader?: string): Uint8Array {
   const json = new TextEncoder().encode(rawHeader ?? JSON.stringify(header));
@@ -66,10 +72,26 @@ describe("safetensors", () => {
     ["a short file", new Uint8Array(5), "too short"],
     ["a header past the end", fileWithHeader({}, 0, "{}").subarray(0, 9), "runs past the end"],
     ["bad JSON", fileWithHeader(undefined, 0, "{nope"), "not valid JSON"],
-    ["an unknown dtype", fileWithHeader({ w: { dtype: "F33", shape: [1], data_offsets: [0, 4] } }, 4), 'unknown dtype "F33"'],
-    ["a wrong byte length", fileWithHeader({ w: { dtype: "F32", shape: [2], data_offsets: [0, 4] } }, 4), "needs 8 bytes"],
-    ["offsets past the data", fileWithHeader({ w: { dtype: "F32", shape: [2], data_offsets: [0, 8] } }, 4), "run past the end"],
-    ["trailing bytes", fileWithHeader({ w: { dtype: "F32", shape: [1], data_offsets: [0, 4] } }, 8), "not covered"],
+    [
+      "an unknown dtype",
+      fileWithHeader({ w: { dtype: "F33", shape: [1], data_offsets: [0, 4] } }, 4),
+      'unknown dtype "F33"',
+    ],
+    [
+      "a wrong byte length",
+      fileWithHeader({ w: { dtype: "F32", shape: [2], data_offsets: [0, 4] } }, 4),
+      "needs 8 bytes",
+    ],
+    [
+      "offsets past the data",
+      fileWithHeader({ w: { dtype: "F32", shape: [2], data_offsets: [0, 8] } }, 4),
+      "run past the end",
+    ],
+    [
+      "trailing bytes",
+      fileWithHeader({ w: { dtype: "F32", shape: [1], data_offsets: [0, 4] } }, 8),
+      "not covered",
+    ],
     ["non-string metadata", fileWithHeader({ __metadata__: { a: 1 } }, 0), "must be a string"],
   ])("refuses %s with CorruptFileError", (_what, bytes, fragment) => {
     expect(() => parseSafetensors(bytes, "bad.safetensors")).toThrow(CorruptFileError);

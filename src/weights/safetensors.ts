@@ -10,7 +10,14 @@
  */
 import { open, rename, unlink } from "node:fs/promises";
 import { CorruptFileError, FileNotFoundError, InvalidArgumentError } from "../errors.js";
-import { BYTES_PER_ELEMENT, tensor, type DataTypeMap, type DType, type HostTensor, type Shape } from "../tensor.js";
+import {
+  BYTES_PER_ELEMENT,
+  tensor,
+  type DataTypeMap,
+  type DType,
+  type HostTensor,
+  type Shape,
+} from "../tensor.js";
 
 /** Header-length cap of the reference implementation (100 MB). */
 export const MAX_HEADER_BYTES = 100_000_000;
@@ -72,7 +79,9 @@ export function parseHeader(headerBytes: Uint8Array, fileSize: number, path: str
   try {
     json = JSON.parse(text);
   } catch (cause) {
-    throw new CorruptFileError(path, `the safetensors header is not valid JSON (${String(cause)})`, 8, { cause });
+    throw new CorruptFileError(path, `the safetensors header is not valid JSON (${String(cause)})`, 8, {
+      cause,
+    });
   }
   if (!isRecord(json)) throw new CorruptFileError(path, "the safetensors header is not a JSON object", 8);
 
@@ -87,18 +96,25 @@ export function parseHeader(headerBytes: Uint8Array, fileSize: number, path: str
       if (!isRecord(value)) throw new CorruptFileError(path, "__metadata__ must be an object of strings", 8);
       for (const [k, v] of Object.entries(value)) {
         if (typeof v !== "string") {
-          throw new CorruptFileError(path, `__metadata__ value for "${k}" must be a string, got ${typeof v}`, 8);
+          throw new CorruptFileError(
+            path,
+            `__metadata__ value for "${k}" must be a string, got ${typeof v}`,
+            8,
+          );
         }
         metadata[k] = v;
       }
       continue;
     }
-    const bad = (reason: string): CorruptFileError => new CorruptFileError(path, `tensor "${name}": ${reason}`, 8);
+    const bad = (reason: string): CorruptFileError =>
+      new CorruptFileError(path, `tensor "${name}": ${reason}`, 8);
     if (!isRecord(value)) throw bad("entry is not an object");
     const dtypeName = value["dtype"];
     const dtype = typeof dtypeName === "string" ? DTYPE_BY_NAME[dtypeName] : undefined;
     if (dtype === undefined) {
-      throw bad(`unknown dtype ${JSON.stringify(dtypeName)} (expected one of ${Object.keys(DTYPE_BY_NAME).join(", ")})`);
+      throw bad(
+        `unknown dtype ${JSON.stringify(dtypeName)} (expected one of ${Object.keys(DTYPE_BY_NAME).join(", ")})`,
+      );
     }
     const shape = value["shape"];
     if (!Array.isArray(shape) || !shape.every((d): d is number => Number.isSafeInteger(d) && d >= 0)) {
@@ -117,11 +133,14 @@ export function parseHeader(headerBytes: Uint8Array, fileSize: number, path: str
     let bytes = BYTES_PER_ELEMENT[dtype];
     for (const d of shape) {
       bytes *= d;
-      if (!Number.isSafeInteger(bytes)) throw bad(`shape ${JSON.stringify(shape)} overflows the addressable size`);
+      if (!Number.isSafeInteger(bytes))
+        throw bad(`shape ${JSON.stringify(shape)} overflows the addressable size`);
     }
     if (end < begin) throw bad(`data_offsets [${begin}, ${end}] end before they begin`);
     if (end - begin !== bytes) {
-      throw bad(`${dtypeName} ${JSON.stringify(shape)} needs ${bytes} bytes but data_offsets span ${end - begin}`);
+      throw bad(
+        `${dtypeName} ${JSON.stringify(shape)} needs ${bytes} bytes but data_offsets span ${end - begin}`,
+      );
     }
     if (end > dataSize) {
       throw bad(`data_offsets [${begin}, ${end}] run past the end of the data section (${dataSize} bytes)`);
@@ -135,8 +154,13 @@ export function parseHeader(headerBytes: Uint8Array, fileSize: number, path: str
   let cursor = 0;
   for (const span of spans) {
     if (span.begin !== cursor) {
-      const what = span.begin < cursor ? "overlaps the previous tensor" : `leaves a gap of ${span.begin - cursor} bytes`;
-      throw new CorruptFileError(path, `tensor "${span.name}" at data offset ${span.begin} ${what}`, dataStart + span.begin);
+      const what =
+        span.begin < cursor ? "overlaps the previous tensor" : `leaves a gap of ${span.begin - cursor} bytes`;
+      throw new CorruptFileError(
+        path,
+        `tensor "${span.name}" at data offset ${span.begin} ${what}`,
+        dataStart + span.begin,
+      );
     }
     cursor = span.end;
   }
@@ -151,14 +175,19 @@ export function parseHeader(headerBytes: Uint8Array, fileSize: number, path: str
 }
 
 function headerLength(prefix: Uint8Array, fileSize: number, path: string): number {
-  if (fileSize < 8) throw new CorruptFileError(path, `file is ${fileSize} bytes, too short for a safetensors header`, 0);
+  if (fileSize < 8)
+    throw new CorruptFileError(path, `file is ${fileSize} bytes, too short for a safetensors header`, 0);
   const n = new DataView(prefix.buffer, prefix.byteOffset, 8).getBigUint64(0, true);
   if (n > BigInt(MAX_HEADER_BYTES)) {
     throw new CorruptFileError(path, `header length ${n} exceeds the ${MAX_HEADER_BYTES}-byte limit`, 0);
   }
   const length = Number(n);
   if (8 + length > fileSize) {
-    throw new CorruptFileError(path, `header length ${length} runs past the end of the ${fileSize}-byte file`, 0);
+    throw new CorruptFileError(
+      path,
+      `header length ${length} runs past the end of the ${fileSize}-byte file`,
+      0,
+    );
   }
   return length;
 }
@@ -251,7 +280,11 @@ export class SafetensorsFile {
   async read(name: string): Promise<HostTensor> {
     const entry = this.header.entries.get(name);
     if (entry === undefined) {
-      throw new InvalidArgumentError("tensor name", `one of the ${this.header.entries.size} tensors in ${this.path}`, name);
+      throw new InvalidArgumentError(
+        "tensor name",
+        `one of the ${this.header.entries.size} tensors in ${this.path}`,
+        name,
+      );
     }
     const bytes = new Uint8Array(entry.byteLength);
     if (entry.byteLength > 0) {
@@ -259,7 +292,11 @@ export class SafetensorsFile {
       try {
         const { bytesRead } = await handle.read(bytes, 0, entry.byteLength, entry.byteOffset);
         if (bytesRead !== entry.byteLength) {
-          throw new CorruptFileError(this.path, `tensor "${name}" is truncated (file changed while reading?)`, entry.byteOffset);
+          throw new CorruptFileError(
+            this.path,
+            `tensor "${name}" is truncated (file changed while reading?)`,
+            entry.byteOffset,
+          );
         }
       } finally {
         await handle.close();
@@ -289,14 +326,21 @@ export function serializeSafetensors(
   metadata?: Readonly<Record<string, string>>,
 ): Uint8Array {
   const list: [string, HostTensor][] =
-    tensors instanceof Map ? [...(tensors as ReadonlyMap<string, HostTensor>).entries()] : Object.entries(tensors);
+    tensors instanceof Map
+      ? [...(tensors as ReadonlyMap<string, HostTensor>).entries()]
+      : Object.entries(tensors);
   const header: Record<string, unknown> = {};
   if (metadata !== undefined && Object.keys(metadata).length > 0) header["__metadata__"] = metadata;
   let offset = 0;
   for (const [name, t] of list) {
-    if (name === "__metadata__") throw new InvalidArgumentError("tensor name", "a name other than __metadata__", name);
+    if (name === "__metadata__")
+      throw new InvalidArgumentError("tensor name", "a name other than __metadata__", name);
     const byteLength = t.data.byteLength;
-    header[name] = { dtype: NAME_BY_DTYPE[t.dtype], shape: t.shape, data_offsets: [offset, offset + byteLength] };
+    header[name] = {
+      dtype: NAME_BY_DTYPE[t.dtype],
+      shape: t.shape,
+      data_offsets: [offset, offset + byteLength],
+    };
     offset += byteLength;
   }
   const headerBytes = new TextEncoder().encode(JSON.stringify(header));

@@ -2,7 +2,14 @@
  * CLIPTextModel config: the fields of transformers' `text_encoder/config.json` (CLIPTextConfig), verbatim,
  * with the defaults of transformers 4.36 (src/transformers/models/clip/configuration_clip.py).
  */
-import { field, parseConfig, readConfigFile, type ConfigOf, type ParseOptions, type Parsed } from "../../config/parse.js";
+import {
+  field,
+  parseConfig,
+  readConfigFile,
+  type ConfigOf,
+  type ParseOptions,
+  type Parsed,
+} from "../../config/parse.js";
 
 export const CLIP_TEXT_FIELDS = {
   vocab_size: field.int(49408),
@@ -24,14 +31,34 @@ export const CLIP_TEXT_FIELDS = {
 } as const;
 
 /** transformers bookkeeping fields that carry no model semantics. */
-const IGNORED = ["architectures", "model_type", "torch_dtype", "transformers_version", "dropout", "projection_dim"];
+const IGNORED = [
+  "architectures",
+  "model_type",
+  "torch_dtype",
+  "transformers_version",
+  "dropout",
+  "projection_dim",
+];
 
 export type CLIPTextConfig = ConfigOf<typeof CLIP_TEXT_FIELDS>;
 
-export function parseCLIPTextConfig(file: string, json: unknown, options: ParseOptions = {}): Parsed<CLIPTextConfig> {
-  return parseConfig(file, json, CLIP_TEXT_FIELDS, { ...options, ignore: [...IGNORED, ...(options.ignore ?? [])] });
+export function parseCLIPTextConfig(
+  file: string,
+  json: unknown,
+  options: ParseOptions = {},
+): Parsed<CLIPTextConfig> {
+  return parseConfig(file, json, CLIP_TEXT_FIELDS, {
+    ...options,
+    ignore: [...IGNORED, ...(options.ignore ?? [])],
+  });
 }
 
-export function readCLIPTextConfig(path: string, options: ParseOptions = {}): Promise<Parsed<CLIPTextConfig>> {
-  return readConfigFile(path, CLIP_TEXT_FIELDS, { ...options, ignore: [...IGNORED, ...(options.ignore ?? [])] });
+export function readCLIPTextConfig(
+  path: string,
+  options: ParseOptions = {},
+): Promise<Parsed<CLIPTextConfig>> {
+  return readConfigFile(path, CLIP_TEXT_FIELDS, {
+    ...options,
+    ignore: [...IGNORED, ...(options.ignore ?? [])],
+  });
 }

@@ -2,7 +2,14 @@
  * ControlNetModel config: the fields of diffusers' `controlnet/config.json`, verbatim, with the defaults
  * of `ControlNetModel.__init__` in diffusers 0.26.3 (src/diffusers/models/controlnet.py).
  */
-import { field, parseConfig, readConfigFile, type ConfigOf, type ParseOptions, type Parsed } from "../../config/parse.js";
+import {
+  field,
+  parseConfig,
+  readConfigFile,
+  type ConfigOf,
+  type ParseOptions,
+  type Parsed,
+} from "../../config/parse.js";
 import { UNET_2D_CONDITION_FIELDS as U } from "../unet/config.js";
 
 export const CONTROLNET_FIELDS = {
@@ -42,10 +49,17 @@ export const CONTROLNET_FIELDS = {
 
 export type ControlNetModelConfig = ConfigOf<typeof CONTROLNET_FIELDS>;
 
-export function parseControlNetModelConfig(file: string, json: unknown, options?: ParseOptions): Parsed<ControlNetModelConfig> {
+export function parseControlNetModelConfig(
+  file: string,
+  json: unknown,
+  options?: ParseOptions,
+): Parsed<ControlNetModelConfig> {
   return parseConfig(file, json, CONTROLNET_FIELDS, options);
 }
 
-export function readControlNetModelConfig(path: string, options?: ParseOptions): Promise<Parsed<ControlNetModelConfig>> {
+export function readControlNetModelConfig(
+  path: string,
+  options?: ParseOptions,
+): Promise<Parsed<ControlNetModelConfig>> {
   return readConfigFile(path, CONTROLNET_FIELDS, options);
 }

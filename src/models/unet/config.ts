@@ -4,7 +4,14 @@
  * (src/diffusers/models/unets/unet_2d_condition.py). Fields the model builder does not implement are
  * still parsed, so the builder can refuse them by name.
  */
-import { field, parseConfig, readConfigFile, type ConfigOf, type ParseOptions, type Parsed } from "../../config/parse.js";
+import {
+  field,
+  parseConfig,
+  readConfigFile,
+  type ConfigOf,
+  type ParseOptions,
+  type Parsed,
+} from "../../config/parse.js";
 
 export const UNET_DOWN_BLOCK_TYPES = ["CrossAttnDownBlock2D", "DownBlock2D"] as const;
 export const UNET_UP_BLOCK_TYPES = ["CrossAttnUpBlock2D", "UpBlock2D"] as const;
@@ -26,7 +33,12 @@ export const UNET_2D_CONDITION_FIELDS = {
     "DownBlock2D",
   ]),
   mid_block_type: field.nullable(field.string(""), "UNetMidBlock2DCrossAttn"),
-  up_block_types: field.list(field.string(""), ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"]),
+  up_block_types: field.list(field.string(""), [
+    "UpBlock2D",
+    "CrossAttnUpBlock2D",
+    "CrossAttnUpBlock2D",
+    "CrossAttnUpBlock2D",
+  ]),
   only_cross_attention: field.oneOrList(field.bool(false), false),
   block_out_channels: field.list(field.int(0), [320, 640, 1280, 1280]),
   layers_per_block: field.oneOrList(field.int(2), 2),
@@ -79,6 +91,9 @@ export function parseUNet2DConditionModelConfig(
   return parseConfig(file, json, UNET_2D_CONDITION_FIELDS, options);
 }
 
-export function readUNet2DConditionModelConfig(path: string, options?: ParseOptions): Promise<Parsed<UNet2DConditionModelConfig>> {
+export function readUNet2DConditionModelConfig(
+  path: string,
+  options?: ParseOptions,
+): Promise<Parsed<UNet2DConditionModelConfig>> {
   return readConfigFile(path, UNET_2D_CONDITION_FIELDS, options);
 }

@@ -2,12 +2,21 @@
  * AutoencoderKL config: the fields of diffusers' `vae/config.json`, verbatim, with the defaults of
  * `AutoencoderKL.__init__` in diffusers 0.26.3 (src/diffusers/models/autoencoders/autoencoder_kl.py).
  */
-import { field, parseConfig, readConfigFile, type ConfigOf, type ParseOptions, type Parsed } from "../../config/parse.js";
+import {
+  field,
+  parseConfig,
+  readConfigFile,
+  type ConfigOf,
+  type ParseOptions,
+  type Parsed,
+} from "../../config/parse.js";
 
 export const AUTOENCODER_KL_FIELDS = {
   in_channels: field.int(3),
   out_channels: field.int(3),
-  down_block_types: field.list(field.oneOf(["DownEncoderBlock2D"], "DownEncoderBlock2D"), ["DownEncoderBlock2D"]),
+  down_block_types: field.list(field.oneOf(["DownEncoderBlock2D"], "DownEncoderBlock2D"), [
+    "DownEncoderBlock2D",
+  ]),
   up_block_types: field.list(field.oneOf(["UpDecoderBlock2D"], "UpDecoderBlock2D"), ["UpDecoderBlock2D"]),
   block_out_channels: field.list(field.int(0), [64]),
   layers_per_block: field.int(1),
@@ -24,10 +33,17 @@ export const AUTOENCODER_KL_FIELDS = {
 
 export type AutoencoderKLConfig = ConfigOf<typeof AUTOENCODER_KL_FIELDS>;
 
-export function parseAutoencoderKLConfig(file: string, json: unknown, options?: ParseOptions): Parsed<AutoencoderKLConfig> {
+export function parseAutoencoderKLConfig(
+  file: string,
+  json: unknown,
+  options?: ParseOptions,
+): Parsed<AutoencoderKLConfig> {
   return parseConfig(file, json, AUTOENCODER_KL_FIELDS, options);
 }
 
-export function readAutoencoderKLConfig(path: string, options?: ParseOptions): Promise<Parsed<AutoencoderKLConfig>> {
+export function readAutoencoderKLConfig(
+  path: string,
+  options?: ParseOptions,
+): Promise<Parsed<AutoencoderKLConfig>> {
   return readConfigFile(path, AUTOENCODER_KL_FIELDS, options);
 }

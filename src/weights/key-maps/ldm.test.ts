@@ -4,9 +4,10 @@ import { countHintConvs, mapLdmCheckpoint, mapVaeKey, type LdmLayout } from "./l
 
 // key_map.json lists every key of the tiny single-file checkpoint and ControlNet with its diffusers name,
 // as diffusers 0.26.3's own converters produce them (see test/fixtures/golden/PROVENANCE.md).
-const keyMap = JSON.parse(
-  readFileSync("test/fixtures/golden/tiny-sd-single-file/key_map.json", "utf8"),
-) as { model: Record<string, string>; controlnet: Record<string, string> };
+const keyMap = JSON.parse(readFileSync("test/fixtures/golden/tiny-sd-single-file/key_map.json", "utf8")) as {
+  model: Record<string, string>;
+  controlnet: Record<string, string>;
+};
 
 const tinyLayout: LdmLayout = { layersPerBlock: 2, upBlockHasAttention: [false, true], vaeLevels: 2 };
 
@@ -22,7 +23,10 @@ describe("LDM single-file key map", () => {
 
   it("marks exactly the VAE mid-attention projection weights for squeezing", () => {
     const result = mapLdmCheckpoint(Object.keys(keyMap.model), tinyLayout);
-    const squeezed = result.mappings.filter((m) => m.squeeze1x1).map((m) => m.source).sort();
+    const squeezed = result.mappings
+      .filter((m) => m.squeeze1x1)
+      .map((m) => m.source)
+      .sort();
     expect(squeezed).toEqual(
       ["decoder", "encoder"].flatMap((p) =>
         ["k", "proj_out", "q", "v"].map((n) => `first_stage_model.${p}.mid.attn_1.${n}.weight`),
@@ -46,8 +50,12 @@ describe("LDM single-file key map", () => {
 
   it("numbers VAE decoder levels in reverse for any level count", () => {
     const four: LdmLayout = { ...tinyLayout, vaeLevels: 4 };
-    expect(mapVaeKey("decoder.up.3.block.0.conv1.weight", four)?.key).toBe("decoder.up_blocks.0.resnets.0.conv1.weight");
-    expect(mapVaeKey("decoder.up.0.upsample.conv.bias", four)?.key).toBe("decoder.up_blocks.3.upsamplers.0.conv.bias");
+    expect(mapVaeKey("decoder.up.3.block.0.conv1.weight", four)?.key).toBe(
+      "decoder.up_blocks.0.resnets.0.conv1.weight",
+    );
+    expect(mapVaeKey("decoder.up.0.upsample.conv.bias", four)?.key).toBe(
+      "decoder.up_blocks.3.upsamplers.0.conv.bias",
+    );
   });
 
   it("derives the hint-block depth from the keys (real ControlNets have 6 inner convs)", () => {

@@ -41,10 +41,21 @@ export function isIgnoredLdmKey(key: string): boolean {
   return (
     key.startsWith("model_ema.") ||
     key.endsWith("position_ids") ||
-    ["betas", "alphas_cumprod", "alphas_cumprod_prev", "sqrt_alphas_cumprod", "sqrt_one_minus_alphas_cumprod",
-      "log_one_minus_alphas_cumprod", "sqrt_recip_alphas_cumprod", "sqrt_recipm1_alphas_cumprod",
-      "posterior_variance", "posterior_log_variance_clipped", "posterior_mean_coef1", "posterior_mean_coef2",
-      "logvar"].includes(key)
+    [
+      "betas",
+      "alphas_cumprod",
+      "alphas_cumprod_prev",
+      "sqrt_alphas_cumprod",
+      "sqrt_one_minus_alphas_cumprod",
+      "log_one_minus_alphas_cumprod",
+      "sqrt_recip_alphas_cumprod",
+      "sqrt_recipm1_alphas_cumprod",
+      "posterior_variance",
+      "posterior_log_variance_clipped",
+      "posterior_mean_coef1",
+      "posterior_mean_coef2",
+      "logvar",
+    ].includes(key)
   );
 }
 
@@ -138,7 +149,8 @@ export function mapControlNetKey(key: string, layout: LdmLayout, hintConvs: numb
   }
   const zero = /^zero_convs\.(\d+)\.0\.(.+)$/.exec(key);
   if (zero) return `controlnet_down_blocks.${zero[1]}.${zero[2]}`;
-  if (key.startsWith("middle_block_out.0.")) return `controlnet_mid_block.${key.slice("middle_block_out.0.".length)}`;
+  if (key.startsWith("middle_block_out.0."))
+    return `controlnet_mid_block.${key.slice("middle_block_out.0.".length)}`;
   return mapUNetEncoderKey(key, layout);
 }
 
@@ -160,12 +172,15 @@ export function mapVaeKey(key: string, layout: LdmLayout): { key: string; squeez
   if (rest.startsWith("norm_out.")) return { key: `${part}.conv_norm_out.${rest.slice(9)}` };
   if (/^conv_(in|out)\./.test(rest)) return { key: `${part}.${rest}` };
   const midBlock = /^mid\.block_(1|2)\.(.+)$/.exec(rest);
-  if (midBlock) return { key: `${part}.mid_block.resnets.${Number(midBlock[1]) - 1}.${resnet(midBlock[2] ?? "")}` };
+  if (midBlock)
+    return { key: `${part}.mid_block.resnets.${Number(midBlock[1]) - 1}.${resnet(midBlock[2] ?? "")}` };
   const midAttn = /^mid\.attn_1\.(norm|q|k|v|proj_out)\.(weight|bias)$/.exec(rest);
   if (midAttn) {
     const name = VAE_ATTENTION[midAttn[1] ?? ""] ?? "";
     const mapped = `${part}.mid_block.attentions.0.${name}.${midAttn[2]}`;
-    return midAttn[1] !== "norm" && midAttn[2] === "weight" ? { key: mapped, squeeze1x1: true } : { key: mapped };
+    return midAttn[1] !== "norm" && midAttn[2] === "weight"
+      ? { key: mapped, squeeze1x1: true }
+      : { key: mapped };
   }
   const level = /^(down|up)\.(\d+)\.(.+)$/.exec(rest);
   if (level === null) return undefined;
@@ -177,7 +192,10 @@ export function mapVaeKey(key: string, layout: LdmLayout): { key: string; squeez
   const block = /^block\.(\d+)\.(.+)$/.exec(inner);
   if (block) return { key: `${part}.${blocks}.${i}.resnets.${block[1]}.${resnet(block[2] ?? "")}` };
   const sample = /^(downsample|upsample)\.conv\.(.+)$/.exec(inner);
-  if (sample) return { key: `${part}.${blocks}.${i}.${part === "encoder" ? "downsamplers" : "upsamplers"}.0.conv.${sample[2]}` };
+  if (sample)
+    return {
+      key: `${part}.${blocks}.${i}.${part === "encoder" ? "downsamplers" : "upsamplers"}.0.conv.${sample[2]}`,
+    };
   return undefined;
 }
 
@@ -210,7 +228,9 @@ export function mapLdmCheckpoint(keys: readonly string[], layout: LdmLayout): Ld
       ignored.push(source);
       continue;
     }
-    const component = (Object.keys(LDM_PREFIXES) as LdmComponent[]).find((c) => source.startsWith(LDM_PREFIXES[c]));
+    const component = (Object.keys(LDM_PREFIXES) as LdmComponent[]).find((c) =>
+      source.startsWith(LDM_PREFIXES[c]),
+    );
     if (component === undefined) {
       ignored.push(source);
       continue;

@@ -1,0 +1,253 @@
+/**
+ * Text-to-image with optional ControlNets: the algorithm of diffusers 0.26.3
+ * StableDiffusionControlNetPipeline / StableDiffusionPipeline (src/diffusers/pipelines/controlnet/
+ * pipeline_controlnet.py), as numbered steps over the component interfaces in ./types.ts.
+ */
+import { InvalidArgumentError, throwIfAborted } from "../errors.js";
+import type { LongTaskOptions } from "../progress.js";
+import { TorchGenerator } from "../random/torch-generator.js";
+import type { NoiseGenerator, Scheduler } from "../schedulers/scheduler.js";
+import { shapeToString, tensor, type HostTensor } from "../tensor.js";
+import { chunkBatch, classifierFreeGuidance, concatBatch, scale } from "./guidance.js";
+import { denormalize } from "./images.js";
+import type {
+  ControlNet,
+  ControlNetOutputs,
+  DenoisingUNet,
+  LatentDecoder,
+  PromptTokenizer,
+  TextEncoder,
+} from "./types.js";
+
+export interface TextToImageComponents {
+  readonly tokenizer: PromptTokenizer;
+  readonly textEncoder: TextEncoder;
+  readonly unet: DenoisingUNet;
+  readonly vae: LatentDecoder;
+  /** A fresh scheduler for this run (schedulers hold per-run state). */
+  readonly scheduler: Scheduler;
+  /** 2 ** (len(vae block_out_channels) - 1): 8 for SD. */
+  readonly vaeScaleFactor: number;
+  /** UNet in_channels (4 for SD). */
+  readonly latentChannels: number;
+}
+
+/** One ControlNet with its control image and schedule. */
+export interface ControlUnit {
+  readonly controlnet: ControlNet;
+  /** [1, 3, height, width] in [0, 1] (see images.ts imageToTensor(img, "0,1")). */
+  readonly image: HostTensor<"float32">;
+  /** (optional, default 1) controlnet_conditioning_scale. */
+  readonly scale?: number;
+  /** (optional, default 0) fraction of the steps after which the net starts acting. */
+  readonly guidanceStart?: number;
+  /** (optional, default 1) fraction of the steps after which it stops. */
+  readonly guidanceEnd?: number;
+}
+
+export interface TextToImageOptions extends LongTaskOptions {
+  readonly prompt: string;
+  /** (optional, default "") the negative prompt (used when guidanceScale > 1). */
+  readonly negativePrompt?: string;
+  readonly width: number;
+  readonly height: number;
+  /** (optional, default 50) */
+  readonly numInferenceSteps?: number;
+  /** (optional, default 7.5) classifier-free guidance scale; <= 1 disables guidance. */
+  readonly guidanceScale?: number;
+  /** (optional) seed for torch-compatible noise (torch.Generator().manual_seed(seed)). */
+  readonly seed?: number | bigint;
+  /** (optional) a generator to draw the initial and step noise from (wins over seed). */
+  readonly generator?: NoiseGenerator;
+  /** (optional) initial latents [1, C, h, w] before scaling by init_noise_sigma (wins over seed). */
+  readonly latents?: HostTensor<"float32">;
+  /** (optional, default 0) DDIM eta. */
+  readonly eta?: number;
+  /** (optional) ControlNets; their residuals are summed. */
+  readonly controls?: readonly ControlUnit[];
+  /** (optional, default false) ControlNet guess mode: the nets see only the conditional batch. */
+  readonly guessMode?: boolean;
+  /** (optional) diffusers clip_skip. */
+  readonly clipSkip?: number;
+  /** (optional) receives named intermediate tensors (prompt_embeds, stepNN.latents_out, ...). */
+  readonly trace?: (name: string, value: HostTensor) => void;
+}
+
+export interface TextToImageResult {
+  /** [1, 3, H, W] in [0, 1]. */
+  readonly image: HostTensor<"float32">;
+  readonly latents: HostTensor<"float32">;
+}
+
+/** diffusers controlnet_keep: 1 while step i is inside [start, end] of the schedule, else 0. */
+export function controlnetKeep(step: number, numSteps: number, start: number, end: number): number {
+  return step / numSteps < start || (step + 1) / numSteps > end ? 0 : 1;
+}
+
+function checkInputs(c: TextToImageComponents, o: TextToImageOptions): void {
+  for (const [name, value] of [
+    ["width", o.width],
+    ["height", o.height],
+  ] as const) {
+    if (!Number.isInteger(value) || value <= 0 || value % c.vaeScaleFactor !== 0) {
+      throw new InvalidArgumentError(name, `a positive multiple of ${c.vaeScaleFactor}`, value);
+    }
+  }
+  const steps = o.numInferenceSteps ?? 50;
+  if (!Number.isInteger(steps) || steps < 1)
+    throw new InvalidArgumentError("numInferenceSteps", "a positive integer", steps);
+  for (const [i, unit] of (o.controls ?? []).entries()) {
+    const expected = [1, 3, o.height, o.width];
+    if (unit.image.shape.join() !== expected.join()) {
+      throw new InvalidArgumentError(
+        `controls[${i}].image`,
+        `shape ${shapeToString(expected)}`,
+        shapeToString(unit.image.shape),
+        {
+          hint: "resize the control image to the output size",
+        },
+      );
+    }
+    const start = unit.guidanceStart ?? 0;
+    const end = unit.guidanceEnd ?? 1;
+    if (!(start >= 0 && start < end && end <= 1)) {
+      throw new InvalidArgumentError(`controls[${i}].guidanceStart/End`, "0 <= start < end <= 1", [
+        start,
+        end,
+      ]);
+    }
+  }
+  const h = o.height / c.vaeScaleFactor;
+  const w = o.width / c.vaeScaleFactor;
+  if (o.latents && o.latents.shape.join() !== [1, c.latentChannels, h, w].join()) {
+    throw new InvalidArgumentError(
+      "latents",
+      `shape ${shapeToString([1, c.latentChannels, h, w])}`,
+      shapeToString(o.latents.shape),
+    );
+  }
+}
+
+function sumResiduals(a: ControlNetOutputs | undefined, b: ControlNetOutputs): ControlNetOutputs {
+  if (a === undefined) return b;
+  const add = (x: HostTensor<"float32">, y: HostTensor<"float32">): HostTensor<"float32"> =>
+    tensor(
+      "float32",
+      x.shape,
+      x.data.map((v, i) => Math.fround(v + (y.data[i] ?? 0))),
+    );
+  return {
+    downBlockResSamples: a.downBlockResSamples.map((x, i) => add(x, b.downBlockResSamples[i] ?? x)),
+    midBlockResSample: add(a.midBlockResSample, b.midBlockResSample),
+  };
+}
+
+/** Guess mode with CFG: the nets ran on the conditional half only; the unconditional half gets zeros. */
+function padWithZeros(r: ControlNetOutputs): ControlNetOutputs {
+  const pad = (x: HostTensor<"float32">): HostTensor<"float32"> =>
+    concatBatch([tensor("float32", x.shape), x]);
+  return { downBlockResSamples: r.downBlockResSamples.map(pad), midBlockResSample: pad(r.midBlockResSample) };
+}
+
+export async function textToImage(
+  c: TextToImageComponents,
+  o: TextToImageOptions,
+): Promise<TextToImageResult> {
+  const task = "denoising";
+  const trace = o.trace ?? (() => undefined);
+  // 1. Check inputs
+  checkInputs(c, o);
+  const steps = o.numInferenceSteps ?? 50;
+  const guidance = o.guidanceScale ?? 7.5;
+  const cfg = guidance > 1;
+  const controls = o.controls ?? [];
+  const guessMode = o.guessMode === true;
+  const generator = o.generator ?? new TorchGenerator(o.seed ?? 0);
+
+  // 2. Encode the prompt: [uncond, cond] for guidance
+  const ids = c.tokenizer.tokenize(cfg ? [o.negativePrompt ?? "", o.prompt] : [o.prompt]);
+  const clip = o.clipSkip === undefined ? undefined : { clipSkip: o.clipSkip };
+  const promptEmbeds = await c.textEncoder.encode(ids, clip);
+  trace("prompt_embeds", promptEmbeds);
+  const condEmbeds = cfg ? (chunkBatch(promptEmbeds, 2)[1] ?? promptEmbeds) : promptEmbeds;
+
+  // 3. Control images: duplicated for guidance unless the nets only see the conditional batch
+  const controlInputs = controls.map((u) => (cfg && !guessMode ? concatBatch([u.image, u.image]) : u.image));
+
+  // 4. Timesteps
+  c.scheduler.setTimesteps(steps);
+  const timesteps = c.scheduler.timesteps;
+
+  // 5. Initial latents
+  const h = o.height / c.vaeScaleFactor;
+  const w = o.width / c.vaeScaleFactor;
+  let latents = scale(o.latents ?? generator.randn([1, c.latentChannels, h, w]), c.scheduler.initNoiseSigma);
+
+  // 6. Denoising loop
+  o.onProgress?.({ status: "start", task, total: timesteps.length });
+  for (const [i, t] of timesteps.entries()) {
+    throwIfAborted(o.signal, task);
+    const tag = `step${String(i).padStart(2, "0")}`;
+    const input = c.scheduler.scaleModelInput(cfg ? concatBatch([latents, latents]) : latents, t);
+    trace(`${tag}.latent_model_input`, input);
+    const batch = input.shape[0] ?? 1;
+    const timestep = tensor("float32", [batch], new Float32Array(batch).fill(t));
+    let residuals: ControlNetOutputs | undefined;
+    for (const [k, unit] of controls.entries()) {
+      const keep = controlnetKeep(i, timesteps.length, unit.guidanceStart ?? 0, unit.guidanceEnd ?? 1);
+      const conditioningScale = (unit.scale ?? 1) * keep;
+      const netCfgHalf = cfg && guessMode;
+      const out = await unit.controlnet.forward({
+        sample: netCfgHalf ? c.scheduler.scaleModelInput(latents, t) : input,
+        timestep: netCfgHalf ? tensor("float32", [1], new Float32Array([t])) : timestep,
+        encoderHiddenStates: netCfgHalf ? condEmbeds : promptEmbeds,
+        controlnetCond: controlInputs[k] ?? unit.image,
+        conditioningScale,
+      });
+      residuals = sumResiduals(residuals, netCfgHalf ? padWithZeros(out) : out);
+    }
+    if (residuals) {
+      trace(`${tag}.controlnet.mid_block_res_sample`, residuals.midBlockResSample);
+      residuals.downBlockResSamples.forEach((r, j) =>
+        trace(`${tag}.controlnet.down_block_res_samples.${j}`, r),
+      );
+    }
+    const noise = await c.unet.forward({
+      sample: input,
+      timestep,
+      encoderHiddenStates: promptEmbeds,
+      ...(residuals
+        ? {
+            downBlockAdditionalResiduals: residuals.downBlockResSamples,
+            midBlockAdditionalResidual: residuals.midBlockResSample,
+          }
+        : {}),
+    });
+    let guided = noise;
+    if (cfg) {
+      const [uncond, cond] = chunkBatch(noise, 2) as [HostTensor<"float32">, HostTensor<"float32">];
+      trace(`${tag}.noise_pred_uncond`, uncond);
+      trace(`${tag}.noise_pred_text`, cond);
+      guided = classifierFreeGuidance(uncond, cond, guidance);
+    }
+    trace(`${tag}.noise_pred_guided`, guided);
+    trace(`${tag}.latents_in`, latents);
+    latents = c.scheduler.step(guided, t, latents, {
+      generator,
+      ...(o.eta === undefined ? {} : { eta: o.eta }),
+    }).prevSample;
+    trace(`${tag}.latents_out`, latents);
+    o.onProgress?.({ status: "progress", task, done: i + 1, total: timesteps.length });
+  }
+  o.onProgress?.({ status: "done", task });
+
+  // 7. Decode
+  throwIfAborted(o.signal, task);
+  const decoderInput = scale(latents, 1 / c.vae.scalingFactor);
+  trace("vae_decode.input", decoderInput);
+  const raw = await c.vae.decode(decoderInput);
+  trace("vae_decode.output", raw);
+  const image = denormalize(raw);
+  trace("image", image);
+  return { image, latents };
+}

@@ -1,0 +1,56 @@
+/**
+ * What the pipelines need from each model, as small structural interfaces. The ONNX-backed runners in
+ * `src/models/*` satisfy them; tests and other backends can supply their own.
+ */
+import type { HostTensor } from "../tensor.js";
+
+export interface PromptTokenizer {
+  /** Token ids padded/truncated to the model length: int64 [batch, 77]. */
+  tokenize(prompts: readonly string[]): HostTensor<"int64">;
+}
+
+export interface TextEncoder {
+  /** last_hidden_state (or the clip-skip layer) [batch, 77, hidden]. */
+  encode(
+    inputIds: HostTensor<"int64">,
+    options?: { readonly clipSkip?: number },
+  ): Promise<HostTensor<"float32">>;
+}
+
+export interface UNetInputs {
+  readonly sample: HostTensor<"float32">;
+  /** One timestep per batch item (float32: Euler-family timesteps are fractional). */
+  readonly timestep: HostTensor<"float32">;
+  readonly encoderHiddenStates: HostTensor<"float32">;
+  readonly downBlockAdditionalResiduals?: readonly HostTensor<"float32">[];
+  readonly midBlockAdditionalResidual?: HostTensor<"float32">;
+}
+
+export interface DenoisingUNet {
+  forward(inputs: UNetInputs): Promise<HostTensor<"float32">>;
+}
+
+export interface ControlNetInputs {
+  readonly sample: HostTensor<"float32">;
+  readonly timestep: HostTensor<"float32">;
+  readonly encoderHiddenStates: HostTensor<"float32">;
+  /** The control image in [0, 1], [batch, 3, H, W]. */
+  readonly controlnetCond: HostTensor<"float32">;
+  readonly conditioningScale: number;
+}
+
+export interface ControlNetOutputs {
+  readonly downBlockResSamples: readonly HostTensor<"float32">[];
+  readonly midBlockResSample: HostTensor<"float32">;
+}
+
+export interface ControlNet {
+  forward(inputs: ControlNetInputs): Promise<ControlNetOutputs>;
+}
+
+export interface LatentDecoder {
+  /** VAE config scaling_factor: latents = encode(x) * scaling_factor. */
+  readonly scalingFactor: number;
+  /** Latents already divided by scaling_factor -> image in [-1, 1]. */
+  decode(latents: HostTensor<"float32">): Promise<HostTensor<"float32">>;
+}
