@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CorruptFileError, FileNotFoundError, InvalidArgumentError } from "../errors.js";
-import { tensor } from "../tensor.js";
+import { tensor, type HostTensor } from "../tensor.js";
 import {
   openSafetensors,
   parseSafetensors,
@@ -30,7 +30,7 @@ describe("safetensors", () => {
   });
 
   it("round-trips every dtype through write and read", async () => {
-    const tensors = new Map([
+    const tensors = new Map<string, HostTensor>([
       ["f32", tensor("float32", [2, 2], new Float32Array([1, -2, 3.5, 0]))],
       ["i64", tensor("int64", [3], new BigInt64Array([5n, -2n, 1099511627776n]))],
       ["f16", tensor("float16", [1], new Uint16Array([0x3c00]))],

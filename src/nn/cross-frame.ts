@@ -1,0 +1,116 @@
+/**
+ * Cross-frame attention (Text2Video-Zero, diffusers `CrossFrameAttnProcessor`): in self-attention,
+ * every frame attends to the keys/values of the first frame of its video ("first"), or of the first
+ * and the previous frame ("first-and-previous", keys/values concatenated along the sequence).
+ * The batch is laid out video-major: index = video * frames + frame (classifier-free guidance just
+ * doubles the number of videos).
+ */
+import { GraphError } from "../errors.js";
+import type { GraphBuilder, Value } from "../graph/builder.js";
+import * as op from "../graph/ops/index.js";
+import { type Dim, type GraphShape, isStaticShape, shapeStr } from "../graph/shape.js";
+import type { KeyValue, KeyValueTransform } from "./module.js";
+
+export type CrossFrameMode = "first" | "first-and-previous";
+
+export interface CrossFrameOptions {
+  /** Frames per video (the batch must be a multiple of it). */
+  readonly frames: number;
+  /** Default "first". */
+  readonly mode?: CrossFrameMode;
+}
+
+/** Reshape to a runtime target whose result shape we know (keeps symbolic dims for later checks). */
+function reshapeKnown(g: GraphBuilder, x: Value, target: Value, shape: GraphShape): Value {
+  return g.node1("Reshape", [x, target], {}, { dtype: x.dtype, shape });
+}
+
+/** [B*F, ...rest] -> [B, F, ...rest]. */
+function splitFrames(g: GraphBuilder, x: Value, frames: number): Value {
+  const rest = x.shape.slice(1);
+  if (isStaticShape(rest)) return op.Reshape(g, x, [-1, frames, ...rest]);
+  return reshapeKnown(g, x, op.Concat(g, [g.int64s([-1, frames]), op.Shape(g, x, { start: 1 })], 0), [
+    null,
+    frames,
+    ...rest,
+  ]);
+}
+
+/** [B, F, ...rest] -> [B*F, ...rest] (`batch` is the merged dim when known). */
+function mergeFrames(g: GraphBuilder, x: Value, batch: Dim): Value {
+  const rest = x.shape.slice(2);
+  if (isStaticShape(rest)) return reshapeKnown(g, x, g.int64s([-1, ...rest]), [batch, ...rest]);
+  return reshapeKnown(g, x, op.Concat(g, [g.int64s([-1]), op.Shape(g, x, { start: 2 })], 0), [
+    batch,
+    ...rest,
+  ]);
+}
+
+/** Replaces each frame's keys or values ([B*F, L, C]) by those of the frames the mode selects. */
+export function crossFrameSelect(g: GraphBuilder, x: Value, options: CrossFrameOptions): Value {
+  const { frames } = options;
+  if (!Number.isInteger(frames) || frames < 1)
+    throw new GraphError("crossFrame", `frames must be a positive integer, got ${frames}`);
+  const batch = x.shape[0];
+  if (typeof batch === "number" && batch % frames !== 0) {
+    throw new GraphError(
+      "crossFrame",
+      `batch ${batch} of ${shapeStr(x.shape)} is not a multiple of ${frames} frames`,
+    );
+  }
+  const perVideo = splitFrames(g, x, frames); // [B, F, L, C]
+  const first = op.Gather(g, perVideo, Array<number>(frames).fill(0), 1); // [B, F, L, C], all frame 0
+  if ((options.mode ?? "first") === "first") return mergeFrames(g, first, x.shape[0] ?? null);
+  const previous = op.Gather(
+    g,
+    perVideo,
+    Array.from({ length: frames }, (_, f) => Math.max(f - 1, 0)),
+    1,
+  );
+  return mergeFrames(g, op.Concat(g, [first, previous], 2), x.shape[0] ?? null); // [B*F, 2L, C]
+}
+
+/**
+ * Cross-frame attention given the number of videos instead of frames (diffusers
+ * `CrossFrameAttnProcessor(batch_size)`): frames per video = batch / videos, found at run time, so
+ * one graph serves any number of frames.
+ */
+export interface CrossFrameByVideosOptions {
+  /** Videos in the batch (diffusers `batch_size`; 2 with classifier-free guidance). */
+  readonly videos: number;
+  /** Default "first". */
+  readonly mode?: CrossFrameMode;
+}
+
+/** crossFrameSelect with the frame count derived at run time from the batch and `videos`. */
+export function crossFrameSelectByVideos(g: GraphBuilder, x: Value, options: CrossFrameByVideosOptions): Value {
+  const { videos } = options;
+  if (!Number.isInteger(videos) || videos < 1) throw new GraphError("crossFrame", `videos must be a positive integer, got ${videos}`);
+  const batch = x.shape[0] ?? null;
+  if (typeof batch === "number" && batch % videos !== 0) {
+    throw new GraphError("crossFrame", `batch ${batch} of ${shapeStr(x.shape)} is not a multiple of ${videos} videos`);
+  }
+  const frames: Dim = typeof batch === "number" ? batch / videos : null;
+  const rest = x.shape.slice(1);
+  const target = op.Concat(g, [g.int64s([videos, -1]), op.Shape(g, x, { start: 1 })], 0);
+  const perVideo = reshapeKnown(g, x, target, [videos, frames, ...rest]); // [V, F, L, C]
+  const firstOnly = op.Slice(g, perVideo, { starts: [0], ends: [1], axes: [1] }); // [V, 1, L, C]
+  const first = op.Expand(g, firstOnly, op.Shape(g, perVideo)); // [V, F, L, C]
+  if ((options.mode ?? "first") === "first") return mergeFrames(g, first, batch);
+  const shifted = op.Slice(g, perVideo, { starts: [0], ends: [-1], axes: [1] }); // frames 0..F-2
+  const previous = op.Concat(g, [firstOnly, shifted], 1); // frame f -> max(f - 1, 0)
+  return mergeFrames(g, op.Concat(g, [first, previous], 2), batch); // [B*F, 2L, C]
+}
+
+/** A KeyValueTransform applying cross-frame attention to self-attention modules only. */
+export function crossFrameAttention(options: CrossFrameOptions | CrossFrameByVideosOptions): KeyValueTransform {
+  const select = (g: GraphBuilder, x: Value): Value =>
+    "videos" in options ? crossFrameSelectByVideos(g, x, options) : crossFrameSelect(g, x, options);
+  return (kv: KeyValue, context): KeyValue => {
+    if (!context.isSelfAttention) return kv;
+    return context.graph.withScope(`${context.path}.cross_frame`, () => ({
+      key: select(context.graph, kv.key),
+      value: select(context.graph, kv.value),
+    }));
+  };
+}
