@@ -1,0 +1,236 @@
+/**
+ * `steadyframe controls` end to end on the bundled car-turn clip at 256x256, against the OpenCV 4.6
+ * golden fixture (test/fixtures/golden/opencv/car-turn): source frames, Canny maps and blended
+ * in-between edge maps must match exactly; consistency masks and the source warping error closely
+ * (Farneback in OpenCV.js differs from cv2 by ~2e-5 px; today the masks come out exact).
+ */
+import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { PassThrough } from "node:stream";
+import sharp from "sharp";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CancelledError, InvalidArgumentError, VideoError } from "../src/errors.js";
+import type { CliIO } from "../src/cli/command.js";
+import { controlsCommand } from "../src/cli/commands/controls.js";
+import { readImageFile } from "../src/control/png.js";
+import { readAllFrames } from "../src/video/read.js";
+import { writeTinyConvModel } from "./helpers/tiny-onnx.js";
+import { expectError, makeClip, makeTempDir } from "./helpers/video.js";
+
+const CAR = new URL("fixtures/videos/car-turn-9f.mp4", import.meta.url).pathname;
+const GOLDEN = new URL("fixtures/golden/opencv/car-turn/", import.meta.url).pathname;
+
+function cliIO(signal: AbortSignal = new AbortController().signal): CliIO & { out: () => string } {
+  const stdout = new PassThrough();
+  let text = "";
+  stdout.on("data", (d: Buffer) => (text += d.toString()));
+  return { stdout, stderr: new PassThrough().resume(), interactive: false, signal, out: () => text };
+}
+
+async function pixels(path: string): Promise<Buffer> {
+  return sharp(path).raw().toBuffer();
+}
+
+async function countDiff(a: string, b: string): Promise<number> {
+  const [x, y] = [await pixels(a), await pixels(b)];
+  expect(x.length).toBe(y.length);
+  let n = 0;
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) n++;
+  return n;
+}
+
+const f = (i: number): string => `frame_${String(i).padStart(6, "0")}.png`;
+const g = (i: number): string => String(i).padStart(3, "0");
+
+let tmp: { dir: string; cleanup: () => Promise<void> };
+let out: string;
+beforeAll(async () => {
+  tmp = await makeTempDir();
+  out = join(tmp.dir, "ctl");
+  const io = cliIO();
+  const args = [CAR, "--canny", "100,200", "--flow", "--interpolate", "5", "--size", "256", "--frames", "8"];
+  expect(await controlsCommand.run([...args, "--preview", "none", "--out", out], io)).toBe(0);
+  expect(io.out()).toContain("8 frames ->");
+});
+afterAll(async () => tmp.cleanup());
+
+describe("controls on car-turn vs the OpenCV golden fixture", () => {
+  it("writes the expected folders and no previews with --preview none", async () => {
+    expect((await readdir(out)).sort()).toEqual([
+      "canny",
+      "canny-interp",
+      "flow",
+      "metrics.json",
+      "occlusion",
+      "source",
+    ]);
+    expect(await readdir(join(out, "canny-interp"))).toHaveLength(7 * 6 + 1);
+    expect(await readdir(join(out, "flow"))).toHaveLength(7);
+  });
+
+  it("source frames (decode + INTER_AREA) and Canny maps are bit-exact", async () => {
+    for (let i = 0; i < 8; i++) {
+      expect(await countDiff(join(out, "source", f(i)), `${GOLDEN}frames/frame_${g(i)}.png`)).toBe(0);
+      expect(await countDiff(join(out, "canny", f(i)), `${GOLDEN}canny_100_200/edge_${g(i)}.png`)).toBe(0);
+    }
+  });
+
+  it("in-between edge maps equal the fixture's addWeighted maps at t = k/6", async () => {
+    for (const i of [0, 3, 6]) {
+      for (let k = 0; k <= 5; k++) {
+        const golden = `${GOLDEN}interp_100_200/interp_${g(i)}_${String(k).padStart(2, "0")}.png`;
+        expect(await countDiff(join(out, "canny-interp", f(i * 6 + k)), golden)).toBe(0);
+      }
+    }
+  });
+
+  it("consistency masks and source warping errors agree with the fixture", async () => {
+    const caseJson: unknown = JSON.parse(await readFile(`${GOLDEN}case.json`, "utf8"));
+    const pairs =
+      typeof caseJson === "object" && caseJson !== null && "warp_error" in caseJson
+        ? caseJson.warp_error
+        : undefined;
+    const golden = JSON.stringify(pairs)
+      .match(/"warp_error":[0-9.e-]+/g)
+      ?.map((s) => Number(s.split(":")[1]));
+    const metrics: unknown = JSON.parse(await readFile(join(out, "metrics.json"), "utf8"));
+    const ours = JSON.stringify(metrics)
+      .match(/"warpError":\[([^\]]*)\]/)?.[1]
+      ?.split(",")
+      .map(Number);
+    expect(golden).toHaveLength(7);
+    expect(ours).toHaveLength(7);
+    for (let i = 0; i < 7; i++) expect(Math.abs((ours?.[i] ?? 0) - (golden?.[i] ?? 1))).toBeLessThan(1e-9);
+    for (let i = 0; i < 7; i++) {
+      // Exact today (OpenCV.js is deterministic); the flow differs from cv2 by ~2e-5 px, so a
+      // future OpenCV.js may flip a few pixels that sit on the threshold.
+      expect(
+        await countDiff(join(out, "occlusion", f(i)), `${GOLDEN}consistency/mask_${g(i)}.png`),
+      ).toBeLessThan(66);
+    }
+  });
+
+  it("metrics.json records settings and the fixture's edge pixel fractions", async () => {
+    const text = await readFile(join(out, "metrics.json"), "utf8");
+    expect(text).toContain('"schema": "steadyframe-controls/1"');
+    expect(text).toMatch(/"edgePixelFraction": \[\s*0\.0729217/);
+  });
+});
+
+describe("controls: outputs, atomicity and errors", () => {
+  it("writes preview videos with the sequence's rate", async () => {
+    const dir = join(tmp.dir, "prev");
+    expect(
+      await controlsCommand.run(
+        [CAR, "--size", "64", "--frames", "3", "--interpolate", "1", "--out", dir],
+        cliIO(),
+      ),
+    ).toBe(0);
+    expect((await readdir(dir)).filter((n) => n.endsWith(".mp4")).sort()).toEqual([
+      "canny-interp.mp4",
+      "canny.mp4",
+      "source.mp4",
+    ]);
+    expect(await readAllFrames(join(dir, "canny-interp.mp4"))).toHaveLength(5);
+  });
+
+  it("--depth writes clip-normalised depth maps from an ONNX model", async () => {
+    // depth = R + 2G + 3B of the normalised input: a 1x1 Conv, enough to check the plumbing.
+    const model = await writeTinyConvModel({ outputs: [{ name: "depth", weights: [1, 2, 3], bias: 0 }] });
+    const dir = join(tmp.dir, "depth");
+    const args = [CAR, "--depth", model, "--size", "32", "--frames", "3", "--preview", "none", "--out", dir];
+    expect(await controlsCommand.run(args, cliIO())).toBe(0);
+    expect((await readdir(dir)).sort()).toEqual(["depth", "metrics.json", "source"]);
+    let lo = 255;
+    let hi = 0;
+    for (let i = 0; i < 3; i++) {
+      const { data, width, height, channels } = await readImageFile(join(dir, "depth", f(i)));
+      expect([width, height, channels]).toEqual([32, 32, 1]);
+      for (const v of data) [lo, hi] = [Math.min(lo, v), Math.max(hi, v)];
+    }
+    expect([lo, hi]).toEqual([0, 255]); // one range over the whole clip
+    expect(await readFile(join(dir, "metrics.json"), "utf8")).toContain('"normalization": "clip"');
+  });
+
+  it("refuses an existing --out; --overwrite replaces only an earlier controls output", async () => {
+    const args = [CAR, "--size", "32", "--frames", "2", "--preview", "none"];
+    await expectError(
+      controlsCommand.run([...args, "--out", out], cliIO()),
+      InvalidArgumentError,
+      "E_INVALID_ARGUMENT",
+      "does not exist yet",
+    );
+    const foreign = join(tmp.dir, "foreign");
+    await mkdir(foreign);
+    await writeFile(join(foreign, "keep.txt"), "x");
+    await expectError(
+      controlsCommand.run([...args, "--overwrite", "--out", foreign], cliIO()),
+      InvalidArgumentError,
+      "E_INVALID_ARGUMENT",
+      "earlier controls output",
+    );
+    expect(await readdir(foreign)).toEqual(["keep.txt"]);
+    const again = join(tmp.dir, "again");
+    expect(await controlsCommand.run([...args, "--out", again], cliIO())).toBe(0);
+    expect(
+      await controlsCommand.run([...args, "--frames", "1", "--overwrite", "--out", again], cliIO()),
+    ).toBe(0);
+    expect(await readdir(join(again, "source"))).toEqual([f(0)]);
+  });
+
+  it("a video that fails mid-way leaves neither the output nor the temporary folder", async () => {
+    const fast = await makeClip(join(tmp.dir, "fast.mp4"), {
+      frames: 30,
+      extra: ["-c:v", "libx264", "-movflags", "+faststart"],
+    });
+    const cut = join(tmp.dir, "cut.mp4");
+    await writeFile(cut, (await readFile(fast)).subarray(0, 9000));
+    const before = (await readdir(tmp.dir)).sort();
+    await expectError(
+      controlsCommand.run([cut, "--size", "32", "--out", join(tmp.dir, "bad")], cliIO()),
+      VideoError,
+      "E_VIDEO",
+      "truncated",
+    );
+    expect((await readdir(tmp.dir)).sort()).toEqual(before);
+  });
+
+  it("Ctrl-C (the io signal) cancels and cleans up", async () => {
+    const controller = new AbortController();
+    controller.abort();
+    const before = (await readdir(tmp.dir)).sort();
+    await expectError(
+      controlsCommand.run([CAR, "--size", "32", "--out", join(tmp.dir, "cancel")], cliIO(controller.signal)),
+      CancelledError,
+      "E_CANCELLED",
+      "cancelled",
+    );
+    expect((await readdir(tmp.dir)).sort()).toEqual(before);
+  });
+
+  it("bad options -> InvalidArgumentError", async () => {
+    const run = (...a: string[]): Promise<number> =>
+      controlsCommand.run([CAR, "--out", join(tmp.dir, "x"), ...a], cliIO());
+    await expectError(run("--size", "0"), InvalidArgumentError, "E_INVALID_ARGUMENT", "for --size");
+    await expectError(run("--canny", "100"), InvalidArgumentError, "E_INVALID_ARGUMENT", "low,high");
+    await expectError(
+      run("--flow", "--interpolate", "2"),
+      InvalidArgumentError,
+      "E_INVALID_ARGUMENT",
+      "--canny as well",
+    );
+    await expectError(
+      run("--interpolate-mode", "warp", "--canny", "1,2"),
+      InvalidArgumentError,
+      "E_INVALID_ARGUMENT",
+      "blend, flow",
+    );
+    await expectError(run("--frames=0"), InvalidArgumentError, "E_INVALID_ARGUMENT", "for --frames");
+    await expectError(
+      controlsCommand.run([CAR], cliIO()),
+      InvalidArgumentError,
+      "E_INVALID_ARGUMENT",
+      "for --out",
+    );
+  });
+});

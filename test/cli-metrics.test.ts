@@ -1,0 +1,145 @@
+/**
+ * `steadyframe metrics` on outputs of `steadyframe controls` for the bundled car-turn clip: the
+ * source frames measured against themselves reproduce the OpenCV golden warping errors and a
+ * perfect edge F1; a flickering copy scores worse than its reference.
+ */
+import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { PassThrough } from "node:stream";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ConfigError, InvalidArgumentError } from "../src/errors.js";
+import type { Image } from "../src/image.js";
+import type { CliIO } from "../src/cli/command.js";
+import { controlsCommand } from "../src/cli/commands/controls.js";
+import { metricsCommand } from "../src/cli/commands/metrics.js";
+import { readAllFrames } from "../src/video/read.js";
+import { writeVideo } from "../src/video/write.js";
+import { writeTinyConvModel } from "./helpers/tiny-onnx.js";
+import { expectError, makeClip, makeTempDir } from "./helpers/video.js";
+
+const CAR = new URL("fixtures/videos/car-turn-9f.mp4", import.meta.url).pathname;
+const GOLDEN_CASE = new URL("fixtures/golden/opencv/car-turn/case.json", import.meta.url).pathname;
+
+function cliIO(): CliIO & { out: () => string } {
+  const stdout = new PassThrough();
+  let text = "";
+  stdout.on("data", (d: Buffer) => (text += d.toString()));
+  return {
+    stdout,
+    stderr: new PassThrough().resume(),
+    interactive: false,
+    signal: new AbortController().signal,
+    out: () => text,
+  };
+}
+
+function numbersAfter(json: string, key: string): number[] {
+  const m = new RegExp(`"${key}":\\s*\\[([^\\]]*)\\]`).exec(json);
+  return m?.[1]?.split(",").map(Number) ?? [];
+}
+
+let tmp: { dir: string; cleanup: () => Promise<void> };
+let ctl: string;
+beforeAll(async () => {
+  tmp = await makeTempDir();
+  ctl = join(tmp.dir, "ctl");
+  const args = [CAR, "--size", "256", "--frames", "8", "--preview", "none", "--out", ctl];
+  expect(await controlsCommand.run(args, cliIO())).toBe(0);
+});
+afterAll(async () => tmp.cleanup());
+
+describe("metrics", () => {
+  it("source frames vs themselves: golden warping errors, edge F1 = 1, JSON written", async () => {
+    const io = cliIO();
+    const out = join(tmp.dir, "self.json");
+    expect(await metricsCommand.run([join(ctl, "source"), "--controls", ctl, "--out", out], io)).toBe(0);
+    expect(io.out()).toMatch(/8 frames at 256x256, reference .*source/);
+    expect(io.out()).toMatch(/edge F1\s+1 /);
+    const json = await readFile(out, "utf8");
+    const golden = [...(await readFile(GOLDEN_CASE, "utf8")).matchAll(/"warp_error": ([0-9.e-]+)/g)].map(
+      (m) => Number(m[1]),
+    );
+    const ours = numbersAfter(json, "pairs");
+    expect(golden).toHaveLength(7);
+    expect(ours).toHaveLength(7);
+    ours.forEach((e, i) => expect(Math.abs(e - (golden[i] ?? 1))).toBeLessThan(1e-9));
+    expect(JSON.parse(json)).toMatchObject({ schema: "steadyframe-metrics/1", frames: 8, size: [256, 256] });
+  });
+
+  it("a flickering copy has a higher warp error and flicker index than its reference", async () => {
+    const source = await readAllFrames(join(ctl, "source"));
+    const flicker: Image[] = source.map((f, i) => ({
+      ...f,
+      data: f.data.map((v) => Math.max(0, Math.min(255, v + (i % 2 === 0 ? 20 : -20)))),
+    }));
+    const dir = join(tmp.dir, "flicker");
+    await writeVideo(dir, flicker);
+    const io = cliIO();
+    expect(await metricsCommand.run([dir, "--reference", join(ctl, "source")], io)).toBe(0);
+    const result: unknown = JSON.parse(await readFile(`${dir}.metrics.json`, "utf8"));
+    const text = JSON.stringify(result);
+    const get = (path: RegExp): number => Number(path.exec(text)?.[1]);
+    expect(get(/"warpError":\{[^}]*"mean":([0-9.e-]+)/)).toBeGreaterThan(
+      5 * get(/"warpError":\{[^}]*"reference":([0-9.e-]+)/),
+    );
+    expect(get(/"flickerIndex":\{"video":([0-9.e-]+)/)).toBeGreaterThan(0.1);
+    expect(get(/"flickerIndex":\{[^}]*"reference":([0-9.e-]+)/)).toBeLessThan(0.01);
+  });
+
+  it("writes <video>.metrics.json next to a video file by default and resizes the reference", async () => {
+    const clip = await makeClip(join(tmp.dir, "gen.mp4"), { width: 96, height: 96, frames: 4 });
+    expect(await metricsCommand.run([clip, "--reference", CAR, "--frames", "3"], cliIO())).toBe(0);
+    expect(await readdir(tmp.dir)).toContain("gen.metrics.json");
+    expect(JSON.parse(await readFile(join(tmp.dir, "gen.metrics.json"), "utf8"))).toMatchObject({
+      frames: 3,
+      size: [96, 96],
+    });
+  });
+
+  it("--depth compares depth maps with the reference (a video against itself: pearson 1)", async () => {
+    const model = await writeTinyConvModel({ outputs: [{ name: "depth", weights: [1, 2, 3], bias: 0 }] });
+    const out = join(tmp.dir, "depth.json");
+    const args = [join(ctl, "source"), "--controls", ctl, "--frames", "3", "--depth", model, "--out", out];
+    expect(await metricsCommand.run(args, cliIO())).toBe(0);
+    const text = await readFile(out, "utf8");
+    expect(Number(/"meanPearson": ([0-9.e-]+)/.exec(text)?.[1])).toBeCloseTo(1, 6);
+    expect(Number(/"meanAlignedMse": ([0-9.e-]+)/.exec(text)?.[1])).toBeLessThan(1e-9);
+  });
+
+  it("errors: one frame, --depth without a reference, bad controls folder, bad options", async () => {
+    const one = await makeClip(join(tmp.dir, "one.mp4"), { frames: 1 });
+    await expectError(
+      metricsCommand.run([one], cliIO()),
+      InvalidArgumentError,
+      "E_INVALID_ARGUMENT",
+      "at least 2 frames",
+    );
+    await expectError(
+      metricsCommand.run([CAR, "--depth", "m.onnx"], cliIO()),
+      InvalidArgumentError,
+      "E_INVALID_ARGUMENT",
+      "--reference (or --controls)",
+    );
+    const bad = join(tmp.dir, "badctl");
+    await mkdir(bad);
+    await writeFile(join(bad, "metrics.json"), '{"size": "big"}');
+    await expectError(
+      metricsCommand.run([CAR, "--controls", bad], cliIO()),
+      ConfigError,
+      "E_CONFIG",
+      'field "size" should be [width, height]',
+    );
+    await expectError(
+      metricsCommand.run([CAR, "--frames", "1"], cliIO()),
+      InvalidArgumentError,
+      "E_INVALID_ARGUMENT",
+      "for --frames",
+    );
+    await expectError(
+      metricsCommand.run([], cliIO()),
+      InvalidArgumentError,
+      "E_INVALID_ARGUMENT",
+      "exactly one video path",
+    );
+  });
+});
