@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Steadyframe needs on a fresh Debian machine (ffmpeg, npm packages), builds it, and runs
-# the main job on bundled data: the conformance check of this build against the reference fixtures.
+# the main job on the bundled sample clip: control maps (Canny, in-between edge maps, optical flow,
+# occlusion masks) with consistency metrics, then the metrics of the source clip itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v ffmpeg >/dev/null 2>&1; then
@@ -10,4 +11,7 @@ fi
 export ONNXRUNTIME_NODE_INSTALL=skip
 npm ci --no-audit --no-fund
 npm run build
-node dist/cli/main.js conformance test/fixtures/golden
+node dist/cli/main.js controls test/fixtures/videos/car-turn-9f.mp4 \
+  --canny 100,200 --interpolate 2 --flow --size 256 --out out/car-turn-controls --overwrite
+node dist/cli/main.js metrics test/fixtures/videos/car-turn-9f.mp4 --controls out/car-turn-controls \
+  --out out/car-turn-metrics.json

@@ -7,6 +7,7 @@ import { opencvKind } from "./kinds/opencv.js";
 import { pickleSafetyKind } from "./kinds/pickle-safety.js";
 import { rngKind } from "./kinds/rng.js";
 import { safetensorsSafetyKind } from "./kinds/safetensors-safety.js";
+import { schedulersKind } from "./kinds/schedulers.js";
 import { tokenizerKind } from "./kinds/tokenizer.js";
 // (end of kind imports)
 
@@ -16,6 +17,7 @@ export const FIXTURE_KINDS: readonly FixtureKind[] = [
   pickleSafetyKind,
   rngKind,
   safetensorsSafetyKind,
+  schedulersKind,
   tokenizerKind,
   // (end of kind entries)
 ];

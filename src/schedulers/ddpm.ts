@@ -1,0 +1,181 @@
+/**
+ * DDPMScheduler: ancestral sampling of Ho et al. 2020 ("Denoising Diffusion Probabilistic Models"),
+ * with the posterior q(x_{t-1} | x_t, x_0) of eq. (6)-(7) and the variance choices of
+ * Nichol & Dhariwal 2021. Port of diffusers 0.26.3 src/diffusers/schedulers/scheduling_ddpm.py.
+ *
+ * Step from t to t' = t - T // N:
+ *   x_0 = predicted from the model output (prediction_type), clipped or thresholded
+ *   mean = sqrt(a_{t'}) (1 - a_t / a_{t'}) / (1 - a_t) x_0 + sqrt(a_t / a_{t'}) (1 - a_{t'}) / (1 - a_t) x_t
+ *   x_{t'} = mean + sigma_t z  (z ~ N(0, I), only for t > 0), a = alpha_bar.
+ * State: none besides the timesteps (`step` also works before `setTimesteps`, with t' = t - 1).
+ */
+import { CONSTRUCTOR_PARSE, type DDPMSchedulerConfig, parseSchedulerConfig } from "./config.js";
+import { makeNoiseTables } from "./betas.js";
+import {
+  addNoiseWithAlphas,
+  checkTrainTimestep,
+  limitPredictedOriginal,
+  predictOriginalSample,
+} from "./alpha-ops.js";
+import type { Scheduler, StepOptions, StepOutput } from "./scheduler.js";
+import { checkNumInferenceSteps, discreteTimesteps } from "./spacing.js";
+import {
+  type F32Tensor,
+  build,
+  checkFloat32,
+  checkSameShape,
+  drawNoise,
+  splitChannels,
+} from "./tensor-ops.js";
+import { InvalidArgumentError } from "../errors.js";
+
+const f32 = Math.fround;
+
+export class DDPMScheduler implements Scheduler {
+  readonly className = "DDPMScheduler";
+  readonly order = 1;
+  readonly initNoiseSigma = 1;
+  readonly config: DDPMSchedulerConfig;
+  readonly betas: Float32Array;
+  readonly alphasCumprod: Float32Array;
+  private steps: number[] = [];
+  private inferenceSteps: number | undefined;
+
+  /** Builds from (part of) a config; missing fields take DDPMScheduler's diffusers defaults. */
+  constructor(config: Partial<DDPMSchedulerConfig> = {}) {
+    this.config = parseSchedulerConfig("DDPMScheduler", config, CONSTRUCTOR_PARSE).config;
+    const tables = makeNoiseTables(this.config);
+    this.betas = tables.betas;
+    this.alphasCumprod = tables.alphasCumprod;
+  }
+
+  get timesteps(): readonly number[] {
+    return this.steps;
+  }
+
+  get numInferenceSteps(): number | undefined {
+    return this.inferenceSteps;
+  }
+
+  setTimesteps(numInferenceSteps: number): void {
+    const c = this.config;
+    checkNumInferenceSteps(numInferenceSteps, c.num_train_timesteps);
+    this.steps = discreteTimesteps(
+      c.timestep_spacing,
+      c.num_train_timesteps,
+      numInferenceSteps,
+      c.steps_offset,
+    );
+    this.inferenceSteps = numInferenceSteps;
+  }
+
+  scaleModelInput(sample: F32Tensor): F32Tensor {
+    return sample;
+  }
+
+  /** t - T // N (diffusers uses this step size for every spacing). */
+  previousTimestep(t: number): number {
+    const n = this.inferenceSteps ?? this.config.num_train_timesteps;
+    return t - Math.floor(this.config.num_train_timesteps / n);
+  }
+
+  step(modelOutputIn: F32Tensor, t: number, sampleIn: F32Tensor, options: StepOptions = {}): StepOutput {
+    const c = this.config;
+    const sample = checkFloat32(sampleIn, "sample");
+    let modelOutput = checkFloat32(modelOutputIn, "modelOutput");
+    checkTrainTimestep(t, c.num_train_timesteps);
+    let predictedVariance: F32Tensor | undefined;
+    const learned = c.variance_type === "learned" || c.variance_type === "learned_range";
+    if (learned && modelOutput.shape[1] === (sample.shape[1] ?? 0) * 2) {
+      [modelOutput, predictedVariance] = splitChannels(modelOutput);
+    }
+    checkSameShape(sample, modelOutput, "sample", "modelOutput");
+
+    const prevT = this.previousTimestep(t);
+    const a = this.alphasCumprod[t] ?? NaN;
+    const aPrev = prevT >= 0 ? (this.alphasCumprod[prevT] ?? NaN) : 1;
+    const betaProd = f32(1 - a);
+    const betaProdPrev = f32(1 - aPrev);
+    const currentAlpha = f32(a / aPrev);
+    const currentBeta = f32(1 - currentAlpha);
+
+    const x0 = limitPredictedOriginal(predictOriginalSample(c.prediction_type, modelOutput, sample, a), c);
+    const coefX0 = f32(f32(f32(Math.sqrt(aPrev)) * currentBeta) / betaProd);
+    const coefXt = f32(f32(f32(Math.sqrt(currentAlpha)) * betaProdPrev) / betaProd);
+    const mean = build(sample.shape, (i) =>
+      f32(f32(coefX0 * (x0.data[i] ?? 0)) + f32(coefXt * (sample.data[i] ?? 0))),
+    );
+    if (t <= 0) return { prevSample: mean, predOriginalSample: x0 };
+
+    const noise = drawNoise(options.generator, modelOutput.shape, "DDPMScheduler");
+    const std = this.noiseScale(a, aPrev, currentBeta, predictedVariance, modelOutputIn.shape);
+    const prevSample = build(sample.shape, (i) =>
+      f32((mean.data[i] ?? 0) + f32(std(i) * (noise.data[i] ?? 0))),
+    );
+    return { prevSample, predOriginalSample: x0 };
+  }
+
+  /**
+   * The factor that multiplies the unit noise at element i, per `variance_type`:
+   * posterior variance beta~_t = (1 - a_{t'}) / (1 - a_t) beta_t (clamped to >= 1e-20) for the
+   * "small" types, beta_t for the "large" ones, or the model's prediction for "learned*".
+   */
+  private noiseScale(
+    a: number,
+    aPrev: number,
+    currentBeta: number,
+    predicted: F32Tensor | undefined,
+    outputShape: readonly number[],
+  ): (i: number) => number {
+    const type = this.config.variance_type;
+    const posterior = Math.max(f32(f32(f32(1 - aPrev) / f32(1 - a)) * currentBeta), 1e-20);
+    const needPredicted = (): F32Tensor => {
+      if (predicted === undefined) {
+        throw new InvalidArgumentError(
+          "modelOutput",
+          `twice the sample's channels (mean and variance) for variance_type "${type}"`,
+          `shape [${outputShape.join(", ")}]`,
+        );
+      }
+      return predicted;
+    };
+    switch (type) {
+      case "fixed_small": {
+        const s = f32(Math.sqrt(posterior));
+        return () => s;
+      }
+      case "fixed_small_log": {
+        // diffusers: variance = exp(0.5 * log(beta~)), used as the noise scale directly.
+        const s = f32(Math.exp(f32(0.5 * f32(Math.log(posterior)))));
+        return () => s;
+      }
+      case "fixed_large": {
+        const s = f32(Math.sqrt(currentBeta));
+        return () => s;
+      }
+      case "fixed_large_log": {
+        // diffusers takes sqrt(log(beta_t)), which is NaN for beta_t < 1; kept for parity.
+        const s = f32(Math.sqrt(f32(Math.log(currentBeta))));
+        return () => s;
+      }
+      case "learned": {
+        const p = needPredicted();
+        return (i) => f32(Math.sqrt(p.data[i] ?? 0));
+      }
+      case "learned_range": {
+        const p = needPredicted();
+        const minLog = f32(Math.log(posterior));
+        const maxLog = f32(Math.log(currentBeta));
+        return (i) => {
+          const frac = f32(f32((p.data[i] ?? 0) + 1) / 2);
+          const logVar = f32(f32(frac * maxLog) + f32(f32(1 - frac) * minLog));
+          return f32(Math.exp(f32(0.5 * logVar)));
+        };
+      }
+    }
+  }
+
+  addNoise(original: F32Tensor, noise: F32Tensor, timesteps: readonly number[]): F32Tensor {
+    return addNoiseWithAlphas(this.alphasCumprod, original, noise, timesteps);
+  }
+}

@@ -1,0 +1,242 @@
+/**
+ * DPMSolverMultistepScheduler: multistep DPM-Solver / DPM-Solver++ (Lu et al. 2022), e.g. "DPM++ 2M"
+ * = algorithm_type "dpmsolver++", solver_order 2. Port of diffusers 0.26.3
+ * src/diffusers/schedulers/scheduling_dpmsolver_multistep.py.
+ *
+ * Each step converts the model output to x_0 (dpmsolver++) or eps (dpmsolver), stores it, and applies
+ * the update of order min(solver_order, outputs seen); the first step is first order, and the last
+ * step is first order when `euler_at_final`, or `lower_order_final` with < 15 steps, or
+ * `final_sigmas_type` "zero" (the second-to-last is at most second order with lower_order_final and
+ * < 15 steps). Timesteps are integers; sigmas are interpolated at them and end with 0 ("zero") or
+ * sigma at t=0 ("sigma_min").
+ * State (reset by setTimesteps): step index, the last `solver_order` converted outputs, and how many
+ * lower-order steps have been taken.
+ */
+import { InvalidArgumentError } from "../errors.js";
+import { limitPredictedOriginal } from "./alpha-ops.js";
+import { makeNoiseTables } from "./betas.js";
+import { CONSTRUCTOR_PARSE, type DPMSolverMultistepSchedulerConfig, parseSchedulerConfig } from "./config.js";
+import {
+  firstOrderUpdate,
+  secondOrderUpdate,
+  sigmaToAlphaSigma,
+  thirdOrderUpdate,
+} from "./dpm-solver-updates.js";
+import { npArange, npInterp, npLinspace, roundHalfEven } from "./numeric.js";
+import type { Scheduler, StepOptions, StepOutput } from "./scheduler.js";
+import { requireSchedule } from "./sigma-ops.js";
+import { initialStepIndex, karrasSigmas, logSigmas, luLambdas, sigmaToT, trainingSigmas } from "./sigmas.js";
+import { checkNumInferenceSteps } from "./spacing.js";
+import {
+  type F32Tensor,
+  build,
+  checkFloat32,
+  checkSameShape,
+  drawNoise,
+  perBatch,
+  splitChannels,
+} from "./tensor-ops.js";
+
+const f32 = Math.fround;
+
+export class DPMSolverMultistepScheduler implements Scheduler {
+  readonly className = "DPMSolverMultistepScheduler";
+  /** diffusers' class attribute: one model evaluation per step (the multistep history is extra). */
+  readonly order = 1;
+  readonly initNoiseSigma = 1;
+  readonly config: DPMSolverMultistepSchedulerConfig;
+  readonly betas: Float32Array;
+  readonly alphasCumprod: Float32Array;
+  private steps: number[] = [];
+  private sigmaValues: Float32Array = new Float32Array(0);
+  private inferenceSteps: number | undefined;
+  private stepIndex: number | undefined;
+  private modelOutputs: (F32Tensor | undefined)[] = [];
+  private lowerOrderNums = 0;
+
+  /** Builds from (part of) a config; missing fields take this class's diffusers defaults. */
+  constructor(config: Partial<DPMSolverMultistepSchedulerConfig> = {}) {
+    this.config = parseSchedulerConfig("DPMSolverMultistepScheduler", config, CONSTRUCTOR_PARSE).config;
+    const tables = makeNoiseTables(this.config);
+    this.betas = tables.betas;
+    this.alphasCumprod = tables.alphasCumprod;
+  }
+
+  get timesteps(): readonly number[] {
+    return this.steps;
+  }
+
+  /** float32 sigmas of the run: one per timestep plus the final sigma. */
+  get sigmas(): Float32Array {
+    return this.sigmaValues;
+  }
+
+  get numInferenceSteps(): number | undefined {
+    return this.inferenceSteps;
+  }
+
+  /** Number of training timesteps whose lambda is >= lambda_min_clipped (diffusers' `last_timestep`). */
+  private lastTimestep(): number {
+    const c = this.config;
+    let clipped = 0; // searchsorted(flip(lambda_t), lambda_min_clipped), side "left"
+    for (let t = this.alphasCumprod.length - 1; t >= 0; t--) {
+      const a = this.alphasCumprod[t] ?? NaN;
+      const lambda = f32(f32(Math.log(f32(Math.sqrt(a)))) - f32(Math.log(f32(Math.sqrt(f32(1 - a))))));
+      if (lambda < c.lambda_min_clipped) clipped++;
+      else break;
+    }
+    return c.num_train_timesteps - clipped;
+  }
+
+  setTimesteps(numInferenceSteps: number): void {
+    const c = this.config;
+    const n = numInferenceSteps;
+    checkNumInferenceSteps(n, c.num_train_timesteps);
+    const last = this.lastTimestep();
+    let timesteps: number[];
+    if (c.timestep_spacing === "linspace") {
+      timesteps = npLinspace(0, last - 1, n + 1)
+        .map(roundHalfEven)
+        .reverse()
+        .slice(0, -1);
+    } else if (c.timestep_spacing === "leading") {
+      const ratio = Math.floor(last / (n + 1));
+      timesteps = Array.from({ length: n + 1 }, (_, k) => k * ratio)
+        .reverse()
+        .slice(0, -1)
+        .map((t) => t + c.steps_offset);
+    } else {
+      timesteps = npArange(last, 0, -c.num_train_timesteps / n).map((t) => roundHalfEven(t) - 1);
+    }
+    const train = trainingSigmas(this.alphasCumprod);
+    const logs = logSigmas(train);
+    let sigmas: number[];
+    if (c.use_karras_sigmas) {
+      sigmas = karrasSigmas(train[0] ?? 0, train[train.length - 1] ?? 0, n);
+      timesteps = sigmas.map((s) => roundHalfEven(sigmaToT(s, logs)));
+    } else if (c.use_lu_lambdas) {
+      sigmas = luLambdas(logs[0] ?? 0, logs[logs.length - 1] ?? 0, n).map(Math.exp);
+      timesteps = sigmas.map((s) => roundHalfEven(sigmaToT(s, logs)));
+    } else {
+      sigmas = npInterp(
+        timesteps,
+        Array.from({ length: train.length }, (_, i) => i),
+        train,
+      );
+    }
+    const sigmaLast = c.final_sigmas_type === "sigma_min" ? (train[0] ?? 0) : 0;
+    this.sigmaValues = Float32Array.from([...sigmas, sigmaLast]);
+    this.steps = timesteps;
+    this.inferenceSteps = timesteps.length;
+    this.modelOutputs = Array.from({ length: c.solver_order }, () => undefined);
+    this.lowerOrderNums = 0;
+    this.stepIndex = undefined;
+  }
+
+  scaleModelInput(sample: F32Tensor): F32Tensor {
+    return sample;
+  }
+
+  /** The model output as the solver wants it: x_0 for dpmsolver++ variants, eps for dpmsolver ones. */
+  convertModelOutput(modelOutputIn: F32Tensor, sample: F32Tensor, sigma: number): F32Tensor {
+    const c = this.config;
+    let modelOutput = modelOutputIn;
+    if (
+      c.variance_type !== null &&
+      c.prediction_type === "epsilon" &&
+      modelOutput.shape[1] === (sample.shape[1] ?? 0) * 2
+    ) {
+      [modelOutput] = splitChannels(modelOutput); // diffusers keeps model_output[:, :3] (the mean half)
+    }
+    checkSameShape(sample, modelOutput, "sample", "modelOutput");
+    const { alpha, sigma: sigmaT } = sigmaToAlphaSigma(sigma);
+    const m = modelOutput.data;
+    const x = sample.data;
+    const shape = sample.shape;
+    const x0From = (eps: Float32Array): F32Tensor =>
+      build(shape, (i) => f32(f32((x[i] ?? 0) - f32(sigmaT * (eps[i] ?? 0))) / alpha));
+    if (c.algorithm_type.endsWith("dpmsolver++")) {
+      let x0: F32Tensor;
+      if (c.prediction_type === "epsilon") x0 = x0From(m);
+      else if (c.prediction_type === "sample") x0 = modelOutput;
+      else x0 = build(shape, (i) => f32(f32(alpha * (x[i] ?? 0)) - f32(sigmaT * (m[i] ?? 0))));
+      return c.thresholding ? limitPredictedOriginal(x0, c) : x0;
+    }
+    let eps: F32Tensor;
+    if (c.prediction_type === "epsilon") eps = modelOutput;
+    else if (c.prediction_type === "sample")
+      eps = build(shape, (i) => f32(f32((x[i] ?? 0) - f32(alpha * (m[i] ?? 0))) / sigmaT));
+    else eps = build(shape, (i) => f32(f32(alpha * (m[i] ?? 0)) + f32(sigmaT * (x[i] ?? 0))));
+    if (c.thresholding) {
+      const x0 = limitPredictedOriginal(x0From(eps.data), c);
+      eps = build(shape, (i) => f32(f32((x[i] ?? 0) - f32(alpha * (x0.data[i] ?? 0))) / sigmaT));
+    }
+    return eps;
+  }
+
+  step(modelOutputIn: F32Tensor, t: number, sampleIn: F32Tensor, options: StepOptions = {}): StepOutput {
+    const c = this.config;
+    requireSchedule(this.steps);
+    const sample = checkFloat32(sampleIn, "sample");
+    const modelOutput = checkFloat32(modelOutputIn, "modelOutput");
+    this.stepIndex ??= initialStepIndex(this.steps, t, "last");
+    const index = this.stepIndex;
+    if (index >= this.steps.length) {
+      throw new InvalidArgumentError("t", "a timestep not yet stepped past in this run", t, {
+        hint: "call setTimesteps(n) to start a new run",
+      });
+    }
+    const count = this.steps.length;
+    const lowerOrderFinal =
+      index === count - 1 &&
+      (c.euler_at_final || (c.lower_order_final && count < 15) || c.final_sigmas_type === "zero");
+    const lowerOrderSecond = index === count - 2 && c.lower_order_final && count < 15;
+
+    const converted = this.convertModelOutput(modelOutput, sample, this.sigmaValues[index] ?? NaN);
+    this.modelOutputs = [...this.modelOutputs.slice(1), converted];
+    const noise = c.algorithm_type.startsWith("sde-")
+      ? drawNoise(options.generator, converted.shape, `DPMSolverMultistepScheduler (${c.algorithm_type})`)
+      : undefined;
+    const input = {
+      algorithm: c.algorithm_type,
+      solverType: c.solver_type,
+      sigmas: [index + 1, index, index - 1, index - 2].map((k) => this.sigmaValues[k] ?? NaN),
+      outputs: this.modelOutputs.filter((o): o is F32Tensor => o !== undefined),
+      sample,
+      noise,
+    };
+    let prevSample: F32Tensor;
+    if (c.solver_order === 1 || this.lowerOrderNums < 1 || lowerOrderFinal)
+      prevSample = firstOrderUpdate(input);
+    else if (c.solver_order === 2 || this.lowerOrderNums < 2 || lowerOrderSecond)
+      prevSample = secondOrderUpdate(input);
+    else prevSample = thirdOrderUpdate(input);
+    if (this.lowerOrderNums < c.solver_order) this.lowerOrderNums += 1;
+    this.stepIndex = index + 1;
+    return { prevSample };
+  }
+
+  /** x_t = alpha_t x_0 + sigma_t noise, with sigma looked up from the run's timesteps. */
+  addNoise(original: F32Tensor, noise: F32Tensor, timesteps: readonly number[]): F32Tensor {
+    requireSchedule(this.steps);
+    checkFloat32(original, "original");
+    checkFloat32(noise, "noise");
+    checkSameShape(original, noise, "original", "noise");
+    const pairs = timesteps.map((t) =>
+      sigmaToAlphaSigma(this.sigmaValues[initialStepIndex(this.steps, t, "last")] ?? NaN),
+    );
+    const alpha = perBatch(
+      pairs.map((p) => p.alpha),
+      original.shape,
+      "timesteps",
+    );
+    const sigma = perBatch(
+      pairs.map((p) => p.sigma),
+      original.shape,
+      "timesteps",
+    );
+    return build(original.shape, (i) =>
+      f32(f32(alpha(i) * (original.data[i] ?? 0)) + f32(sigma(i) * (noise.data[i] ?? 0))),
+    );
+  }
+}

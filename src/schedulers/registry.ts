@@ -1,0 +1,86 @@
+/**
+ * Scheduler lookup by short name ("ddim", "dpmpp_2m", ...) or diffusers class name
+ * ("DDIMScheduler", case-sensitive), and construction from a `scheduler_config.json` object.
+ */
+import { InvalidArgumentError } from "../errors.js";
+import { type ParseConfigOptions, type SchedulerConfigMap, parseSchedulerConfig } from "./config.js";
+import { DDIMScheduler } from "./ddim.js";
+import { DDPMScheduler } from "./ddpm.js";
+import { DPMSolverMultistepScheduler } from "./dpm-solver-multistep.js";
+import { EulerAncestralDiscreteScheduler } from "./euler-ancestral-discrete.js";
+import { EulerDiscreteScheduler } from "./euler-discrete.js";
+import { LMSDiscreteScheduler } from "./lms-discrete.js";
+import { PNDMScheduler } from "./pndm.js";
+import type { Scheduler, SchedulerClassName } from "./scheduler.js";
+
+/** Short names, as a CLI or UI offers them. */
+export const SCHEDULER_NAMES: Readonly<Record<string, SchedulerClassName>> = {
+  ddim: "DDIMScheduler",
+  ddpm: "DDPMScheduler",
+  pndm: "PNDMScheduler",
+  euler: "EulerDiscreteScheduler",
+  euler_ancestral: "EulerAncestralDiscreteScheduler",
+  dpmpp_2m: "DPMSolverMultistepScheduler",
+  lms: "LMSDiscreteScheduler",
+};
+
+export const SCHEDULER_CLASS_NAMES: readonly SchedulerClassName[] = [
+  "DDIMScheduler",
+  "DDPMScheduler",
+  "PNDMScheduler",
+  "EulerDiscreteScheduler",
+  "EulerAncestralDiscreteScheduler",
+  "DPMSolverMultistepScheduler",
+  "LMSDiscreteScheduler",
+];
+
+/** Resolves a short name or class name; throws InvalidArgumentError listing the valid names. */
+export function resolveSchedulerName(name: string): SchedulerClassName {
+  const byClass = SCHEDULER_CLASS_NAMES.find((c) => c === name);
+  if (byClass !== undefined) return byClass;
+  const byShort = Object.hasOwn(SCHEDULER_NAMES, name) ? SCHEDULER_NAMES[name] : undefined;
+  if (byShort !== undefined) return byShort;
+  const valid = [...Object.keys(SCHEDULER_NAMES), ...SCHEDULER_CLASS_NAMES].join(", ");
+  throw new InvalidArgumentError("scheduler name", `one of ${valid}`, name);
+}
+
+export interface FromConfigResult {
+  readonly scheduler: Scheduler;
+  /** Config keys the class does not take (ignored), one line each. */
+  readonly warnings: readonly string[];
+}
+
+/**
+ * Builds a scheduler from a parsed scheduler_config.json object (or `{}` for all defaults) and
+ * returns the warnings about ignored keys. `_class_name` in the config is ignored: `name` decides
+ * the class, as with diffusers' `SomeScheduler.from_config(config)`.
+ */
+export function fromConfigWithWarnings(
+  name: string,
+  config: unknown = {},
+  options: ParseConfigOptions = {},
+): FromConfigResult {
+  const className = resolveSchedulerName(name);
+  const parsed = parseSchedulerConfig(className, config, options);
+  const scheduler = build(className, parsed.config);
+  return { scheduler, warnings: parsed.warnings };
+}
+
+/** Like `fromConfigWithWarnings`, returning only the scheduler. */
+export function fromConfig(name: string, config: unknown = {}, options: ParseConfigOptions = {}): Scheduler {
+  return fromConfigWithWarnings(name, config, options).scheduler;
+}
+
+const BUILDERS: { readonly [C in SchedulerClassName]: (config: SchedulerConfigMap[C]) => Scheduler } = {
+  DDIMScheduler: (c) => new DDIMScheduler(c),
+  DDPMScheduler: (c) => new DDPMScheduler(c),
+  PNDMScheduler: (c) => new PNDMScheduler(c),
+  EulerDiscreteScheduler: (c) => new EulerDiscreteScheduler(c),
+  EulerAncestralDiscreteScheduler: (c) => new EulerAncestralDiscreteScheduler(c),
+  DPMSolverMultistepScheduler: (c) => new DPMSolverMultistepScheduler(c),
+  LMSDiscreteScheduler: (c) => new LMSDiscreteScheduler(c),
+};
+
+function build<C extends SchedulerClassName>(className: C, config: SchedulerConfigMap[C]): Scheduler {
+  return BUILDERS[className](config);
+}
