@@ -1,15 +1,10 @@
 #!/usr/bin/env bash
-# Installs what Steadyframe needs on a fresh Debian machine (ffmpeg, npm packages), builds it, and runs
+# Installs what Steadyframe needs (scripts/install.sh), builds it, and runs
 # the main job on the bundled sample clip: control maps (Canny, in-between edge maps, optical flow,
 # occlusion masks) with consistency metrics, then the metrics of the source clip itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! command -v ffmpeg >/dev/null 2>&1; then
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq ffmpeg >/dev/null
-fi
-export ONNXRUNTIME_NODE_INSTALL=skip
-npm ci --no-audit --no-fund
+bash scripts/install.sh
 npm run build
 node dist/cli/main.js controls test/fixtures/videos/car-turn-9f.mp4 \
   --canny 100,200 --interpolate 2 --flow --size 256 --out out/car-turn-controls --overwrite

@@ -22,7 +22,8 @@ import {
 /** Header-length cap of the reference implementation (100 MB). */
 export const MAX_HEADER_BYTES = 100_000_000;
 
-const DTYPE_BY_NAME: Readonly<Record<string, DType>> = {
+/** safetensors dtype names (the format's spec) -> our dtypes. */
+export const SAFETENSORS_DTYPES: Readonly<Record<string, DType>> = {
   BOOL: "bool",
   U8: "uint8",
   I8: "int8",
@@ -41,7 +42,7 @@ const DTYPE_BY_NAME: Readonly<Record<string, DType>> = {
 };
 
 const NAME_BY_DTYPE: Readonly<Record<DType, string>> = Object.fromEntries(
-  Object.entries(DTYPE_BY_NAME).map(([name, dtype]) => [dtype, name]),
+  Object.entries(SAFETENSORS_DTYPES).map(([name, dtype]) => [dtype, name]),
 ) as Record<DType, string>;
 
 export interface SafetensorsEntry {
@@ -110,10 +111,10 @@ export function parseHeader(headerBytes: Uint8Array, fileSize: number, path: str
       new CorruptFileError(path, `tensor "${name}": ${reason}`, 8);
     if (!isRecord(value)) throw bad("entry is not an object");
     const dtypeName = value["dtype"];
-    const dtype = typeof dtypeName === "string" ? DTYPE_BY_NAME[dtypeName] : undefined;
+    const dtype = typeof dtypeName === "string" ? SAFETENSORS_DTYPES[dtypeName] : undefined;
     if (dtype === undefined) {
       throw bad(
-        `unknown dtype ${JSON.stringify(dtypeName)} (expected one of ${Object.keys(DTYPE_BY_NAME).join(", ")})`,
+        `unknown dtype ${JSON.stringify(dtypeName)} (expected one of ${Object.keys(SAFETENSORS_DTYPES).join(", ")})`,
       );
     }
     const shape = value["shape"];

@@ -10,7 +10,7 @@
 import { readFile } from "node:fs/promises";
 import { throwIfAborted } from "../../errors.js";
 import { elementAsNumber, shapeToString, shapesEqual, type DType, type HostTensor } from "../../tensor.js";
-import { openSafetensors, parseSafetensors } from "../../weights/safetensors.js";
+import { SAFETENSORS_DTYPES, openSafetensors, parseSafetensors } from "../../weights/safetensors.js";
 import type { ConformanceRow, FixtureContext, FixtureKind } from "../types.js";
 import {
   attempt,
@@ -21,24 +21,6 @@ import {
   type SafetyFile,
 } from "./safety-files.js";
 
-/** safetensors dtype names (the format's spec) -> our dtypes. */
-const DTYPES: Readonly<Record<string, DType>> = {
-  BOOL: "bool",
-  U8: "uint8",
-  I8: "int8",
-  F8_E5M2: "float8e5m2",
-  F8_E4M3: "float8e4m3fn",
-  I16: "int16",
-  U16: "uint16",
-  F16: "float16",
-  BF16: "bfloat16",
-  I32: "int32",
-  U32: "uint32",
-  F32: "float32",
-  F64: "float64",
-  I64: "int64",
-  U64: "uint64",
-};
 
 interface Contents {
   readonly metadata: Readonly<Record<string, string>>;
@@ -66,7 +48,7 @@ function compareContents(file: SafetyFile, got: Contents): string[] {
       out.push(`missing tensor ${name}`);
       continue;
     }
-    const dtype = typeof spec["dtype"] === "string" ? DTYPES[spec["dtype"]] : undefined;
+    const dtype = typeof spec["dtype"] === "string" ? SAFETENSORS_DTYPES[spec["dtype"]] : undefined;
     if (dtype !== actual.dtype) out.push(`${name}: dtype ${actual.dtype}, expected ${String(spec["dtype"])}`);
     const shape = Array.isArray(spec["shape"]) ? spec["shape"].map(Number) : undefined;
     if (shape === undefined || !shapesEqual(actual.shape, shape)) {
