@@ -3,21 +3,31 @@
  */
 import type { FixtureKind } from "./types.js";
 // kinds: one import per line, sorted
+import { clipTextEncoderKind } from "./kinds/clip-text-encoder.js";
+import { controlnetKind } from "./kinds/controlnet.js";
+import { crossFrameAttnKind } from "./kinds/cross-frame-attn.js";
 import { opencvKind } from "./kinds/opencv.js";
 import { pickleSafetyKind } from "./kinds/pickle-safety.js";
 import { rngKind } from "./kinds/rng.js";
 import { safetensorsSafetyKind } from "./kinds/safetensors-safety.js";
 import { schedulersKind } from "./kinds/schedulers.js";
 import { tokenizerKind } from "./kinds/tokenizer.js";
+import { unetKind } from "./kinds/unet.js";
+import { vaeKind } from "./kinds/vae.js";
 // (end of kind imports)
 
 export const FIXTURE_KINDS: readonly FixtureKind[] = [
   // kinds: one entry per line, sorted
+  clipTextEncoderKind,
+  controlnetKind,
+  crossFrameAttnKind,
   opencvKind,
   pickleSafetyKind,
   rngKind,
   safetensorsSafetyKind,
   schedulersKind,
   tokenizerKind,
+  unetKind,
+  vaeKind,
   // (end of kind entries)
 ];

@@ -83,19 +83,32 @@ export interface CrossFrameByVideosOptions {
 }
 
 /** crossFrameSelect with the frame count derived at run time from the batch and `videos`. */
-export function crossFrameSelectByVideos(g: GraphBuilder, x: Value, options: CrossFrameByVideosOptions): Value {
+export function crossFrameSelectByVideos(
+  g: GraphBuilder,
+  x: Value,
+  options: CrossFrameByVideosOptions,
+): Value {
   const { videos } = options;
-  if (!Number.isInteger(videos) || videos < 1) throw new GraphError("crossFrame", `videos must be a positive integer, got ${videos}`);
+  if (!Number.isInteger(videos) || videos < 1)
+    throw new GraphError("crossFrame", `videos must be a positive integer, got ${videos}`);
   const batch = x.shape[0] ?? null;
   if (typeof batch === "number" && batch % videos !== 0) {
-    throw new GraphError("crossFrame", `batch ${batch} of ${shapeStr(x.shape)} is not a multiple of ${videos} videos`);
+    throw new GraphError(
+      "crossFrame",
+      `batch ${batch} of ${shapeStr(x.shape)} is not a multiple of ${videos} videos`,
+    );
   }
   const frames: Dim = typeof batch === "number" ? batch / videos : null;
   const rest = x.shape.slice(1);
   const target = op.Concat(g, [g.int64s([videos, -1]), op.Shape(g, x, { start: 1 })], 0);
   const perVideo = reshapeKnown(g, x, target, [videos, frames, ...rest]); // [V, F, L, C]
   const firstOnly = op.Slice(g, perVideo, { starts: [0], ends: [1], axes: [1] }); // [V, 1, L, C]
-  const first = op.Expand(g, firstOnly, op.Shape(g, perVideo)); // [V, F, L, C]
+  const first = g.node1(
+    "Expand",
+    [firstOnly, op.Shape(g, perVideo)],
+    {},
+    { dtype: x.dtype, shape: perVideo.shape },
+  ); // [V, F, L, C]
   if ((options.mode ?? "first") === "first") return mergeFrames(g, first, batch);
   const shifted = op.Slice(g, perVideo, { starts: [0], ends: [-1], axes: [1] }); // frames 0..F-2
   const previous = op.Concat(g, [firstOnly, shifted], 1); // frame f -> max(f - 1, 0)
@@ -103,7 +116,9 @@ export function crossFrameSelectByVideos(g: GraphBuilder, x: Value, options: Cro
 }
 
 /** A KeyValueTransform applying cross-frame attention to self-attention modules only. */
-export function crossFrameAttention(options: CrossFrameOptions | CrossFrameByVideosOptions): KeyValueTransform {
+export function crossFrameAttention(
+  options: CrossFrameOptions | CrossFrameByVideosOptions,
+): KeyValueTransform {
   const select = (g: GraphBuilder, x: Value): Value =>
     "videos" in options ? crossFrameSelectByVideos(g, x, options) : crossFrameSelect(g, x, options);
   return (kv: KeyValue, context): KeyValue => {

@@ -26,7 +26,9 @@ function convDim(
   padEnd: number,
   dilation: number,
 ): Dim {
-  if (typeof input !== "number") return null;
+  // A symbolic size survives a "same" convolution (stride 1, padding = dilation * (kernel - 1)).
+  if (typeof input !== "number")
+    return stride === 1 && padBegin + padEnd === dilation * (kernel - 1) ? input : null;
   return Math.floor((input + padBegin + padEnd - dilation * (kernel - 1) - 1) / stride) + 1;
 }
 

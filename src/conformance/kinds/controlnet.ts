@@ -1,0 +1,167 @@
+/**
+ * Conformance kind `controlnet`: a diffusers ControlNetModel (case.json `weights.controlnet`) and the
+ * UNet that consumes its residuals (`weights.unet`). For every conditioning scale (case.json
+ * `scales`; outputs prefixed "scale<s>" with "." written "p": scale1, scale0p5) the ControlNet's
+ * `down_block_res_samples.i` / `mid_block_res_sample` are compared, then the UNet run with those
+ * residuals is compared with `unet_noise_pred`; `intermediate.*` outputs come from the ControlNet.
+ * guess_mode is read from the controlnet call string. Inputs: sample, encoder_hidden_states,
+ * controlnet_cond, timestep (tensor, or case.json inputs.timestep).
+ */
+import { ConfigError, UnsupportedError } from "../../errors.js";
+import { MID_BLOCK_RES_SAMPLE, downResSampleName } from "../../models/controlnet/build.js";
+import { parseControlNetModelConfig } from "../../models/controlnet/config.js";
+import { ControlNetModel } from "../../models/controlnet/controlnet-model.js";
+import type { ControlNetModelRunner } from "../../models/controlnet/runner.js";
+import { UNET_OUTPUT } from "../../models/unet/build.js";
+import { parseUNet2DConditionModelConfig } from "../../models/unet/config.js";
+import type { UNet2DConditionModelRunner } from "../../models/unet/runner.js";
+import { UNet2DConditionModel } from "../../models/unet/unet-2d-condition.js";
+import type { HostTensor } from "../../tensor.js";
+import { compareTensors, failedRow } from "../compare.js";
+import type { ConformanceRow, FixtureContext, FixtureKind } from "../types.js";
+import {
+  type ModelCase,
+  componentStore,
+  errorNote,
+  isRecord,
+  modelConfigJson,
+  readModelCase,
+  rowLabel,
+  tensorArg,
+  uncomparedRows,
+  weightsDir,
+} from "./diffusers-case.js";
+
+/** "scale" + the scale as Python's %g prints it, "." -> "p" (1.0 -> scale1, 0.5 -> scale0p5). */
+export function scaleTag(scale: number): string {
+  return `scale${String(scale).replace(".", "p")}`;
+}
+
+/** The conditioning scales: case.json `scales`, else parsed from the output name prefixes. */
+export function fixtureScales(
+  file: string,
+  caseJson: Readonly<Record<string, unknown>>,
+  outputs: readonly string[],
+): number[] {
+  const listed = caseJson.scales;
+  if (listed !== undefined) {
+    if (!Array.isArray(listed) || !listed.every((s) => typeof s === "number" && Number.isFinite(s))) {
+      throw new ConfigError(file, "scales", "a list of numbers", listed);
+    }
+    return listed.map(Number);
+  }
+  const tags = new Set(
+    outputs.map((k) => /^scale([\dp]+)\./.exec(k)?.[1]).filter((t): t is string => t !== undefined),
+  );
+  return [...tags].map((t) => Number(t.replace("p", ".")));
+}
+
+/** guess_mode=True / False in the controlnet call string (default False). */
+export function guessModeOf(calls: Readonly<Record<string, string>>): boolean {
+  const call = Object.values(calls).find((c) => /\bcontrolnet\(/.test(c)) ?? "";
+  return /guess_mode\s*=\s*True/.test(call.split("#")[0] ?? "");
+}
+
+interface Nets {
+  readonly controlnet: ControlNetModelRunner;
+  readonly unet: UNet2DConditionModelRunner | null;
+}
+
+async function loadNets(ctx: FixtureContext, mc: ModelCase, wantsUNet: boolean): Promise<Nets> {
+  const cnDir = weightsDir(ctx, "controlnet");
+  const cnConfig = await modelConfigJson(ctx, cnDir, "ControlNetModel");
+  const { config } = parseControlNetModelConfig(cnConfig.name, cnConfig.json);
+  const intermediates = [...mc.outputs.keys()].some((k) => k.startsWith("intermediate."));
+  const controlnet = await ControlNetModel.load(
+    { config, store: await componentStore(cnDir) },
+    { intermediates, guessMode: guessModeOf(mc.calls) },
+  );
+  if (!wantsUNet) return { controlnet, unet: null };
+  try {
+    const unetDir = weightsDir(ctx, "unet");
+    const unetConfig = await modelConfigJson(ctx, unetDir, "UNet2DConditionModel");
+    const parsed = parseUNet2DConditionModelConfig(unetConfig.name, unetConfig.json).config;
+    const unet = await UNet2DConditionModel.load(
+      { config: parsed, store: await componentStore(unetDir) },
+      { residuals: true },
+    );
+    return { controlnet, unet };
+  } catch (error) {
+    await controlnet.release();
+    throw error;
+  }
+}
+
+async function runControlNetCase(ctx: FixtureContext): Promise<ConformanceRow[]> {
+  const mc = await readModelCase(ctx, "controlnet");
+  const names = [...mc.outputs.keys()];
+  const scales = fixtureScales(mc.file, ctx.caseJson, names);
+  if (scales.length === 0)
+    throw new ConfigError(mc.file, "scales", "at least one conditioning scale", ctx.caseJson.scales);
+  const given = isRecord(ctx.caseJson.inputs) ? ctx.caseJson.inputs.timestep : undefined;
+  const timestep: HostTensor | number | undefined =
+    mc.inputs.get("timestep") ?? (typeof given === "number" ? given : undefined);
+  if (timestep === undefined)
+    throw new UnsupportedError("a controlnet fixture without a timestep", { hint: "add inputs.timestep" });
+  const sample = tensorArg("sample", mc.inputs, "sample");
+  const encoderHiddenStates = tensorArg("encoder_hidden_states", mc.inputs, "encoder_hidden_states");
+  const controlnetCond = tensorArg("controlnet_cond", mc.inputs, "controlnet_cond");
+  const nets = await loadNets(
+    ctx,
+    mc,
+    names.some((k) => k.endsWith(".unet_noise_pred")),
+  );
+  const rows: ConformanceRow[] = [];
+  const compared = new Set<string>();
+  const compare = (name: string, actual: HostTensor | undefined): void => {
+    const expected = mc.outputs.get(name);
+    if (expected === undefined || compared.has(name)) return;
+    compared.add(name);
+    const label = rowLabel(mc.fixture, name);
+    rows.push(
+      actual
+        ? compareTensors(label, name, actual, expected, mc.tolerance)
+        : failedRow(label, name, "not produced"),
+    );
+  };
+  try {
+    for (const scale of scales) {
+      const tag = scaleTag(scale);
+      try {
+        const inputs = { sample, timestep, encoderHiddenStates, controlnetCond, conditioningScale: scale };
+        const out = await nets.controlnet.run(inputs, ctx.signal ? { signal: ctx.signal } : {});
+        for (const [k, v] of Object.entries(out))
+          compare(k.startsWith("intermediate.") ? k : `${tag}.${k}`, v);
+        if (nets.unet) {
+          const down = Array.from(
+            { length: nets.controlnet.numDownResiduals },
+            (_, i) => out[downResSampleName(i)],
+          );
+          const mid = out[MID_BLOCK_RES_SAMPLE];
+          if (mid === undefined || down.some((r) => r === undefined))
+            throw new UnsupportedError("a ControlNet session without residual outputs");
+          const noise = await nets.unet.run({
+            sample,
+            timestep,
+            encoderHiddenStates,
+            downBlockAdditionalResiduals: down.filter((r): r is HostTensor => r !== undefined),
+            midBlockAdditionalResidual: mid,
+          });
+          compare(`${tag}.unet_noise_pred`, noise[UNET_OUTPUT]);
+        }
+      } catch (error) {
+        rows.push(failedRow(rowLabel(mc.fixture, tag), `${tag}.*`, errorNote(error)));
+      }
+    }
+  } finally {
+    await nets.controlnet.release();
+    await nets.unet?.release();
+  }
+  return [...rows, ...uncomparedRows(mc, compared)];
+}
+
+export const controlnetKind: FixtureKind = {
+  kind: "controlnet",
+  description: "diffusers ControlNetModel residuals per conditioning scale, and the UNet fed with them",
+  run: runControlNetCase,
+};

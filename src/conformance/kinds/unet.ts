@@ -1,0 +1,113 @@
+/**
+ * Conformance kind `unet`: a diffusers UNet2DConditionModel on the fixture's weights folder
+ * (case.json `weights`; config from case.json `config` or the folder's config.json). Every entry of
+ * `calls` ("noise_pred.t_scalar": "unet(sample, 500, encoder_hidden_states=...).sample") is run with
+ * the arguments it names (input tensors, number literals, `0.01 * sample`) and compared with the
+ * output of the same name; the `intermediate.*` outputs are compared for the call case.json's
+ * `intermediates` names ("for the t_scalar call"). Tolerance: tolerance.suggested_max_abs_err.
+ */
+import { parseUNet2DConditionModelConfig } from "../../models/unet/config.js";
+import { UNET_OUTPUT } from "../../models/unet/build.js";
+import type { UNetRunInputs } from "../../models/unet/runner.js";
+import { UNet2DConditionModel } from "../../models/unet/unet-2d-condition.js";
+import type { HostTensor } from "../../tensor.js";
+import { UnsupportedError } from "../../errors.js";
+import { compareTensors, failedRow } from "../compare.js";
+import type { ConformanceRow, FixtureContext, FixtureKind } from "../types.js";
+import {
+  type ModelCase,
+  componentStore,
+  errorNote,
+  modelConfigJson,
+  parseCall,
+  readModelCase,
+  resolveArg,
+  rowLabel,
+  tensorArg,
+  uncomparedRows,
+  weightsDir,
+} from "./diffusers-case.js";
+
+/** The inputs of a `unet(sample, timestep, encoder_hidden_states=...)` call string. */
+export function unetCallInputs(call: string, inputs: ReadonlyMap<string, HostTensor>): UNetRunInputs {
+  const parsed = parseCall(call, ["unet"]);
+  if (parsed === null)
+    throw new UnsupportedError(`call "${call}"`, {
+      hint: "expected unet(sample, timestep, encoder_hidden_states=...)",
+    });
+  for (const k of Object.keys(parsed.kwargs)) {
+    if (!["sample", "timestep", "encoder_hidden_states"].includes(k))
+      throw new UnsupportedError(`unet call argument ${k} in "${call}"`);
+  }
+  const { args, kwargs } = parsed;
+  return {
+    sample: tensorArg(args[0] ?? kwargs.sample, inputs, "sample"),
+    timestep: resolveArg(args[1] ?? kwargs.timestep ?? "timestep", inputs, "timestep"),
+    encoderHiddenStates: tensorArg(args[2] ?? kwargs.encoder_hidden_states, inputs, "encoder_hidden_states"),
+  };
+}
+
+/** The call whose intermediates the fixture stores: "for the t_scalar call" -> "noise_pred.t_scalar". */
+export function intermediatesCall(description: unknown, calls: readonly string[]): string | undefined {
+  const m = typeof description === "string" ? /for the (\S+?) call/.exec(description) : null;
+  const wanted = m?.[1];
+  return (
+    (wanted === undefined ? undefined : calls.find((c) => c === wanted || c.endsWith(`.${wanted}`))) ??
+    calls[0]
+  );
+}
+
+async function runUNetCase(ctx: FixtureContext, mc: ModelCase): Promise<ConformanceRow[]> {
+  const dir = weightsDir(ctx);
+  const { json, name } = await modelConfigJson(ctx, dir, "UNet2DConditionModel");
+  const { config } = parseUNet2DConditionModelConfig(name, json);
+  const wantsIntermediates = [...mc.outputs.keys()].some((k) => k.startsWith("intermediate."));
+  const unet = await UNet2DConditionModel.load(
+    { config, store: await componentStore(dir) },
+    { intermediates: wantsIntermediates },
+  );
+  const rows: ConformanceRow[] = [];
+  const compared = new Set<string>();
+  const tapCall = intermediatesCall(ctx.caseJson.intermediates, Object.keys(mc.calls));
+  try {
+    for (const [output, call] of Object.entries(mc.calls)) {
+      const label = rowLabel(mc.fixture, output);
+      const expected = mc.outputs.get(output);
+      if (expected === undefined) {
+        rows.push(failedRow(label, output, `no tensor "${output}" in the outputs file`));
+        continue;
+      }
+      compared.add(output);
+      let out: Record<string, HostTensor>;
+      try {
+        out = await unet.run(unetCallInputs(call, mc.inputs), ctx.signal ? { signal: ctx.signal } : {});
+      } catch (error) {
+        rows.push(failedRow(label, output, errorNote(error)));
+        continue;
+      }
+      const noise = out[UNET_OUTPUT];
+      rows.push(
+        noise
+          ? compareTensors(label, output, noise, expected, mc.tolerance)
+          : failedRow(label, output, "no noise_pred output"),
+      );
+      if (output !== tapCall) continue;
+      for (const [k, v] of Object.entries(out)) {
+        const ref = mc.outputs.get(k);
+        if (!k.startsWith("intermediate.") || ref === undefined) continue;
+        compared.add(k);
+        rows.push(compareTensors(rowLabel(mc.fixture, k), k, v, ref, mc.tolerance));
+      }
+    }
+  } finally {
+    await unet.release();
+  }
+  return [...rows, ...uncomparedRows(mc, compared)];
+}
+
+export const unetKind: FixtureKind = {
+  kind: "unet",
+  description:
+    "diffusers UNet2DConditionModel noise predictions (and per-block intermediates) on tiny weights",
+  run: async (ctx) => runUNetCase(ctx, await readModelCase(ctx, "unet")),
+};

@@ -1,0 +1,148 @@
+/**
+ * The ControlNet as an ONNX Runtime session: `ControlNetModel.load(dir | {config, store})` builds
+ * the graph (build.ts), writes it into the model cache (../compiled-graph.ts) and opens a session;
+ * `forward` returns the scaled residuals for the UNet. Implements the pipeline's ControlNet.
+ */
+import { basename, dirname, join } from "node:path";
+import { InvalidArgumentError } from "../../errors.js";
+import { WeightScope } from "../../nn/weights.js";
+import type { WeightStore } from "../../nn/weight-store.js";
+import type { ControlNet, ControlNetOutputs } from "../../pipeline/types.js";
+import { findWeightsFile } from "../../pipeline/components.js";
+import type { Session } from "../../runtime/session.js";
+import { type HostTensor, shapeToString, tensor } from "../../tensor.js";
+import { type ModelLoadOptions, compileGraph, newGraph, openComponentWeights } from "../compiled-graph.js";
+import { timestepFeed } from "../unet/runner.js";
+import { CONTROLNET_INPUT, MID_BLOCK_RES_SAMPLE, buildControlNetModel, downResSampleName } from "./build.js";
+import { type ControlNetModelConfig, readControlNetModelConfig } from "./config.js";
+
+/** A diffusers `controlnet/` folder (config.json + diffusion_pytorch_model.safetensors), or a config and a weight store. */
+export type ControlNetSource =
+  | string
+  | {
+      readonly config: ControlNetModelConfig;
+      readonly store: WeightStore;
+      /** (optional) names the weights for the model cache; without it the model is written afresh and deleted on release. */
+      readonly weightsId?: string;
+    };
+
+export interface ControlNetLoadOptions extends ModelLoadOptions {
+  /** (optional, default false) diffusers guess_mode scaling (logspace(-1, 0) per residual). */
+  readonly guessMode?: boolean;
+  /** (optional, default false) also output `intermediate.*` tensors (see `run`). */
+  readonly intermediates?: boolean;
+}
+
+export interface ControlNetRunInputs {
+  readonly sample: HostTensor;
+  /** A number, or a tensor of shape [], [1] or [B] (broadcast to [B]). */
+  readonly timestep: HostTensor | number;
+  readonly encoderHiddenStates: HostTensor;
+  /** [B, conditioning_channels, H * f, W * f] in [0, 1], f = 2 ** (len(conditioning_embedding_out_channels) - 1). */
+  readonly controlnetCond: HostTensor;
+  /** (diffusers controlnet_conditioning_scale) multiplies every residual. */
+  readonly conditioningScale: number;
+}
+
+export class ControlNetModelRunner implements ControlNet {
+  constructor(
+    readonly session: Session,
+    readonly config: ControlNetModelConfig,
+    /** Number of down block residuals. */
+    readonly numDownResiduals: number,
+    readonly modelPath: string,
+    readonly reused: boolean,
+    private readonly onRelease: () => Promise<void>,
+  ) {}
+
+  /** The control image's size factor over the latent size. */
+  get condScaleFactor(): number {
+    return 2 ** (this.config.conditioning_embedding_out_channels.length - 1);
+  }
+
+  /** Runs the session and returns every output by name. */
+  async run(
+    inputs: ControlNetRunInputs,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<Record<string, HostTensor>> {
+    const { sample, controlnetCond: cond } = inputs;
+    const [batch = 0, , h = 0, w = 0] = sample.shape;
+    const f = this.condScaleFactor;
+    const expected = [batch, this.config.conditioning_channels, h * f, w * f];
+    if (cond.shape.join() !== expected.join()) {
+      throw new InvalidArgumentError(
+        "controlnetCond",
+        `shape ${shapeToString(expected)} (the latent size times ${f})`,
+        shapeToString(cond.shape),
+        {
+          hint: "resize the control image to the output image size and repeat it for every batch item",
+        },
+      );
+    }
+    if (!Number.isFinite(inputs.conditioningScale))
+      throw new InvalidArgumentError("conditioningScale", "a finite number", inputs.conditioningScale);
+    const feeds: Record<string, HostTensor> = {
+      [CONTROLNET_INPUT.sample]: sample,
+      [CONTROLNET_INPUT.timestep]: timestepFeed(inputs.timestep, batch),
+      [CONTROLNET_INPUT.encoderHiddenStates]: inputs.encoderHiddenStates,
+      [CONTROLNET_INPUT.controlnetCond]: cond,
+      [CONTROLNET_INPUT.conditioningScale]: tensor("float32", [], Float32Array.of(inputs.conditioningScale)),
+    };
+    return this.session.run(feeds, options.signal ? { signal: options.signal } : {});
+  }
+
+  /** The residuals for the UNet (down_block_additional_residuals, mid_block_additional_residual). */
+  async forward(inputs: ControlNetRunInputs): Promise<ControlNetOutputs> {
+    const out = await this.run(inputs);
+    const f32 = (name: string): HostTensor<"float32"> => {
+      const t = out[name];
+      if (t?.dtype !== "float32") throw new InvalidArgumentError(name, "a float32 output", t?.dtype);
+      return t as HostTensor<"float32">;
+    };
+    return {
+      downBlockResSamples: Array.from({ length: this.numDownResiduals }, (_, i) => f32(downResSampleName(i))),
+      midBlockResSample: f32(MID_BLOCK_RES_SAMPLE),
+    };
+  }
+
+  async release(): Promise<void> {
+    await this.onRelease();
+  }
+}
+
+/** Builds, writes (or reuses) and opens a ControlNet; see ControlNetLoadOptions. */
+export async function loadControlNetModel(
+  source: ControlNetSource,
+  options: ControlNetLoadOptions = {},
+): Promise<ControlNetModelRunner> {
+  let config: ControlNetModelConfig;
+  let store: WeightStore;
+  let weightsId: string | null;
+  let configFile = "controlnet/config.json";
+  if (typeof source === "string") {
+    configFile = join(source, "config.json");
+    config = (await readControlNetModelConfig(configFile)).config;
+    const file = await findWeightsFile(source, "diffusers");
+    const weights = await openComponentWeights(dirname(file), basename(file));
+    store = weights.store;
+    weightsId = weights.identity;
+  } else {
+    ({ config, store } = source);
+    weightsId = source.weightsId ?? null;
+  }
+  const g = newGraph("controlnet");
+  const built = buildControlNetModel(WeightScope.bind(g, store), config, {
+    configFile,
+    guessMode: options.guessMode ?? false,
+    intermediates: options.intermediates ?? false,
+  });
+  const compiled = await compileGraph(g, "controlnet", weightsId, options);
+  return new ControlNetModelRunner(
+    compiled.session,
+    config,
+    built.model.numDownResiduals,
+    compiled.modelPath,
+    compiled.reused,
+    () => compiled.release(),
+  );
+}

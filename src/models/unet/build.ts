@@ -1,0 +1,149 @@
+/**
+ * Builds a whole UNet2DConditionModel graph: declares the graph inputs, runs the module, names the
+ * outputs and checks weight coverage (one MissingWeightsError listing every missing, unexpected and
+ * mis-shaped key). Pure and synchronous; the runner (runner.ts) writes and opens the result, and a
+ * benchmark can build a full-size UNet from `randomWeights()` with it.
+ *
+ * Graph inputs: `sample` [batch, in_channels, height, width], `timestep` float32 [batch],
+ * `encoder_hidden_states` [batch, sequence, cross_attention_dim]; with residuals also
+ * `down_block_additional_residuals.{i}` and `mid_block_additional_residual`. Output: `noise_pred`.
+ */
+import { InvalidArgumentError, UnsupportedError } from "../../errors.js";
+import type { Value } from "../../graph/builder.js";
+import { type CrossFrameMode, crossFrameAttention } from "../../nn/cross-frame.js";
+import type { KeyValueTransform } from "../../nn/module.js";
+import type { WeightReport, WeightScope } from "../../nn/weights.js";
+import type { UNet2DConditionModelConfig } from "./config.js";
+import { UNet2DConditionModel } from "./unet-2d-condition.js";
+import { skipShapes } from "./unet-spec.js";
+
+export const UNET_INPUT = {
+  sample: "sample",
+  timestep: "timestep",
+  encoderHiddenStates: "encoder_hidden_states",
+  midBlockAdditionalResidual: "mid_block_additional_residual",
+} as const;
+export const UNET_OUTPUT = "noise_pred";
+
+/** Graph input name of the i-th down block residual. */
+export const downResidualName = (i: number): string => `down_block_additional_residuals.${i}`;
+
+/** Symbolic spatial dims of level `l` (0 = the sample's height/width). */
+export function levelDims(level: number): [string, string] {
+  return level === 0 ? ["height", "width"] : [`height_${level}`, `width_${level}`];
+}
+
+/** Text2Video-Zero cross-frame attention in every self-attention (attn1). */
+export interface CrossFrameSetting {
+  /** Frames per video; the batch holds batch / videoLength videos. Give this or batchSize. */
+  readonly videoLength?: number;
+  /** Videos in the batch (diffusers CrossFrameAttnProcessor batch_size; frames = batch / batchSize). */
+  readonly batchSize?: number;
+  /** (optional, default "first") "first-and-previous" also attends to the previous frame. */
+  readonly mode?: CrossFrameMode;
+}
+
+export interface UNetBuildOptions {
+  /** (optional, default false) add ControlNet residual inputs. */
+  readonly residuals?: boolean;
+  /** (optional) cross-frame attention. */
+  readonly crossFrame?: CrossFrameSetting;
+  /** (optional, default false) also output `intermediate.<name>` (time_proj, down_blocks.i, ...). */
+  readonly intermediates?: boolean;
+  /** (optional, default "unet/config.json") names the config in errors. */
+  readonly configFile?: string;
+}
+
+export interface UNetGraph {
+  readonly model: UNet2DConditionModel;
+  /** Graph input names, in order. */
+  readonly inputs: readonly string[];
+  /** Graph output names, in order (noise_pred first). */
+  readonly outputs: readonly string[];
+  readonly weights: WeightReport;
+}
+
+/** The key/value transform for a cross-frame setting (validated). */
+export function crossFrameTransform(setting: CrossFrameSetting): KeyValueTransform {
+  const { videoLength, batchSize } = setting;
+  const mode = setting.mode ?? "first";
+  if (mode !== "first" && mode !== "first-and-previous") {
+    throw new InvalidArgumentError("crossFrame.mode", '"first" or "first-and-previous"', mode);
+  }
+  if ((videoLength === undefined) === (batchSize === undefined)) {
+    throw new InvalidArgumentError("crossFrame", "exactly one of videoLength and batchSize", setting, {
+      hint: "videoLength = frames per video; batchSize = videos in the batch (2 with classifier-free guidance)",
+    });
+  }
+  for (const [name, v] of [
+    ["crossFrame.videoLength", videoLength],
+    ["crossFrame.batchSize", batchSize],
+  ] as const) {
+    if (v !== undefined && !(Number.isInteger(v) && v >= 1))
+      throw new InvalidArgumentError(name, "a positive integer", v);
+  }
+  return videoLength !== undefined
+    ? crossFrameAttention({ frames: videoLength, mode })
+    : crossFrameAttention({ videos: batchSize ?? 1, mode });
+}
+
+export function buildUNet2DConditionModel(
+  w: WeightScope,
+  config: UNet2DConditionModelConfig,
+  options: UNetBuildOptions = {},
+): UNetGraph {
+  const scope = options.crossFrame
+    ? w.withOptions({ keyValueTransform: crossFrameTransform(options.crossFrame) })
+    : w;
+  const g = w.graph;
+  const dims = new Set(
+    Array.isArray(config.cross_attention_dim) ? config.cross_attention_dim : [config.cross_attention_dim],
+  );
+  if (dims.size !== 1) {
+    throw new UnsupportedError(
+      `UNet2DConditionModel config field cross_attention_dim = ${JSON.stringify(config.cross_attention_dim)}`,
+      {
+        hint: "per-block cross_attention_dim values must all be equal (one encoder_hidden_states input)",
+      },
+    );
+  }
+  const model = new UNet2DConditionModel(scope, config, options.configFile);
+  const dtype = w.dtype;
+  const sample = g.input(UNET_INPUT.sample, dtype, ["batch", config.in_channels, "height", "width"]);
+  const timestep = g.input(UNET_INPUT.timestep, "float32", ["batch"]);
+  const encoderHiddenStates = g.input(UNET_INPUT.encoderHiddenStates, dtype, [
+    "batch",
+    "sequence",
+    [...dims][0] ?? 0,
+  ]);
+  let residuals: { down: Value[]; mid: Value } | undefined;
+  if (options.residuals) {
+    const down = skipShapes(model.spec).map((s, i) =>
+      g.input(downResidualName(i), dtype, ["batch", s.channels, ...levelDims(s.level)]),
+    );
+    const last = model.spec.down.length - 1;
+    const midChannels = config.block_out_channels[last] ?? 0;
+    const mid = g.input(UNET_INPUT.midBlockAdditionalResidual, dtype, [
+      "batch",
+      midChannels,
+      ...levelDims(last),
+    ]);
+    residuals = { down, mid };
+  }
+  const taps: [string, Value][] = [];
+  const noise = model.forward(
+    {
+      sample,
+      timestep,
+      encoderHiddenStates,
+      ...(residuals
+        ? { downBlockAdditionalResiduals: residuals.down, midBlockAdditionalResidual: residuals.mid }
+        : {}),
+    },
+    options.intermediates ? (name, v) => taps.push([name, v]) : undefined,
+  );
+  const outputs = [g.output(noise, UNET_OUTPUT).name];
+  for (const [name, v] of taps) outputs.push(g.output(v, `intermediate.${name}`).name);
+  const weights = w.finish();
+  return { model, inputs: g.inputs.map((v) => v.name), outputs, weights };
+}

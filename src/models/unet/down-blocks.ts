@@ -1,0 +1,150 @@
+/**
+ * The UNet down path blocks, as diffusers 0.26.3 `models/unets/unet_2d_blocks.py`:
+ * CrossAttnDownBlock2D (resnets.i + attentions.i) and DownBlock2D (resnets.i), each optionally
+ * ending in downsamplers.0. `forward` returns the block output and every state it adds to the skip
+ * connections (one per layer, plus the downsampled one).
+ */
+import type { Value } from "../../graph/builder.js";
+import { Module, moduleList } from "../../nn/module.js";
+import type { WeightScope } from "../../nn/weights.js";
+import type { DownBlockSpec, SharedBlockSettings } from "./block-config.js";
+import { ResnetBlock2D } from "./resnet.js";
+import { Downsample2D } from "./sampling.js";
+import { Transformer2DModel } from "./transformer-2d.js";
+
+export interface DownBlockOutput {
+  readonly hidden: Value;
+  /** States for the skip connections, in order. */
+  readonly states: readonly Value[];
+}
+
+export interface DownBlock {
+  forward(x: Value, temb: Value, encoderHiddenStates: Value): DownBlockOutput;
+}
+
+export function makeResnets(
+  w: WeightScope,
+  spec: DownBlockSpec,
+  shared: SharedBlockSettings,
+): ResnetBlock2D[] {
+  return moduleList(
+    w.at("resnets"),
+    spec.numLayers,
+    (s, i) =>
+      new ResnetBlock2D(s, {
+        inChannels: i === 0 ? spec.inChannels : spec.outChannels,
+        outChannels: spec.outChannels,
+        tembChannels: shared.tembChannels,
+        groups: shared.resnetGroups,
+        eps: shared.resnetEps,
+        actFn: shared.actFn,
+      }),
+  );
+}
+
+function makeDownsamplers(w: WeightScope, spec: DownBlockSpec): Downsample2D[] {
+  if (!spec.addDownsample) return [];
+  return moduleList(
+    w.at("downsamplers"),
+    1,
+    (s) => new Downsample2D(s, { channels: spec.outChannels, padding: spec.downsamplePadding }),
+  );
+}
+
+export class DownBlock2D extends Module implements DownBlock {
+  readonly resnets: readonly ResnetBlock2D[];
+  readonly downsamplers: readonly Downsample2D[];
+
+  constructor(w: WeightScope, spec: DownBlockSpec, shared: SharedBlockSettings) {
+    super(w);
+    this.resnets = makeResnets(w, spec, shared);
+    this.downsamplers = makeDownsamplers(w, spec);
+  }
+
+  forward(x: Value, temb: Value): DownBlockOutput {
+    const states: Value[] = [];
+    let h = x;
+    for (const resnet of this.resnets) {
+      h = resnet.forward(h, temb);
+      states.push(h);
+    }
+    for (const down of this.downsamplers) {
+      h = down.forward(h);
+      states.push(h);
+    }
+    return { hidden: h, states };
+  }
+}
+
+export class CrossAttnDownBlock2D extends Module implements DownBlock {
+  readonly resnets: readonly ResnetBlock2D[];
+  readonly attentions: readonly Transformer2DModel[];
+  readonly downsamplers: readonly Downsample2D[];
+
+  constructor(w: WeightScope, spec: DownBlockSpec, shared: SharedBlockSettings) {
+    super(w);
+    this.resnets = makeResnets(w, spec, shared);
+    this.attentions = moduleList(
+      w.at("attentions"),
+      spec.numLayers,
+      (s, i) =>
+        new Transformer2DModel(s, {
+          numHeads: spec.numHeads,
+          headDim: Math.floor(spec.outChannels / spec.numHeads),
+          inChannels: spec.outChannels,
+          numLayers: spec.transformerLayers[i] ?? 1,
+          crossAttentionDim: spec.crossAttentionDim,
+          normNumGroups: shared.resnetGroups,
+          useLinearProjection: shared.useLinearProjection,
+          onlyCrossAttention: spec.onlyCrossAttention,
+          upcastAttention: shared.upcastAttention,
+        }),
+    );
+    this.downsamplers = makeDownsamplers(w, spec);
+  }
+
+  forward(x: Value, temb: Value, encoderHiddenStates: Value): DownBlockOutput {
+    const states: Value[] = [];
+    let h = x;
+    this.resnets.forEach((resnet, i) => {
+      h = resnet.forward(h, temb);
+      const attention = this.attentions[i];
+      if (attention) h = attention.forward(h, encoderHiddenStates);
+      states.push(h);
+    });
+    for (const down of this.downsamplers) {
+      h = down.forward(h);
+      states.push(h);
+    }
+    return { hidden: h, states };
+  }
+}
+
+/** The block class named by down_block_types. */
+export function makeDownBlock(w: WeightScope, spec: DownBlockSpec, shared: SharedBlockSettings): DownBlock {
+  return spec.type === "CrossAttnDownBlock2D"
+    ? new CrossAttnDownBlock2D(w, spec, shared)
+    : new DownBlock2D(w, spec, shared);
+}
+
+/**
+ * Runs the down path from the conv_in output `x`: returns the last hidden state and every skip
+ * connection (x first). `tap` receives each block's output as "down_blocks.i".
+ */
+export function runDownBlocks(
+  blocks: readonly DownBlock[],
+  x: Value,
+  temb: Value,
+  encoderHiddenStates: Value,
+  tap: (name: string, value: Value) => void = () => undefined,
+): { hidden: Value; skips: Value[] } {
+  const skips: Value[] = [x];
+  let h = x;
+  blocks.forEach((block, i) => {
+    const out = block.forward(h, temb, encoderHiddenStates);
+    h = out.hidden;
+    skips.push(...out.states);
+    tap(`down_blocks.${i}`, h);
+  });
+  return { hidden: h, skips };
+}

@@ -1,0 +1,111 @@
+/**
+ * Timestep embeddings, as diffusers 0.26.3 `models/embeddings.py`: `Timesteps` (the sinusoid of
+ * `get_timestep_embedding`, always float32) and `TimestepEmbedding` (linear_1 - act - linear_2).
+ */
+import { GraphError } from "../../errors.js";
+import type { GraphBuilder, Value } from "../../graph/builder.js";
+import * as op from "../../graph/ops/index.js";
+import { Linear } from "../../nn/linear.js";
+import { Module } from "../../nn/module.js";
+import type { WeightScope } from "../../nn/weights.js";
+import { diffusersActivation } from "./activation.js";
+
+export interface TimestepsOptions {
+  readonly numChannels: number;
+  readonly flipSinToCos: boolean;
+  readonly downscaleFreqShift: number;
+  /** Default 1. */
+  readonly scale?: number;
+  /** Default 10000. */
+  readonly maxPeriod?: number;
+}
+
+/**
+ * The sinusoid frequencies exp(-ln(max_period) * i / (half - shift)), rounded step by step to
+ * float32 as torch computes them (float32 arange times a float32-cast scalar, divided, exp).
+ */
+export function timestepFrequencies(
+  embeddingDim: number,
+  downscaleFreqShift: number,
+  maxPeriod = 10000,
+): Float32Array {
+  const half = Math.floor(embeddingDim / 2);
+  const factor = Math.fround(-Math.log(maxPeriod));
+  const divisor = Math.fround(half - downscaleFreqShift);
+  const out = new Float32Array(half);
+  for (let i = 0; i < half; i++)
+    out[i] = Math.fround(Math.exp(Math.fround(Math.fround(factor * i) / divisor)));
+  return out;
+}
+
+/** diffusers Timesteps: timestep [B] (any float/int dtype) -> float32 [B, numChannels]. No weights. */
+export class Timesteps {
+  constructor(readonly options: TimestepsOptions) {
+    if (!Number.isInteger(options.numChannels) || options.numChannels < 2) {
+      throw new GraphError("Timesteps", `num_channels must be an integer >= 2, got ${options.numChannels}`);
+    }
+  }
+
+  forward(g: GraphBuilder, timestep: Value): Value {
+    const { numChannels, flipSinToCos, downscaleFreqShift } = this.options;
+    if (timestep.rank !== 1)
+      throw new GraphError(
+        "Timesteps",
+        `timesteps must be 1-D [batch] but ${timestep.name} has rank ${timestep.rank}`,
+      );
+    return g.scope("time_proj", () => {
+      const freqs = timestepFrequencies(numChannels, downscaleFreqShift, this.options.maxPeriod);
+      const t = op.Unsqueeze(g, op.Cast(g, timestep, "float32"), [1]); // [B, 1]
+      let args = op.Mul(g, t, g.constant({ dtype: "float32", shape: [freqs.length], data: freqs })); // [B, half]
+      const scale = this.options.scale ?? 1;
+      if (scale !== 1) args = op.Mul(g, args, scale);
+      const sin = op.Sin(g, args);
+      const cos = op.Cos(g, args);
+      let emb = op.Concat(g, flipSinToCos ? [cos, sin] : [sin, cos], 1);
+      if (numChannels % 2 === 1) emb = op.Pad(g, emb, [0, 0, 0, 1]);
+      return emb;
+    });
+  }
+}
+
+export interface TimestepEmbeddingOptions {
+  readonly inChannels: number;
+  readonly timeEmbedDim: number;
+  /** Default: timeEmbedDim. */
+  readonly outDim?: number;
+  /** act_fn (default "silu"). */
+  readonly actFn?: string;
+  /** timestep_post_act (default none). */
+  readonly postActFn?: string | null;
+}
+
+/** diffusers TimestepEmbedding: keys linear_1, linear_2. */
+export class TimestepEmbedding extends Module {
+  readonly linear_1: Linear;
+  readonly linear_2: Linear;
+
+  constructor(
+    w: WeightScope,
+    readonly options: TimestepEmbeddingOptions,
+  ) {
+    super(w);
+    this.linear_1 = new Linear(w.at("linear_1"), {
+      inFeatures: options.inChannels,
+      outFeatures: options.timeEmbedDim,
+    });
+    this.linear_2 = new Linear(w.at("linear_2"), {
+      inFeatures: options.timeEmbedDim,
+      outFeatures: options.outDim ?? options.timeEmbedDim,
+    });
+  }
+
+  forward(sample: Value): Value {
+    const g = this.graph;
+    return this.scoped(() => {
+      let h = diffusersActivation(g, this.linear_1.forward(sample), this.options.actFn ?? "silu");
+      h = this.linear_2.forward(h);
+      const post = this.options.postActFn;
+      return post === undefined || post === null ? h : diffusersActivation(g, h, post);
+    });
+  }
+}

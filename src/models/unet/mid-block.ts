@@ -1,0 +1,61 @@
+/**
+ * UNetMidBlock2DCrossAttn, as diffusers 0.26.3 `models/unets/unet_2d_blocks.py`:
+ * resnets.0, then (attentions.i, resnets.i+1) pairs; resnets use output_scale_factor =
+ * mid_block_scale_factor. Its Transformer2DModels never use only_cross_attention.
+ */
+import type { Value } from "../../graph/builder.js";
+import { Module, moduleList } from "../../nn/module.js";
+import type { WeightScope } from "../../nn/weights.js";
+import type { MidBlockSpec, SharedBlockSettings } from "./block-config.js";
+import { ResnetBlock2D } from "./resnet.js";
+import { Transformer2DModel } from "./transformer-2d.js";
+
+export class UNetMidBlock2DCrossAttn extends Module {
+  readonly resnets: readonly ResnetBlock2D[];
+  readonly attentions: readonly Transformer2DModel[];
+
+  constructor(w: WeightScope, spec: MidBlockSpec, shared: SharedBlockSettings) {
+    super(w);
+    const layers = spec.transformerLayers.length;
+    this.resnets = moduleList(
+      w.at("resnets"),
+      layers + 1,
+      (s) =>
+        new ResnetBlock2D(s, {
+          inChannels: spec.channels,
+          outChannels: spec.channels,
+          tembChannels: shared.tembChannels,
+          groups: shared.resnetGroups,
+          eps: shared.resnetEps,
+          actFn: shared.actFn,
+          outputScaleFactor: spec.outputScaleFactor,
+        }),
+    );
+    this.attentions = moduleList(
+      w.at("attentions"),
+      layers,
+      (s, i) =>
+        new Transformer2DModel(s, {
+          numHeads: spec.numHeads,
+          headDim: Math.floor(spec.channels / spec.numHeads),
+          inChannels: spec.channels,
+          numLayers: spec.transformerLayers[i] ?? 1,
+          crossAttentionDim: spec.crossAttentionDim,
+          normNumGroups: shared.resnetGroups,
+          useLinearProjection: shared.useLinearProjection,
+          upcastAttention: shared.upcastAttention,
+        }),
+    );
+  }
+
+  forward(x: Value, temb: Value, encoderHiddenStates: Value): Value {
+    const [first, ...rest] = this.resnets;
+    let h = first ? first.forward(x, temb) : x;
+    rest.forEach((resnet, i) => {
+      const attention = this.attentions[i];
+      if (attention) h = attention.forward(h, encoderHiddenStates);
+      h = resnet.forward(h, temb);
+    });
+    return h;
+  }
+}

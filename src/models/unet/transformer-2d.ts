@@ -1,0 +1,159 @@
+/**
+ * Transformer2DModel for continuous (image) inputs with its BasicTransformerBlocks, as diffusers
+ * 0.26.3 `models/transformers/transformer_2d.py` and `models/attention.py` (norm_type "layer_norm",
+ * activation "geglu"): GroupNorm (eps 1e-6) - proj_in - blocks - proj_out - + residual.
+ *
+ * proj_in/proj_out are 1x1 convs (use_linear_projection false, SD1) or Linears (SD2). On
+ * [B, HW, C] tokens both are the same matrix product, so the graph always applies them as MatMul
+ * on tokens (one transpose in, one out); a 1x1 conv checkpoint weight [C', C, 1, 1] binds as [C', C].
+ */
+import type { Value } from "../../graph/builder.js";
+import * as op from "../../graph/ops/index.js";
+import { GEGLU } from "../../nn/activations.js";
+import { Attention } from "../../nn/attention.js";
+import { GroupNorm } from "../../nn/group-norm.js";
+import { LayerNorm } from "../../nn/layer-norm.js";
+import { Linear } from "../../nn/linear.js";
+import { Module, moduleList } from "../../nn/module.js";
+import type { WeightScope } from "../../nn/weights.js";
+
+/** diffusers FeedForward with GEGLU: keys net.0.proj (GEGLU) and net.2 (Linear); inner = 4 * dim. */
+export class FeedForward extends Module {
+  readonly net: readonly [GEGLU, Linear];
+  constructor(w: WeightScope, dim: number, mult = 4) {
+    super(w);
+    const inner = dim * mult;
+    this.net = [
+      new GEGLU(w.at("net").at(0), { dimIn: dim, dimOut: inner }),
+      new Linear(w.at("net").at(2), { inFeatures: inner, outFeatures: dim }),
+    ];
+  }
+  forward(x: Value): Value {
+    return this.scoped(() => this.net[1].forward(this.net[0].forward(x)));
+  }
+}
+
+export interface BasicTransformerBlockOptions {
+  readonly dim: number;
+  readonly numHeads: number;
+  readonly headDim: number;
+  /** Width of the encoder hidden states; null = no attn2 (self-attention only). */
+  readonly crossAttentionDim: number | null;
+  /** attn1 attends to the encoder hidden states too (diffusers only_cross_attention). */
+  readonly onlyCrossAttention?: boolean;
+  readonly upcastAttention?: boolean;
+}
+
+export class BasicTransformerBlock extends Module {
+  readonly norm1: LayerNorm;
+  readonly attn1: Attention;
+  readonly norm2: LayerNorm | null;
+  readonly attn2: Attention | null;
+  readonly norm3: LayerNorm;
+  readonly ff: FeedForward;
+
+  constructor(
+    w: WeightScope,
+    readonly options: BasicTransformerBlockOptions,
+  ) {
+    super(w);
+    const { dim, numHeads, headDim, crossAttentionDim } = options;
+    const upcastAttention = options.upcastAttention ?? false;
+    const onlyCross = options.onlyCrossAttention === true && crossAttentionDim !== null;
+    const attention = (scope: WeightScope, kvDim: number | null): Attention =>
+      new Attention(scope, {
+        queryDim: dim,
+        heads: numHeads,
+        dimHead: headDim,
+        upcastAttention,
+        ...(kvDim === null ? {} : { crossAttentionDim: kvDim }),
+      });
+    this.norm1 = new LayerNorm(w.at("norm1"), { normalizedShape: dim, eps: 1e-5 });
+    this.attn1 = attention(w.at("attn1"), onlyCross ? crossAttentionDim : null);
+    this.norm2 =
+      crossAttentionDim === null ? null : new LayerNorm(w.at("norm2"), { normalizedShape: dim, eps: 1e-5 });
+    this.attn2 = crossAttentionDim === null ? null : attention(w.at("attn2"), crossAttentionDim);
+    this.norm3 = new LayerNorm(w.at("norm3"), { normalizedShape: dim, eps: 1e-5 });
+    this.ff = new FeedForward(w.at("ff"), dim);
+  }
+
+  /** x [B, S, dim], context [B, L, crossAttentionDim] -> [B, S, dim]. */
+  forward(x: Value, encoderHiddenStates: Value | null): Value {
+    const g = this.graph;
+    const context = encoderHiddenStates === null ? {} : { encoderHiddenStates };
+    return this.scoped(() => {
+      const selfContext = this.options.onlyCrossAttention === true ? context : {};
+      let h = op.Add(g, this.attn1.forward(this.norm1.forward(x), selfContext), x);
+      if (this.attn2 && this.norm2) h = op.Add(g, this.attn2.forward(this.norm2.forward(h), context), h);
+      return op.Add(g, this.ff.forward(this.norm3.forward(h)), h);
+    });
+  }
+}
+
+export interface Transformer2DModelOptions {
+  readonly numHeads: number;
+  readonly headDim: number;
+  readonly inChannels: number;
+  /** Number of BasicTransformerBlocks (default 1). */
+  readonly numLayers?: number;
+  readonly crossAttentionDim: number | null;
+  readonly normNumGroups: number;
+  readonly useLinearProjection: boolean;
+  readonly onlyCrossAttention?: boolean;
+  readonly upcastAttention?: boolean;
+}
+
+export class Transformer2DModel extends Module {
+  readonly norm: GroupNorm;
+  readonly proj_in: Linear;
+  readonly transformer_blocks: readonly BasicTransformerBlock[];
+  readonly proj_out: Linear;
+
+  constructor(
+    w: WeightScope,
+    readonly options: Transformer2DModelOptions,
+  ) {
+    super(w);
+    const { inChannels, numHeads, headDim } = options;
+    const inner = numHeads * headDim;
+    const allowReshape = !options.useLinearProjection;
+    this.norm = new GroupNorm(w.at("norm"), {
+      numGroups: options.normNumGroups,
+      numChannels: inChannels,
+      eps: 1e-6,
+    });
+    this.proj_in = new Linear(w.at("proj_in"), { inFeatures: inChannels, outFeatures: inner, allowReshape });
+    this.transformer_blocks = moduleList(
+      w.at("transformer_blocks"),
+      options.numLayers ?? 1,
+      (s) =>
+        new BasicTransformerBlock(s, {
+          dim: inner,
+          numHeads,
+          headDim,
+          crossAttentionDim: options.crossAttentionDim,
+          onlyCrossAttention: options.onlyCrossAttention ?? false,
+          upcastAttention: options.upcastAttention ?? false,
+        }),
+    );
+    this.proj_out = new Linear(w.at("proj_out"), {
+      inFeatures: inner,
+      outFeatures: inChannels,
+      allowReshape,
+    });
+  }
+
+  /** x [B, C, H, W], context [B, L, D] -> [B, C, H, W]. */
+  forward(x: Value, encoderHiddenStates: Value | null): Value {
+    const g = this.graph;
+    return this.scoped(() => {
+      const normed = this.norm.forward(x);
+      let h = op.Transpose(g, op.Reshape(g, normed, [0, 0, -1]), [0, 2, 1]); // [B, HW, C]
+      h = this.proj_in.forward(h);
+      for (const block of this.transformer_blocks) h = block.forward(h, encoderHiddenStates);
+      h = this.proj_out.forward(h);
+      const back = op.ReshapeLike(g, op.Transpose(g, h, [0, 2, 1]), x); // [B, C, H, W]
+      return op.Add(g, back, x);
+    });
+  }
+}
