@@ -9,9 +9,10 @@ import { SteadyframeError } from "../errors.js";
 import type { CliCommand, CliIO } from "./command.js";
 import { conformanceCommand } from "./commands/conformance.js";
 import { controlsCommand } from "./commands/controls.js";
+import { imageCommand } from "./commands/image.js";
 import { metricsCommand } from "./commands/metrics.js";
 
-const COMMANDS: readonly CliCommand[] = [controlsCommand, metricsCommand, conformanceCommand];
+const COMMANDS: readonly CliCommand[] = [imageCommand, controlsCommand, metricsCommand, conformanceCommand];
 
 function version(): string {
   const pkg: unknown = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8"));

@@ -8,6 +8,7 @@ import { controlnetKind } from "./kinds/controlnet.js";
 import { crossFrameAttnKind } from "./kinds/cross-frame-attn.js";
 import { opencvKind } from "./kinds/opencv.js";
 import { pickleSafetyKind } from "./kinds/pickle-safety.js";
+import { pipelineControlnetKind } from "./kinds/pipeline-controlnet.js";
 import { rngKind } from "./kinds/rng.js";
 import { safetensorsSafetyKind } from "./kinds/safetensors-safety.js";
 import { schedulersKind } from "./kinds/schedulers.js";
@@ -23,6 +24,7 @@ export const FIXTURE_KINDS: readonly FixtureKind[] = [
   crossFrameAttnKind,
   opencvKind,
   pickleSafetyKind,
+  pipelineControlnetKind,
   rngKind,
   safetensorsSafetyKind,
   schedulersKind,

@@ -89,8 +89,10 @@ function checkInputs(c: TextToImageComponents, o: TextToImageOptions): void {
     ["width", o.width],
     ["height", o.height],
   ] as const) {
-    if (!Number.isInteger(value) || value <= 0 || value % c.vaeScaleFactor !== 0) {
-      throw new InvalidArgumentError(name, `a positive multiple of ${c.vaeScaleFactor}`, value);
+    // diffusers' check_inputs asks for multiples of 8 whatever the VAE (and the VAE needs its own factor).
+    const step = Math.max(8, c.vaeScaleFactor);
+    if (!Number.isInteger(value) || value <= 0 || value % step !== 0) {
+      throw new InvalidArgumentError(name, `a positive multiple of ${step}`, value);
     }
   }
   const steps = o.numInferenceSteps ?? 50;
@@ -192,10 +194,16 @@ export async function textToImage(
     trace(`${tag}.latent_model_input`, input);
     const batch = input.shape[0] ?? 1;
     const timestep = tensor("float32", [batch], new Float32Array(batch).fill(t));
+    trace(`${tag}.timestep`, tensor("float32", [], new Float32Array([t])));
     let residuals: ControlNetOutputs | undefined;
     for (const [k, unit] of controls.entries()) {
       const keep = controlnetKeep(i, timesteps.length, unit.guidanceStart ?? 0, unit.guidanceEnd ?? 1);
       const conditioningScale = (unit.scale ?? 1) * keep;
+      if (k === 0)
+        trace(
+          `${tag}.controlnet.conditioning_scale`,
+          tensor("float32", [], new Float32Array([conditioningScale])),
+        );
       const netCfgHalf = cfg && guessMode;
       const out = await unit.controlnet.forward({
         sample: netCfgHalf ? c.scheduler.scaleModelInput(latents, t) : input,
@@ -243,6 +251,7 @@ export async function textToImage(
 
   // 7. Decode
   throwIfAborted(o.signal, task);
+  trace("final_latents", latents);
   const decoderInput = scale(latents, 1 / c.vae.scalingFactor);
   trace("vae_decode.input", decoderInput);
   const raw = await c.vae.decode(decoderInput);
