@@ -17,16 +17,11 @@
  */
 import { InvalidArgumentError } from "../errors.js";
 import { image, type Image } from "../image.js";
+import { roundHalfEven } from "../util/round.js";
 import { checkImage, checkInteger, checkSameSize } from "./validate.js";
 
 /** Rounds half to even, like `cvRound` / `lrint` in the default rounding mode. */
-export function roundHalfEven(value: number): number {
-  const floor = Math.floor(value);
-  const diff = value - floor;
-  if (diff < 0.5) return floor;
-  if (diff > 0.5) return floor + 1;
-  return floor % 2 === 0 ? floor : floor + 1;
-}
+export { roundHalfEven } from "../util/round.js";
 
 /**
  * Per-pixel weighted sum of two same-size 8-bit images.

@@ -8,6 +8,7 @@
 import { InvalidArgumentError } from "../errors.js";
 import { image, type Image } from "../image.js";
 import { tensor, type HostTensor } from "../tensor.js";
+import { roundHalfEven } from "../util/round.js";
 
 /** HWC uint8 RGB -> [1, 3, H, W] float32, scaled to [0, 1] (control images) or [-1, 1] (VAE input). */
 export function imageToTensor(img: Image, range: "0,1" | "-1,1"): HostTensor<"float32"> {
@@ -50,9 +51,4 @@ export function tensorToImages(t: HostTensor<"float32">): Image[] {
     images.push(image(w, h, 3, data));
   }
   return images;
-}
-
-export function roundHalfEven(x: number): number {
-  const r = Math.round(x);
-  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }

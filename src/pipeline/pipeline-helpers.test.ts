@@ -7,7 +7,8 @@ import { image } from "../image.js";
 import { tensor } from "../tensor.js";
 import { readPipelineFolder } from "./components.js";
 import { chunkBatch, classifierFreeGuidance, concatBatch } from "./guidance.js";
-import { denormalize, imageToTensor, roundHalfEven, tensorToImages } from "./images.js";
+import { roundHalfEven } from "../util/round.js";
+import { denormalize, imageToTensor, tensorToImages } from "./images.js";
 
 describe("guidance", () => {
   it("combines [uncond, cond] as u + g (c - u)", () => {

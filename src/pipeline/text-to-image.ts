@@ -4,6 +4,7 @@
  * pipeline_controlnet.py), as numbered steps over the component interfaces in ./types.ts.
  */
 import { InvalidArgumentError, throwIfAborted } from "../errors.js";
+import { controlnetKeep } from "../models/controlnet/multi-controlnet.js";
 import type { LongTaskOptions } from "../progress.js";
 import { TorchGenerator } from "../random/torch-generator.js";
 import type { NoiseGenerator, Scheduler } from "../schedulers/scheduler.js";
@@ -77,11 +78,6 @@ export interface TextToImageResult {
   /** [1, 3, H, W] in [0, 1]. */
   readonly image: HostTensor<"float32">;
   readonly latents: HostTensor<"float32">;
-}
-
-/** diffusers controlnet_keep: 1 while step i is inside [start, end] of the schedule, else 0. */
-export function controlnetKeep(step: number, numSteps: number, start: number, end: number): number {
-  return step / numSteps < start || (step + 1) / numSteps > end ? 0 : 1;
 }
 
 function checkInputs(c: TextToImageComponents, o: TextToImageOptions): void {

@@ -16,14 +16,8 @@
 
 const f32 = Math.fround;
 
-/** numpy's `round`/`rint`: ties go to the even neighbour (499.5 -> 500, 998.5 -> 998). */
-export function roundHalfEven(x: number): number {
-  const floor = Math.floor(x);
-  const diff = x - floor;
-  if (diff < 0.5) return floor;
-  if (diff > 0.5) return floor + 1;
-  return floor % 2 === 0 ? floor : floor + 1;
-}
+/** numpy's `round`/`rint` (ties to even: 499.5 -> 500, 998.5 -> 998). */
+export { roundHalfEven } from "../util/round.js";
 
 /** `np.linspace(start, stop, num)` in float64 (endpoint included). */
 export function npLinspace(start: number, stop: number, num: number): number[] {
