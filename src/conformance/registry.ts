@@ -12,6 +12,7 @@ import { pipelineControlnetKind } from "./kinds/pipeline-controlnet.js";
 import { rngKind } from "./kinds/rng.js";
 import { safetensorsSafetyKind } from "./kinds/safetensors-safety.js";
 import { schedulersKind } from "./kinds/schedulers.js";
+import { singleFileKind } from "./kinds/single-file.js";
 import { tokenizerKind } from "./kinds/tokenizer.js";
 import { unetKind } from "./kinds/unet.js";
 import { vaeKind } from "./kinds/vae.js";
@@ -28,6 +29,7 @@ export const FIXTURE_KINDS: readonly FixtureKind[] = [
   rngKind,
   safetensorsSafetyKind,
   schedulersKind,
+  singleFileKind,
   tokenizerKind,
   unetKind,
   vaeKind,

@@ -6,6 +6,7 @@
  * `tolerance.suggested_max_abs_err`. Output names: `last_hidden_state`, `pooler_output`,
  * `hidden_states.{i}`, `penultimate_hidden_state` (= hidden_states[L - 1]) and
  * `clip_skip_{k}_prompt_embeds` / `clip_skip_{k}` (= final_layer_norm(hidden_states[L - k])).
+ * `runClipTextEncoderFixture` also runs it on weights supplied from outside (single-file checkpoints).
  */
 import { resolve } from "node:path";
 import { ConfigError } from "../../errors.js";
@@ -14,15 +15,15 @@ import { resolveClipSpec } from "../../models/clip/validate.js";
 import { compileGraph } from "../../models/compiled-graph.js";
 import type { HostTensor } from "../../tensor.js";
 import { CLIPTokenizer } from "../../tokenizer/clip-tokenizer.js";
-import { compareTensors, failedRow } from "../compare.js";
+import { failedRow } from "../compare.js";
 import type { ConformanceRow, FixtureContext, FixtureKind } from "../types.js";
 import {
+  type ModelFixtureOptions,
   caseFile,
-  fixtureName,
+  fixtureComponent,
   outputNames,
-  readComponent,
-  readTensorFile,
-  readTolerance,
+  outputRow,
+  readModelCase,
 } from "./model-fixture.js";
 
 /** The graph output that holds a reference tensor, or undefined for names this kind does not know. */
@@ -69,14 +70,20 @@ async function inputIds(
   return tokenizer.encodeBatch(prompts.map(String), { padding: "max_length", truncation: true, maxLength });
 }
 
-async function runClipTextEncoder(ctx: FixtureContext): Promise<readonly ConformanceRow[]> {
-  const fixture = fixtureName(ctx, "clip_text_encoder");
-  const tolerance = readTolerance(ctx);
-  const component = await readComponent(ctx, "transformers");
-  const spec = resolveClipSpec(component.configName ?? "config", component.config);
+/** Runs a `clip_text_encoder` fixture folder, on the weights case.json names or on `options.components.text_encoder`. */
+export async function runClipTextEncoderFixture(
+  ctx: FixtureContext,
+  options: ModelFixtureOptions = {},
+): Promise<ConformanceRow[]> {
+  const mc = await readModelCase(ctx, "clip_text_encoder", options);
+  const { inputs, outputs } = mc;
+  const component = await fixtureComponent(ctx, options, {
+    role: "text_encoder",
+    className: "CLIPTextModel",
+    library: "transformers",
+  });
+  const spec = resolveClipSpec(component.configName, component.config);
   const layers = spec.config.num_hidden_layers;
-  const inputs = await readTensorFile(ctx, "inputs_file", "inputs.safetensors");
-  const outputs = await readTensorFile(ctx, "outputs_file", "outputs.safetensors");
   const names = outputNames(ctx, outputs);
   const ids = await inputIds(ctx, inputs, spec.config.max_position_embeddings);
   const clipSkips = names
@@ -90,7 +97,7 @@ async function runClipTextEncoder(ctx: FixtureContext): Promise<readonly Conform
   const model = await compileGraph(
     graph,
     "text_encoder",
-    component.weightsId ?? null,
+    component.weightsId,
     ctx.signal ? { signal: ctx.signal } : {},
   );
   let results: Record<string, HostTensor>;
@@ -101,12 +108,16 @@ async function runClipTextEncoder(ctx: FixtureContext): Promise<readonly Conform
   }
   return names.map((name) => {
     const expected = outputs.get(name);
-    if (!expected) return failedRow(fixture, name, "listed in case.json but missing from the outputs file");
+    if (!expected)
+      return failedRow(mc.fixture, name, "listed in case.json but missing from the outputs file");
     const output = clipGraphOutput(name, layers);
     const actual = output === undefined ? undefined : results[output];
-    if (!actual)
-      return failedRow(fixture, name, `unknown output "${name}" for a ${layers}-layer text encoder`);
-    return compareTensors(fixture, name, actual, expected, tolerance);
+    return outputRow(
+      mc,
+      name,
+      actual ?? `unknown output "${name}" for a ${layers}-layer text encoder`,
+      expected,
+    );
   });
 }
 
@@ -114,5 +125,5 @@ export const clipTextEncoderKind: FixtureKind = {
   kind: "clip_text_encoder",
   description:
     "transformers CLIPTextModel hidden states, pooled output and clip skip (no attention_mask), from case.json",
-  run: runClipTextEncoder,
+  run: (ctx) => runClipTextEncoderFixture(ctx),
 };

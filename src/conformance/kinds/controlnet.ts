@@ -5,7 +5,8 @@
  * `down_block_res_samples.i` / `mid_block_res_sample` are compared, then the UNet run with those
  * residuals is compared with `unet_noise_pred`; `intermediate.*` outputs come from the ControlNet.
  * guess_mode is read from the controlnet call string. Inputs: sample, encoder_hidden_states,
- * controlnet_cond, timestep (tensor, or case.json inputs.timestep).
+ * controlnet_cond, timestep (tensor, or case.json inputs.timestep). `runControlNetFixture` also runs
+ * it on weights supplied from outside (a single-file ControlNet and UNet).
  */
 import { ConfigError, UnsupportedError } from "../../errors.js";
 import { MID_BLOCK_RES_SAMPLE, downResSampleName } from "../../models/controlnet/build.js";
@@ -17,20 +18,21 @@ import { parseUNet2DConditionModelConfig } from "../../models/unet/config.js";
 import type { UNet2DConditionModelRunner } from "../../models/unet/runner.js";
 import { UNet2DConditionModel } from "../../models/unet/unet-2d-condition.js";
 import type { HostTensor } from "../../tensor.js";
-import { compareTensors, failedRow } from "../compare.js";
+import { failedRow } from "../compare.js";
 import type { ConformanceRow, FixtureContext, FixtureKind } from "../types.js";
+import { tensorArg } from "./call-string.js";
 import {
   type ModelCase,
-  componentStore,
+  type ModelFixtureOptions,
+  cacheId,
   errorNote,
+  fixtureComponent,
   isRecord,
-  modelConfigJson,
+  outputRow,
+  readCalls,
   readModelCase,
-  rowLabel,
-  tensorArg,
   uncomparedRows,
-  weightsDir,
-} from "./diffusers-case.js";
+} from "./model-fixture.js";
 
 /** "scale" + the scale as Python's %g prints it, "." -> "p" (1.0 -> scale1, 0.5 -> scale0p5). */
 export function scaleTag(scale: number): string {
@@ -67,22 +69,35 @@ interface Nets {
   readonly unet: UNet2DConditionModelRunner | null;
 }
 
-async function loadNets(ctx: FixtureContext, mc: ModelCase, wantsUNet: boolean): Promise<Nets> {
-  const cnDir = weightsDir(ctx, "controlnet");
-  const cnConfig = await modelConfigJson(ctx, cnDir, "ControlNetModel");
-  const { config } = parseControlNetModelConfig(cnConfig.name, cnConfig.json);
+async function loadNets(
+  ctx: FixtureContext,
+  options: ModelFixtureOptions,
+  mc: ModelCase,
+  guessMode: boolean,
+  wantsUNet: boolean,
+): Promise<Nets> {
+  const cn = await fixtureComponent(ctx, options, {
+    role: "controlnet",
+    className: "ControlNetModel",
+    library: "diffusers",
+  });
+  const { config } = parseControlNetModelConfig(cn.configName, cn.config);
   const intermediates = [...mc.outputs.keys()].some((k) => k.startsWith("intermediate."));
   const controlnet = await ControlNetModel.load(
-    { config, store: await componentStore(cnDir) },
-    { intermediates, guessMode: guessModeOf(mc.calls) },
+    { config, store: cn.store, ...cacheId(cn) },
+    { intermediates, guessMode },
   );
   if (!wantsUNet) return { controlnet, unet: null };
   try {
-    const unetDir = weightsDir(ctx, "unet");
-    const unetConfig = await modelConfigJson(ctx, unetDir, "UNet2DConditionModel");
-    const parsed = parseUNet2DConditionModelConfig(unetConfig.name, unetConfig.json).config;
+    const u = await fixtureComponent(ctx, options, {
+      role: "unet",
+      className: "UNet2DConditionModel",
+      library: "diffusers",
+      main: false,
+    });
+    const parsed = parseUNet2DConditionModelConfig(u.configName, u.config).config;
     const unet = await UNet2DConditionModel.load(
-      { config: parsed, store: await componentStore(unetDir) },
+      { config: parsed, store: u.store, ...cacheId(u) },
       { residuals: true },
     );
     return { controlnet, unet };
@@ -92,8 +107,13 @@ async function loadNets(ctx: FixtureContext, mc: ModelCase, wantsUNet: boolean):
   }
 }
 
-async function runControlNetCase(ctx: FixtureContext): Promise<ConformanceRow[]> {
-  const mc = await readModelCase(ctx, "controlnet");
+/** Runs a `controlnet` fixture folder, on the weights case.json names or on `options.components`. */
+export async function runControlNetFixture(
+  ctx: FixtureContext,
+  options: ModelFixtureOptions = {},
+): Promise<ConformanceRow[]> {
+  const mc = await readModelCase(ctx, "controlnet", options);
+  const calls = readCalls(ctx);
   const names = [...mc.outputs.keys()];
   const scales = fixtureScales(mc.file, ctx.caseJson, names);
   if (scales.length === 0)
@@ -106,23 +126,15 @@ async function runControlNetCase(ctx: FixtureContext): Promise<ConformanceRow[]>
   const sample = tensorArg("sample", mc.inputs, "sample");
   const encoderHiddenStates = tensorArg("encoder_hidden_states", mc.inputs, "encoder_hidden_states");
   const controlnetCond = tensorArg("controlnet_cond", mc.inputs, "controlnet_cond");
-  const nets = await loadNets(
-    ctx,
-    mc,
-    names.some((k) => k.endsWith(".unet_noise_pred")),
-  );
+  const wantsUNet = names.some((k) => k.endsWith(".unet_noise_pred"));
+  const nets = await loadNets(ctx, options, mc, guessModeOf(calls), wantsUNet);
   const rows: ConformanceRow[] = [];
   const compared = new Set<string>();
   const compare = (name: string, actual: HostTensor | undefined): void => {
     const expected = mc.outputs.get(name);
     if (expected === undefined || compared.has(name)) return;
     compared.add(name);
-    const label = rowLabel(mc.fixture, name);
-    rows.push(
-      actual
-        ? compareTensors(label, name, actual, expected, mc.tolerance)
-        : failedRow(label, name, "not produced"),
-    );
+    rows.push(outputRow(mc, name, actual, expected));
   };
   try {
     for (const scale of scales) {
@@ -150,7 +162,7 @@ async function runControlNetCase(ctx: FixtureContext): Promise<ConformanceRow[]>
           compare(`${tag}.unet_noise_pred`, noise[UNET_OUTPUT]);
         }
       } catch (error) {
-        rows.push(failedRow(rowLabel(mc.fixture, tag), `${tag}.*`, errorNote(error)));
+        rows.push(failedRow(mc.fixture, `${tag}.*`, errorNote(error)));
       }
     }
   } finally {
@@ -163,5 +175,5 @@ async function runControlNetCase(ctx: FixtureContext): Promise<ConformanceRow[]>
 export const controlnetKind: FixtureKind = {
   kind: "controlnet",
   description: "diffusers ControlNetModel residuals per conditioning scale, and the UNet fed with them",
-  run: runControlNetCase,
+  run: (ctx) => runControlNetFixture(ctx),
 };

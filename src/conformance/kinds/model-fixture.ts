@@ -1,20 +1,43 @@
 /**
- * Shared reading of model fixtures (kinds `vae`, `clip_text_encoder`): the weights named by case.json
- * (`weights`: a component folder or a .safetensors file, relative to the fixture), the config (the
- * folder's config.json, else case.json's `config`), the tolerance and the input/output files.
+ * The one harness of the model fixture kinds (`unet`, `controlnet`, `cross_frame_attn`, `vae`,
+ * `clip_text_encoder`): read case.json's tolerance, input/output files and `calls`; resolve each
+ * model's weights and config; turn results into rows.
+ *
+ * Weights: case.json `weights` is a component folder or a weights file relative to the fixture
+ * (`weights.<role>` when a fixture runs several models). Callers may supply a component from outside
+ * instead (`ModelFixtureOptions.components`: a single-file checkpoint after key mapping), with its
+ * config. Config otherwise: case.json `config` when it describes this model class (it is the config
+ * the reference ran with), else the folder's config.json.
  */
 import { stat } from "node:fs/promises";
-import { dirname, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { ConfigError } from "../../errors.js";
 import { readJsonFile } from "../../config/parse.js";
-import { type ComponentParts, openWeightsFile } from "../../models/component-source.js";
+import {
+  type ComponentParts,
+  type ResolvedComponent,
+  openWeightsFile,
+  resolveComponent,
+} from "../../models/component-source.js";
 import { findWeightsFile } from "../../pipeline/components.js";
 import type { HostTensor } from "../../tensor.js";
+import type { LdmComponent } from "../../weights/key-maps/ldm.js";
 import { readSafetensors } from "../../weights/safetensors.js";
-import type { FixtureContext } from "../types.js";
+import { compareTensors, failedRow } from "../compare.js";
+import type { ConformanceRow, FixtureContext } from "../types.js";
 
 export function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** The models a fixture runs, named as single-file checkpoints and pipelines name them. */
+export type ModelRole = LdmComponent;
+
+export interface ModelFixtureOptions {
+  /** Components replacing the weights (and config) case.json names, e.g. a single file's stores. */
+  readonly components?: Readonly<Partial<Record<ModelRole, ComponentParts>>>;
+  /** Tolerance to use when case.json gives none. */
+  readonly fallbackTolerance?: number;
 }
 
 export function caseFile(ctx: FixtureContext): string {
@@ -25,50 +48,14 @@ export function fixtureName(ctx: FixtureContext, fallback: string): string {
   return typeof ctx.caseJson.fixture === "string" ? ctx.caseJson.fixture : fallback;
 }
 
-/** `tolerance.suggested_max_abs_err` (or `max_abs_err` / `max_abs`) from case.json. */
-export function readTolerance(ctx: FixtureContext): number {
+/** `tolerance.suggested_max_abs_err` (or `max_abs_err` / `max_abs`, or a bare number) from case.json. */
+export function readTolerance(ctx: FixtureContext, fallback?: number): number {
   const t = ctx.caseJson.tolerance;
-  const value = isRecord(t) ? (t.suggested_max_abs_err ?? t.max_abs_err ?? t.max_abs) : t;
+  const value = (isRecord(t) ? (t.suggested_max_abs_err ?? t.max_abs_err ?? t.max_abs) : t) ?? fallback;
   if (typeof value !== "number" || !(value >= 0)) {
     throw new ConfigError(caseFile(ctx), "tolerance.suggested_max_abs_err", "a non-negative number", value);
   }
   return value;
-}
-
-async function isFile(path: string): Promise<boolean> {
-  return (await stat(path).catch(() => undefined))?.isFile() ?? false;
-}
-
-/** The model config and weights named by case.json `weights` (+ `config`). */
-export async function readComponent(
-  ctx: FixtureContext,
-  library: "diffusers" | "transformers",
-): Promise<ComponentParts> {
-  const weights = ctx.caseJson.weights;
-  if (typeof weights !== "string")
-    throw new ConfigError(caseFile(ctx), "weights", "a path relative to the fixture", weights);
-  const path = resolve(ctx.dir, weights);
-  const single = await isFile(path);
-  const weightsFile = single ? path : await findWeightsFile(path, library);
-  const configPath = join(single ? dirname(path) : path, "config.json");
-  let config: unknown;
-  let configName: string;
-  if (!single && (await isFile(configPath))) {
-    config = await readJsonFile(configPath, "model config");
-    configName = configPath;
-  } else if (isRecord(ctx.caseJson.config)) {
-    config = ctx.caseJson.config;
-    configName = `${caseFile(ctx)} (config)`;
-  } else {
-    throw new ConfigError(
-      caseFile(ctx),
-      "config",
-      `an object (no config.json beside ${weights})`,
-      ctx.caseJson.config,
-    );
-  }
-  const { store, weightsId } = await openWeightsFile(weightsFile);
-  return { config, configName, store, weightsId };
 }
 
 /** Reads `<key>.file` (default `fallback`) from case.json as a tensor map. */
@@ -88,4 +75,138 @@ export function outputNames(ctx: FixtureContext, outputs: ReadonlyMap<string, Ho
   const entry = ctx.caseJson.outputs_file;
   const listed = isRecord(entry) && isRecord(entry.tensors) ? Object.keys(entry.tensors) : [];
   return [...new Set([...listed, ...outputs.keys()])];
+}
+
+export interface ModelCase {
+  /** case.json path, for errors. */
+  readonly file: string;
+  /** case.json `fixture` (the row label). */
+  readonly fixture: string;
+  readonly tolerance: number;
+  readonly inputs: Map<string, HostTensor>;
+  readonly outputs: Map<string, HostTensor>;
+}
+
+/** Reads the parts every model fixture has (the tolerance is checked before any file is read). */
+export async function readModelCase(
+  ctx: FixtureContext,
+  kind: string,
+  options: ModelFixtureOptions = {},
+): Promise<ModelCase> {
+  const tolerance = readTolerance(ctx, options.fallbackTolerance);
+  return {
+    file: caseFile(ctx),
+    fixture: fixtureName(ctx, kind),
+    tolerance,
+    inputs: await readTensorFile(ctx, "inputs_file", "inputs.safetensors"),
+    outputs: await readTensorFile(ctx, "outputs_file", "outputs.safetensors"),
+  };
+}
+
+/** case.json `calls`: output name (or pattern) -> Python call string. */
+export function readCalls(ctx: FixtureContext): Readonly<Record<string, string>> {
+  const c = ctx.caseJson.calls;
+  if (!isRecord(c)) throw new ConfigError(caseFile(ctx), "calls", "an object of output name -> call", c);
+  const calls: Record<string, string> = {};
+  for (const [k, v] of Object.entries(c)) {
+    if (typeof v !== "string") throw new ConfigError(caseFile(ctx), `calls.${k}`, "a call string", v);
+    calls[k] = v;
+  }
+  return calls;
+}
+
+/**
+ * The weights path case.json names for `role`, resolved from the fixture folder: `weights.<role>`,
+ * or `weights` itself when it is a string and `role` is the fixture's main model.
+ */
+export function weightsPath(ctx: FixtureContext, role: ModelRole, main = true): string {
+  const w = ctx.caseJson.weights;
+  const rel = typeof w === "string" && main ? w : isRecord(w) ? w[role] : undefined;
+  if (typeof rel !== "string") {
+    throw new ConfigError(
+      caseFile(ctx),
+      typeof w === "string" || !isRecord(w) ? "weights" : `weights.${role}`,
+      "a path relative to the fixture",
+      rel,
+    );
+  }
+  return resolve(ctx.dir, rel);
+}
+
+/** Does case.json's `config` object describe `className` (by `_class_name` / `architectures`, or neither)? */
+function inlineConfigFor(ctx: FixtureContext, className: string): Record<string, unknown> | undefined {
+  const inline = ctx.caseJson.config;
+  if (!isRecord(inline)) return undefined;
+  const declared = inline._class_name;
+  const architectures = Array.isArray(inline.architectures) ? (inline.architectures as unknown[]) : undefined;
+  if (declared === undefined && architectures === undefined) return inline;
+  return declared === className || architectures?.includes(className) === true ? inline : undefined;
+}
+
+export interface ComponentRequest {
+  readonly role: ModelRole;
+  /** The diffusers / transformers class (matches case.json `config._class_name` or `architectures`). */
+  readonly className: string;
+  /** Which weight file names a folder may hold. */
+  readonly library: "diffusers" | "transformers";
+  /** (default true) the fixture's main model: a plain string `weights` names it. */
+  readonly main?: boolean;
+}
+
+/** The config and weights of one model of the fixture (supplied ones first; see the module comment). */
+export async function fixtureComponent(
+  ctx: FixtureContext,
+  options: ModelFixtureOptions,
+  request: ComponentRequest,
+): Promise<ResolvedComponent> {
+  const supplied = options.components?.[request.role];
+  if (supplied !== undefined) return resolveComponent(supplied, request.library);
+  const path = weightsPath(ctx, request.role, request.main ?? true);
+  const isFile = (await stat(path).catch(() => undefined))?.isFile() ?? false;
+  const { store, weightsId } = await openWeightsFile(
+    isFile ? path : await findWeightsFile(path, request.library),
+  );
+  const inline = inlineConfigFor(ctx, request.className);
+  if (inline !== undefined) {
+    return { config: inline, configName: `${caseFile(ctx)} (config)`, store, weightsId };
+  }
+  if (isFile) {
+    throw new ConfigError(
+      caseFile(ctx),
+      "config",
+      `a ${request.className} config object (the weights ${path} are a file, with no config.json)`,
+      ctx.caseJson.config,
+    );
+  }
+  const configPath = join(path, "config.json");
+  return { config: await readJsonFile(configPath, "model config"), configName: configPath, store, weightsId };
+}
+
+/** `weightsId` as the model runners' sources take it (absent rather than null). */
+export function cacheId(component: ResolvedComponent): { weightsId?: string } {
+  return component.weightsId === null ? {} : { weightsId: component.weightsId };
+}
+
+/** The error message of anything thrown, for a failing row's note. */
+export function errorNote(error: unknown): string {
+  return `error: ${error instanceof Error ? error.message : String(error)}`;
+}
+
+/** A row comparing `actual` (or a reason it is missing) with the reference. */
+export function outputRow(
+  mc: ModelCase,
+  name: string,
+  actual: HostTensor | string | undefined,
+  expected: HostTensor,
+): ConformanceRow {
+  if (actual === undefined) return failedRow(mc.fixture, name, "not produced");
+  if (typeof actual === "string") return failedRow(mc.fixture, name, actual);
+  return compareTensors(mc.fixture, name, actual, expected, mc.tolerance);
+}
+
+/** Output tensors no row compared become failing rows (a fixture never passes by skipping). */
+export function uncomparedRows(mc: ModelCase, compared: ReadonlySet<string>): ConformanceRow[] {
+  return [...mc.outputs.keys()]
+    .filter((k) => !compared.has(k))
+    .map((k) => failedRow(mc.fixture, k, "no call in case.json produced this output"));
 }

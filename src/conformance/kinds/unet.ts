@@ -1,32 +1,31 @@
 /**
- * Conformance kind `unet`: a diffusers UNet2DConditionModel on the fixture's weights folder
- * (case.json `weights`; config from case.json `config` or the folder's config.json). Every entry of
- * `calls` ("noise_pred.t_scalar": "unet(sample, 500, encoder_hidden_states=...).sample") is run with
- * the arguments it names (input tensors, number literals, `0.01 * sample`) and compared with the
- * output of the same name; the `intermediate.*` outputs are compared for the call case.json's
+ * Conformance kind `unet`: a diffusers UNet2DConditionModel on the fixture's weights (case.json
+ * `weights`; config from case.json `config` or the folder's config.json). Every entry of `calls`
+ * ("noise_pred.t_scalar": "unet(sample, 500, encoder_hidden_states=...).sample") is run with the
+ * arguments it names (input tensors, number literals, `0.01 * sample`) and compared with the output
+ * of the same name; the `intermediate.*` outputs are compared for the call case.json's
  * `intermediates` names ("for the t_scalar call"). Tolerance: tolerance.suggested_max_abs_err.
+ * `runUNetFixture` also runs it on weights supplied from outside (single-file checkpoints).
  */
-import { parseUNet2DConditionModelConfig } from "../../models/unet/config.js";
+import { UnsupportedError } from "../../errors.js";
 import { UNET_OUTPUT } from "../../models/unet/build.js";
+import { parseUNet2DConditionModelConfig } from "../../models/unet/config.js";
 import type { UNetRunInputs } from "../../models/unet/runner.js";
 import { UNet2DConditionModel } from "../../models/unet/unet-2d-condition.js";
 import type { HostTensor } from "../../tensor.js";
-import { UnsupportedError } from "../../errors.js";
-import { compareTensors, failedRow } from "../compare.js";
+import { failedRow } from "../compare.js";
 import type { ConformanceRow, FixtureContext, FixtureKind } from "../types.js";
+import { parseCall, resolveArg, tensorArg } from "./call-string.js";
 import {
-  type ModelCase,
-  componentStore,
+  type ModelFixtureOptions,
+  cacheId,
   errorNote,
-  modelConfigJson,
-  parseCall,
+  fixtureComponent,
+  outputRow,
+  readCalls,
   readModelCase,
-  resolveArg,
-  rowLabel,
-  tensorArg,
   uncomparedRows,
-  weightsDir,
-} from "./diffusers-case.js";
+} from "./model-fixture.js";
 
 /** The inputs of a `unet(sample, timestep, encoder_hidden_states=...)` call string. */
 export function unetCallInputs(call: string, inputs: ReadonlyMap<string, HostTensor>): UNetRunInputs {
@@ -57,24 +56,32 @@ export function intermediatesCall(description: unknown, calls: readonly string[]
   );
 }
 
-async function runUNetCase(ctx: FixtureContext, mc: ModelCase): Promise<ConformanceRow[]> {
-  const dir = weightsDir(ctx);
-  const { json, name } = await modelConfigJson(ctx, dir, "UNet2DConditionModel");
-  const { config } = parseUNet2DConditionModelConfig(name, json);
+/** Runs a `unet` fixture folder, on the weights case.json names or on `options.components.unet`. */
+export async function runUNetFixture(
+  ctx: FixtureContext,
+  options: ModelFixtureOptions = {},
+): Promise<ConformanceRow[]> {
+  const mc = await readModelCase(ctx, "unet", options);
+  const calls = readCalls(ctx);
+  const component = await fixtureComponent(ctx, options, {
+    role: "unet",
+    className: "UNet2DConditionModel",
+    library: "diffusers",
+  });
+  const { config } = parseUNet2DConditionModelConfig(component.configName, component.config);
   const wantsIntermediates = [...mc.outputs.keys()].some((k) => k.startsWith("intermediate."));
   const unet = await UNet2DConditionModel.load(
-    { config, store: await componentStore(dir) },
+    { config, store: component.store, ...cacheId(component) },
     { intermediates: wantsIntermediates },
   );
   const rows: ConformanceRow[] = [];
   const compared = new Set<string>();
-  const tapCall = intermediatesCall(ctx.caseJson.intermediates, Object.keys(mc.calls));
+  const tapCall = intermediatesCall(ctx.caseJson.intermediates, Object.keys(calls));
   try {
-    for (const [output, call] of Object.entries(mc.calls)) {
-      const label = rowLabel(mc.fixture, output);
+    for (const [output, call] of Object.entries(calls)) {
       const expected = mc.outputs.get(output);
       if (expected === undefined) {
-        rows.push(failedRow(label, output, `no tensor "${output}" in the outputs file`));
+        rows.push(failedRow(mc.fixture, output, `no tensor "${output}" in the outputs file`));
         continue;
       }
       compared.add(output);
@@ -82,21 +89,16 @@ async function runUNetCase(ctx: FixtureContext, mc: ModelCase): Promise<Conforma
       try {
         out = await unet.run(unetCallInputs(call, mc.inputs), ctx.signal ? { signal: ctx.signal } : {});
       } catch (error) {
-        rows.push(failedRow(label, output, errorNote(error)));
+        rows.push(failedRow(mc.fixture, output, errorNote(error)));
         continue;
       }
-      const noise = out[UNET_OUTPUT];
-      rows.push(
-        noise
-          ? compareTensors(label, output, noise, expected, mc.tolerance)
-          : failedRow(label, output, "no noise_pred output"),
-      );
+      rows.push(outputRow(mc, output, out[UNET_OUTPUT] ?? "no noise_pred output", expected));
       if (output !== tapCall) continue;
       for (const [k, v] of Object.entries(out)) {
         const ref = mc.outputs.get(k);
         if (!k.startsWith("intermediate.") || ref === undefined) continue;
         compared.add(k);
-        rows.push(compareTensors(rowLabel(mc.fixture, k), k, v, ref, mc.tolerance));
+        rows.push(outputRow(mc, k, v, ref));
       }
     }
   } finally {
@@ -109,5 +111,5 @@ export const unetKind: FixtureKind = {
   kind: "unet",
   description:
     "diffusers UNet2DConditionModel noise predictions (and per-block intermediates) on tiny weights",
-  run: async (ctx) => runUNetCase(ctx, await readModelCase(ctx, "unet")),
+  run: (ctx) => runUNetFixture(ctx),
 };

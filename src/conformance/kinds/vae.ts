@@ -11,23 +11,25 @@
  *   `decode.<tag>` = decode(the input the tag names: "small_latent" -> `latent_small`).
  * - `intermediate.post_quant_conv` (decode of `latent`), `intermediate.moments` /
  *   `intermediate.encoder_output` (encode of `image`).
+ *
+ * `runVaeFixture` also runs it on weights supplied from outside (single-file checkpoints).
  */
 import { type HostTensor, toFloat32 } from "../../tensor.js";
 import { buildAutoencoderKLGraphs } from "../../models/vae/graphs.js";
 import { posteriorStd, samplePosterior, scaleTensor } from "../../models/vae/posterior.js";
 import { resolveVaeSpec } from "../../models/vae/validate.js";
 import { type CompiledGraph, compileGraph } from "../../models/compiled-graph.js";
-import { compareTensors, failedRow } from "../compare.js";
+import { failedRow } from "../compare.js";
 import type { ConformanceRow, FixtureContext, FixtureKind } from "../types.js";
 import { ConfigError } from "../../errors.js";
 import {
+  type ModelFixtureOptions,
   caseFile,
-  fixtureName,
+  fixtureComponent,
   isRecord,
   outputNames,
-  readComponent,
-  readTensorFile,
-  readTolerance,
+  outputRow,
+  readModelCase,
 } from "./model-fixture.js";
 
 /** The input a tag names: the tag itself, or its words reversed ("small_image" -> "image_small"). */
@@ -40,14 +42,20 @@ function firstInput(inputs: ReadonlyMap<string, HostTensor>, names: readonly str
   return names.find((n) => inputs.has(n));
 }
 
-async function runVae(ctx: FixtureContext): Promise<readonly ConformanceRow[]> {
-  const fixture = fixtureName(ctx, "vae");
-  const tolerance = readTolerance(ctx);
-  const component = await readComponent(ctx, "diffusers");
-  const spec = resolveVaeSpec(component.configName ?? "config", component.config);
+/** Runs a `vae` fixture folder, on the weights case.json names or on `options.components.vae`. */
+export async function runVaeFixture(
+  ctx: FixtureContext,
+  options: ModelFixtureOptions = {},
+): Promise<ConformanceRow[]> {
+  const mc = await readModelCase(ctx, "vae", options);
+  const { inputs, outputs } = mc;
+  const component = await fixtureComponent(ctx, options, {
+    role: "vae",
+    className: "AutoencoderKL",
+    library: "diffusers",
+  });
+  const spec = resolveVaeSpec(component.configName, component.config);
   const graphs = buildAutoencoderKLGraphs(spec, component.store, { intermediates: true });
-  const inputs = await readTensorFile(ctx, "inputs_file", "inputs.safetensors");
-  const outputs = await readTensorFile(ctx, "outputs_file", "outputs.safetensors");
   const described = isRecord(ctx.caseJson.outputs) ? ctx.caseJson.outputs : {};
   const scaledFromSample = /encode\.sample\s*\*/u.test(String(described["encode.scaled_latents"] ?? ""));
   const sf = spec.config.scaling_factor;
@@ -55,7 +63,7 @@ async function runVae(ctx: FixtureContext): Promise<readonly ConformanceRow[]> {
   const latentName = firstInput(inputs, ["latent", "latents", "latent_sample", "z"]);
   const noise = [...inputs.entries()].find(([name]) => name.includes("noise"))?.[1];
 
-  const weightsId = component.weightsId ?? null;
+  const weightsId = component.weightsId;
   const modelOptions = ctx.signal ? { signal: ctx.signal } : {};
   let encoder: CompiledGraph | undefined;
   let decoder: CompiledGraph | undefined;
@@ -152,15 +160,11 @@ async function runVae(ctx: FixtureContext): Promise<readonly ConformanceRow[]> {
     for (const name of outputNames(ctx, outputs)) {
       const expected = outputs.get(name);
       if (!expected) {
-        rows.push(failedRow(fixture, name, "listed in case.json but missing from the outputs file"));
+        rows.push(failedRow(mc.fixture, name, "listed in case.json but missing from the outputs file"));
         continue;
       }
       const actual = await compute(name);
-      rows.push(
-        typeof actual === "string"
-          ? failedRow(fixture, name, actual)
-          : compareTensors(fixture, name, toFloat32(actual), expected, tolerance),
-      );
+      rows.push(outputRow(mc, name, typeof actual === "string" ? actual : toFloat32(actual), expected));
     }
   } finally {
     await encoder?.release();
@@ -172,5 +176,5 @@ async function runVae(ctx: FixtureContext): Promise<readonly ConformanceRow[]> {
 export const vaeKind: FixtureKind = {
   kind: "vae",
   description: "diffusers AutoencoderKL encode (posterior mean/logvar/std/sample) and decode, from case.json",
-  run: runVae,
+  run: (ctx) => runVaeFixture(ctx),
 };

@@ -1,10 +1,16 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { expectError } from "../../../test/helpers/run-graph.js";
 import { ConfigError, InvalidArgumentError, UnsupportedError } from "../../errors.js";
+import { mapStore } from "../../nn/weight-store.js";
 import { type HostTensor, tensor, toFloat32 } from "../../tensor.js";
+import { writeSafetensors } from "../../weights/safetensors.js";
 import { fixtureScales } from "./controlnet.js";
 import { crossFrameBatchSize } from "./cross-frame-attn.js";
-import { parseCall, readModelCase, resolveArg, weightsDir } from "./diffusers-case.js";
+import { parseCall, resolveArg } from "./call-string.js";
+import { fixtureComponent, readCalls, readModelCase, readTolerance, weightsPath } from "./model-fixture.js";
 import { unetCallInputs } from "./unet.js";
 
 const inputs = new Map<string, HostTensor>([
@@ -69,16 +75,27 @@ describe("model fixture call strings", () => {
       'field "scales" should be a list of numbers',
     );
     expect(fixtureScales("case.json", {}, ["scale0p25.mid_block_res_sample", "scale2.x"])).toEqual([0.25, 2]);
-    expect(weightsDir({ dir: "/f/unet", caseJson: { weights: "../tiny-sd/unet" } })).toBe("/f/tiny-sd/unet");
-    expect(weightsDir({ dir: "/f/cn", caseJson: { weights: { controlnet: "../c" } } }, "controlnet")).toBe(
+    expect(weightsPath({ dir: "/f/unet", caseJson: { weights: "../tiny-sd/unet" } }, "unet")).toBe(
+      "/f/tiny-sd/unet",
+    );
+    expect(weightsPath({ dir: "/f/cn", caseJson: { weights: { controlnet: "../c" } } }, "controlnet")).toBe(
       "/f/c",
     );
     await expectError(
-      () => weightsDir({ dir: "/f", caseJson: { weights: {} } }, "unet"),
+      () => weightsPath({ dir: "/f", caseJson: { weights: {} } }, "unet"),
       ConfigError,
       "E_CONFIG",
-      'field "weights.unet" should be a relative folder path',
+      'field "weights.unet" should be a path relative to the fixture',
     );
+    // A plain string names the main model only: a second model needs weights.<role>.
+    await expectError(
+      () => weightsPath({ dir: "/f", caseJson: { weights: "../c" } }, "unet", false),
+      ConfigError,
+      "E_CONFIG",
+      'field "weights" should be a path relative to the fixture',
+    );
+    expect(readTolerance({ dir: "/f", caseJson: { tolerance: { max_abs_err: 0.5 } } })).toBe(0.5);
+    expect(readTolerance({ dir: "/f", caseJson: {} }, 1e-4)).toBe(1e-4);
     await expectError(
       () => readModelCase({ dir: "/nonexistent", caseJson: { tolerance: {} } }, "unet"),
       ConfigError,
@@ -87,13 +104,57 @@ describe("model fixture call strings", () => {
     );
     await expectError(
       () =>
-        readModelCase(
-          { dir: "/nonexistent", caseJson: { tolerance: { suggested_max_abs_err: 1e-4 }, calls: [] } },
-          "unet",
-        ),
+        readCalls({
+          dir: "/nonexistent",
+          caseJson: { tolerance: { suggested_max_abs_err: 1e-4 }, calls: [] },
+        }),
       ConfigError,
       "E_CONFIG",
       'field "calls" should be an object of output name -> call',
     );
+  });
+
+  it("resolves a model's weights and config: supplied, case.json config of the same class, else an error", async () => {
+    const tmp = await mkdtemp(join(tmpdir(), "sf-model-fixture-"));
+    try {
+      await writeSafetensors(join(tmp, "w.safetensors"), { "a.weight": tensor("float32", [1]) });
+      const request = { role: "text_encoder", className: "CLIPTextModel", library: "transformers" } as const;
+      const clip = { architectures: ["CLIPTextModel"], hidden_size: 4 };
+      const found = await fixtureComponent(
+        { dir: tmp, caseJson: { weights: "w.safetensors", config: clip } },
+        {},
+        request,
+      );
+      expect(found.config).toBe(clip);
+      expect([...found.store.keys()]).toEqual(["a.weight"]);
+      expect(found.weightsId).toContain("w.safetensors");
+      const store = mapStore({ b: tensor("float32", [1]) });
+      const supplied = await fixtureComponent(
+        { dir: tmp, caseJson: {} },
+        { components: { text_encoder: { config: { hidden_size: 8 }, store } } },
+        request,
+      );
+      expect(supplied.store).toBe(store);
+      expect(supplied.weightsId).toBeNull();
+      await expectError(
+        () =>
+          fixtureComponent(
+            { dir: tmp, caseJson: { weights: "w.safetensors", config: { _class_name: "AutoencoderKL" } } },
+            {},
+            request,
+          ),
+        ConfigError,
+        "E_CONFIG",
+        'field "config" should be a CLIPTextModel config object',
+      );
+      await expectError(
+        () => readModelCase({ dir: tmp, caseJson: { tolerance: 0, inputs_file: { file: 3 } } }, "vae"),
+        ConfigError,
+        "E_CONFIG",
+        'field "inputs_file.file" should be a file name',
+      );
+    } finally {
+      await rm(tmp, { recursive: true, force: true });
+    }
   });
 });
