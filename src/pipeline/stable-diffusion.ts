@@ -18,6 +18,8 @@ import { AutoencoderKL } from "../models/vae/index.js";
 import type { WeightStore } from "../nn/weight-store.js";
 import { fromConfig } from "../schedulers/registry.js";
 import { CLIPTokenizer } from "../tokenizer/clip-tokenizer.js";
+import { LDM_KEY_MAP_VERSION } from "../weights/key-maps/ldm.js";
+import { ldmLayoutFor } from "../weights/key-maps/ldm-layout.js";
 import { openCheckpointStore, splitSingleFile } from "../weights/single-file.js";
 import { readPipelineFolder } from "./components.js";
 import {
@@ -90,11 +92,9 @@ export class StableDiffusionPipeline {
       }
       return c.dir;
     };
+    const unetJson = await readJsonFile(join(dirOf("unet"), "config.json"));
     const configs = {
-      unet: parseUNet2DConditionModelConfig(
-        join(dirOf("unet"), "config.json"),
-        await readJsonFile(join(dirOf("unet"), "config.json")),
-      ).config,
+      unet: parseUNet2DConditionModelConfig(join(dirOf("unet"), "config.json"), unetJson).config,
       vae: parseAutoencoderKLConfig(
         join(dirOf("vae"), "config.json"),
         await readJsonFile(join(dirOf("vae"), "config.json")),
@@ -110,10 +110,10 @@ export class StableDiffusionPipeline {
     let weightsId: string | undefined;
     if (singleFile) {
       const info = await stat(model);
-      weightsId = `${model}:${info.size}:${info.mtimeMs}`;
+      // The key map picks the tensors: its version is part of the cached model's identity.
+      weightsId = `${model}:${info.size}:${info.mtimeMs}:${LDM_KEY_MAP_VERSION}`;
       const split = splitSingleFile(await openCheckpointStore(model), {
-        layersPerBlock: Number(configs.unet.layers_per_block),
-        upBlockHasAttention: configs.unet.up_block_types.map((t) => t.startsWith("CrossAttn")),
+        ...ldmLayoutFor("unet", join(dirOf("unet"), "config.json"), unetJson),
         vaeLevels: configs.vae.block_out_channels.length,
       });
       stores = split.components;
@@ -240,11 +240,9 @@ async function loadControlNet(
     );
     return net;
   }
-  const layout = {
-    layersPerBlock: Number(unetConfig.layers_per_block),
-    upBlockHasAttention: unetConfig.up_block_types.map((t) => t.startsWith("CrossAttn")),
-    vaeLevels: 1,
-  };
+  const layout = ldmLayoutFor("controlnet", `${path} (config derived from the UNet)`, {
+    layers_per_block: unetConfig.layers_per_block,
+  });
   const store = splitSingleFile(await openCheckpointStore(path), layout).components.get("controlnet");
   if (store === undefined) {
     throw new InvalidArgumentError("controlnet", "a ControlNet checkpoint (keys control_model.*)", path);
@@ -254,7 +252,10 @@ async function loadControlNet(
     controlNetConfigFromUNet(unetConfig, store),
   ).config;
   const info = await stat(path);
-  return ControlNetModel.load({ config, store, weightsId: `${path}:${info.size}:${info.mtimeMs}` }, options);
+  return ControlNetModel.load(
+    { config, store, weightsId: `${path}:${info.size}:${info.mtimeMs}:${LDM_KEY_MAP_VERSION}` },
+    options,
+  );
 }
 
 /**

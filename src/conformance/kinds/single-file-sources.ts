@@ -15,6 +15,7 @@ import { parseUNet2DConditionModelConfig } from "../../models/unet/config.js";
 import { parseAutoencoderKLConfig } from "../../models/vae/config.js";
 import type { WeightStore } from "../../nn/weight-store.js";
 import { LDM_PREFIXES, type LdmComponent, type LdmLayout } from "../../weights/key-maps/ldm.js";
+import { ldmLayoutFor } from "../../weights/key-maps/ldm-layout.js";
 import { openCheckpointStore, splitSingleFile } from "../../weights/single-file.js";
 import { failedRow } from "../compare.js";
 import type { ConformanceRow, FixtureContext } from "../types.js";
@@ -79,42 +80,6 @@ export function componentConfigPath(ctx: FixtureContext, component: LdmComponent
     "the folder holding this component's config.json (a single file has no config)",
     folder,
   );
-}
-
-/** One layers_per_block for the whole net (LDM numbers every level's blocks with one num_res_blocks). */
-function uniform(file: string, value: number | readonly number[]): number {
-  if (typeof value === "number") return value;
-  const first = value[0];
-  if (first === undefined || value.some((v) => v !== first)) {
-    throw new UnsupportedError(
-      `layers_per_block ${JSON.stringify(value)} in ${file} for a single-file checkpoint`,
-      {
-        hint: "LDM checkpoints have one num_res_blocks for every level; use the diffusers folder",
-      },
-    );
-  }
-  return first;
-}
-
-/** The key map's layout for `component`, from that component's config. */
-export function ldmLayoutFor(component: LdmComponent, configName: string, json: unknown): LdmLayout {
-  if (component === "unet") {
-    const { config } = parseUNet2DConditionModelConfig(configName, json);
-    return {
-      layersPerBlock: uniform(configName, config.layers_per_block),
-      upBlockHasAttention: config.up_block_types.map((t) => t.startsWith("CrossAttn")),
-      vaeLevels: 1,
-    };
-  }
-  if (component === "controlnet") {
-    const { config } = parseControlNetModelConfig(configName, json);
-    return { layersPerBlock: config.layers_per_block, upBlockHasAttention: [], vaeLevels: 1 };
-  }
-  if (component === "vae") {
-    const { config } = parseAutoencoderKLConfig(configName, json);
-    return { layersPerBlock: 1, upBlockHasAttention: [], vaeLevels: config.block_out_channels.length };
-  }
-  return { layersPerBlock: 1, upBlockHasAttention: [], vaeLevels: 1 };
 }
 
 /** The keys of `store` under `prefix` (the other components' keys are not this component's concern). */

@@ -10,6 +10,9 @@
  * convert_controlnet_checkpoint), restated here as per-key rewrites.
  */
 
+/** Bumped whenever a rule changes, so models cached from single files are rebuilt. */
+export const LDM_KEY_MAP_VERSION = 1;
+
 export type LdmComponent = "unet" | "vae" | "text_encoder" | "controlnet";
 
 export interface KeyMapping {
