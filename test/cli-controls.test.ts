@@ -173,9 +173,9 @@ describe("controls: outputs, atomicity and errors", () => {
     const again = join(tmp.dir, "again");
     expect(await controlsCommand.run([...args, "--out", again], cliIO())).toBe(0);
     expect(
-      await controlsCommand.run([...args, "--frames", "1", "--overwrite", "--out", again], cliIO()),
+      await controlsCommand.run([...args, "--frames", "3", "--overwrite", "--out", again], cliIO()),
     ).toBe(0);
-    expect(await readdir(join(again, "source"))).toEqual([f(0)]);
+    expect(await readdir(join(again, "source"))).toEqual([f(0), f(1), f(2)]);
   });
 
   it("a video that fails mid-way leaves neither the output nor the temporary folder", async () => {
@@ -191,6 +191,18 @@ describe("controls: outputs, atomicity and errors", () => {
       VideoError,
       "E_VIDEO",
       "truncated",
+    );
+    expect((await readdir(tmp.dir)).sort()).toEqual(before);
+  });
+
+  it("a 1-frame video is refused with a clear message and leaves nothing", async () => {
+    const still = await makeClip(join(tmp.dir, "still.mp4"), { frames: 1 });
+    const before = (await readdir(tmp.dir)).sort();
+    await expectError(
+      controlsCommand.run([still, "--size", "32", "--out", join(tmp.dir, "still-out")], cliIO()),
+      VideoError,
+      "E_VIDEO",
+      "has only 1 frame(s); control maps need a video of at least 2 frames",
     );
     expect((await readdir(tmp.dir)).sort()).toEqual(before);
   });

@@ -7,7 +7,7 @@
  */
 import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { throwIfAborted } from "../../errors.js";
+import { VideoError, throwIfAborted } from "../../errors.js";
 import type { Image } from "../../image.js";
 import type { LongTaskOptions } from "../../progress.js";
 import { cannySync } from "../../control/canny.js";
@@ -169,10 +169,15 @@ export async function extractControls(
     const images = normalizeDepthMaps(depthMaps, settings.depth.normalization);
     for (const [i, img] of images.entries()) await writePngFile(join(dir, "depth", frameName(i)), img);
   }
-  // Empty sequences (flow of a 1-frame clip) are dropped from the list.
-  if (stats.frames < 2 && settings.flow) {
-    stats.sequences = stats.sequences.filter((s) => s.name !== "flow" && s.name !== "occlusion");
-    for (const name of ["flow", "occlusion"]) await rm(join(dir, name), { recursive: true, force: true });
+  // Control maps for video generation need motion: a still (one frame) is refused, not half-processed.
+  if (stats.frames < 2) {
+    throw new VideoError(
+      settings.video,
+      `has only ${stats.frames} frame(s); control maps need a video of at least 2 frames`,
+      {
+        hint: "check --frames and the clip; for a single image use an image tool",
+      },
+    );
   }
   onProgress?.({ status: "done", task });
   return stats;
