@@ -5,7 +5,7 @@
  * edges, in-between edge maps, Farneback flow (colour-coded) with consistency masks, and depth.
  * Only the previous frame is kept, except raw depth maps (normalised over the clip at the end).
  */
-import { mkdir, rm } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { VideoError, throwIfAborted } from "../../errors.js";
 import type { Image } from "../../image.js";

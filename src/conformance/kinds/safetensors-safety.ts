@@ -9,7 +9,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { throwIfAborted } from "../../errors.js";
-import { elementAsNumber, shapeToString, shapesEqual, type DType, type HostTensor } from "../../tensor.js";
+import { elementAsNumber, shapeToString, shapesEqual, type HostTensor } from "../../tensor.js";
 import { SAFETENSORS_DTYPES, openSafetensors, parseSafetensors } from "../../weights/safetensors.js";
 import type { ConformanceRow, FixtureContext, FixtureKind } from "../types.js";
 import {

@@ -7,14 +7,11 @@
  */
 import { stat } from "node:fs/promises";
 import { extname, join, resolve } from "node:path";
-import { ConfigError, UnsupportedError } from "../../errors.js";
+import { ConfigError } from "../../errors.js";
 import { readJsonFile } from "../../config/parse.js";
 import type { ComponentParts } from "../../models/component-source.js";
-import { parseControlNetModelConfig } from "../../models/controlnet/config.js";
-import { parseUNet2DConditionModelConfig } from "../../models/unet/config.js";
-import { parseAutoencoderKLConfig } from "../../models/vae/config.js";
 import type { WeightStore } from "../../nn/weight-store.js";
-import { LDM_PREFIXES, type LdmComponent, type LdmLayout } from "../../weights/key-maps/ldm.js";
+import { LDM_PREFIXES, type LdmComponent } from "../../weights/key-maps/ldm.js";
 import { ldmLayoutFor } from "../../weights/key-maps/ldm-layout.js";
 import { openCheckpointStore, splitSingleFile } from "../../weights/single-file.js";
 import { failedRow } from "../compare.js";
