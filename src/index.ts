@@ -52,6 +52,13 @@ export {
 } from "./models/controlnet/index.js";
 export { AutoencoderKL } from "./models/vae/index.js";
 export { CLIPTextModel } from "./models/clip/index.js";
+export {
+  UNetMotionModel,
+  MotionAdapter,
+  buildUNetMotionModel,
+  openAnimateDiffCheckpoint,
+  type UNetMotionModelRunner,
+} from "./models/motion/index.js";
 export { CLIPTokenizer } from "./tokenizer/clip-tokenizer.js";
 
 // Diffusion

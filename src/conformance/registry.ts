@@ -15,6 +15,7 @@ import { schedulersKind } from "./kinds/schedulers.js";
 import { singleFileKind } from "./kinds/single-file.js";
 import { tokenizerKind } from "./kinds/tokenizer.js";
 import { unetKind } from "./kinds/unet.js";
+import { unetMotionKind } from "./kinds/unet-motion.js";
 import { vaeKind } from "./kinds/vae.js";
 // (end of kind imports)
 
@@ -32,6 +33,7 @@ export const FIXTURE_KINDS: readonly FixtureKind[] = [
   singleFileKind,
   tokenizerKind,
   unetKind,
+  unetMotionKind,
   vaeKind,
   // (end of kind entries)
 ];

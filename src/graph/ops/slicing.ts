@@ -63,7 +63,8 @@ export function Split(
 
 export interface SliceOptions {
   readonly starts: readonly number[];
-  readonly ends: readonly number[];
+  /** Ends, or a 1-D int64 graph value of the same length (runtime ends, e.g. a Shape slice). */
+  readonly ends: readonly number[] | Value;
   /** Axes the starts/ends apply to (default 0..n-1). */
   readonly axes?: readonly number[];
   /** Steps (default 1). */
@@ -72,13 +73,17 @@ export interface SliceOptions {
 
 /** Slice with numpy semantics (negative indices count from the end; ends are clamped). */
 export function Slice(g: GraphBuilder, x: Value, options: SliceOptions): Value {
-  const { starts, ends } = options;
+  const { starts } = options;
+  const endsInput = intsInput(g, "Slice", "ends", options.ends);
+  const runtimeLength = endsInput.value.rank === 1 ? endsInput.value.shape[0] : null;
+  const ends = endsInput.ints ?? null;
+  const endsLength = ends?.length ?? runtimeLength;
   const axes = (options.axes ?? starts.map((_, i) => i)).map((a) => normalizeAxis("Slice", a, x.rank));
   const steps = options.steps ?? starts.map(() => 1);
-  if (ends.length !== starts.length || axes.length !== starts.length || steps.length !== starts.length) {
+  if (endsLength !== starts.length || axes.length !== starts.length || steps.length !== starts.length) {
     throw new GraphError(
       "Slice",
-      `starts, ends, axes and steps must have equal lengths (${starts.length}, ${ends.length}, ${axes.length}, ${steps.length})`,
+      `starts, ends, axes and steps must have equal lengths (${starts.length}, ${String(endsLength ?? "?")}, ${axes.length}, ${steps.length})`,
     );
   }
   const out: Dim[] = [...x.shape];
@@ -86,7 +91,7 @@ export function Slice(g: GraphBuilder, x: Value, options: SliceOptions): Value {
     const d = x.shape[a];
     const step = steps[i] ?? 1;
     if (step === 0) throw new GraphError("Slice", "step must not be 0");
-    if (typeof d !== "number") {
+    if (typeof d !== "number" || ends === null) {
       out[a] = null;
       return;
     }
@@ -98,7 +103,7 @@ export function Slice(g: GraphBuilder, x: Value, options: SliceOptions): Value {
   });
   return g.node1(
     "Slice",
-    [x, g.int64s(starts), g.int64s(ends), g.int64s(axes), g.int64s(steps)],
+    [x, g.int64s(starts), endsInput.value, g.int64s(axes), g.int64s(steps)],
     {},
     { dtype: x.dtype, shape: out },
   );

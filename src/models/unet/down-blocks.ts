@@ -8,6 +8,7 @@ import type { Value } from "../../graph/builder.js";
 import { Module, moduleList } from "../../nn/module.js";
 import type { WeightScope } from "../../nn/weights.js";
 import type { DownBlockSpec, SharedBlockSettings } from "./block-config.js";
+import { type AfterLayerHook, type BlockLayerHook, blockHook } from "./layer-hook.js";
 import { ResnetBlock2D } from "./resnet.js";
 import { Downsample2D } from "./sampling.js";
 import { Transformer2DModel } from "./transformer-2d.js";
@@ -19,7 +20,8 @@ export interface DownBlockOutput {
 }
 
 export interface DownBlock {
-  forward(x: Value, temb: Value, encoderHiddenStates: Value): DownBlockOutput;
+  /** `afterLayer` (optional) runs on each layer's output before it becomes a skip connection. */
+  forward(x: Value, temb: Value, encoderHiddenStates: Value, afterLayer?: BlockLayerHook): DownBlockOutput;
 }
 
 export function makeResnets(
@@ -61,13 +63,14 @@ export class DownBlock2D extends Module implements DownBlock {
     this.downsamplers = makeDownsamplers(w, spec);
   }
 
-  forward(x: Value, temb: Value): DownBlockOutput {
+  forward(x: Value, temb: Value, _encoderHiddenStates?: Value, afterLayer?: BlockLayerHook): DownBlockOutput {
     const states: Value[] = [];
     let h = x;
-    for (const resnet of this.resnets) {
+    this.resnets.forEach((resnet, i) => {
       h = resnet.forward(h, temb);
+      if (afterLayer) h = afterLayer(h, i);
       states.push(h);
-    }
+    });
     for (const down of this.downsamplers) {
       h = down.forward(h);
       states.push(h);
@@ -103,13 +106,14 @@ export class CrossAttnDownBlock2D extends Module implements DownBlock {
     this.downsamplers = makeDownsamplers(w, spec);
   }
 
-  forward(x: Value, temb: Value, encoderHiddenStates: Value): DownBlockOutput {
+  forward(x: Value, temb: Value, encoderHiddenStates: Value, afterLayer?: BlockLayerHook): DownBlockOutput {
     const states: Value[] = [];
     let h = x;
     this.resnets.forEach((resnet, i) => {
       h = resnet.forward(h, temb);
       const attention = this.attentions[i];
       if (attention) h = attention.forward(h, encoderHiddenStates);
+      if (afterLayer) h = afterLayer(h, i);
       states.push(h);
     });
     for (const down of this.downsamplers) {
@@ -129,7 +133,8 @@ export function makeDownBlock(w: WeightScope, spec: DownBlockSpec, shared: Share
 
 /**
  * Runs the down path from the conv_in output `x`: returns the last hidden state and every skip
- * connection (x first). `tap` receives each block's output as "down_blocks.i".
+ * connection (x first). `tap` receives each block's output as "down_blocks.i"; `afterLayer`
+ * (optional) runs after each layer (see layer-hook.ts).
  */
 export function runDownBlocks(
   blocks: readonly DownBlock[],
@@ -137,11 +142,12 @@ export function runDownBlocks(
   temb: Value,
   encoderHiddenStates: Value,
   tap: (name: string, value: Value) => void = () => undefined,
+  afterLayer?: AfterLayerHook,
 ): { hidden: Value; skips: Value[] } {
   const skips: Value[] = [x];
   let h = x;
   blocks.forEach((block, i) => {
-    const out = block.forward(h, temb, encoderHiddenStates);
+    const out = block.forward(h, temb, encoderHiddenStates, blockHook(afterLayer, "down_blocks", i));
     h = out.hidden;
     skips.push(...out.states);
     tap(`down_blocks.${i}`, h);

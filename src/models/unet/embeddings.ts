@@ -1,6 +1,7 @@
 /**
- * Timestep embeddings, as diffusers 0.26.3 `models/embeddings.py`: `Timesteps` (the sinusoid of
- * `get_timestep_embedding`, always float32) and `TimestepEmbedding` (linear_1 - act - linear_2).
+ * Embeddings, as diffusers 0.26.3 `models/embeddings.py`: `Timesteps` (the sinusoid of
+ * `get_timestep_embedding`, always float32), `TimestepEmbedding` (linear_1 - act - linear_2) and
+ * `SinusoidalPositionalEmbedding` (the motion modules' `pos_embed`).
  */
 import { GraphError } from "../../errors.js";
 import type { GraphBuilder, Value } from "../../graph/builder.js";
@@ -106,6 +107,70 @@ export class TimestepEmbedding extends Module {
       h = this.linear_2.forward(h);
       const post = this.options.postActFn;
       return post === undefined || post === null ? h : diffusersActivation(g, h, post);
+    });
+  }
+}
+
+/**
+ * The table diffusers' SinusoidalPositionalEmbedding registers as `pe` [1, maxSeqLength, embedDim]:
+ * pe[p, 2i] = sin(p * d_i), pe[p, 2i+1] = cos(p * d_i), d_i = exp(2i * -ln(10000) / embedDim), each
+ * step rounded to float32 as torch computes it. Row-major [maxSeqLength, embedDim].
+ */
+export function sinusoidalPositionTable(embedDim: number, maxSeqLength: number): Float32Array {
+  if (!Number.isInteger(embedDim) || embedDim < 2 || embedDim % 2 !== 0) {
+    throw new GraphError(
+      "SinusoidalPositionalEmbedding",
+      `embed_dim must be an even integer >= 2, got ${embedDim}`,
+    );
+  }
+  if (!Number.isInteger(maxSeqLength) || maxSeqLength < 1) {
+    throw new GraphError(
+      "SinusoidalPositionalEmbedding",
+      `max_seq_length must be a positive integer, got ${maxSeqLength}`,
+    );
+  }
+  const factor = Math.fround(-Math.log(10000) / embedDim);
+  const half = embedDim / 2;
+  const div = new Float32Array(half);
+  for (let i = 0; i < half; i++) div[i] = Math.fround(Math.exp(Math.fround(2 * i * factor)));
+  const out = new Float32Array(maxSeqLength * embedDim);
+  for (let p = 0; p < maxSeqLength; p++) {
+    for (let i = 0; i < half; i++) {
+      const arg = Math.fround(p * (div[i] ?? 0));
+      out[p * embedDim + 2 * i] = Math.fround(Math.sin(arg));
+      out[p * embedDim + 2 * i + 1] = Math.fround(Math.cos(arg));
+    }
+  }
+  return out;
+}
+
+export interface SinusoidalPositionalEmbeddingOptions {
+  readonly embedDim: number;
+  readonly maxSeqLength: number;
+}
+
+/**
+ * diffusers SinusoidalPositionalEmbedding: x [N, S, embedDim] + pe[:, :S]. The `pe` buffer is a
+ * weight (key `pe`, [1, maxSeqLength, embedDim]) as diffusers saves it; stores without it (original
+ * AnimateDiff checkpoints) get `sinusoidalPositionTable`. S may be a runtime dim (at most maxSeqLength).
+ */
+export class SinusoidalPositionalEmbedding extends Module {
+  readonly pe: Value;
+
+  constructor(
+    w: WeightScope,
+    readonly options: SinusoidalPositionalEmbeddingOptions,
+  ) {
+    super(w);
+    this.pe = w.param("pe", [1, options.maxSeqLength, options.embedDim]);
+  }
+
+  forward(x: Value): Value {
+    const g = this.graph;
+    return this.scoped(() => {
+      const seq = x.shape[1];
+      const ends = typeof seq === "number" ? [seq] : op.Shape(g, x, { start: 1, end: 2 });
+      return op.Add(g, x, op.Slice(g, this.pe, { starts: [0], ends, axes: [1] }));
     });
   }
 }

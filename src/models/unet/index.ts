@@ -17,7 +17,14 @@ export {
   readUNet2DConditionModelConfig,
 } from "./config.js";
 export { CrossAttnDownBlock2D, DownBlock2D, type DownBlock, runDownBlocks } from "./down-blocks.js";
-export { TimestepEmbedding, Timesteps, timestepFrequencies } from "./embeddings.js";
+export {
+  SinusoidalPositionalEmbedding,
+  TimestepEmbedding,
+  Timesteps,
+  sinusoidalPositionTable,
+  timestepFrequencies,
+} from "./embeddings.js";
+export { type AfterLayerHook, type BlockLayerHook, type LayerSite } from "./layer-hook.js";
 export { UNetMidBlock2DCrossAttn } from "./mid-block.js";
 export { ResnetBlock2D } from "./resnet.js";
 export {

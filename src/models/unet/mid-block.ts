@@ -7,6 +7,7 @@ import type { Value } from "../../graph/builder.js";
 import { Module, moduleList } from "../../nn/module.js";
 import type { WeightScope } from "../../nn/weights.js";
 import type { MidBlockSpec, SharedBlockSettings } from "./block-config.js";
+import type { BlockLayerHook } from "./layer-hook.js";
 import { ResnetBlock2D } from "./resnet.js";
 import { Transformer2DModel } from "./transformer-2d.js";
 
@@ -48,12 +49,14 @@ export class UNetMidBlock2DCrossAttn extends Module {
     );
   }
 
-  forward(x: Value, temb: Value, encoderHiddenStates: Value): Value {
+  /** `afterLayer` (optional) runs after each transformer, before the next resnet. */
+  forward(x: Value, temb: Value, encoderHiddenStates: Value, afterLayer?: BlockLayerHook): Value {
     const [first, ...rest] = this.resnets;
     let h = first ? first.forward(x, temb) : x;
     rest.forEach((resnet, i) => {
       const attention = this.attentions[i];
       if (attention) h = attention.forward(h, encoderHiddenStates);
+      if (afterLayer) h = afterLayer(h, i);
       h = resnet.forward(h, temb);
     });
     return h;

@@ -1,7 +1,8 @@
 /**
  * Transformer2DModel for continuous (image) inputs with its BasicTransformerBlocks, as diffusers
  * 0.26.3 `models/transformers/transformer_2d.py` and `models/attention.py` (norm_type "layer_norm",
- * activation "geglu"): GroupNorm (eps 1e-6) - proj_in - blocks - proj_out - + residual.
+ * activation "geglu"): GroupNorm (eps 1e-6) - proj_in - blocks - proj_out - + residual. The blocks
+ * also take the options the motion modules use (double_self_attention, sinusoidal positions).
  *
  * proj_in/proj_out are 1x1 convs (use_linear_projection false, SD1) or Linears (SD2). On
  * [B, HW, C] tokens both are the same matrix product, so the graph always applies them as MatMul
@@ -16,6 +17,7 @@ import { LayerNorm } from "../../nn/layer-norm.js";
 import { Linear } from "../../nn/linear.js";
 import { Module, moduleList } from "../../nn/module.js";
 import type { WeightScope } from "../../nn/weights.js";
+import { SinusoidalPositionalEmbedding } from "./embeddings.js";
 
 /** diffusers FeedForward with GEGLU: keys net.0.proj (GEGLU) and net.2 (Linear); inner = 4 * dim. */
 export class FeedForward extends Module {
@@ -42,6 +44,13 @@ export interface BasicTransformerBlockOptions {
   /** attn1 attends to the encoder hidden states too (diffusers only_cross_attention). */
   readonly onlyCrossAttention?: boolean;
   readonly upcastAttention?: boolean;
+  /** attn2 is a second self-attention (diffusers double_self_attention; default false). */
+  readonly doubleSelfAttention?: boolean;
+  /**
+   * Adds `pos_embed` with this many positions, added to the normed hidden states before attn1 and
+   * attn2 (diffusers positional_embeddings "sinusoidal" + num_positional_embeddings; default none).
+   */
+  readonly sinusoidalPositions?: number;
 }
 
 export class BasicTransformerBlock extends Module {
@@ -51,6 +60,7 @@ export class BasicTransformerBlock extends Module {
   readonly attn2: Attention | null;
   readonly norm3: LayerNorm;
   readonly ff: FeedForward;
+  readonly pos_embed: SinusoidalPositionalEmbedding | null;
 
   constructor(
     w: WeightScope,
@@ -68,13 +78,19 @@ export class BasicTransformerBlock extends Module {
         upcastAttention,
         ...(kvDim === null ? {} : { crossAttentionDim: kvDim }),
       });
+    const double = options.doubleSelfAttention === true;
+    const hasAttn2 = crossAttentionDim !== null || double;
     this.norm1 = new LayerNorm(w.at("norm1"), { normalizedShape: dim, eps: 1e-5 });
     this.attn1 = attention(w.at("attn1"), onlyCross ? crossAttentionDim : null);
-    this.norm2 =
-      crossAttentionDim === null ? null : new LayerNorm(w.at("norm2"), { normalizedShape: dim, eps: 1e-5 });
-    this.attn2 = crossAttentionDim === null ? null : attention(w.at("attn2"), crossAttentionDim);
+    this.norm2 = hasAttn2 ? new LayerNorm(w.at("norm2"), { normalizedShape: dim, eps: 1e-5 }) : null;
+    this.attn2 = hasAttn2 ? attention(w.at("attn2"), double ? null : crossAttentionDim) : null;
     this.norm3 = new LayerNorm(w.at("norm3"), { normalizedShape: dim, eps: 1e-5 });
     this.ff = new FeedForward(w.at("ff"), dim);
+    const positions = options.sinusoidalPositions;
+    this.pos_embed =
+      positions === undefined
+        ? null
+        : new SinusoidalPositionalEmbedding(w.at("pos_embed"), { embedDim: dim, maxSeqLength: positions });
   }
 
   /** x [B, S, dim], context [B, L, crossAttentionDim] -> [B, S, dim]. */
@@ -83,8 +99,10 @@ export class BasicTransformerBlock extends Module {
     const context = encoderHiddenStates === null ? {} : { encoderHiddenStates };
     return this.scoped(() => {
       const selfContext = this.options.onlyCrossAttention === true ? context : {};
-      let h = op.Add(g, this.attn1.forward(this.norm1.forward(x), selfContext), x);
-      if (this.attn2 && this.norm2) h = op.Add(g, this.attn2.forward(this.norm2.forward(h), context), h);
+      const positioned = (v: Value): Value => (this.pos_embed ? this.pos_embed.forward(v) : v);
+      let h = op.Add(g, this.attn1.forward(positioned(this.norm1.forward(x)), selfContext), x);
+      if (this.attn2 && this.norm2)
+        h = op.Add(g, this.attn2.forward(positioned(this.norm2.forward(h)), context), h);
       return op.Add(g, this.ff.forward(this.norm3.forward(h)), h);
     });
   }

@@ -16,6 +16,7 @@ import { diffusersActivation } from "./activation.js";
 import type { UNet2DConditionModelConfig } from "./config.js";
 import { type DownBlock, makeDownBlock, runDownBlocks } from "./down-blocks.js";
 import { TimestepEmbedding, Timesteps } from "./embeddings.js";
+import { type AfterLayerHook, blockHook } from "./layer-hook.js";
 import { UNetMidBlock2DCrossAttn } from "./mid-block.js";
 import type { UNet2DConditionModelRunner, UNetLoadOptions, UNetSource } from "./runner.js";
 import { type UpBlock, makeUpBlock } from "./up-blocks.js";
@@ -34,6 +35,8 @@ export interface UNetForwardInputs {
   /** One per skip connection (ControlNet down_block_res_samples). */
   readonly downBlockAdditionalResiduals?: readonly Value[];
   readonly midBlockAdditionalResidual?: Value;
+  /** Runs after each layer of the down, mid and up blocks (motion modules; see layer-hook.ts). */
+  readonly afterLayer?: AfterLayerHook;
 }
 
 export class UNet2DConditionModel extends Module {
@@ -118,7 +121,8 @@ export class UNet2DConditionModel extends Module {
     if (c.time_embedding_act_fn !== null) emb = diffusersActivation(g, emb, c.time_embedding_act_fn);
     let h = this.conv_in.forward(sample);
     tap("conv_in", h);
-    const down = runDownBlocks(this.down_blocks, h, emb, ehs, tap);
+    const hook = inputs.afterLayer;
+    const down = runDownBlocks(this.down_blocks, h, emb, ehs, tap, hook);
     h = down.hidden;
     let skips = [...down.skips];
     const residuals = inputs.downBlockAdditionalResiduals;
@@ -134,7 +138,7 @@ export class UNet2DConditionModel extends Module {
       );
     }
     if (this.mid_block) {
-      h = this.mid_block.forward(h, emb, ehs);
+      h = this.mid_block.forward(h, emb, ehs, blockHook(hook, "mid_block", 0));
       tap("mid_block", h);
     }
     if (inputs.midBlockAdditionalResidual) h = op.Add(g, h, inputs.midBlockAdditionalResidual);
@@ -143,7 +147,7 @@ export class UNet2DConditionModel extends Module {
       const own = skips.slice(skips.length - n);
       skips = skips.slice(0, skips.length - n);
       const upsampleLike = i < this.up_blocks.length - 1 ? skips[skips.length - 1] : undefined;
-      h = block.forward(h, own, emb, ehs, upsampleLike);
+      h = block.forward(h, own, emb, ehs, upsampleLike, blockHook(hook, "up_blocks", i));
       tap(`up_blocks.${i}`, h);
     });
     h = diffusersActivation(g, this.conv_norm_out.forward(h), c.act_fn);

@@ -8,6 +8,7 @@ import * as op from "../../graph/ops/index.js";
 import { Module, moduleList } from "../../nn/module.js";
 import type { WeightScope } from "../../nn/weights.js";
 import type { SharedBlockSettings, UpBlockType } from "./block-config.js";
+import type { BlockLayerHook } from "./layer-hook.js";
 import { ResnetBlock2D } from "./resnet.js";
 import { Upsample2D } from "./sampling.js";
 import { Transformer2DModel } from "./transformer-2d.js";
@@ -33,7 +34,8 @@ export interface UpBlock {
   readonly numLayers: number;
   /**
    * `skips` in the order they were produced (the block pops from the end); `upsampleLike` gives the
-   * spatial size of the upsampled output (the next block's newest skip).
+   * spatial size of the upsampled output (the next block's newest skip); `afterLayer` (optional)
+   * runs on each layer's output.
    */
   forward(
     x: Value,
@@ -41,6 +43,7 @@ export interface UpBlock {
     temb: Value,
     encoderHiddenStates: Value,
     upsampleLike?: Value,
+    afterLayer?: BlockLayerHook,
   ): Value;
 }
 
@@ -75,12 +78,14 @@ class UpBlockBase extends Module {
     temb: Value,
     layer: (h: Value, i: number) => Value,
     upsampleLike?: Value,
+    afterLayer?: BlockLayerHook,
   ): Value {
     let h = x;
     this.resnets.forEach((resnet, i) => {
       const skip = skips[skips.length - 1 - i];
       if (skip) h = op.Concat(this.graph, [h, skip], 1);
       h = layer(resnet.forward(h, temb), i);
+      if (afterLayer) h = afterLayer(h, i);
     });
     for (const up of this.upsamplers) h = up.forward(h, upsampleLike);
     return h;
@@ -94,8 +99,9 @@ export class UpBlock2D extends UpBlockBase implements UpBlock {
     temb: Value,
     _encoderHiddenStates: Value,
     upsampleLike?: Value,
+    afterLayer?: BlockLayerHook,
   ): Value {
-    return this.run(x, skips, temb, (h) => h, upsampleLike);
+    return this.run(x, skips, temb, (h) => h, upsampleLike, afterLayer);
   }
 }
 
@@ -128,6 +134,7 @@ export class CrossAttnUpBlock2D extends UpBlockBase implements UpBlock {
     temb: Value,
     encoderHiddenStates: Value,
     upsampleLike?: Value,
+    afterLayer?: BlockLayerHook,
   ): Value {
     return this.run(
       x,
@@ -135,6 +142,7 @@ export class CrossAttnUpBlock2D extends UpBlockBase implements UpBlock {
       temb,
       (h, i) => this.attentions[i]?.forward(h, encoderHiddenStates) ?? h,
       upsampleLike,
+      afterLayer,
     );
   }
 }
