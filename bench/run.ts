@@ -1,0 +1,138 @@
+/**
+ * `npm run -s bench` (or `node --import tsx bench/run.ts`): performance figures of this machine and
+ * build as ONE JSON object on stdout (progress goes to stderr; `-s` keeps npm's own banner off
+ * stdout; `--out report.json` also writes the JSON to a file). Parts (select with --only):
+ *
+ * - matmul:   ORT MatMul GFLOP/s at UNet shapes, weights as initializers (prepacked); max over shapes.
+ *             Measured again after the UNet part (`matmulAfterUnet`): the cores may be shared.
+ * - conv:     ORT 3x3 Conv GFLOP/s at UNet shapes (a second reference rate).
+ * - flops:    FLOPs of one SD-1.5 UNet step per size (src/graph/flops.ts), no session.
+ * - unet:     full-size SD-1.5 UNet, random weights: seconds per CFG-batch-2 step at 512 and 256
+ *             (warm-up 1, median of --runs), achieved GFLOP/s and its ratio to the MatMul rate, peak
+ *             RSS vs weight size, session creation (cold, and through the optimized-model cache: a
+ *             cache write and a cache hit that also runs one step), and with --profile the time
+ *             per ORT op type of the last 512 step.
+ * - pipeline: a --steps-step (20) 512x512 text-to-image with full-size random-weight SD-1.5 models.
+ *             `--pipeline full` (default) runs `textToImage` for real; `--pipeline estimate` measures
+ *             the text encoder and VAE decode and adds --steps x the UNet step time (marked
+ *             `estimated: true`, with the formula).
+ *
+ * Parts that fail or are not selected print `{ "result": null, "reason": ... }`. Start with `summary`.
+ *
+ * Duration of the default run on the 2-core reference machine: about 8-9 minutes when the cores are
+ * idle (kernels 10 s; UNet write + load 30 s; 256 steps 15 s; 512 steps 1 min; cache timing 1 min;
+ * pipeline 20 x ~12 s + load + VAE 5 min); up to twice that when other processes share the cores
+ * (see `machine.loadAverage`, `unet.session.cpuUtilization`); `--pipeline estimate` saves ~4 min.
+ * Needs ~8 GB free in the OS temp folder (model + ORT cache; removed at the end unless --keep) and
+ * ~6 GB RAM (the pipeline holds UNet, text encoder and VAE).
+ *
+ *   npm run -s bench -- --only matmul,unet --size 256 --runs 2 --profile
+ */
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { cpus, loadavg, tmpdir, totalmem } from "node:os";
+import { join } from "node:path";
+import ort from "onnxruntime-node";
+import { type BenchArgs, USAGE, parseArgs } from "./args.js";
+import { benchConv, benchMatMul } from "./kernels.js";
+import { benchPipeline } from "./pipeline.js";
+import { CFG_BATCH, TEXT_LENGTH, benchUNet, countFor, sd15Config } from "./unet.js";
+import { log, mib, reasonOf, round, skipped } from "./stats.js";
+import { summarise } from "./summary.js";
+
+async function part<T>(
+  name: string,
+  enabled: boolean,
+  fn: () => Promise<T>,
+): Promise<T | ReturnType<typeof skipped>> {
+  if (!enabled) return skipped(`not selected (--only)`);
+  log(`${name}: start`);
+  const started = performance.now();
+  try {
+    const result = await fn();
+    log(`${name}: done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    return result;
+  } catch (error) {
+    log(`${name}: FAILED ${reasonOf(error)}`);
+    return skipped(reasonOf(error));
+  }
+}
+
+function flopsReport(args: BenchArgs): Record<string, unknown> {
+  const config = sd15Config();
+  const out: Record<string, unknown> = {};
+  for (const size of args.sizes) {
+    const r = countFor(config, size / 8);
+    out[String(size)] = {
+      batch: CFG_BATCH,
+      textLength: TEXT_LENGTH,
+      tflop: round(r.flops / 1e12),
+      convG: round(r.conv / 1e9),
+      matmulG: round(r.matmul / 1e9),
+      attentionG: round(r.attention / 1e9),
+      otherGElements: round(r.otherElements / 1e9),
+      movementGElements: round(r.movementElements / 1e9),
+    };
+  }
+  return out;
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const has = (p: BenchArgs["parts"][number]): boolean => args.parts.includes(p);
+  const started = performance.now();
+  const loadStart = loadavg();
+  const dir = await mkdtemp(join(tmpdir(), "steadyframe-bench-"));
+  const machine = {
+    cpu: cpus()[0]?.model ?? "unknown",
+    cores: cpus().length,
+    memoryMiB: mib(totalmem()),
+    node: process.version,
+    onnxruntime: ort.env.versions.common,
+    threads: args.threads,
+  };
+  const report: Record<string, unknown> = { machine, args };
+  let summary: Record<string, unknown> | null = null;
+  try {
+    const matmul = await part("matmul", has("matmul"), () => benchMatMul({ threads: args.threads }));
+    report["matmul"] = matmul;
+    report["conv"] = await part("conv", has("conv"), () => benchConv({ threads: args.threads }));
+    report["flops"] = await part("flops", has("flops"), () => Promise.resolve(flopsReport(args)));
+    const matmulGflops = "maxGflops" in matmul ? matmul.maxGflops : null;
+    const unet = await part("unet", has("unet"), () =>
+      benchUNet({
+        imageSizes: args.sizes,
+        runs: args.runs,
+        threads: args.threads,
+        profile: args.profile,
+        cacheTiming: args.cacheTiming,
+        dir,
+        matmulGflops,
+      }),
+    );
+    report["unet"] = unet;
+    // The cores may be shared: a second MatMul measurement brackets the UNet run.
+    const matmulAfter = await part("matmul (after unet)", has("matmul") && has("unet"), () =>
+      benchMatMul({ threads: args.threads, runs: 5 }),
+    );
+    report["matmulAfterUnet"] = matmulAfter;
+    const pipeline = await part("pipeline", has("pipeline"), () => benchPipeline({ args, unet }));
+    report["pipeline"] = pipeline;
+    summary = summarise({ matmul, matmulAfter, unet, pipeline });
+  } finally {
+    if (args.keep) log(`kept ${dir}`);
+    else await rm(dir, { recursive: true, force: true });
+  }
+  report["machine"] = {
+    ...machine,
+    loadAverage: { start: loadStart.map((x) => round(x, 3)), end: loadavg().map((x) => round(x, 3)) },
+  };
+  const totalSeconds = round((performance.now() - started) / 1000);
+  const json = `${JSON.stringify({ summary, totalSeconds, ...report }, null, 2)}\n`;
+  if (args.out !== null) await writeFile(args.out, json);
+  process.stdout.write(json);
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`bench: ${reasonOf(error)}\n${USAGE}\n`);
+  process.exitCode = 1;
+});
