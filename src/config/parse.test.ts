@@ -4,7 +4,7 @@ import { readAutoencoderKLConfig } from "../models/vae/config.js";
 import { readCLIPTextConfig } from "../models/clip/config.js";
 import { readControlNetModelConfig } from "../models/controlnet/config.js";
 import { parseUNet2DConditionModelConfig, readUNet2DConditionModelConfig } from "../models/unet/config.js";
-import { field, parseConfig, readJsonFile } from "./parse.js";
+import { field, parseConfig, parseJson, readJsonFile } from "./parse.js";
 
 const TINY = "test/fixtures/golden/tiny-sd";
 
@@ -36,6 +36,63 @@ describe("parseConfig", () => {
   ])("names the field of a bad value %j", (json, message) => {
     expect(() => parseConfig("c.json", json, specs)).toThrow(ConfigError);
     expect(() => parseConfig("c.json", json, specs)).toThrow(message);
+  });
+
+  it("checks numeric ranges and names them", () => {
+    const ranged = {
+      order: field.int(2, { min: 1, max: 3 }),
+      count: field.int(1000, { min: 2 }),
+      ratio: field.number(0.5, { max: 1 }),
+      floor: field.number(-Infinity, { infinite: true }),
+      size: field.number(1),
+    } as const;
+    expect(parseConfig("c.json", { order: 3, floor: -Infinity }, ranged).config).toEqual({
+      order: 3,
+      count: 1000,
+      ratio: 0.5,
+      floor: -Infinity,
+      size: 1,
+    });
+    for (const [json, message] of [
+      [{ order: 4 }, 'field "order" should be an integer in [1, 3] but is 4'],
+      [{ count: 1 }, 'field "count" should be an integer >= 2'],
+      [{ ratio: 1.5 }, 'field "ratio" should be a number <= 1'],
+      [{ size: Infinity }, 'field "size" should be a number but is'],
+      [{ floor: NaN }, 'field "floor" should be a number but is'],
+    ] as const) {
+      expect(() => parseConfig("c.json", json, ranged)).toThrow(ConfigError);
+      expect(() => parseConfig("c.json", json, ranged)).toThrow(message);
+    }
+  });
+
+  it("names the owner class in what it says about unknown keys", () => {
+    expect(parseConfig("s.json", { extra: 1 }, specs, { owner: "DDIMScheduler" }).warnings).toEqual([
+      's.json: DDIMScheduler does not take "extra"; ignored',
+    ]);
+    const strict = (): unknown => parseConfig("s.json", { extra: 1 }, specs, { strict: true, owner: "X" });
+    expect(strict).toThrow(ConfigError);
+    expect(strict).toThrow('s.json: field "extra" should be a field X takes');
+  });
+
+  it("treats keys named like Object.prototype members as unknown", () => {
+    expect(parseConfig("c.json", JSON.parse('{"toString": 1, "constructor": 2}'), specs).warnings).toEqual([
+      'c.json: unknown field "toString" ignored',
+      'c.json: unknown field "constructor" ignored',
+    ]);
+  });
+
+  it("parses Python's NaN/Infinity tokens only when asked", () => {
+    const text = '{"lambda_min_clipped": -Infinity}';
+    expect(parseJson(text, "s.json", { pythonFloats: true })).toEqual({ lambda_min_clipped: -Infinity });
+    const plain = (): unknown => parseJson(text, "s.json");
+    expect(plain).toThrow(CorruptFileError);
+    expect(plain).toThrow("s.json: not valid JSON");
+    try {
+      parseJson('{"a": }', "broken.json", { pythonFloats: true });
+      expect.unreachable();
+    } catch (e) {
+      expect(e instanceof CorruptFileError && e.code).toBe("E_CORRUPT_FILE");
+    }
   });
 
   it("names missing and broken JSON files", async () => {

@@ -7,6 +7,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { ConfigError, CorruptFileError, FileNotFoundError } from "../errors.js";
+import { parsePythonJson } from "./python-json.js";
 
 export interface FieldSpec<T> {
   /** Validates and converts a present value; `path` names the field for errors. */
@@ -18,11 +19,22 @@ export type ConfigOf<S extends Record<string, FieldSpec<unknown>>> = {
   readonly [K in keyof S]: S[K] extends FieldSpec<infer T> ? T : never;
 };
 
+/** The spec table of a config type declared as an interface: one spec per field, of that field's type. */
+export type FieldsOf<C> = { readonly [K in keyof C]-?: FieldSpec<C[K]> };
+
+/** Bounds of a numeric field, named in the error ("an integer in [1, 3]", "a number >= 0"). */
+export interface NumberRange {
+  readonly min?: number;
+  readonly max?: number;
+}
+
 export interface ParseOptions {
   /** Throw on unknown keys instead of warning. */
   readonly strict?: boolean;
   /** Keys that are known but irrelevant here (e.g. transformers' "architectures"). */
   readonly ignore?: readonly string[];
+  /** The class the config is for (e.g. "DDIMScheduler"), named in what is said about unknown keys. */
+  readonly owner?: string;
 }
 
 export interface Parsed<C> {
@@ -43,11 +55,36 @@ function spec<T>(expected: string, check: (v: unknown) => v is T, fallback: T): 
 
 const isInt = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v);
 const isNum = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
+const isNumOrInf = (v: unknown): v is number => typeof v === "number" && !Number.isNaN(v);
+
+function rangeSpec(
+  kind: string,
+  check: (v: unknown) => v is number,
+  fallback: number,
+  { min, max }: NumberRange,
+): FieldSpec<number> {
+  const bounds =
+    min !== undefined && max !== undefined
+      ? ` in [${min}, ${max}]`
+      : min !== undefined
+        ? ` >= ${min}`
+        : max !== undefined
+          ? ` <= ${max}`
+          : "";
+  const inRange = (v: unknown): v is number =>
+    check(v) && (min === undefined || v >= min) && (max === undefined || v <= max);
+  return spec(kind + bounds, inRange, fallback);
+}
 
 /** Field constructors; each takes the upstream default. */
 export const field = {
-  int: (fallback: number) => spec("an integer", isInt, fallback),
-  number: (fallback: number) => spec("a number", isNum, fallback),
+  int: (fallback: number, range: NumberRange = {}) => rangeSpec("an integer", isInt, fallback, range),
+  /**
+   * A finite number, or with `infinite: true` also Infinity / -Infinity (Python's float("inf"), e.g.
+   * diffusers' `lambda_min_clipped`; read such files with `pythonFloats`).
+   */
+  number: (fallback: number, range: NumberRange & { readonly infinite?: boolean } = {}) =>
+    rangeSpec("a number", range.infinite === true ? isNumOrInf : isNum, fallback, range),
   bool: (fallback: boolean) => spec("true or false", (v): v is boolean => typeof v === "boolean", fallback),
   string: (fallback: string) => spec("a string", (v): v is string => typeof v === "string", fallback),
   oneOf<const V extends string>(values: readonly V[], fallback: V): FieldSpec<V> {
@@ -102,38 +139,62 @@ export function parseConfig<S extends Record<string, FieldSpec<unknown>>>(
   const out: Record<string, unknown> = {};
   for (const [key, fieldSpec] of Object.entries(specs)) {
     out[key] =
-      key in source && source[key] !== undefined
+      Object.hasOwn(source, key) && source[key] !== undefined
         ? fieldSpec.parse(source[key], file, key)
         : fieldSpec.default;
   }
   const unknown = Object.keys(source).filter(
-    (key) => !(key in specs) && !key.startsWith("_") && !(options.ignore ?? []).includes(key),
+    (key) => !Object.hasOwn(specs, key) && !key.startsWith("_") && !(options.ignore ?? []).includes(key),
   );
+  const owner = options.owner;
   if (unknown.length > 0 && options.strict === true) {
-    throw new ConfigError(file, unknown[0] ?? "", "a known field", source[unknown[0] ?? ""], {
+    const first = unknown[0] ?? "";
+    const expected = owner === undefined ? "a known field" : `a field ${owner} takes`;
+    throw new ConfigError(file, first, expected, source[first], {
       hint: `unknown fields: ${unknown.join(", ")}; remove them or parse without strict`,
     });
   }
-  const warnings = unknown.map((key) => `${file}: unknown field "${key}" ignored`);
+  const warnings = unknown.map((key) =>
+    owner === undefined
+      ? `${file}: unknown field "${key}" ignored`
+      : `${file}: ${owner} does not take "${key}"; ignored`,
+  );
   return { config: out as ConfigOf<S>, warnings };
 }
 
+export interface JsonOptions {
+  /**
+   * Also accept the bare tokens NaN, Infinity and -Infinity that Python's json.dump writes for
+   * non-finite floats (diffusers scheduler configs) (optional, default false).
+   */
+  readonly pythonFloats?: boolean;
+}
+
+/** Parses JSON text; a syntax error becomes a CorruptFileError naming `file`. */
+export function parseJson(text: string, file: string, options: JsonOptions = {}): unknown {
+  try {
+    return options.pythonFloats === true ? parsePythonJson(text) : (JSON.parse(text) as unknown);
+  } catch (cause) {
+    throw new CorruptFileError(file, `not valid JSON (${String(cause)})`, undefined, {
+      cause,
+      hint: "fix the JSON syntax or restore the file",
+    });
+  }
+}
+
 /** Reads and parses a JSON file, naming the file in every error. */
-export async function readJsonFile(path: string, what = "config file"): Promise<unknown> {
+export async function readJsonFile(
+  path: string,
+  what = "config file",
+  options: JsonOptions = {},
+): Promise<unknown> {
   let text: string;
   try {
     text = await readFile(path, "utf8");
   } catch (cause) {
     throw new FileNotFoundError(path, what, { cause });
   }
-  try {
-    return JSON.parse(text) as unknown;
-  } catch (cause) {
-    throw new CorruptFileError(path, `not valid JSON (${String(cause)})`, undefined, {
-      cause,
-      hint: "fix the JSON syntax or restore the file",
-    });
-  }
+  return parseJson(text, path, options);
 }
 
 export async function readConfigFile<S extends Record<string, FieldSpec<unknown>>>(

@@ -7,7 +7,8 @@
 import { InvalidArgumentError } from "../errors.js";
 import type { PredictionType, ThresholdingConfig } from "./config.js";
 import { quantileLinear } from "./numeric.js";
-import { type F32Tensor, build, checkFloat32, checkSameShape, perBatch } from "./tensor-ops.js";
+import { alphaBarLevel, noiseToLevels, predictedOriginal } from "./prediction.js";
+import { type F32Tensor, build } from "./tensor-ops.js";
 
 const f32 = Math.fround;
 
@@ -26,29 +27,14 @@ export function addNoiseWithAlphas(
   noise: F32Tensor,
   timesteps: readonly number[],
 ): F32Tensor {
-  checkFloat32(original, "original");
-  checkFloat32(noise, "noise");
-  checkSameShape(original, noise, "original", "noise");
-  const ts = timesteps.map((t) => checkTrainTimestep(t, alphasCumprod.length, "timesteps"));
-  const a = ts.map((t) => alphasCumprod[t] ?? NaN);
-  const sqrtA = perBatch(
-    a.map((v) => f32(Math.sqrt(v))),
-    original.shape,
-    "timesteps",
-  );
-  const sqrtB = perBatch(
-    a.map((v) => f32(Math.sqrt(f32(1 - v)))),
-    original.shape,
-    "timesteps",
-  );
-  return build(original.shape, (i) =>
-    f32(f32(sqrtA(i) * (original.data[i] ?? 0)) + f32(sqrtB(i) * (noise.data[i] ?? 0))),
+  return noiseToLevels(original, noise, timesteps, (t) =>
+    alphaBarLevel(alphasCumprod[checkTrainTimestep(t, alphasCumprod.length, "timesteps")] ?? NaN),
   );
 }
 
 /**
  * x_0 predicted from the model output at a timestep with cumulative alpha `alphaProd`:
- * epsilon: (x_t - sqrt(1 - a) eps) / sqrt(a); sample: the output itself;
+ * epsilon: (x_t - sqrt(1 - a) eps) / sqrt(a); sample: a copy of the output;
  * v_prediction: sqrt(a) x_t - sqrt(1 - a) v.
  */
 export function predictOriginalSample(
@@ -57,18 +43,8 @@ export function predictOriginalSample(
   sample: F32Tensor,
   alphaProd: number,
 ): F32Tensor {
-  const sa = f32(Math.sqrt(alphaProd));
-  const sb = f32(Math.sqrt(f32(1 - alphaProd)));
-  const m = modelOutput.data;
-  const x = sample.data;
-  switch (predictionType) {
-    case "epsilon":
-      return build(sample.shape, (i) => f32(f32((x[i] ?? 0) - f32(sb * (m[i] ?? 0))) / sa));
-    case "sample":
-      return build(sample.shape, (i) => m[i] ?? 0);
-    case "v_prediction":
-      return build(sample.shape, (i) => f32(f32(sa * (x[i] ?? 0)) - f32(sb * (m[i] ?? 0))));
-  }
+  if (predictionType === "sample") return build(sample.shape, (i) => modelOutput.data[i] ?? 0);
+  return predictedOriginal(predictionType, modelOutput, sample, alphaBarLevel(alphaProd));
 }
 
 /** Clamps every value to [-range, range]. */

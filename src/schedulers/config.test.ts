@@ -1,6 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, CorruptFileError } from "../errors.js";
-import { parsePythonJson } from "./config-reader.js";
+import { ConfigError } from "../errors.js";
 import { DEFAULTS, parseSchedulerConfig } from "./config.js";
 
 describe("DEFAULTS (diffusers 0.26.3 __init__ defaults)", () => {
@@ -134,35 +133,5 @@ describe("parseSchedulerConfig", () => {
         final_sigmas_type: "sigma_min",
       }),
     ).not.toThrow();
-  });
-});
-
-describe("parsePythonJson", () => {
-  it("reads NaN, Infinity and -Infinity outside strings", () => {
-    expect(
-      parsePythonJson(
-        '{"a": -Infinity, "b": Infinity, "c": NaN, "d": "-Infinity", "e": [1, -2.5]}',
-        "x.json",
-      ),
-    ).toEqual({
-      a: -Infinity,
-      b: Infinity,
-      c: NaN,
-      d: "-Infinity",
-      e: [1, -2.5],
-    });
-  });
-  it("keeps escaped quotes inside strings", () => {
-    expect(parsePythonJson('{"a": "say \\"NaN\\""}', "x.json")).toEqual({ a: 'say "NaN"' });
-  });
-  it("throws CorruptFileError for broken JSON", () => {
-    const call = (): unknown => parsePythonJson('{"a": }', "broken.json");
-    expect(call).toThrow(CorruptFileError);
-    expect(call).toThrow(/broken\.json: not valid JSON/);
-    try {
-      call();
-    } catch (e) {
-      expect(e instanceof CorruptFileError && e.code).toBe("E_CORRUPT_FILE");
-    }
   });
 });

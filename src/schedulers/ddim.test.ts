@@ -1,15 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { ConstantNoise, NO_NOISE, at, filled, pattern } from "../../test/helpers/scheduler-tensors.js";
+import { SD_SCHEDULER_CONFIG } from "../../test/helpers/scheduler-config.js";
 import { InvalidArgumentError } from "../errors.js";
 import { DDIMScheduler } from "./ddim.js";
 
-const SD = {
-  beta_schedule: "scaled_linear",
-  beta_start: 0.00085,
-  beta_end: 0.012,
-  clip_sample: false,
-  steps_offset: 1,
-} as const;
+const SD = { ...SD_SCHEDULER_CONFIG, clip_sample: false } as const;
 const shape = [1, 2, 2, 2];
 const x = pattern(shape, 1);
 const eps = pattern(shape, 2);

@@ -9,16 +9,11 @@
  *   x_{t'} = mean + sigma_t z  (z ~ N(0, I), only for t > 0), a = alpha_bar.
  * State: none besides the timesteps (`step` also works before `setTimesteps`, with t' = t - 1).
  */
-import { CONSTRUCTOR_PARSE, type DDPMSchedulerConfig, parseSchedulerConfig } from "./config.js";
-import { makeNoiseTables } from "./betas.js";
-import {
-  addNoiseWithAlphas,
-  checkTrainTimestep,
-  limitPredictedOriginal,
-  predictOriginalSample,
-} from "./alpha-ops.js";
-import type { Scheduler, StepOptions, StepOutput } from "./scheduler.js";
-import { checkNumInferenceSteps, discreteTimesteps } from "./spacing.js";
+import { InvalidArgumentError } from "../errors.js";
+import { AlphaBarScheduler } from "./alpha-bar-scheduler.js";
+import { checkTrainTimestep, limitPredictedOriginal, predictOriginalSample } from "./alpha-ops.js";
+import type { DDPMSchedulerConfig } from "./config.js";
+import type { StepOptions, StepOutput } from "./scheduler.js";
 import {
   type F32Tensor,
   build,
@@ -27,56 +22,18 @@ import {
   drawNoise,
   splitChannels,
 } from "./tensor-ops.js";
-import { InvalidArgumentError } from "../errors.js";
 
 const f32 = Math.fround;
 
-export class DDPMScheduler implements Scheduler {
-  readonly className = "DDPMScheduler";
-  readonly order = 1;
-  readonly initNoiseSigma = 1;
-  readonly config: DDPMSchedulerConfig;
-  readonly betas: Float32Array;
-  readonly alphasCumprod: Float32Array;
-  private steps: number[] = [];
-  private inferenceSteps: number | undefined;
-
+export class DDPMScheduler extends AlphaBarScheduler<"DDPMScheduler"> {
   /** Builds from (part of) a config; missing fields take DDPMScheduler's diffusers defaults. */
   constructor(config: Partial<DDPMSchedulerConfig> = {}) {
-    this.config = parseSchedulerConfig("DDPMScheduler", config, CONSTRUCTOR_PARSE).config;
-    const tables = makeNoiseTables(this.config);
-    this.betas = tables.betas;
-    this.alphasCumprod = tables.alphasCumprod;
-  }
-
-  get timesteps(): readonly number[] {
-    return this.steps;
-  }
-
-  get numInferenceSteps(): number | undefined {
-    return this.inferenceSteps;
-  }
-
-  setTimesteps(numInferenceSteps: number): void {
-    const c = this.config;
-    checkNumInferenceSteps(numInferenceSteps, c.num_train_timesteps);
-    this.steps = discreteTimesteps(
-      c.timestep_spacing,
-      c.num_train_timesteps,
-      numInferenceSteps,
-      c.steps_offset,
-    );
-    this.inferenceSteps = numInferenceSteps;
-  }
-
-  scaleModelInput(sample: F32Tensor): F32Tensor {
-    return sample;
+    super("DDPMScheduler", config);
   }
 
   /** t - T // N (diffusers uses this step size for every spacing). */
   previousTimestep(t: number): number {
-    const n = this.inferenceSteps ?? this.config.num_train_timesteps;
-    return t - Math.floor(this.config.num_train_timesteps / n);
+    return t - this.stepRatio(this.inferenceSteps ?? this.config.num_train_timesteps);
   }
 
   step(modelOutputIn: F32Tensor, t: number, sampleIn: F32Tensor, options: StepOptions = {}): StepOutput {
@@ -92,8 +49,8 @@ export class DDPMScheduler implements Scheduler {
     checkSameShape(sample, modelOutput, "sample", "modelOutput");
 
     const prevT = this.previousTimestep(t);
-    const a = this.alphasCumprod[t] ?? NaN;
-    const aPrev = prevT >= 0 ? (this.alphasCumprod[prevT] ?? NaN) : 1;
+    const a = this.alphaProdAt(t);
+    const aPrev = this.alphaProdAt(prevT);
     const betaProd = f32(1 - a);
     const betaProdPrev = f32(1 - aPrev);
     const currentAlpha = f32(a / aPrev);
@@ -173,9 +130,5 @@ export class DDPMScheduler implements Scheduler {
         };
       }
     }
-  }
-
-  addNoise(original: F32Tensor, noise: F32Tensor, timesteps: readonly number[]): F32Tensor {
-    return addNoiseWithAlphas(this.alphasCumprod, original, noise, timesteps);
   }
 }

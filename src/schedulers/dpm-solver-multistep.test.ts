@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { ConstantNoise, at, filled, pattern } from "../../test/helpers/scheduler-tensors.js";
+import { SD_SCHEDULER_CONFIG as SD } from "../../test/helpers/scheduler-config.js";
 import { InvalidArgumentError } from "../errors.js";
 import { DPMSolverMultistepScheduler } from "./dpm-solver-multistep.js";
 
-const SD = { beta_schedule: "scaled_linear", beta_start: 0.00085, beta_end: 0.012, steps_offset: 1 } as const;
 const shape = [1, 1, 2, 2];
 
 /** Runs a whole loop with model output = 0.05 x + pattern; returns the final sample and the last x0 prediction. */

@@ -12,10 +12,8 @@
  * State (reset by setTimesteps): step index, the last `solver_order` converted outputs, and how many
  * lower-order steps have been taken.
  */
-import { InvalidArgumentError } from "../errors.js";
 import { limitPredictedOriginal } from "./alpha-ops.js";
-import { makeNoiseTables } from "./betas.js";
-import { CONSTRUCTOR_PARSE, type DPMSolverMultistepSchedulerConfig, parseSchedulerConfig } from "./config.js";
+import type { DPMSolverMultistepSchedulerConfig } from "./config.js";
 import {
   firstOrderUpdate,
   secondOrderUpdate,
@@ -23,56 +21,30 @@ import {
   thirdOrderUpdate,
 } from "./dpm-solver-updates.js";
 import { npArange, npInterp, npLinspace, roundHalfEven } from "./numeric.js";
-import type { Scheduler, StepOptions, StepOutput } from "./scheduler.js";
+import {
+  epsilonFromX0,
+  noiseToLevels,
+  predictedEpsilon,
+  predictedOriginal,
+  x0FromEpsilon,
+} from "./prediction.js";
+import type { StepOptions, StepOutput } from "./scheduler.js";
 import { requireSchedule } from "./sigma-ops.js";
+import { SigmaScheduler } from "./sigma-scheduler.js";
 import { initialStepIndex, karrasSigmas, logSigmas, luLambdas, sigmaToT, trainingSigmas } from "./sigmas.js";
 import { checkNumInferenceSteps } from "./spacing.js";
-import {
-  type F32Tensor,
-  build,
-  checkFloat32,
-  checkSameShape,
-  drawNoise,
-  perBatch,
-  splitChannels,
-} from "./tensor-ops.js";
+import { type F32Tensor, checkFloat32, checkSameShape, drawNoise, splitChannels } from "./tensor-ops.js";
 
 const f32 = Math.fround;
 
-export class DPMSolverMultistepScheduler implements Scheduler {
-  readonly className = "DPMSolverMultistepScheduler";
-  /** diffusers' class attribute: one model evaluation per step (the multistep history is extra). */
-  readonly order = 1;
+export class DPMSolverMultistepScheduler extends SigmaScheduler<"DPMSolverMultistepScheduler"> {
   readonly initNoiseSigma = 1;
-  readonly config: DPMSolverMultistepSchedulerConfig;
-  readonly betas: Float32Array;
-  readonly alphasCumprod: Float32Array;
-  private steps: number[] = [];
-  private sigmaValues: Float32Array = new Float32Array(0);
-  private inferenceSteps: number | undefined;
-  private stepIndex: number | undefined;
   private modelOutputs: (F32Tensor | undefined)[] = [];
   private lowerOrderNums = 0;
 
   /** Builds from (part of) a config; missing fields take this class's diffusers defaults. */
   constructor(config: Partial<DPMSolverMultistepSchedulerConfig> = {}) {
-    this.config = parseSchedulerConfig("DPMSolverMultistepScheduler", config, CONSTRUCTOR_PARSE).config;
-    const tables = makeNoiseTables(this.config);
-    this.betas = tables.betas;
-    this.alphasCumprod = tables.alphasCumprod;
-  }
-
-  get timesteps(): readonly number[] {
-    return this.steps;
-  }
-
-  /** float32 sigmas of the run: one per timestep plus the final sigma. */
-  get sigmas(): Float32Array {
-    return this.sigmaValues;
-  }
-
-  get numInferenceSteps(): number | undefined {
-    return this.inferenceSteps;
+    super("DPMSolverMultistepScheduler", config);
   }
 
   /** Number of training timesteps whose lambda is >= lambda_min_clipped (diffusers' `last_timestep`). */
@@ -125,12 +97,9 @@ export class DPMSolverMultistepScheduler implements Scheduler {
       );
     }
     const sigmaLast = c.final_sigmas_type === "sigma_min" ? (train[0] ?? 0) : 0;
-    this.sigmaValues = Float32Array.from([...sigmas, sigmaLast]);
-    this.steps = timesteps;
-    this.inferenceSteps = timesteps.length;
+    this.startRun(timesteps, Float32Array.from([...sigmas, sigmaLast]), timesteps.length);
     this.modelOutputs = Array.from({ length: c.solver_order }, () => undefined);
     this.lowerOrderNums = 0;
-    this.stepIndex = undefined;
   }
 
   scaleModelInput(sample: F32Tensor): F32Tensor {
@@ -149,29 +118,14 @@ export class DPMSolverMultistepScheduler implements Scheduler {
       [modelOutput] = splitChannels(modelOutput); // diffusers keeps model_output[:, :3] (the mean half)
     }
     checkSameShape(sample, modelOutput, "sample", "modelOutput");
-    const { alpha, sigma: sigmaT } = sigmaToAlphaSigma(sigma);
-    const m = modelOutput.data;
-    const x = sample.data;
-    const shape = sample.shape;
-    const x0From = (eps: Float32Array): F32Tensor =>
-      build(shape, (i) => f32(f32((x[i] ?? 0) - f32(sigmaT * (eps[i] ?? 0))) / alpha));
+    const level = sigmaToAlphaSigma(sigma);
     if (c.algorithm_type.endsWith("dpmsolver++")) {
-      let x0: F32Tensor;
-      if (c.prediction_type === "epsilon") x0 = x0From(m);
-      else if (c.prediction_type === "sample") x0 = modelOutput;
-      else x0 = build(shape, (i) => f32(f32(alpha * (x[i] ?? 0)) - f32(sigmaT * (m[i] ?? 0))));
-      return c.thresholding ? limitPredictedOriginal(x0, c) : x0;
+      return limitPredictedOriginal(predictedOriginal(c.prediction_type, modelOutput, sample, level), c);
     }
-    let eps: F32Tensor;
-    if (c.prediction_type === "epsilon") eps = modelOutput;
-    else if (c.prediction_type === "sample")
-      eps = build(shape, (i) => f32(f32((x[i] ?? 0) - f32(alpha * (m[i] ?? 0))) / sigmaT));
-    else eps = build(shape, (i) => f32(f32(alpha * (m[i] ?? 0)) + f32(sigmaT * (x[i] ?? 0))));
-    if (c.thresholding) {
-      const x0 = limitPredictedOriginal(x0From(eps.data), c);
-      eps = build(shape, (i) => f32(f32((x[i] ?? 0) - f32(alpha * (x0.data[i] ?? 0))) / sigmaT));
-    }
-    return eps;
+    const eps = predictedEpsilon(c.prediction_type, modelOutput, sample, level);
+    if (!c.thresholding) return eps;
+    const x0 = limitPredictedOriginal(x0FromEpsilon(sample, eps, level), c);
+    return epsilonFromX0(sample, x0, level);
   }
 
   step(modelOutputIn: F32Tensor, t: number, sampleIn: F32Tensor, options: StepOptions = {}): StepOutput {
@@ -179,20 +133,14 @@ export class DPMSolverMultistepScheduler implements Scheduler {
     requireSchedule(this.steps);
     const sample = checkFloat32(sampleIn, "sample");
     const modelOutput = checkFloat32(modelOutputIn, "modelOutput");
-    this.stepIndex ??= initialStepIndex(this.steps, t, "last");
-    const index = this.stepIndex;
-    if (index >= this.steps.length) {
-      throw new InvalidArgumentError("t", "a timestep not yet stepped past in this run", t, {
-        hint: "call setTimesteps(n) to start a new run",
-      });
-    }
+    const index = this.stepIndexFor(t, "last");
     const count = this.steps.length;
     const lowerOrderFinal =
       index === count - 1 &&
       (c.euler_at_final || (c.lower_order_final && count < 15) || c.final_sigmas_type === "zero");
     const lowerOrderSecond = index === count - 2 && c.lower_order_final && count < 15;
 
-    const converted = this.convertModelOutput(modelOutput, sample, this.sigmaValues[index] ?? NaN);
+    const converted = this.convertModelOutput(modelOutput, sample, this.sigmaAt(index));
     this.modelOutputs = [...this.modelOutputs.slice(1), converted];
     const noise = c.algorithm_type.startsWith("sde-")
       ? drawNoise(options.generator, converted.shape, `DPMSolverMultistepScheduler (${c.algorithm_type})`)
@@ -200,7 +148,7 @@ export class DPMSolverMultistepScheduler implements Scheduler {
     const input = {
       algorithm: c.algorithm_type,
       solverType: c.solver_type,
-      sigmas: [index + 1, index, index - 1, index - 2].map((k) => this.sigmaValues[k] ?? NaN),
+      sigmas: [index + 1, index, index - 1, index - 2].map((k) => this.sigmaAt(k)),
       outputs: this.modelOutputs.filter((o): o is F32Tensor => o !== undefined),
       sample,
       noise,
@@ -212,31 +160,15 @@ export class DPMSolverMultistepScheduler implements Scheduler {
       prevSample = secondOrderUpdate(input);
     else prevSample = thirdOrderUpdate(input);
     if (this.lowerOrderNums < c.solver_order) this.lowerOrderNums += 1;
-    this.stepIndex = index + 1;
+    this.advancePast(index);
     return { prevSample };
   }
 
   /** x_t = alpha_t x_0 + sigma_t noise, with sigma looked up from the run's timesteps. */
   addNoise(original: F32Tensor, noise: F32Tensor, timesteps: readonly number[]): F32Tensor {
     requireSchedule(this.steps);
-    checkFloat32(original, "original");
-    checkFloat32(noise, "noise");
-    checkSameShape(original, noise, "original", "noise");
-    const pairs = timesteps.map((t) =>
-      sigmaToAlphaSigma(this.sigmaValues[initialStepIndex(this.steps, t, "last")] ?? NaN),
-    );
-    const alpha = perBatch(
-      pairs.map((p) => p.alpha),
-      original.shape,
-      "timesteps",
-    );
-    const sigma = perBatch(
-      pairs.map((p) => p.sigma),
-      original.shape,
-      "timesteps",
-    );
-    return build(original.shape, (i) =>
-      f32(f32(alpha(i) * (original.data[i] ?? 0)) + f32(sigma(i) * (noise.data[i] ?? 0))),
+    return noiseToLevels(original, noise, timesteps, (t) =>
+      sigmaToAlphaSigma(this.sigmaAt(initialStepIndex(this.steps, t, "last"))),
     );
   }
 }

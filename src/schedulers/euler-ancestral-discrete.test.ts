@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { ConstantNoise, at, pattern } from "../../test/helpers/scheduler-tensors.js";
+import { SD_SCHEDULER_CONFIG as SD } from "../../test/helpers/scheduler-config.js";
 import { InvalidArgumentError } from "../errors.js";
 import { EulerAncestralDiscreteScheduler } from "./euler-ancestral-discrete.js";
 
-const SD = { beta_schedule: "scaled_linear", beta_start: 0.00085, beta_end: 0.012, steps_offset: 1 } as const;
 const shape = [1, 1, 2, 2];
 
 describe("EulerAncestralDiscreteScheduler", () => {

@@ -10,15 +10,13 @@
  * State (reset by setTimesteps): the step index and the last `order` derivatives.
  */
 import { InvalidArgumentError } from "../errors.js";
-import { makeNoiseTables } from "./betas.js";
-import { CONSTRUCTOR_PARSE, type LMSDiscreteSchedulerConfig, parseSchedulerConfig } from "./config.js";
+import type { LMSDiscreteSchedulerConfig } from "./config.js";
+import { KDiffusionScheduler } from "./k-diffusion-scheduler.js";
 import { quad } from "./quadrature.js";
-import type { Scheduler, StepOptions, StepOutput } from "./scheduler.js";
-import { addNoiseWithSigmas, requireSchedule, scaleBySigma } from "./sigma-ops.js";
-import { sigmaSchedule } from "./sigma-schedule.js";
-import { eulerInitNoiseSigma, initialStepIndex } from "./sigmas.js";
-import { checkNumInferenceSteps } from "./spacing.js";
-import { type F32Tensor, build, checkFloat32, checkSameShape } from "./tensor-ops.js";
+import type { StepOptions, StepOutput } from "./scheduler.js";
+import { predictOriginalFromSigma } from "./sigma-ops.js";
+import type { SigmaScheduleOptions } from "./sigma-schedule.js";
+import { type F32Tensor, build, checkStepTensors } from "./tensor-ops.js";
 
 const f32 = Math.fround;
 
@@ -27,72 +25,27 @@ export interface LMSStepOptions extends StepOptions {
   readonly order?: number;
 }
 
-export class LMSDiscreteScheduler implements Scheduler {
-  readonly className = "LMSDiscreteScheduler";
-  readonly order = 1;
-  readonly config: LMSDiscreteSchedulerConfig;
-  readonly betas: Float32Array;
-  readonly alphasCumprod: Float32Array;
-  private steps: number[] = [];
-  private sigmaValues: Float32Array = new Float32Array(0);
-  private inferenceSteps: number | undefined;
-  private stepIndex: number | undefined;
+export class LMSDiscreteScheduler extends KDiffusionScheduler<"LMSDiscreteScheduler"> {
   private derivatives: F32Tensor[] = [];
 
   /** Builds from (part of) a config; missing fields take LMSDiscreteScheduler's diffusers defaults. */
   constructor(config: Partial<LMSDiscreteSchedulerConfig> = {}) {
-    this.config = parseSchedulerConfig("LMSDiscreteScheduler", config, CONSTRUCTOR_PARSE).config;
-    const tables = makeNoiseTables(this.config);
-    this.betas = tables.betas;
-    this.alphasCumprod = tables.alphasCumprod;
+    super("LMSDiscreteScheduler", config);
   }
 
-  get timesteps(): readonly number[] {
-    return this.steps;
+  protected override scheduleOptions(): SigmaScheduleOptions {
+    return { ...super.scheduleOptions(), useKarrasSigmas: this.config.use_karras_sigmas };
   }
 
-  /** float32 sigmas of the run: one per timestep plus a final 0. */
-  get sigmas(): Float32Array {
-    return this.sigmaValues;
-  }
-
-  get numInferenceSteps(): number | undefined {
-    return this.inferenceSteps;
-  }
-
-  get initNoiseSigma(): number {
-    return eulerInitNoiseSigma(this.sigmaValues, this.config.timestep_spacing);
-  }
-
-  setTimesteps(numInferenceSteps: number): void {
-    const c = this.config;
-    checkNumInferenceSteps(numInferenceSteps, c.num_train_timesteps);
-    const schedule = sigmaSchedule(this.alphasCumprod, numInferenceSteps, {
-      spacing: c.timestep_spacing,
-      stepsOffset: c.steps_offset,
-      useKarrasSigmas: c.use_karras_sigmas,
-    });
-    this.steps = schedule.timesteps;
-    this.sigmaValues = schedule.sigmas;
-    this.inferenceSteps = numInferenceSteps;
-    this.stepIndex = undefined;
+  /** As the base, and forgets the derivatives of the previous run. */
+  override setTimesteps(numInferenceSteps: number): void {
+    super.setTimesteps(numInferenceSteps);
     this.derivatives = [];
-  }
-
-  private currentIndex(t: number): number {
-    requireSchedule(this.steps);
-    this.stepIndex ??= initialStepIndex(this.steps, t);
-    return this.stepIndex;
-  }
-
-  scaleModelInput(sample: F32Tensor, t: number): F32Tensor {
-    return scaleBySigma(checkFloat32(sample, "sample"), this.sigmaValues[this.currentIndex(t)] ?? NaN);
   }
 
   /** c_j of the module docs for step index `i` (diffusers `get_lms_coefficient(order, i, j)`). */
   lmsCoefficient(order: number, i: number, j: number): number {
-    const s = this.sigmaValues;
-    const at = (k: number): number => s[k] ?? NaN;
+    const at = (k: number): number => this.sigmaAt(k);
     const basis = (tau: number): number => {
       let prod = 1;
       for (let k = 0; k < order; k++) {
@@ -105,31 +58,14 @@ export class LMSDiscreteScheduler implements Scheduler {
   }
 
   step(modelOutputIn: F32Tensor, t: number, sampleIn: F32Tensor, options: LMSStepOptions = {}): StepOutput {
-    const sample = checkFloat32(sampleIn, "sample");
-    const modelOutput = checkFloat32(modelOutputIn, "modelOutput");
-    checkSameShape(sample, modelOutput, "sample", "modelOutput");
+    const { modelOutput, sample } = checkStepTensors(modelOutputIn, sampleIn);
     const maxOrder = options.order ?? 4;
     if (!Number.isInteger(maxOrder) || maxOrder < 1)
       throw new InvalidArgumentError("options.order", "an integer >= 1", maxOrder);
-    const index = this.currentIndex(t);
-    if (index + 1 >= this.sigmaValues.length) {
-      throw new InvalidArgumentError("t", "a timestep not yet stepped past in this run", t, {
-        hint: "call setTimesteps(n) to start a new run",
-      });
-    }
-    const sigma = this.sigmaValues[index] ?? NaN;
+    const index = this.stepIndexFor(t);
+    const sigma = this.sigmaAt(index);
     const x = sample.data;
-    const m = modelOutput.data;
-    let x0: F32Tensor;
-    if (this.config.prediction_type === "epsilon") {
-      x0 = build(sample.shape, (i) => f32((x[i] ?? 0) - f32(sigma * (m[i] ?? 0))));
-    } else if (this.config.prediction_type === "v_prediction") {
-      const c1 = f32(-sigma / f32(Math.sqrt(f32(f32(sigma * sigma) + 1))));
-      const c2 = f32(f32(sigma * sigma) + 1);
-      x0 = build(sample.shape, (i) => f32(f32((m[i] ?? 0) * c1) + f32((x[i] ?? 0) / c2)));
-    } else {
-      x0 = modelOutput;
-    }
+    const x0 = predictOriginalFromSigma(this.config.prediction_type, modelOutput, sample, sigma);
     const derivative = build(sample.shape, (i) => f32(f32((x[i] ?? 0) - (x0.data[i] ?? 0)) / sigma));
     this.derivatives.push(derivative);
     if (this.derivatives.length > maxOrder) this.derivatives.shift();
@@ -144,11 +80,7 @@ export class LMSDiscreteScheduler implements Scheduler {
       });
       return f32((x[i] ?? 0) + acc);
     });
-    this.stepIndex = index + 1;
+    this.advancePast(index);
     return { prevSample, predOriginalSample: x0 };
-  }
-
-  addNoise(original: F32Tensor, noise: F32Tensor, timesteps: readonly number[]): F32Tensor {
-    return addNoiseWithSigmas(this.steps, this.sigmaValues, original, noise, timesteps);
   }
 }

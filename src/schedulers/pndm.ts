@@ -14,27 +14,18 @@
  * and the sample held across the repeated timestep / the four RK stages.
  */
 import { InvalidArgumentError } from "../errors.js";
-import { addNoiseWithAlphas, checkTrainTimestep } from "./alpha-ops.js";
-import { makeNoiseTables } from "./betas.js";
-import { CONSTRUCTOR_PARSE, type PNDMSchedulerConfig, parseSchedulerConfig } from "./config.js";
-import type { Scheduler, StepOptions, StepOutput } from "./scheduler.js";
-import { checkNumInferenceSteps, discreteTimesteps } from "./spacing.js";
-import { type F32Tensor, build, checkFloat32, checkSameShape } from "./tensor-ops.js";
+import { AlphaBarScheduler } from "./alpha-bar-scheduler.js";
+import { checkTrainTimestep } from "./alpha-ops.js";
+import type { PNDMSchedulerConfig } from "./config.js";
+import { alphaBarLevel, predictedEpsilon } from "./prediction.js";
+import type { StepOptions, StepOutput } from "./scheduler.js";
+import { type F32Tensor, build, checkStepTensors } from "./tensor-ops.js";
 
 const f32 = Math.fround;
 
-export class PNDMScheduler implements Scheduler {
-  readonly className = "PNDMScheduler";
-  readonly order = 1;
-  readonly initNoiseSigma = 1;
+export class PNDMScheduler extends AlphaBarScheduler<"PNDMScheduler"> {
   readonly pndmOrder = 4;
-  readonly config: PNDMSchedulerConfig;
-  readonly betas: Float32Array;
-  readonly alphasCumprod: Float32Array;
-  readonly finalAlphaCumprod: number;
   private prkTimesteps: number[] = [];
-  private steps: number[] = [];
-  private inferenceSteps: number | undefined;
   private counter = 0;
   private ets: F32Tensor[] = [];
   private curModelOutput: F32Tensor | undefined;
@@ -42,26 +33,13 @@ export class PNDMScheduler implements Scheduler {
 
   /** Builds from (part of) a config; missing fields take PNDMScheduler's diffusers defaults. */
   constructor(config: Partial<PNDMSchedulerConfig> = {}) {
-    this.config = parseSchedulerConfig("PNDMScheduler", config, CONSTRUCTOR_PARSE).config;
-    const tables = makeNoiseTables(this.config);
-    this.betas = tables.betas;
-    this.alphasCumprod = tables.alphasCumprod;
-    this.finalAlphaCumprod = this.config.set_alpha_to_one ? 1 : (this.alphasCumprod[0] ?? 1);
+    super("PNDMScheduler", config);
   }
 
-  get timesteps(): readonly number[] {
-    return this.steps;
-  }
-
-  get numInferenceSteps(): number | undefined {
-    return this.inferenceSteps;
-  }
-
-  setTimesteps(numInferenceSteps: number): void {
+  override setTimesteps(numInferenceSteps: number): void {
     const c = this.config;
     const n = numInferenceSteps;
-    checkNumInferenceSteps(n, c.num_train_timesteps);
-    const base = discreteTimesteps(c.timestep_spacing, c.num_train_timesteps, n, c.steps_offset).reverse();
+    const base = this.spacedTimesteps(n).reverse();
     let prk: number[] = [];
     let plms: number[];
     if (c.skip_prk_steps) {
@@ -74,7 +52,7 @@ export class PNDMScheduler implements Scheduler {
           n,
         );
       }
-      const half = Math.floor(Math.floor(c.num_train_timesteps / n) / 2);
+      const half = Math.floor(this.stepRatio(n) / 2);
       const stages = base.slice(-this.pndmOrder).flatMap((t) => [t, t + half]);
       prk = stages
         .slice(0, -1)
@@ -92,25 +70,9 @@ export class PNDMScheduler implements Scheduler {
     this.curSample = undefined;
   }
 
-  scaleModelInput(sample: F32Tensor): F32Tensor {
-    return sample;
-  }
-
   step(modelOutputIn: F32Tensor, t: number, sampleIn: F32Tensor, _options: StepOptions = {}): StepOutput {
-    const n = this.inferenceSteps;
-    if (n === undefined) {
-      throw new InvalidArgumentError(
-        "numInferenceSteps",
-        "a number set by setTimesteps() before step()",
-        undefined,
-        {
-          hint: "call scheduler.setTimesteps(n) first",
-        },
-      );
-    }
-    const sample = checkFloat32(sampleIn, "sample");
-    const modelOutput = checkFloat32(modelOutputIn, "modelOutput");
-    checkSameShape(sample, modelOutput, "sample", "modelOutput");
+    const n = this.requireInferenceSteps();
+    const { modelOutput, sample } = checkStepTensors(modelOutputIn, sampleIn);
     checkTrainTimestep(t, this.config.num_train_timesteps);
     const prevSample =
       this.counter < this.prkTimesteps.length && !this.config.skip_prk_steps
@@ -121,7 +83,7 @@ export class PNDMScheduler implements Scheduler {
   }
 
   private stepPrk(modelOutput: F32Tensor, t: number, sample: F32Tensor, n: number): F32Tensor {
-    const ratio = Math.floor(this.config.num_train_timesteps / n);
+    const ratio = this.stepRatio(n);
     const prevT = t - (this.counter % 2 === 1 ? 0 : Math.floor(ratio / 2));
     const stageT = this.prkTimesteps[Math.floor(this.counter / 4) * 4] ?? t;
     const stage = this.counter % 4;
@@ -155,7 +117,7 @@ export class PNDMScheduler implements Scheduler {
         },
       );
     }
-    const ratio = Math.floor(this.config.num_train_timesteps / n);
+    const ratio = this.stepRatio(n);
     let t = tIn;
     let sample = sampleIn;
     let prevT = t - ratio;
@@ -200,17 +162,12 @@ export class PNDMScheduler implements Scheduler {
 
   /** The transfer phi(x_t, eps, t, t') of the module docs (eq. 9 of the PNDM paper). */
   private prevSampleFrom(sample: F32Tensor, t: number, prevT: number, modelOutput: F32Tensor): F32Tensor {
-    const a = this.alphasCumprod[t] ?? NaN;
-    const aPrev = prevT >= 0 ? (this.alphasCumprod[prevT] ?? NaN) : this.finalAlphaCumprod;
+    const a = this.alphaProdAt(t);
+    const aPrev = this.alphaProdAt(prevT);
     const betaProd = f32(1 - a);
     const betaProdPrev = f32(1 - aPrev);
     const x = sample.data;
-    let eps = modelOutput;
-    if (this.config.prediction_type === "v_prediction") {
-      const sa = f32(Math.sqrt(a));
-      const sb = f32(Math.sqrt(betaProd));
-      eps = build(sample.shape, (i) => f32(f32(sa * (modelOutput.data[i] ?? 0)) + f32(sb * (x[i] ?? 0))));
-    }
+    const eps = predictedEpsilon(this.config.prediction_type, modelOutput, sample, alphaBarLevel(a));
     const sampleCoef = f32(Math.sqrt(f32(aPrev / a)));
     const denom = f32(f32(a * f32(Math.sqrt(betaProdPrev))) + f32(Math.sqrt(f32(f32(a * betaProd) * aPrev))));
     const diff = f32(aPrev - a);
@@ -218,9 +175,5 @@ export class PNDMScheduler implements Scheduler {
     return build(sample.shape, (i) =>
       f32(f32(sampleCoef * (x[i] ?? 0)) - f32(f32(diff * (e[i] ?? 0)) / denom)),
     );
-  }
-
-  addNoise(original: F32Tensor, noise: F32Tensor, timesteps: readonly number[]): F32Tensor {
-    return addNoiseWithAlphas(this.alphasCumprod, original, noise, timesteps);
   }
 }

@@ -29,6 +29,17 @@ export function checkSameShape(a: F32Tensor, b: F32Tensor, nameA: string, nameB:
   }
 }
 
+/** The tensors of a `step` call, checked: both float32, the model output shaped like the sample. */
+export function checkStepTensors(
+  modelOutput: HostTensor,
+  sample: HostTensor,
+): { readonly modelOutput: F32Tensor; readonly sample: F32Tensor } {
+  const s = checkFloat32(sample, "sample");
+  const m = checkFloat32(modelOutput, "modelOutput");
+  checkSameShape(s, m, "sample", "modelOutput");
+  return { modelOutput: m, sample: s };
+}
+
 /** A new float32 tensor of `shape` with out[i] = fn(i). */
 export function build(shape: readonly number[], fn: (i: number) => number): F32Tensor {
   const n = numel(shape);

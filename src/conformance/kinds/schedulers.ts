@@ -7,10 +7,9 @@
  * (see schedulers-loop.ts). One row per compared tensor; anything case.json asks for that this runner
  * does not understand becomes a failing row, and so does any output tensor nothing compared.
  */
-import { readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { readJsonFile } from "../../config/parse.js";
 import { ConfigError } from "../../errors.js";
-import { parsePythonJson } from "../../schedulers/config-reader.js";
 import { fromConfigWithWarnings } from "../../schedulers/registry.js";
 import type { Scheduler } from "../../schedulers/scheduler.js";
 import { tensor } from "../../tensor.js";
@@ -70,7 +69,7 @@ async function buildScheduler(ctx: FixtureContext, file: string): Promise<Schedu
   const configFile =
     typeof c.scheduler_config_file === "string" ? c.scheduler_config_file : "scheduler/scheduler_config.json";
   const configPath = join(ctx.dir, configFile);
-  const raw = parsePythonJson(await readFile(configPath, "utf8"), configPath);
+  const raw = await readJsonFile(configPath, "scheduler config", { pythonFloats: true });
   if (!isRecord(raw)) throw new ConfigError(configPath, "(root)", "a JSON object", raw);
   const overrides = isRecord(c.built_with) && isRecord(c.built_with.overrides) ? c.built_with.overrides : {};
   return fromConfigWithWarnings(c.scheduler_class, { ...raw, ...overrides }, { file: configPath }).scheduler;
