@@ -6,26 +6,18 @@
  */
 import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { PassThrough } from "node:stream";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CancelledError, InvalidArgumentError, VideoError } from "../src/errors.js";
-import type { CliIO } from "../src/cli/command.js";
 import { controlsCommand } from "../src/cli/commands/controls.js";
 import { readImageFile } from "../src/control/png.js";
 import { readAllFrames } from "../src/video/read.js";
+import { captureIO } from "./helpers/cli-io.js";
 import { writeTinyConvModel } from "./helpers/tiny-onnx.js";
 import { expectError, makeClip, makeTempDir } from "./helpers/video.js";
 
 const CAR = new URL("fixtures/videos/car-turn-9f.mp4", import.meta.url).pathname;
 const GOLDEN = new URL("fixtures/golden/opencv/car-turn/", import.meta.url).pathname;
-
-function cliIO(signal: AbortSignal = new AbortController().signal): CliIO & { out: () => string } {
-  const stdout = new PassThrough();
-  let text = "";
-  stdout.on("data", (d: Buffer) => (text += d.toString()));
-  return { stdout, stderr: new PassThrough().resume(), interactive: false, signal, out: () => text };
-}
 
 async function pixels(path: string): Promise<Buffer> {
   return sharp(path).raw().toBuffer();
@@ -47,7 +39,7 @@ let out: string;
 beforeAll(async () => {
   tmp = await makeTempDir();
   out = join(tmp.dir, "ctl");
-  const io = cliIO();
+  const io = captureIO();
   const args = [CAR, "--canny", "100,200", "--flow", "--interpolate", "5", "--size", "256", "--frames", "8"];
   expect(await controlsCommand.run([...args, "--preview", "none", "--out", out], io)).toBe(0);
   expect(io.out()).toContain("8 frames ->");
@@ -123,7 +115,7 @@ describe("controls: outputs, atomicity and errors", () => {
     expect(
       await controlsCommand.run(
         [CAR, "--size", "64", "--frames", "3", "--interpolate", "1", "--out", dir],
-        cliIO(),
+        captureIO(),
       ),
     ).toBe(0);
     expect((await readdir(dir)).filter((n) => n.endsWith(".mp4")).sort()).toEqual([
@@ -139,7 +131,7 @@ describe("controls: outputs, atomicity and errors", () => {
     const model = await writeTinyConvModel({ outputs: [{ name: "depth", weights: [1, 2, 3], bias: 0 }] });
     const dir = join(tmp.dir, "depth");
     const args = [CAR, "--depth", model, "--size", "32", "--frames", "3", "--preview", "none", "--out", dir];
-    expect(await controlsCommand.run(args, cliIO())).toBe(0);
+    expect(await controlsCommand.run(args, captureIO())).toBe(0);
     expect((await readdir(dir)).sort()).toEqual(["depth", "metrics.json", "source"]);
     let lo = 255;
     let hi = 0;
@@ -155,7 +147,7 @@ describe("controls: outputs, atomicity and errors", () => {
   it("refuses an existing --out; --overwrite replaces only an earlier controls output", async () => {
     const args = [CAR, "--size", "32", "--frames", "2", "--preview", "none"];
     await expectError(
-      controlsCommand.run([...args, "--out", out], cliIO()),
+      controlsCommand.run([...args, "--out", out], captureIO()),
       InvalidArgumentError,
       "E_INVALID_ARGUMENT",
       "does not exist yet",
@@ -164,16 +156,16 @@ describe("controls: outputs, atomicity and errors", () => {
     await mkdir(foreign);
     await writeFile(join(foreign, "keep.txt"), "x");
     await expectError(
-      controlsCommand.run([...args, "--overwrite", "--out", foreign], cliIO()),
+      controlsCommand.run([...args, "--overwrite", "--out", foreign], captureIO()),
       InvalidArgumentError,
       "E_INVALID_ARGUMENT",
       "earlier controls output",
     );
     expect(await readdir(foreign)).toEqual(["keep.txt"]);
     const again = join(tmp.dir, "again");
-    expect(await controlsCommand.run([...args, "--out", again], cliIO())).toBe(0);
+    expect(await controlsCommand.run([...args, "--out", again], captureIO())).toBe(0);
     expect(
-      await controlsCommand.run([...args, "--frames", "3", "--overwrite", "--out", again], cliIO()),
+      await controlsCommand.run([...args, "--frames", "3", "--overwrite", "--out", again], captureIO()),
     ).toBe(0);
     expect(await readdir(join(again, "source"))).toEqual([f(0), f(1), f(2)]);
   });
@@ -187,7 +179,7 @@ describe("controls: outputs, atomicity and errors", () => {
     await writeFile(cut, (await readFile(fast)).subarray(0, 9000));
     const before = (await readdir(tmp.dir)).sort();
     await expectError(
-      controlsCommand.run([cut, "--size", "32", "--out", join(tmp.dir, "bad")], cliIO()),
+      controlsCommand.run([cut, "--size", "32", "--out", join(tmp.dir, "bad")], captureIO()),
       VideoError,
       "E_VIDEO",
       "truncated",
@@ -199,7 +191,7 @@ describe("controls: outputs, atomicity and errors", () => {
     const still = await makeClip(join(tmp.dir, "still.mp4"), { frames: 1 });
     const before = (await readdir(tmp.dir)).sort();
     await expectError(
-      controlsCommand.run([still, "--size", "32", "--out", join(tmp.dir, "still-out")], cliIO()),
+      controlsCommand.run([still, "--size", "32", "--out", join(tmp.dir, "still-out")], captureIO()),
       VideoError,
       "E_VIDEO",
       "has only 1 frame(s); control maps need a video of at least 2 frames",
@@ -212,7 +204,10 @@ describe("controls: outputs, atomicity and errors", () => {
     controller.abort();
     const before = (await readdir(tmp.dir)).sort();
     await expectError(
-      controlsCommand.run([CAR, "--size", "32", "--out", join(tmp.dir, "cancel")], cliIO(controller.signal)),
+      controlsCommand.run(
+        [CAR, "--size", "32", "--out", join(tmp.dir, "cancel")],
+        captureIO(controller.signal),
+      ),
       CancelledError,
       "E_CANCELLED",
       "cancelled",
@@ -222,7 +217,7 @@ describe("controls: outputs, atomicity and errors", () => {
 
   it("bad options -> InvalidArgumentError", async () => {
     const run = (...a: string[]): Promise<number> =>
-      controlsCommand.run([CAR, "--out", join(tmp.dir, "x"), ...a], cliIO());
+      controlsCommand.run([CAR, "--out", join(tmp.dir, "x"), ...a], captureIO());
     await expectError(run("--size", "0"), InvalidArgumentError, "E_INVALID_ARGUMENT", "for --size");
     await expectError(run("--canny", "100"), InvalidArgumentError, "E_INVALID_ARGUMENT", "low,high");
     await expectError(
@@ -239,7 +234,7 @@ describe("controls: outputs, atomicity and errors", () => {
     );
     await expectError(run("--frames=0"), InvalidArgumentError, "E_INVALID_ARGUMENT", "for --frames");
     await expectError(
-      controlsCommand.run([CAR], cliIO()),
+      controlsCommand.run([CAR], captureIO()),
       InvalidArgumentError,
       "E_INVALID_ARGUMENT",
       "for --out",

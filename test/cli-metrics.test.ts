@@ -5,33 +5,19 @@
  */
 import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { PassThrough } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConfigError, InvalidArgumentError } from "../src/errors.js";
 import type { Image } from "../src/image.js";
-import type { CliIO } from "../src/cli/command.js";
 import { controlsCommand } from "../src/cli/commands/controls.js";
 import { metricsCommand } from "../src/cli/commands/metrics.js";
 import { readAllFrames } from "../src/video/read.js";
 import { writeVideo } from "../src/video/write.js";
+import { captureIO } from "./helpers/cli-io.js";
 import { writeTinyConvModel } from "./helpers/tiny-onnx.js";
 import { expectError, makeClip, makeTempDir } from "./helpers/video.js";
 
 const CAR = new URL("fixtures/videos/car-turn-9f.mp4", import.meta.url).pathname;
 const GOLDEN_CASE = new URL("fixtures/golden/opencv/car-turn/case.json", import.meta.url).pathname;
-
-function cliIO(): CliIO & { out: () => string } {
-  const stdout = new PassThrough();
-  let text = "";
-  stdout.on("data", (d: Buffer) => (text += d.toString()));
-  return {
-    stdout,
-    stderr: new PassThrough().resume(),
-    interactive: false,
-    signal: new AbortController().signal,
-    out: () => text,
-  };
-}
 
 function numbersAfter(json: string, key: string): number[] {
   const m = new RegExp(`"${key}":\\s*\\[([^\\]]*)\\]`).exec(json);
@@ -44,13 +30,13 @@ beforeAll(async () => {
   tmp = await makeTempDir();
   ctl = join(tmp.dir, "ctl");
   const args = [CAR, "--size", "256", "--frames", "8", "--preview", "none", "--out", ctl];
-  expect(await controlsCommand.run(args, cliIO())).toBe(0);
+  expect(await controlsCommand.run(args, captureIO())).toBe(0);
 });
 afterAll(async () => tmp.cleanup());
 
 describe("metrics", () => {
   it("source frames vs themselves: golden warping errors, edge F1 = 1, JSON written", async () => {
-    const io = cliIO();
+    const io = captureIO();
     const out = join(tmp.dir, "self.json");
     expect(await metricsCommand.run([join(ctl, "source"), "--controls", ctl, "--out", out], io)).toBe(0);
     expect(io.out()).toMatch(/8 frames at 256x256, reference .*source/);
@@ -74,7 +60,7 @@ describe("metrics", () => {
     }));
     const dir = join(tmp.dir, "flicker");
     await writeVideo(dir, flicker);
-    const io = cliIO();
+    const io = captureIO();
     expect(await metricsCommand.run([dir, "--reference", join(ctl, "source")], io)).toBe(0);
     const result: unknown = JSON.parse(await readFile(`${dir}.metrics.json`, "utf8"));
     const text = JSON.stringify(result);
@@ -88,7 +74,7 @@ describe("metrics", () => {
 
   it("writes <video>.metrics.json next to a video file by default and resizes the reference", async () => {
     const clip = await makeClip(join(tmp.dir, "gen.mp4"), { width: 96, height: 96, frames: 4 });
-    expect(await metricsCommand.run([clip, "--reference", CAR, "--frames", "3"], cliIO())).toBe(0);
+    expect(await metricsCommand.run([clip, "--reference", CAR, "--frames", "3"], captureIO())).toBe(0);
     expect(await readdir(tmp.dir)).toContain("gen.metrics.json");
     expect(JSON.parse(await readFile(join(tmp.dir, "gen.metrics.json"), "utf8"))).toMatchObject({
       frames: 3,
@@ -100,7 +86,7 @@ describe("metrics", () => {
     const model = await writeTinyConvModel({ outputs: [{ name: "depth", weights: [1, 2, 3], bias: 0 }] });
     const out = join(tmp.dir, "depth.json");
     const args = [join(ctl, "source"), "--controls", ctl, "--frames", "3", "--depth", model, "--out", out];
-    expect(await metricsCommand.run(args, cliIO())).toBe(0);
+    expect(await metricsCommand.run(args, captureIO())).toBe(0);
     const text = await readFile(out, "utf8");
     expect(Number(/"meanPearson": ([0-9.e-]+)/.exec(text)?.[1])).toBeCloseTo(1, 6);
     expect(Number(/"meanAlignedMse": ([0-9.e-]+)/.exec(text)?.[1])).toBeLessThan(1e-9);
@@ -109,13 +95,13 @@ describe("metrics", () => {
   it("errors: one frame, --depth without a reference, bad controls folder, bad options", async () => {
     const one = await makeClip(join(tmp.dir, "one.mp4"), { frames: 1 });
     await expectError(
-      metricsCommand.run([one], cliIO()),
+      metricsCommand.run([one], captureIO()),
       InvalidArgumentError,
       "E_INVALID_ARGUMENT",
       "at least 2 frames",
     );
     await expectError(
-      metricsCommand.run([CAR, "--depth", "m.onnx"], cliIO()),
+      metricsCommand.run([CAR, "--depth", "m.onnx"], captureIO()),
       InvalidArgumentError,
       "E_INVALID_ARGUMENT",
       "--reference (or --controls)",
@@ -124,19 +110,19 @@ describe("metrics", () => {
     await mkdir(bad);
     await writeFile(join(bad, "metrics.json"), '{"size": "big"}');
     await expectError(
-      metricsCommand.run([CAR, "--controls", bad], cliIO()),
+      metricsCommand.run([CAR, "--controls", bad], captureIO()),
       ConfigError,
       "E_CONFIG",
       'field "size" should be [width, height]',
     );
     await expectError(
-      metricsCommand.run([CAR, "--frames", "1"], cliIO()),
+      metricsCommand.run([CAR, "--frames", "1"], captureIO()),
       InvalidArgumentError,
       "E_INVALID_ARGUMENT",
       "for --frames",
     );
     await expectError(
-      metricsCommand.run([], cliIO()),
+      metricsCommand.run([], captureIO()),
       InvalidArgumentError,
       "E_INVALID_ARGUMENT",
       "exactly one video path",

@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -6,11 +6,12 @@ import { clipTextEncoderKind } from "../src/conformance/kinds/clip-text-encoder.
 import { CLIPTextModel } from "../src/models/clip/clip-text-model.js";
 import { ConfigError } from "../src/errors.js";
 import { type HostTensor, tensor } from "../src/tensor.js";
-import { readSafetensors, writeSafetensors } from "../src/weights/safetensors.js";
+import { writeSafetensors } from "../src/weights/safetensors.js";
+import { GOLDEN, expectOutputsPass, fixtureTensor, openGoldenFixture } from "./helpers/golden-fixture.js";
 import { expectClose, expectError } from "./helpers/run-graph.js";
 
-const dir = join(import.meta.dirname, "fixtures/golden/clip_text_encoder");
-const sdDir = join(import.meta.dirname, "fixtures/golden/tiny-sd");
+const dir = join(GOLDEN, "clip_text_encoder");
+const sdDir = join(GOLDEN, "tiny-sd");
 
 describe("clip_text_encoder golden fixture (transformers 4.36 CLIPTextModel)", () => {
   let caseJson: Record<string, unknown>;
@@ -18,16 +19,10 @@ describe("clip_text_encoder golden fixture (transformers 4.36 CLIPTextModel)", (
   let outputs: Map<string, HostTensor>;
   let model: CLIPTextModel;
   const tolerance = 5e-5;
-  const ref = (name: string): HostTensor => {
-    const t = outputs.get(name) ?? inputs.get(name);
-    if (!t) throw new Error(`fixture has no ${name}`);
-    return t;
-  };
+  const ref = (name: string): HostTensor => fixtureTensor(outputs.has(name) ? outputs : inputs, name);
 
   beforeAll(async () => {
-    caseJson = JSON.parse(await readFile(join(dir, "case.json"), "utf8")) as Record<string, unknown>;
-    inputs = await readSafetensors(join(dir, "inputs.safetensors"));
-    outputs = await readSafetensors(join(dir, "outputs.safetensors"));
+    ({ caseJson, inputs, outputs } = await openGoldenFixture(dir));
     model = await CLIPTextModel.load(join(sdDir, "text_encoder"), { intraOpNumThreads: 1 });
   });
   afterAll(async () => {
@@ -36,12 +31,7 @@ describe("clip_text_encoder golden fixture (transformers 4.36 CLIPTextModel)", (
 
   it("passes the clip_text_encoder conformance kind: one passing row per output tensor", async () => {
     const rows = await clipTextEncoderKind.run({ dir, caseJson });
-    expect(rows.map((r) => r.tensor).sort()).toEqual([...outputs.keys()].sort());
-    for (const row of rows) {
-      console.log(`clip ${row.tensor}: max abs err ${row.maxAbsError.toExponential(2)}`);
-      expect(row.pass, `${row.tensor} ${row.note ?? ""} err ${row.maxAbsError}`).toBe(true);
-      expect(row.tolerance).toBe(tolerance);
-    }
+    expectOutputsPass(rows, outputs, tolerance);
   });
 
   it("runner: prompt embeddings, pooled output and clip skip 1", async () => {

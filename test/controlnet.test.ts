@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -12,24 +12,21 @@ import type { ControlNetModelRunner } from "../src/models/controlnet/runner.js";
 import { readUNet2DConditionModelConfig } from "../src/models/unet/config.js";
 import { safetensorsStore } from "../src/nn/weight-store.js";
 import { type HostTensor, tensor, toFloat32 } from "../src/tensor.js";
-import { openSafetensors, readSafetensors } from "../src/weights/safetensors.js";
+import { openSafetensors } from "../src/weights/safetensors.js";
+import { GOLDEN, expectOutputsPass, fixtureTensor, openGoldenFixture } from "./helpers/golden-fixture.js";
 import { expectClose, expectError } from "./helpers/run-graph.js";
 
-const golden = join(import.meta.dirname, "fixtures/golden");
-const dir = join(golden, "controlnet");
-const cnDir = join(golden, "tiny-sd/controlnet");
+const dir = join(GOLDEN, "controlnet");
+const cnDir = join(GOLDEN, "tiny-sd/controlnet");
 const TOL = 1e-4;
 
 let cacheDir = "";
 let net: ControlNetModelRunner;
 let config: ControlNetModelConfig;
+let caseJson: Record<string, unknown>;
 let inputs: Map<string, HostTensor>;
 let outputs: Map<string, HostTensor>;
-const get = (m: Map<string, HostTensor>, k: string): HostTensor<"float32"> => {
-  const t = m.get(k);
-  if (!t) throw new Error(`fixture tensor ${k} missing`);
-  return toFloat32(t);
-};
+const get = (m: Map<string, HostTensor>, k: string): HostTensor<"float32"> => toFloat32(fixtureTensor(m, k));
 const runInputs = (scale: number, cond = get(inputs, "controlnet_cond")) => ({
   sample: get(inputs, "sample"),
   timestep: tensor("float32", [2], Float32Array.of(500, 500)),
@@ -47,8 +44,7 @@ async function loadVariant(
 }
 
 beforeAll(async () => {
-  inputs = await readSafetensors(join(dir, "inputs.safetensors"));
-  outputs = await readSafetensors(join(dir, "outputs.safetensors"));
+  ({ caseJson, inputs, outputs } = await openGoldenFixture(dir));
   config = (await readControlNetModelConfig(join(cnDir, "config.json"))).config;
   cacheDir = await mkdtemp(join(tmpdir(), "sf-controlnet-"));
   net = await ControlNetModel.load(cnDir, { cacheDir });
@@ -60,14 +56,8 @@ afterAll(async () => {
 
 describe("controlnet golden fixture (diffusers 0.26.3 ControlNetModel + UNet residuals)", () => {
   it("passes the controlnet conformance kind: residuals and UNet prediction per scale within 1e-4", async () => {
-    const caseJson = JSON.parse(await readFile(join(dir, "case.json"), "utf8")) as Record<string, unknown>;
     const rows = await controlnetKind.run({ dir, caseJson });
-    expect(rows.map((r) => r.tensor).sort()).toEqual([...outputs.keys()].sort());
-    for (const row of rows) {
-      console.log(`${row.tensor}: ${row.maxAbsError.toExponential(2)}`);
-      expect(row.pass, `${row.tensor} ${row.note ?? ""}`).toBe(true);
-      expect(row.tolerance).toBe(TOL);
-    }
+    expectOutputsPass(rows, outputs, TOL);
     expect(fixtureScales("case.json", caseJson, [])).toEqual([1, 0.5]);
     expect([scaleTag(1), scaleTag(0.5)]).toEqual(["scale1", "scale0p5"]);
     expect(guessModeOf({ a: "controlnet(sample, t, guess_mode=True)" })).toBe(true);
@@ -198,7 +188,7 @@ describe("controlnet golden fixture (diffusers 0.26.3 ControlNetModel + UNet res
   });
 
   it("fitsUNet accepts the tiny pair and names every mismatch otherwise", async () => {
-    const unetConfig = (await readUNet2DConditionModelConfig(join(golden, "tiny-sd/unet/config.json")))
+    const unetConfig = (await readUNet2DConditionModelConfig(join(GOLDEN, "tiny-sd/unet/config.json")))
       .config;
     expect(fitsUNet(config, unetConfig)).toBe(true);
     const wrong = { ...config, block_out_channels: [32, 128], cross_attention_dim: 1024 };

@@ -1,27 +1,16 @@
 import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { PassThrough } from "node:stream";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { main } from "../src/cli/main.js";
-import type { CliIO } from "../src/cli/command.js";
 import { runConformance } from "../src/conformance/run.js";
 import { readSafetensors } from "../src/weights/safetensors.js";
+import { captureIO } from "./helpers/cli-io.js";
 
 const GOLDEN = "test/fixtures/golden";
 const FIXTURE = `${GOLDEN}/pipeline_controlnet`;
 const PROMPT = "a photo of an astronaut riding a horse on mars";
-
-function io(signal = new AbortController().signal): CliIO & { out: () => string; err: () => string } {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = "";
-  let err = "";
-  stdout.on("data", (d: Buffer) => (out += d.toString()));
-  stderr.on("data", (d: Buffer) => (err += d.toString()));
-  return { stdout, stderr, interactive: false, signal, out: () => out, err: () => err };
-}
 
 async function pixels(path: string): Promise<Buffer> {
   return (await sharp(path).raw().toBuffer({ resolveWithObject: true })).data;
@@ -70,7 +59,7 @@ describe("Stable Diffusion pipeline", () => {
 
   it("`steadyframe image` with a ControlNet writes the golden picture", async () => {
     const out = join(dir, "cn.png");
-    const cli = io();
+    const cli = captureIO();
     const code = await main(
       tinyArgs(out, [
         "--controlnet",
@@ -97,9 +86,9 @@ describe("Stable Diffusion pipeline", () => {
     const base = tinyArgs("", [])
       .slice(0, -2)
       .filter((_, i, all) => all[i - 1] !== "--latents" && all[i] !== "--latents");
-    expect(await main([...base, "--seed", "7", "--out", a], io())).toBe(0);
-    expect(await main([...base, "--seed", "7", "--out", b], io())).toBe(0);
-    expect(await main([...base, "--seed", "8", "--out", c], io())).toBe(0);
+    expect(await main([...base, "--seed", "7", "--out", a], captureIO())).toBe(0);
+    expect(await main([...base, "--seed", "7", "--out", b], captureIO())).toBe(0);
+    expect(await main([...base, "--seed", "8", "--out", c], captureIO())).toBe(0);
     expect((await pixels(a)).equals(await pixels(b))).toBe(true);
     expect((await pixels(a)).equals(await pixels(c))).toBe(false);
   });
@@ -108,12 +97,12 @@ describe("Stable Diffusion pipeline", () => {
     const folder = join(dir, "folder.png");
     const single = join(dir, "single.png");
     const cn = ["--control", `${FIXTURE}/control_image.png`];
-    expect(await main(tinyArgs(folder, ["--controlnet", `${GOLDEN}/tiny-sd/controlnet`, ...cn]), io())).toBe(
-      0,
-    );
+    expect(
+      await main(tinyArgs(folder, ["--controlnet", `${GOLDEN}/tiny-sd/controlnet`, ...cn]), captureIO()),
+    ).toBe(0);
     const args = tinyArgs(single, ["--controlnet", `${GOLDEN}/tiny-sd-single-file/controlnet.pth`, ...cn]);
     args[2] = `${GOLDEN}/tiny-sd-single-file/model.safetensors`;
-    const cli = io();
+    const cli = captureIO();
     expect(await main([...args, "--config", `${GOLDEN}/tiny-sd`], cli), cli.err()).toBe(0);
     expect((await pixels(single)).equals(await pixels(folder))).toBe(true);
   });
@@ -124,14 +113,14 @@ describe("Stable Diffusion pipeline", () => {
     [["--steps", "0"], "Expected an integer >= 1 for --steps"],
   ])("refuses %j with a clear message and writes nothing", async (extra, message) => {
     const out = join(dir, "bad.png");
-    const cli = io();
+    const cli = captureIO();
     expect(await main(tinyArgs(out, extra), cli)).toBe(2);
     expect(cli.err()).toContain(message);
     expect(await readdir(dir)).not.toContain("bad.png");
   });
 
   it("asks for --config with a single-file checkpoint", async () => {
-    const cli = io();
+    const cli = captureIO();
     const args = tinyArgs(join(dir, "x.png"));
     args[2] = `${GOLDEN}/tiny-sd-single-file/model.safetensors`;
     expect(await main(args, cli)).toBe(2);
@@ -141,7 +130,7 @@ describe("Stable Diffusion pipeline", () => {
   it("stops when cancelled and leaves no file", async () => {
     const controller = new AbortController();
     controller.abort();
-    const cli = io(controller.signal);
+    const cli = captureIO(controller.signal);
     const out = join(dir, "cancelled.png");
     expect(await main(tinyArgs(out), cli)).toBe(130);
     expect(cli.err()).toContain("cancelled");

@@ -1,9 +1,9 @@
-import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { rngKind } from "../src/conformance/kinds/rng.js";
 import { TorchGenerator } from "../src/random/torch-generator.js";
 import { readSafetensors } from "../src/weights/safetensors.js";
+import { readCaseJson } from "./helpers/golden-fixture.js";
 
 const dir = join(import.meta.dirname, "fixtures/golden/rng");
 
@@ -15,7 +15,7 @@ interface RngCase {
 }
 
 async function loadCase(): Promise<{ caseJson: Record<string, unknown>; cases: RngCase[] }> {
-  const caseJson = JSON.parse(await readFile(join(dir, "case.json"), "utf8")) as Record<string, unknown>;
+  const caseJson = await readCaseJson(dir);
   return { caseJson, cases: caseJson.cases as RngCase[] };
 }
 

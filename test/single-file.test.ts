@@ -5,7 +5,7 @@
  * ../controlnet. Plus: a store with a key removed / an unmappable key fails with rows naming them, and a
  * .ckpt (zip pickle with a `state_dict` wrapper) built here is read and split.
  */
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -16,17 +16,17 @@ import { tensor, toFloat32 } from "../src/tensor.js";
 import { openCheckpointStore, splitSingleFile } from "../src/weights/single-file.js";
 import { readSafetensors } from "../src/weights/safetensors.js";
 import { dictPickle, le, op, tensorV2, torchZip } from "./helpers/torch-archive.js";
+import { GOLDEN, readCaseJson } from "./helpers/golden-fixture.js";
 
-const golden = join(import.meta.dirname, "fixtures/golden");
-const dir = join(golden, "tiny-sd-single-file");
+const dir = join(GOLDEN, "tiny-sd-single-file");
 let caseJson: Record<string, unknown>;
 
 beforeAll(async () => {
-  caseJson = JSON.parse(await readFile(join(dir, "case.json"), "utf8")) as Record<string, unknown>;
+  caseJson = await readCaseJson(dir);
 });
 
 async function outputNames(fixture: string): Promise<string[]> {
-  return [...(await readSafetensors(join(golden, fixture, "outputs.safetensors"))).keys()].sort();
+  return [...(await readSafetensors(join(GOLDEN, fixture, "outputs.safetensors"))).keys()].sort();
 }
 
 describe("single_file golden fixture (LDM safetensors + cldm .pth vs the diffusers folder)", () => {

@@ -1,10 +1,10 @@
-import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { ConfigError } from "../src/errors.js";
 import { parseCallOptions, tokenizerKind } from "../src/conformance/kinds/tokenizer.js";
 import { CLIPTokenizer } from "../src/tokenizer/clip-tokenizer.js";
 import { readSafetensors } from "../src/weights/safetensors.js";
+import { readCaseJson } from "./helpers/golden-fixture.js";
 
 const dir = join(import.meta.dirname, "fixtures/golden/tokenizer");
 
@@ -20,7 +20,7 @@ describe("tokenizer golden fixture (transformers CLIPTokenizer, no ftfy)", () =>
   let prompts: Prompt[];
   let tokenizer: CLIPTokenizer;
   beforeAll(async () => {
-    caseJson = JSON.parse(await readFile(join(dir, "case.json"), "utf8")) as Record<string, unknown>;
+    caseJson = await readCaseJson(dir);
     prompts = caseJson.prompts as Prompt[];
     tokenizer = await CLIPTokenizer.fromPretrained(resolve(dir, String(caseJson.tokenizer_dir)));
   });

@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -15,11 +15,11 @@ import { WeightScope } from "../src/nn/weights.js";
 import { type HostTensor, maxAbsDiff, tensor } from "../src/tensor.js";
 import { openSafetensors, readSafetensors, writeSafetensors } from "../src/weights/safetensors.js";
 import { randomTensor } from "./helpers/graph-reference.js";
+import { GOLDEN, fixtureTensor, openGoldenFixture } from "./helpers/golden-fixture.js";
 import { expectClose, expectError } from "./helpers/run-graph.js";
 
-const golden = join(import.meta.dirname, "fixtures/golden");
-const dir = join(golden, "unet_motion");
-const unetDir = join(golden, "tiny-sd/unet");
+const dir = join(GOLDEN, "unet_motion");
+const unetDir = join(GOLDEN, "tiny-sd/unet");
 const adapterDir = join(dir, "motion_adapter");
 const adapterFile = join(adapterDir, "diffusion_pytorch_model.safetensors");
 const TOL = 5e-5;
@@ -27,23 +27,18 @@ const TOL = 5e-5;
 let cacheDir = "";
 let model: UNetMotionModelRunner;
 let adapterConfig: MotionAdapterConfig;
+let caseJson: Record<string, unknown>;
 let inputs: Map<string, HostTensor>;
 let outputs: Map<string, HostTensor>;
-const get = (m: Map<string, HostTensor>, k: string): HostTensor => {
-  const t = m.get(k);
-  if (!t) throw new Error(`fixture tensor ${k} missing`);
-  return t;
-};
 const call = () => ({
-  sample: get(inputs, "sample"),
-  timestep: get(inputs, "timestep"),
-  encoderHiddenStates: get(inputs, "encoder_hidden_states"),
+  sample: fixtureTensor(inputs, "sample"),
+  timestep: fixtureTensor(inputs, "timestep"),
+  encoderHiddenStates: fixtureTensor(inputs, "encoder_hidden_states"),
 });
 
 beforeAll(async () => {
   cacheDir = await mkdtemp(join(tmpdir(), "sf-unet-motion-"));
-  inputs = await readSafetensors(join(dir, "inputs.safetensors"));
-  outputs = await readSafetensors(join(dir, "outputs.safetensors"));
+  ({ caseJson, inputs, outputs } = await openGoldenFixture(dir));
   adapterConfig = (await readMotionAdapterConfig(join(adapterDir, "config.json"))).config;
   model = await UNetMotionModel.load({ unet: unetDir, motionAdapter: adapterDir }, { cacheDir });
 });
@@ -67,7 +62,6 @@ function half(t: HostTensor, second: boolean): HostTensor<"float32"> {
 
 describe("unet_motion golden fixture (diffusers 0.26.3 UNetMotionModel.from_unet2d)", () => {
   it("passes the unet_motion conformance kind within 5e-5", async () => {
-    const caseJson = JSON.parse(await readFile(join(dir, "case.json"), "utf8")) as Record<string, unknown>;
     const rows = await unetMotionKind.run({ dir, caseJson });
     expect(rows.map((r) => r.tensor)).toEqual(["noise_pred"]);
     for (const row of rows) {
@@ -78,11 +72,11 @@ describe("unet_motion golden fixture (diffusers 0.26.3 UNetMotionModel.from_unet
   });
 
   it("is as close to the float64 reference as diffusers' float32 run", async () => {
-    const fp64 = get(await readSafetensors(join(dir, "outputs_fp64.safetensors")), "noise_pred");
+    const fp64 = fixtureTensor(await readSafetensors(join(dir, "outputs_fp64.safetensors")), "noise_pred");
     const out = await model.forward(call());
     const err = maxAbsDiff(out, fp64);
     console.log(
-      `unet_motion vs fp64: ${err.toExponential(2)}, golden fp32 vs fp64: ${maxAbsDiff(get(outputs, "noise_pred"), fp64).toExponential(2)}`,
+      `unet_motion vs fp64: ${err.toExponential(2)}, golden fp32 vs fp64: ${maxAbsDiff(fixtureTensor(outputs, "noise_pred"), fp64).toExponential(2)}`,
     );
     expect(err).toBeLessThan(TOL);
   });
@@ -106,8 +100,8 @@ describe("unet_motion golden fixture (diffusers 0.26.3 UNetMotionModel.from_unet
   });
 
   it("keeps videos apart: a batch of two equals two single-video calls", async () => {
-    const sample = get(inputs, "sample");
-    const ehs = get(inputs, "encoder_hidden_states");
+    const sample = fixtureTensor(inputs, "sample");
+    const ehs = fixtureTensor(inputs, "encoder_hidden_states");
     const other = randomTensor(sample.shape, 5);
     const otherEhs = randomTensor(ehs.shape, 6);
     const both = await model.forward({
@@ -115,13 +109,13 @@ describe("unet_motion golden fixture (diffusers 0.26.3 UNetMotionModel.from_unet
       timestep: tensor("int64", [2], BigInt64Array.from([400n, 900n])),
       encoderHiddenStates: cat0(ehs, otherEhs),
     });
-    expectClose(half(both, false), get(outputs, "noise_pred"), { atol: TOL, rtol: 0 });
+    expectClose(half(both, false), fixtureTensor(outputs, "noise_pred"), { atol: TOL, rtol: 0 });
     const alone = await model.forward({ sample: other, timestep: 900, encoderHiddenStates: otherEhs });
     expectClose(half(both, true), alone, { atol: 1e-5, rtol: 0 });
   });
 
   it("takes fewer frames in the same session", async () => {
-    const sample = get(inputs, "sample");
+    const sample = fixtureTensor(inputs, "sample");
     const [b = 1, c = 4, , h = 16, w = 16] = sample.shape;
     const two = await model.forward({ ...call(), sample: randomTensor([b, c, 2, h, w], 9) });
     expect(two.shape).toEqual([1, 4, 2, 16, 16]);
@@ -163,7 +157,7 @@ describe("unet_motion golden fixture (diffusers 0.26.3 UNetMotionModel.from_unet
     );
     try {
       const out = await fromCheckpoint.forward(call());
-      const err = maxAbsDiff(out, get(outputs, "noise_pred"));
+      const err = maxAbsDiff(out, fixtureTensor(outputs, "noise_pred"));
       console.log(`unet_motion from an AnimateDiff-layout file: max abs err ${err.toExponential(2)}`);
       expect(err).toBeLessThanOrEqual(TOL);
     } finally {
@@ -185,7 +179,7 @@ describe("unet_motion golden fixture (diffusers 0.26.3 UNetMotionModel.from_unet
         downBlockAdditionalResiduals: down,
         midBlockAdditionalResidual: zeros(64, 8),
       });
-      expectClose(out, get(outputs, "noise_pred"), { atol: TOL, rtol: 0 });
+      expectClose(out, fixtureTensor(outputs, "noise_pred"), { atol: TOL, rtol: 0 });
       await expectError(
         () => withResiduals.forward(call()),
         InvalidArgumentError,
@@ -198,7 +192,7 @@ describe("unet_motion golden fixture (diffusers 0.26.3 UNetMotionModel.from_unet
   });
 
   it("InvalidArgumentError for too many frames, a 4-D sample, a batch mismatch and unexpected residuals", async () => {
-    const sample = get(inputs, "sample");
+    const sample = fixtureTensor(inputs, "sample");
     const [b = 1, c = 4, , h = 16, w = 16] = sample.shape;
     await expectError(
       () => model.forward({ ...call(), sample: tensor("float32", [b, c, 17, h, w]) }),

@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -7,28 +7,22 @@ import { InvalidArgumentError } from "../src/errors.js";
 import { UNet2DConditionModel } from "../src/models/unet/unet-2d-condition.js";
 import type { UNet2DConditionModelRunner } from "../src/models/unet/runner.js";
 import { type HostTensor, maxAbsDiff, tensor } from "../src/tensor.js";
-import { readSafetensors } from "../src/weights/safetensors.js";
+import { GOLDEN, expectOutputsPass, fixtureTensor, openGoldenFixture } from "./helpers/golden-fixture.js";
 import { expectClose, expectError } from "./helpers/run-graph.js";
 
-const golden = join(import.meta.dirname, "fixtures/golden");
-const dir = join(golden, "unet");
-const unetDir = join(golden, "tiny-sd/unet");
+const dir = join(GOLDEN, "unet");
+const unetDir = join(GOLDEN, "tiny-sd/unet");
 const TOL = 5e-5;
 
 let cacheDir = "";
 let unet: UNet2DConditionModelRunner;
+let caseJson: Record<string, unknown>;
 let inputs: Map<string, HostTensor>;
 let outputs: Map<string, HostTensor>;
-const get = (m: Map<string, HostTensor>, k: string): HostTensor => {
-  const t = m.get(k);
-  if (!t) throw new Error(`fixture tensor ${k} missing`);
-  return t;
-};
 
 beforeAll(async () => {
   cacheDir = await mkdtemp(join(tmpdir(), "sf-unet-"));
-  inputs = await readSafetensors(join(dir, "inputs.safetensors"));
-  outputs = await readSafetensors(join(dir, "outputs.safetensors"));
+  ({ caseJson, inputs, outputs } = await openGoldenFixture(dir));
   const started = performance.now();
   unet = await UNet2DConditionModel.load(unetDir, { cacheDir });
   console.log(`tiny UNet build + write + load: ${(performance.now() - started).toFixed(0)} ms`);
@@ -40,14 +34,8 @@ afterAll(async () => {
 
 describe("unet golden fixture (diffusers 0.26.3 UNet2DConditionModel)", () => {
   it("passes the unet conformance kind: 4 calls and 8 intermediates, every row within 5e-5", async () => {
-    const caseJson = JSON.parse(await readFile(join(dir, "case.json"), "utf8")) as Record<string, unknown>;
     const rows = await unetKind.run({ dir, caseJson });
-    expect(rows.map((r) => r.tensor).sort()).toEqual([...outputs.keys()].sort());
-    for (const row of rows) {
-      console.log(`${row.tensor}: ${row.maxAbsError.toExponential(2)}`);
-      expect(row.pass, `${row.tensor} ${row.note ?? ""}`).toBe(true);
-      expect(row.tolerance).toBe(TOL);
-    }
+    expectOutputsPass(rows, outputs, TOL);
   });
 
   it("parses the fixture's call strings (literal, per-batch, 0-dim float and scaled sample)", () => {
@@ -60,9 +48,9 @@ describe("unet golden fixture (diffusers 0.26.3 UNet2DConditionModel)", () => {
       "unet(0.01 * sample, 500, encoder_hidden_states=encoder_hidden_states).sample",
       inputs,
     );
-    expect(maxAbsDiff(small.sample, get(inputs, "sample_small"))).toBeLessThan(1e-9);
+    expect(maxAbsDiff(small.sample, fixtureTensor(inputs, "sample_small"))).toBeLessThan(1e-9);
     const fractional = unetCallInputs("unet(sample, timestep_float, ...).sample", inputs);
-    expect(fractional.timestep).toBe(get(inputs, "timestep_float"));
+    expect(fractional.timestep).toBe(fixtureTensor(inputs, "timestep_float"));
     expect(
       intermediatesCall("for the t_scalar call: intermediate.time_proj", [
         "noise_pred.t_batch",
@@ -72,12 +60,12 @@ describe("unet golden fixture (diffusers 0.26.3 UNet2DConditionModel)", () => {
   });
 
   it("takes integer, per-batch and fractional timesteps as numbers or tensors", async () => {
-    const sample = get(inputs, "sample");
-    const encoderHiddenStates = get(inputs, "encoder_hidden_states");
+    const sample = fixtureTensor(inputs, "sample");
+    const encoderHiddenStates = fixtureTensor(inputs, "encoder_hidden_states");
     const asNumber = await unet.forward({ sample, timestep: 500, encoderHiddenStates });
     const asInt64 = await unet.forward({
       sample,
-      timestep: get(inputs, "timestep_scalar"),
+      timestep: fixtureTensor(inputs, "timestep_scalar"),
       encoderHiddenStates,
     });
     const asBatch = await unet.forward({
@@ -85,17 +73,17 @@ describe("unet golden fixture (diffusers 0.26.3 UNet2DConditionModel)", () => {
       timestep: tensor("float32", [2], Float32Array.of(500, 500)),
       encoderHiddenStates,
     });
-    expectClose(asNumber, get(outputs, "noise_pred.t_scalar"), { atol: TOL, rtol: 0 });
+    expectClose(asNumber, fixtureTensor(outputs, "noise_pred.t_scalar"), { atol: TOL, rtol: 0 });
     expect(maxAbsDiff(asInt64, asNumber)).toBe(0);
     expect(maxAbsDiff(asBatch, asNumber)).toBe(0);
     const perItem = await unet.forward({
       sample,
-      timestep: get(inputs, "timestep_batch"),
+      timestep: fixtureTensor(inputs, "timestep_batch"),
       encoderHiddenStates,
     });
-    expectClose(perItem, get(outputs, "noise_pred.t_batch"), { atol: TOL, rtol: 0 });
+    expectClose(perItem, fixtureTensor(outputs, "noise_pred.t_batch"), { atol: TOL, rtol: 0 });
     const fractional = await unet.forward({ sample, timestep: 946.42108, encoderHiddenStates });
-    expectClose(fractional, get(outputs, "noise_pred.t_float"), { atol: TOL, rtol: 0 });
+    expectClose(fractional, fixtureTensor(outputs, "noise_pred.t_float"), { atol: TOL, rtol: 0 });
   });
 
   it("reuses the written model from the cache folder on a second load", async () => {
@@ -121,18 +109,18 @@ describe("unet golden fixture (diffusers 0.26.3 UNet2DConditionModel)", () => {
         "mid_block_additional_residual",
       ]);
       const out = await withResiduals.forward({
-        sample: get(inputs, "sample"),
+        sample: fixtureTensor(inputs, "sample"),
         timestep: 500,
-        encoderHiddenStates: get(inputs, "encoder_hidden_states"),
+        encoderHiddenStates: fixtureTensor(inputs, "encoder_hidden_states"),
       });
-      expectClose(out, get(outputs, "noise_pred.t_scalar"), { atol: TOL, rtol: 0 });
+      expectClose(out, fixtureTensor(outputs, "noise_pred.t_scalar"), { atol: TOL, rtol: 0 });
       await expectError(
         () =>
           withResiduals.forward({
-            sample: get(inputs, "sample"),
+            sample: fixtureTensor(inputs, "sample"),
             timestep: 500,
-            encoderHiddenStates: get(inputs, "encoder_hidden_states"),
-            downBlockAdditionalResiduals: [get(inputs, "sample")],
+            encoderHiddenStates: fixtureTensor(inputs, "encoder_hidden_states"),
+            downBlockAdditionalResiduals: [fixtureTensor(inputs, "sample")],
           }),
         InvalidArgumentError,
         "E_INVALID_ARGUMENT",
@@ -144,8 +132,8 @@ describe("unet golden fixture (diffusers 0.26.3 UNet2DConditionModel)", () => {
   });
 
   it("refuses residuals without residual inputs and a timestep of the wrong length", async () => {
-    const sample = get(inputs, "sample");
-    const encoderHiddenStates = get(inputs, "encoder_hidden_states");
+    const sample = fixtureTensor(inputs, "sample");
+    const encoderHiddenStates = fixtureTensor(inputs, "encoder_hidden_states");
     await expectError(
       () => unet.forward({ sample, timestep: 1, encoderHiddenStates, midBlockAdditionalResidual: sample }),
       InvalidArgumentError,

@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -7,11 +7,12 @@ import { AutoencoderKL } from "../src/models/vae/autoencoder-kl.js";
 import { TorchGenerator } from "../src/random/torch-generator.js";
 import { ConfigError } from "../src/errors.js";
 import { type HostTensor, maxAbsDiff } from "../src/tensor.js";
-import { readSafetensors, writeSafetensors } from "../src/weights/safetensors.js";
+import { writeSafetensors } from "../src/weights/safetensors.js";
+import { GOLDEN, expectOutputsPass, fixtureTensor, openGoldenFixture } from "./helpers/golden-fixture.js";
 import { expectClose, expectError } from "./helpers/run-graph.js";
 
-const dir = join(import.meta.dirname, "fixtures/golden/vae");
-const vaeDir = join(import.meta.dirname, "fixtures/golden/tiny-sd/vae");
+const dir = join(GOLDEN, "vae");
+const vaeDir = join(GOLDEN, "tiny-sd/vae");
 
 describe("vae golden fixture (diffusers 0.26.3 AutoencoderKL)", () => {
   let caseJson: Record<string, unknown>;
@@ -19,16 +20,10 @@ describe("vae golden fixture (diffusers 0.26.3 AutoencoderKL)", () => {
   let outputs: Map<string, HostTensor>;
   let vae: AutoencoderKL;
   const tolerance = 5e-5;
-  const ref = (name: string): HostTensor => {
-    const t = outputs.get(name) ?? inputs.get(name);
-    if (!t) throw new Error(`fixture has no ${name}`);
-    return t;
-  };
+  const ref = (name: string): HostTensor => fixtureTensor(outputs.has(name) ? outputs : inputs, name);
 
   beforeAll(async () => {
-    caseJson = JSON.parse(await readFile(join(dir, "case.json"), "utf8")) as Record<string, unknown>;
-    inputs = await readSafetensors(join(dir, "inputs.safetensors"));
-    outputs = await readSafetensors(join(dir, "outputs.safetensors"));
+    ({ caseJson, inputs, outputs } = await openGoldenFixture(dir));
     vae = await AutoencoderKL.load(vaeDir, { intraOpNumThreads: 1 });
   });
   afterAll(async () => {
@@ -37,12 +32,7 @@ describe("vae golden fixture (diffusers 0.26.3 AutoencoderKL)", () => {
 
   it("passes the vae conformance kind: one passing row per output tensor", async () => {
     const rows = await vaeKind.run({ dir, caseJson });
-    expect(rows.map((r) => r.tensor).sort()).toEqual([...outputs.keys()].sort());
-    for (const row of rows) {
-      console.log(`vae ${row.tensor}: max abs err ${row.maxAbsError.toExponential(2)}`);
-      expect(row.pass, `${row.tensor} ${row.note ?? ""} err ${row.maxAbsError}`).toBe(true);
-      expect(row.tolerance).toBe(tolerance);
-    }
+    expectOutputsPass(rows, outputs, tolerance);
   });
 
   it("runner: encode gives mean/logvar, sample uses the noise, scaling comes from config.json", async () => {

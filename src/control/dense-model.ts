@@ -34,6 +34,14 @@ export interface DenseModelOptions {
   readonly sessionOptions?: ort.InferenceSession.SessionOptions;
 }
 
+/** An onnxruntime-node failure as a BackendError. */
+function runtimeError(cause: unknown, hint: string): BackendError {
+  return new BackendError(
+    [{ provider: "onnxruntime-node", error: cause instanceof Error ? cause.message : String(cause) }],
+    { cause, hint },
+  );
+}
+
 export class DenseModel {
   private constructor(
     readonly path: string,
@@ -55,13 +63,7 @@ export class DenseModel {
     try {
       session = await ort.InferenceSession.create(path, options.sessionOptions ?? {});
     } catch (cause) {
-      throw new BackendError(
-        [{ provider: "onnxruntime-node", error: cause instanceof Error ? cause.message : String(cause) }],
-        {
-          cause,
-          hint: `${path} could not be loaded as an ONNX model`,
-        },
-      );
+      throw runtimeError(cause, `${path} could not be loaded as an ONNX model`);
     }
     const inputName = options.inputName ?? session.inputNames[0];
     if (inputName === undefined || !session.inputNames.includes(inputName)) {
@@ -120,12 +122,9 @@ export class DenseModel {
     try {
       results = await this.session.run(feeds, [...this.outputNames]);
     } catch (cause) {
-      throw new BackendError(
-        [{ provider: "onnxruntime-node", error: cause instanceof Error ? cause.message : String(cause) }],
-        {
-          cause,
-          hint: `running ${this.path} on a ${size.width}x${size.height} input failed; check the model's input size`,
-        },
+      throw runtimeError(
+        cause,
+        `running ${this.path} on a ${size.width}x${size.height} input failed; check the model's input size`,
       );
     }
     return this.outputNames.map((name) => {

@@ -19,7 +19,14 @@ import { image, type Image } from "../image.js";
 import type { LongTaskOptions } from "../progress.js";
 import { throwIfAborted } from "../errors.js";
 import { DenseModel, resizeMap, type DenseModelOptions, type FloatMap } from "./dense-model.js";
-import { HALF, IMAGENET_MEAN, IMAGENET_STD, type ModelInputOptions } from "./model-input.js";
+import {
+  HALF,
+  IMAGENET_MEAN,
+  IMAGENET_STD,
+  type ModelInputOptions,
+  pickPreset,
+  withInputOverrides,
+} from "./model-input.js";
 import type { Interpolation } from "./resize.js";
 import { checkImage } from "./validate.js";
 
@@ -74,19 +81,7 @@ export class DepthEstimator {
 
   /** Loads the ONNX model; the first output (or `outputNames[0]`) is taken as the depth map. */
   static async create(modelPath: string, options: DepthEstimatorOptions = {}): Promise<DepthEstimator> {
-    const preset = options.preset ?? "depth-anything";
-    const base = DEPTH_PRESETS[preset];
-    if (base === undefined)
-      throw new InvalidArgumentError("preset", '"depth-anything", "dpt" or "midas"', preset);
-    const input: ModelInputOptions = {
-      size: options.size ?? base.size,
-      resizeMode: options.resizeMode ?? base.resizeMode,
-      multipleOf: options.multipleOf ?? base.multipleOf,
-      scale: options.scale ?? base.scale,
-      mean: options.mean ?? base.mean,
-      std: options.std ?? base.std,
-      interpolation: options.interpolation ?? base.interpolation,
-    };
+    const input = withInputOverrides(pickPreset(DEPTH_PRESETS, options.preset ?? "depth-anything"), options);
     const model = await DenseModel.create(modelPath, options);
     return new DepthEstimator(model, input, options.outputInterpolation ?? "linear");
   }

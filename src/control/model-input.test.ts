@@ -1,14 +1,19 @@
 import { describe, expect, it } from "vitest";
+import { expectError } from "../../test/helpers/run-graph.js";
 import { InvalidArgumentError } from "../errors.js";
 import { image } from "../image.js";
+import { DEPTH_PRESETS, DepthEstimator } from "./depth.js";
 import {
   constrainToMultipleOf,
   IMAGENET_MEAN,
   IMAGENET_STD,
   imageToNchw,
   modelInputSize,
+  pickPreset,
+  withInputOverrides,
 } from "./model-input.js";
 import { loadCv } from "./opencv.js";
+import { SOFT_EDGE_PRESETS, SoftEdgeDetector } from "./soft-edge.js";
 
 describe("modelInputSize (MiDaS Resize.get_size)", () => {
   it("rounds to multiples with np.round and respects bounds", () => {
@@ -20,26 +25,16 @@ describe("modelInputSize (MiDaS Resize.get_size)", () => {
   });
 
   it("computes the Depth-Anything, DPT and MiDaS v2.1 sizes of a 640x480 frame", () => {
-    expect(modelInputSize(640, 480, { size: 518, resizeMode: "lower-bound", multipleOf: 14 })).toEqual({
-      width: 686,
-      height: 518,
-    });
-    expect(modelInputSize(640, 480, { size: 384, resizeMode: "minimal", multipleOf: 32 })).toEqual({
-      width: 512,
-      height: 384,
-    });
-    expect(modelInputSize(640, 480, { size: 384, resizeMode: "upper-bound", multipleOf: 32 })).toEqual({
-      width: 384,
-      height: 288,
-    });
-    expect(modelInputSize(640, 480, { size: 384, resizeMode: "stretch", multipleOf: 32 })).toEqual({
-      width: 384,
-      height: 384,
-    });
-    expect(modelInputSize(510, 300, { size: 0, resizeMode: "native", multipleOf: 8 })).toEqual({
-      width: 512,
-      height: 304,
-    });
+    const cases: [number, number, Parameters<typeof modelInputSize>[2], [number, number]][] = [
+      [640, 480, { size: 518, resizeMode: "lower-bound", multipleOf: 14 }, [686, 518]],
+      [640, 480, { size: 384, resizeMode: "minimal", multipleOf: 32 }, [512, 384]],
+      [640, 480, { size: 384, resizeMode: "upper-bound", multipleOf: 32 }, [384, 288]],
+      [640, 480, { size: 384, resizeMode: "stretch", multipleOf: 32 }, [384, 384]],
+      [510, 300, { size: 0, resizeMode: "native", multipleOf: 8 }, [512, 304]],
+    ];
+    for (const [w, h, options, [width, height]] of cases) {
+      expect(modelInputSize(w, h, options), options.resizeMode).toEqual({ width, height });
+    }
   });
 
   it("rejects an unknown mode", () => {
@@ -76,5 +71,33 @@ describe("imageToNchw", () => {
       { scale: 255, mean: [0, 0, 0], std: [1, 1, 1], interpolation: "linear" },
     );
     expect(Array.from(gray)).toEqual(new Array(12).fill(255));
+  });
+});
+
+describe("presets", () => {
+  it("withInputOverrides replaces only the fields given", () => {
+    expect(withInputOverrides(DEPTH_PRESETS.dpt, { size: 256, mean: IMAGENET_MEAN })).toEqual({
+      ...DEPTH_PRESETS.dpt,
+      size: 256,
+      mean: IMAGENET_MEAN,
+    });
+  });
+
+  it("pickPreset returns the named preset and lists the known names for an unknown one", async () => {
+    expect(pickPreset(SOFT_EDGE_PRESETS, "pidinet")).toBe(SOFT_EDGE_PRESETS.pidinet);
+    await expectError(
+      // @ts-expect-error not a depth preset
+      () => DepthEstimator.create("unused.onnx", { preset: "zoe" }),
+      InvalidArgumentError,
+      "E_INVALID_ARGUMENT",
+      'Expected "depth-anything", "dpt" or "midas" for preset',
+    );
+    await expectError(
+      // @ts-expect-error not a soft edge preset
+      () => SoftEdgeDetector.create("unused.onnx", { preset: "canny" }),
+      InvalidArgumentError,
+      "E_INVALID_ARGUMENT",
+      'Expected "hed" or "pidinet" for preset',
+    );
   });
 });

@@ -36,6 +36,32 @@ export interface ModelInputOptions {
   readonly interpolation: Interpolation;
 }
 
+/** `base` (a preset) with every field the caller gives replaced. */
+export function withInputOverrides(
+  base: ModelInputOptions,
+  overrides: Partial<ModelInputOptions>,
+): ModelInputOptions {
+  return {
+    size: overrides.size ?? base.size,
+    resizeMode: overrides.resizeMode ?? base.resizeMode,
+    multipleOf: overrides.multipleOf ?? base.multipleOf,
+    scale: overrides.scale ?? base.scale,
+    mean: overrides.mean ?? base.mean,
+    std: overrides.std ?? base.std,
+    interpolation: overrides.interpolation ?? base.interpolation,
+  };
+}
+
+/** The preset named `name` (InvalidArgumentError listing the known names for an unknown one). */
+export function pickPreset<P extends string, T>(presets: Readonly<Record<P, T>>, name: P): T {
+  const found: T | undefined = presets[name];
+  if (found === undefined) {
+    const names = Object.keys(presets).map((n) => `"${n}"`);
+    throw new InvalidArgumentError("preset", `${names.slice(0, -1).join(", ")} or ${names.at(-1)}`, name);
+  }
+  return found;
+}
+
 export const IMAGENET_MEAN: readonly [number, number, number] = [0.485, 0.456, 0.406];
 export const IMAGENET_STD: readonly [number, number, number] = [0.229, 0.224, 0.225];
 export const HALF: readonly [number, number, number] = [0.5, 0.5, 0.5];

@@ -3,7 +3,8 @@
  * made with `cv2.resize(rgb, (256, 256), interpolation=cv2.INTER_AREA)` (aspect ratio not kept).
  */
 import type { Image } from "../image.js";
-import { floatsToMat, imageToMat, loadCv, matToFloats, matToImage, withMats, type Cv } from "./opencv.js";
+import type { Cv, Mat, Track } from "./opencv.js";
+import { floatsToMat, imageToMat, loadCv, matToFloats, matToImage, withMats } from "./opencv.js";
 import { checkImage, checkInteger, checkOneOf } from "./validate.js";
 
 export type Interpolation = "nearest" | "linear" | "cubic" | "area" | "lanczos4";
@@ -39,6 +40,29 @@ function checkResize(options: ResizeOptions): Interpolation {
   return interpolation;
 }
 
+/** `cv.resize` of the Mat `toMat` makes to options' size; `fromMat` reads the result out. */
+function resizeMat<T>(
+  cv: Cv,
+  options: ResizeOptions,
+  interpolation: Interpolation,
+  toMat: (track: Track) => Mat,
+  fromMat: (dst: Mat) => T,
+): T {
+  return withMats(cv, "resize", (track) => {
+    const src = toMat(track);
+    const dst = track(new cv.Mat());
+    cv.resize(
+      src,
+      dst,
+      new cv.Size(options.width, options.height),
+      0,
+      0,
+      interpolationFlag(cv, interpolation),
+    );
+    return fromMat(dst);
+  });
+}
+
 /**
  * Resizes an 8-bit image to exactly `width` x `height` (aspect ratio not kept).
  *
@@ -53,19 +77,7 @@ export function resizeImageSync(cv: Cv, img: Image, options: ResizeOptions): Ima
   checkImage("image", img);
   const interpolation = checkResize(options);
   if (img.width === options.width && img.height === options.height) return img;
-  return withMats(cv, "resize", (track) => {
-    const src = imageToMat(cv, track, img);
-    const dst = track(new cv.Mat());
-    cv.resize(
-      src,
-      dst,
-      new cv.Size(options.width, options.height),
-      0,
-      0,
-      interpolationFlag(cv, interpolation),
-    );
-    return matToImage(dst);
-  });
+  return resizeMat(cv, options, interpolation, (track) => imageToMat(cv, track, img), matToImage);
 }
 
 /**
@@ -82,17 +94,11 @@ export function resizeFloatsSync(
 ): Float32Array {
   const interpolation = checkResize(options);
   if (size.width === options.width && size.height === options.height) return data.slice();
-  return withMats(cv, "resize", (track) => {
-    const src = floatsToMat(cv, track, data, size.width, size.height, size.channels);
-    const dst = track(new cv.Mat());
-    cv.resize(
-      src,
-      dst,
-      new cv.Size(options.width, options.height),
-      0,
-      0,
-      interpolationFlag(cv, interpolation),
-    );
-    return matToFloats(dst);
-  });
+  return resizeMat(
+    cv,
+    options,
+    interpolation,
+    (track) => floatsToMat(cv, track, data, size.width, size.height, size.channels),
+    matToFloats,
+  );
 }

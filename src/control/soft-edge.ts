@@ -9,10 +9,9 @@
  * Both run at the image resolution (rounded to a multiple of 8 here, so strided models work). The
  * 0..255 image is `floor(clip(edge * 255, 0, 255))` (`astype(np.uint8)`).
  */
-import { InvalidArgumentError } from "../errors.js";
 import { image, type Image } from "../image.js";
 import { DenseModel, resizeMap, type DenseModelOptions, type FloatMap } from "./dense-model.js";
-import type { ModelInputOptions } from "./model-input.js";
+import { type ModelInputOptions, pickPreset, withInputOverrides } from "./model-input.js";
 import type { Interpolation } from "./resize.js";
 import { checkImage } from "./validate.js";
 
@@ -66,17 +65,9 @@ export class SoftEdgeDetector {
   ) {}
 
   static async create(modelPath: string, options: SoftEdgeOptions = {}): Promise<SoftEdgeDetector> {
-    const preset = options.preset ?? "hed";
-    const base = SOFT_EDGE_PRESETS[preset];
-    if (base === undefined) throw new InvalidArgumentError("preset", '"hed" or "pidinet"', preset);
+    const base = pickPreset(SOFT_EDGE_PRESETS, options.preset ?? "hed");
     const conventions = {
-      size: options.size ?? base.size,
-      resizeMode: options.resizeMode ?? base.resizeMode,
-      multipleOf: options.multipleOf ?? base.multipleOf,
-      scale: options.scale ?? base.scale,
-      mean: options.mean ?? base.mean,
-      std: options.std ?? base.std,
-      interpolation: options.interpolation ?? base.interpolation,
+      ...withInputOverrides(base, options),
       combine: options.combine ?? base.combine,
       sigmoid: options.sigmoid ?? base.sigmoid,
     };

@@ -13,7 +13,7 @@ import { createHash } from "node:crypto";
 import { mkdir, mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { FileNotFoundError } from "../errors.js";
+import { FileNotFoundError, InvalidArgumentError } from "../errors.js";
 import { GraphBuilder } from "../graph/builder.js";
 import { writeModel } from "../graph/serialize.js";
 import { type WeightStore, safetensorsStore } from "../nn/weight-store.js";
@@ -24,6 +24,7 @@ import {
   type Session,
   createSession,
 } from "../runtime/session.js";
+import type { HostTensor } from "../tensor.js";
 import { openSafetensors } from "../weights/safetensors.js";
 
 export interface ModelLoadOptions extends LongTaskOptions {
@@ -173,4 +174,14 @@ export async function compileGraph(
 /** A fresh graph builder for a model runner. */
 export function newGraph(name: string): GraphBuilder {
   return new GraphBuilder({ name });
+}
+
+/** The float32 output `name` of a session run; InvalidArgumentError when it is missing or of another dtype. */
+export function float32Output(
+  outputs: Readonly<Record<string, HostTensor>>,
+  name: string,
+): HostTensor<"float32"> {
+  const t = outputs[name];
+  if (t?.dtype !== "float32") throw new InvalidArgumentError(name, "a float32 output", t?.dtype);
+  return t as HostTensor<"float32">;
 }

@@ -4,7 +4,7 @@
  * (random weights, single-file checkpoints after key mapping, tests).
  */
 import { basename, dirname, join } from "node:path";
-import { readJsonFile } from "../config/parse.js";
+import { type Parsed, readJsonFile } from "../config/parse.js";
 import type { WeightStore } from "../nn/weight-store.js";
 import { findWeightsFile } from "../pipeline/components.js";
 import { openComponentWeights } from "./compiled-graph.js";
@@ -20,6 +20,48 @@ export interface ComponentParts {
    * written to a temporary folder removed on release.
    */
   readonly weightsId?: string;
+}
+
+/**
+ * A model runner's source: a diffusers component folder (config.json + diffusion_pytorch_model.safetensors),
+ * or a typed config and a weight store.
+ */
+export type ModelSource<C> =
+  | string
+  | {
+      readonly config: C;
+      readonly store: WeightStore;
+      /** (optional) names the weights for the model cache; without it the model is written afresh and deleted on release. */
+      readonly weightsId?: string;
+    };
+
+/** A model source resolved: typed config, weights, and the name of the config in errors. */
+export interface ResolvedModelSource<C> {
+  readonly config: C;
+  readonly store: WeightStore;
+  readonly weightsId: string | null;
+  /** `<dir>/config.json` for a folder, else the default name given. */
+  readonly configName: string;
+}
+
+/** Reads a folder's config.json with `readConfig` and opens its diffusers weights file; parts pass through. */
+export async function resolveModelSource<C>(
+  source: ModelSource<C>,
+  defaultConfigName: string,
+  readConfig: (path: string) => Promise<Parsed<C>>,
+): Promise<ResolvedModelSource<C>> {
+  if (typeof source !== "string") {
+    return {
+      config: source.config,
+      store: source.store,
+      weightsId: source.weightsId ?? null,
+      configName: defaultConfigName,
+    };
+  }
+  const configName = join(source, "config.json");
+  const { config } = await readConfig(configName);
+  const { store, weightsId } = await openWeightsFile(await findWeightsFile(source, "diffusers"));
+  return { config, store, weightsId, configName };
 }
 
 /** A component folder path, or its parts. */

@@ -1,8 +1,37 @@
 /**
- * Parsing of CLI option values shared by the video commands (`controls`, `metrics`); every bad value
- * is an InvalidArgumentError naming the flag.
+ * Parsing of CLI arguments and option values shared by the commands (`conformance`, `controls`,
+ * `metrics`); every bad value is an InvalidArgumentError naming the flag.
  */
+import { type ParseArgsConfig, parseArgs } from "node:util";
+import type { DepthPreset } from "../../control/depth.js";
 import { InvalidArgumentError } from "../../errors.js";
+
+/** node:util parseArgs over a command's arguments, with positionals allowed (unknown flags throw). */
+export function parseCommandArgs<const O extends NonNullable<ParseArgsConfig["options"]>>(
+  args: readonly string[],
+  options: O,
+): ReturnType<typeof parseArgs<{ args: string[]; allowPositionals: true; options: O }>> {
+  return parseArgs({ args: [...args], allowPositionals: true, options });
+}
+
+/** The parseArgs options the video commands share: --size, --frames, --depth and --depth-preset. */
+export const VIDEO_OPTIONS = {
+  size: { type: "string" },
+  frames: { type: "string" },
+  depth: { type: "string" },
+  "depth-preset": { type: "string" },
+} as const;
+
+/** The one `<video>` argument of a video command (InvalidArgumentError pointing at its --help). */
+export function singleVideoArg(positionals: readonly string[], command: string): string {
+  const [video, ...more] = positionals;
+  if (video === undefined || more.length > 0) {
+    throw new InvalidArgumentError("<video>", "exactly one video path", positionals, {
+      hint: `see steadyframe ${command} --help`,
+    });
+  }
+  return video;
+}
 
 export function intOption(name: string, text: string | undefined, min: number): number | undefined {
   if (text === undefined) return undefined;
@@ -53,4 +82,9 @@ export function oneOf<T extends string>(
   const found = allowed.find((a) => a === value);
   if (found === undefined) throw new InvalidArgumentError(name, `one of ${allowed.join(", ")}`, value);
   return found;
+}
+
+/** --depth-preset: depth-anything (default), dpt or midas. */
+export function depthPresetOption(value: string | undefined): DepthPreset {
+  return oneOf<DepthPreset>("--depth-preset", value, ["depth-anything", "dpt", "midas"], "depth-anything");
 }

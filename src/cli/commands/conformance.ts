@@ -3,13 +3,13 @@
  * and prints fixture, tensor, max abs error, tolerance and pass/fail. Exits 1 on any failure.
  */
 import { writeFile } from "node:fs/promises";
-import { parseArgs } from "node:util";
 import { InvalidArgumentError } from "../../errors.js";
 import { FIXTURE_KINDS } from "../../conformance/registry.js";
 import { runConformance } from "../../conformance/run.js";
 import { formatTable, summarize } from "../../conformance/table.js";
 import type { CliCommand } from "../command.js";
 import { progressBar } from "../progress-bar.js";
+import { parseCommandArgs } from "./cli-options.js";
 
 const usage = `Usage: steadyframe conformance <dir>... [--kind <kind>]... [--json <file>] [--list]
 
@@ -27,14 +27,10 @@ export const conformanceCommand: CliCommand = {
   summary: "check this build's numbers against reference fixtures (case.json folders)",
   usage,
   async run(args, io) {
-    const { values, positionals } = parseArgs({
-      args: [...args],
-      allowPositionals: true,
-      options: {
-        kind: { type: "string", multiple: true },
-        json: { type: "string" },
-        list: { type: "boolean", default: false },
-      },
+    const { values, positionals } = parseCommandArgs(args, {
+      kind: { type: "string", multiple: true },
+      json: { type: "string" },
+      list: { type: "boolean", default: false },
     });
     if (values.list) {
       for (const k of FIXTURE_KINDS) io.stdout.write(`${k.kind.padEnd(20)} ${k.description}\n`);

@@ -5,16 +5,24 @@
  */
 import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { InvalidArgumentError } from "../../errors.js";
-import { DepthEstimator, type DepthNormalization, type DepthPreset } from "../../control/depth.js";
+import { DepthEstimator, type DepthNormalization } from "../../control/depth.js";
 import { resolveFarneback } from "../../control/flow.js";
 import { probeVideo, rationalValue } from "../../video/probe.js";
 import { readFrames } from "../../video/read.js";
 import { writeVideo } from "../../video/write.js";
 import type { CliCommand } from "../command.js";
 import { progressBar } from "../progress-bar.js";
-import { intOption, oneOf, parseCanny, parseSize } from "./cli-options.js";
+import {
+  VIDEO_OPTIONS,
+  depthPresetOption,
+  intOption,
+  oneOf,
+  parseCanny,
+  parseCommandArgs,
+  parseSize,
+  singleVideoArg,
+} from "./cli-options.js";
 import { extractControls, type ControlsSettings, type ControlsStats } from "./controls-pipeline.js";
 
 const usage = `Usage: steadyframe controls <video> --out <dir> [options]
@@ -116,30 +124,18 @@ export const controlsCommand: CliCommand = {
   summary: "extract control maps (Canny, interpolated edges, flow, occlusion, depth) from a video",
   usage,
   async run(args, io) {
-    const { values, positionals } = parseArgs({
-      args: [...args],
-      allowPositionals: true,
-      options: {
-        out: { type: "string" },
-        canny: { type: "string" },
-        interpolate: { type: "string" },
-        "interpolate-mode": { type: "string" },
-        flow: { type: "boolean", default: false },
-        depth: { type: "string" },
-        "depth-preset": { type: "string" },
-        "depth-normalize": { type: "string" },
-        size: { type: "string" },
-        frames: { type: "string" },
-        preview: { type: "string" },
-        overwrite: { type: "boolean", default: false },
-      },
+    const { values, positionals } = parseCommandArgs(args, {
+      out: { type: "string" },
+      canny: { type: "string" },
+      interpolate: { type: "string" },
+      "interpolate-mode": { type: "string" },
+      flow: { type: "boolean", default: false },
+      ...VIDEO_OPTIONS,
+      "depth-normalize": { type: "string" },
+      preview: { type: "string" },
+      overwrite: { type: "boolean", default: false },
     });
-    const [video, ...more] = positionals;
-    if (video === undefined || more.length > 0) {
-      throw new InvalidArgumentError("<video>", "exactly one video path", positionals, {
-        hint: "see steadyframe controls --help",
-      });
-    }
+    const video = singleVideoArg(positionals, "controls");
     if (values.out === undefined) throw new InvalidArgumentError("--out", "an output folder", undefined);
     const out = values.out.replace(/[/\\]+$/, "");
     const size = parseSize(values.size ?? "512");
@@ -159,12 +155,7 @@ export const controlsCommand: CliCommand = {
       ["blend", "flow"],
       "blend",
     );
-    const preset = oneOf<DepthPreset>(
-      "--depth-preset",
-      values["depth-preset"],
-      ["depth-anything", "dpt", "midas"],
-      "depth-anything",
-    );
+    const preset = depthPresetOption(values["depth-preset"]);
     const normalization = oneOf<DepthNormalization>(
       "--depth-normalize",
       values["depth-normalize"],

@@ -13,10 +13,9 @@
  */
 import { readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { basename, dirname, extname, join } from "node:path";
-import { parseArgs } from "node:util";
 import { ConfigError, InvalidArgumentError } from "../../errors.js";
 import type { Image } from "../../image.js";
-import { DepthEstimator, type DepthPreset } from "../../control/depth.js";
+import { DepthEstimator } from "../../control/depth.js";
 import { pairFlows } from "../../control/flow.js";
 import { loadCv } from "../../control/opencv.js";
 import { readImageFile } from "../../control/png.js";
@@ -28,7 +27,14 @@ import { clipWarpError } from "../../metrics/warp-error.js";
 import { readFrames } from "../../video/read.js";
 import type { CliCommand } from "../command.js";
 import { progressBar } from "../progress-bar.js";
-import { intOption, oneOf, parseSize } from "./cli-options.js";
+import {
+  VIDEO_OPTIONS,
+  depthPresetOption,
+  intOption,
+  parseCommandArgs,
+  parseSize,
+  singleVideoArg,
+} from "./cli-options.js";
 
 const usage = `Usage: steadyframe metrics <video> [--reference <video>] [--controls <dir>] [options]
 
@@ -111,32 +117,15 @@ export const metricsCommand: CliCommand = {
   summary: "temporal consistency and control fidelity of a video (warp error, flicker, edge F1, depth)",
   usage,
   async run(args, io) {
-    const { values, positionals } = parseArgs({
-      args: [...args],
-      allowPositionals: true,
-      options: {
-        reference: { type: "string" },
-        controls: { type: "string" },
-        size: { type: "string" },
-        frames: { type: "string" },
-        depth: { type: "string" },
-        "depth-preset": { type: "string" },
-        out: { type: "string" },
-      },
+    const { values, positionals } = parseCommandArgs(args, {
+      reference: { type: "string" },
+      controls: { type: "string" },
+      ...VIDEO_OPTIONS,
+      out: { type: "string" },
     });
-    const [video, ...more] = positionals;
-    if (video === undefined || more.length > 0) {
-      throw new InvalidArgumentError("<video>", "exactly one video path", positionals, {
-        hint: "see steadyframe metrics --help",
-      });
-    }
+    const video = singleVideoArg(positionals, "metrics");
     const maxFrames = intOption("--frames", values.frames, 2);
-    const preset = oneOf<DepthPreset>(
-      "--depth-preset",
-      values["depth-preset"],
-      ["depth-anything", "dpt", "midas"],
-      "depth-anything",
-    );
+    const preset = depthPresetOption(values["depth-preset"]);
     const controls = values.controls === undefined ? undefined : await readControlsInfo(values.controls);
     const size = values.size !== undefined ? parseSize(values.size) : controls?.size;
     const referencePath =

@@ -24,6 +24,7 @@ import {
   outputNames,
   outputRow,
   readModelCase,
+  signalOption,
 } from "./model-fixture.js";
 
 /** The graph output that holds a reference tensor, or undefined for names this kind does not know. */
@@ -94,12 +95,7 @@ export async function runClipTextEncoderFixture(
     clipSkips,
     sequenceLength: ids.shape[1] ?? 0,
   });
-  const model = await compileGraph(
-    graph,
-    "text_encoder",
-    component.weightsId,
-    ctx.signal ? { signal: ctx.signal } : {},
-  );
+  const model = await compileGraph(graph, "text_encoder", component.weightsId, signalOption(ctx));
   let results: Record<string, HostTensor>;
   try {
     results = await model.session.run({ input_ids: ids });

@@ -14,7 +14,6 @@ import { parseControlNetModelConfig } from "../../models/controlnet/config.js";
 import { ControlNetModel } from "../../models/controlnet/controlnet-model.js";
 import type { ControlNetModelRunner } from "../../models/controlnet/runner.js";
 import { UNET_OUTPUT } from "../../models/unet/build.js";
-import { parseUNet2DConditionModelConfig } from "../../models/unet/config.js";
 import type { UNet2DConditionModelRunner } from "../../models/unet/runner.js";
 import { UNet2DConditionModel } from "../../models/unet/unet-2d-condition.js";
 import type { HostTensor } from "../../tensor.js";
@@ -27,12 +26,15 @@ import {
   cacheId,
   errorNote,
   fixtureComponent,
-  isRecord,
+  fixtureTimestep,
   outputRow,
   readCalls,
   readModelCase,
+  signalOption,
   uncomparedRows,
+  wantsIntermediates,
 } from "./model-fixture.js";
+import { fixtureUNet } from "./unet.js";
 
 /** "scale" + the scale as Python's %g prints it, "." -> "p" (1.0 -> scale1, 0.5 -> scale0p5). */
 export function scaleTag(scale: number): string {
@@ -82,24 +84,13 @@ async function loadNets(
     library: "diffusers",
   });
   const { config } = parseControlNetModelConfig(cn.configName, cn.config);
-  const intermediates = [...mc.outputs.keys()].some((k) => k.startsWith("intermediate."));
   const controlnet = await ControlNetModel.load(
     { config, store: cn.store, ...cacheId(cn) },
-    { intermediates, guessMode },
+    { intermediates: wantsIntermediates(mc), guessMode },
   );
   if (!wantsUNet) return { controlnet, unet: null };
   try {
-    const u = await fixtureComponent(ctx, options, {
-      role: "unet",
-      className: "UNet2DConditionModel",
-      library: "diffusers",
-      main: false,
-    });
-    const parsed = parseUNet2DConditionModelConfig(u.configName, u.config).config;
-    const unet = await UNet2DConditionModel.load(
-      { config: parsed, store: u.store, ...cacheId(u) },
-      { residuals: true },
-    );
+    const unet = await UNet2DConditionModel.load(await fixtureUNet(ctx, options, false), { residuals: true });
     return { controlnet, unet };
   } catch (error) {
     await controlnet.release();
@@ -118,9 +109,7 @@ export async function runControlNetFixture(
   const scales = fixtureScales(mc.file, ctx.caseJson, names);
   if (scales.length === 0)
     throw new ConfigError(mc.file, "scales", "at least one conditioning scale", ctx.caseJson.scales);
-  const given = isRecord(ctx.caseJson.inputs) ? ctx.caseJson.inputs.timestep : undefined;
-  const timestep: HostTensor | number | undefined =
-    mc.inputs.get("timestep") ?? (typeof given === "number" ? given : undefined);
+  const timestep = fixtureTimestep(ctx, mc);
   if (timestep === undefined)
     throw new UnsupportedError("a controlnet fixture without a timestep", { hint: "add inputs.timestep" });
   const sample = tensorArg("sample", mc.inputs, "sample");
@@ -141,7 +130,7 @@ export async function runControlNetFixture(
       const tag = scaleTag(scale);
       try {
         const inputs = { sample, timestep, encoderHiddenStates, controlnetCond, conditioningScale: scale };
-        const out = await nets.controlnet.run(inputs, ctx.signal ? { signal: ctx.signal } : {});
+        const out = await nets.controlnet.run(inputs, signalOption(ctx));
         for (const [k, v] of Object.entries(out))
           compare(k.startsWith("intermediate.") ? k : `${tag}.${k}`, v);
         if (nets.unet) {

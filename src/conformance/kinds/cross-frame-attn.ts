@@ -8,23 +8,19 @@
  */
 import { UnsupportedError } from "../../errors.js";
 import { UNET_OUTPUT } from "../../models/unet/build.js";
-import { parseUNet2DConditionModelConfig } from "../../models/unet/config.js";
 import type { UNetLoadOptions } from "../../models/unet/runner.js";
 import { UNet2DConditionModel } from "../../models/unet/unet-2d-condition.js";
-import { failedRow } from "../compare.js";
 import type { ConformanceRow, FixtureContext, FixtureKind } from "../types.js";
 import { tensorArg } from "./call-string.js";
 import {
   type ModelFixtureOptions,
-  cacheId,
-  errorNote,
-  fixtureComponent,
-  isRecord,
+  callRows,
+  fixtureTimestep,
   outputRow,
   readCalls,
   readModelCase,
-  uncomparedRows,
 } from "./model-fixture.js";
+import { fixtureUNet } from "./unet.js";
 
 /** The cross-frame setting a call string asks for: null = default attention; else the batch_size. */
 export function crossFrameBatchSize(call: string): number | null {
@@ -44,47 +40,25 @@ export async function runCrossFrameAttnFixture(
 ): Promise<ConformanceRow[]> {
   const mc = await readModelCase(ctx, "cross_frame_attn", options);
   const calls = readCalls(ctx);
-  const component = await fixtureComponent(ctx, options, {
-    role: "unet",
-    className: "UNet2DConditionModel",
-    library: "diffusers",
-  });
-  const { config } = parseUNet2DConditionModelConfig(component.configName, component.config);
-  const given = isRecord(ctx.caseJson.inputs) ? ctx.caseJson.inputs.timestep : undefined;
-  const timestep = mc.inputs.get("timestep") ?? (typeof given === "number" ? given : undefined);
-  const rows: ConformanceRow[] = [];
-  const compared = new Set<string>();
-  for (const [output, call] of Object.entries(calls)) {
-    const expected = mc.outputs.get(output);
-    if (expected === undefined) {
-      rows.push(failedRow(mc.fixture, output, `no tensor "${output}" in the outputs file`));
-      continue;
-    }
-    compared.add(output);
+  const source = await fixtureUNet(ctx, options);
+  const timestep = fixtureTimestep(ctx, mc);
+  return callRows(mc, calls, async (output, call, expected) => {
+    if (timestep === undefined)
+      throw new UnsupportedError("a fixture without a timestep input", { hint: "add inputs.timestep" });
+    const batchSize = crossFrameBatchSize(call);
+    const loadOptions: UNetLoadOptions = batchSize === null ? {} : { crossFrame: { batchSize } };
+    const unet = await UNet2DConditionModel.load(source, loadOptions);
     try {
-      if (timestep === undefined)
-        throw new UnsupportedError("a fixture without a timestep input", { hint: "add inputs.timestep" });
-      const batchSize = crossFrameBatchSize(call);
-      const loadOptions: UNetLoadOptions = batchSize === null ? {} : { crossFrame: { batchSize } };
-      const unet = await UNet2DConditionModel.load(
-        { config, store: component.store, ...cacheId(component) },
-        loadOptions,
-      );
-      try {
-        const noise = await unet.run({
-          sample: tensorArg("sample", mc.inputs, "sample"),
-          timestep,
-          encoderHiddenStates: tensorArg("encoder_hidden_states", mc.inputs, "encoder_hidden_states"),
-        });
-        rows.push(outputRow(mc, output, noise[UNET_OUTPUT] ?? "no noise_pred output", expected));
-      } finally {
-        await unet.release();
-      }
-    } catch (error) {
-      rows.push(failedRow(mc.fixture, output, errorNote(error)));
+      const noise = await unet.run({
+        sample: tensorArg("sample", mc.inputs, "sample"),
+        timestep,
+        encoderHiddenStates: tensorArg("encoder_hidden_states", mc.inputs, "encoder_hidden_states"),
+      });
+      return [outputRow(mc, output, noise[UNET_OUTPUT] ?? "no noise_pred output", expected)];
+    } finally {
+      await unet.release();
     }
-  }
-  return [...rows, ...uncomparedRows(mc, compared)];
+  });
 }
 
 export const crossFrameAttnKind: FixtureKind = {

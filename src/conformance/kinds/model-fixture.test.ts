@@ -10,7 +10,17 @@ import { writeSafetensors } from "../../weights/safetensors.js";
 import { fixtureScales } from "./controlnet.js";
 import { crossFrameBatchSize } from "./cross-frame-attn.js";
 import { parseCall, resolveArg } from "./call-string.js";
-import { fixtureComponent, readCalls, readModelCase, readTolerance, weightsPath } from "./model-fixture.js";
+import {
+  type ModelCase,
+  callRows,
+  fixtureComponent,
+  fixtureTimestep,
+  readCalls,
+  readModelCase,
+  readTolerance,
+  wantsIntermediates,
+  weightsPath,
+} from "./model-fixture.js";
 import { unetCallInputs } from "./unet.js";
 
 const inputs = new Map<string, HostTensor>([
@@ -156,5 +166,56 @@ describe("model fixture call strings", () => {
     } finally {
       await rm(tmp, { recursive: true, force: true });
     }
+  });
+});
+
+describe("model fixture harness", () => {
+  const one = tensor("float32", [1], Float32Array.of(1));
+  const mc: ModelCase = {
+    file: "/f/case.json",
+    fixture: "unet",
+    tolerance: 0.1,
+    inputs,
+    outputs: new Map([
+      ["a", one],
+      ["b", one],
+      ["intermediate.x", one],
+    ]),
+  };
+
+  it("callRows: rows per call, a failing row for a missing output, a thrown error or an uncompared output", async () => {
+    const rows = await callRows(
+      mc,
+      { a: "ok", b: "throws", c: "no output" },
+      async (output, call, expected) => {
+        if (call === "throws") throw new UnsupportedError("this call");
+        return [
+          {
+            fixture: mc.fixture,
+            tensor: output,
+            maxAbsError: 0,
+            tolerance: mc.tolerance,
+            pass: expected === one,
+          },
+        ];
+      },
+    );
+    expect(rows.map((r) => [r.tensor, r.pass, r.note])).toEqual([
+      ["a", true, undefined],
+      ["b", false, "error: not supported: this call"],
+      ["c", false, 'no tensor "c" in the outputs file'],
+      ["intermediate.x", false, "no call in case.json produced this output"],
+    ]);
+  });
+
+  it("reads the timestep from the inputs file, else case.json; sees intermediate outputs", () => {
+    expect(fixtureTimestep({ dir: "/f", caseJson: { inputs: { timestep: 3 } } }, mc)).toBe(
+      inputs.get("timestep"),
+    );
+    const noTensor = { ...mc, inputs: new Map<string, HostTensor>() };
+    expect(fixtureTimestep({ dir: "/f", caseJson: { inputs: { timestep: 3 } } }, noTensor)).toBe(3);
+    expect(fixtureTimestep({ dir: "/f", caseJson: { inputs: { timestep: "3" } } }, noTensor)).toBeUndefined();
+    expect(wantsIntermediates(mc)).toBe(true);
+    expect(wantsIntermediates({ ...mc, outputs: new Map([["a", one]]) })).toBe(false);
   });
 });

@@ -182,6 +182,60 @@ export async function fixtureComponent(
   return { config: await readJsonFile(configPath, "model config"), configName: configPath, store, weightsId };
 }
 
+/** case.json `inputs.timestep` (a number when the inputs file holds no timestep tensor). */
+export function caseTimestep(ctx: FixtureContext): unknown {
+  return isRecord(ctx.caseJson.inputs) ? ctx.caseJson.inputs.timestep : undefined;
+}
+
+/** The fixture's timestep: the inputs file's `timestep` tensor, else case.json's number, else undefined. */
+export function fixtureTimestep(ctx: FixtureContext, mc: ModelCase): HostTensor | number | undefined {
+  const given = caseTimestep(ctx);
+  return mc.inputs.get("timestep") ?? (typeof given === "number" ? given : undefined);
+}
+
+/** True when the outputs file holds `intermediate.*` tensors (the model must be built to output them). */
+export function wantsIntermediates(mc: ModelCase): boolean {
+  return [...mc.outputs.keys()].some((k) => k.startsWith("intermediate."));
+}
+
+/**
+ * Rows for case.json `calls`: an output the outputs file lacks fails its row; otherwise `run` gives
+ * the call's rows (adding any extra tensor it compares to `compared`), and whatever it throws fails
+ * the output's row. Outputs no call compared fail too.
+ */
+export async function callRows(
+  mc: ModelCase,
+  calls: Readonly<Record<string, string>>,
+  run: (
+    output: string,
+    call: string,
+    expected: HostTensor,
+    compared: Set<string>,
+  ) => Promise<ConformanceRow[]>,
+): Promise<ConformanceRow[]> {
+  const rows: ConformanceRow[] = [];
+  const compared = new Set<string>();
+  for (const [output, call] of Object.entries(calls)) {
+    const expected = mc.outputs.get(output);
+    if (expected === undefined) {
+      rows.push(failedRow(mc.fixture, output, `no tensor "${output}" in the outputs file`));
+      continue;
+    }
+    compared.add(output);
+    try {
+      rows.push(...(await run(output, call, expected, compared)));
+    } catch (error) {
+      rows.push(failedRow(mc.fixture, output, errorNote(error)));
+    }
+  }
+  return [...rows, ...uncomparedRows(mc, compared)];
+}
+
+/** The fixture's AbortSignal as a load/run option (`{}` without one). */
+export function signalOption(ctx: FixtureContext): { signal?: AbortSignal } {
+  return ctx.signal ? { signal: ctx.signal } : {};
+}
+
 /** `weightsId` as the model runners' sources take it (absent rather than null). */
 export function cacheId(component: ResolvedComponent): { weightsId?: string } {
   return component.weightsId === null ? {} : { weightsId: component.weightsId };

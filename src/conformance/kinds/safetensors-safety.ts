@@ -21,7 +21,6 @@ import {
   type SafetyFile,
 } from "./safety-files.js";
 
-
 interface Contents {
   readonly metadata: Readonly<Record<string, string>>;
   readonly tensors: ReadonlyMap<string, HostTensor>;

@@ -15,21 +15,22 @@ import { type MotionAdapterConfig, parseMotionAdapterConfig } from "../../models
 import type { MotionAdapterSource } from "../../models/motion/runner.js";
 import { UNET_MOTION_OUTPUT } from "../../models/motion/build.js";
 import { UNetMotionModel } from "../../models/motion/unet-motion-model.js";
-import { parseUNet2DConditionModelConfig } from "../../models/unet/config.js";
 import { failedRow } from "../compare.js";
 import type { ConformanceRow, FixtureContext, FixtureKind } from "../types.js";
 import { tensorArg } from "./call-string.js";
 import {
   type ModelFixtureOptions,
-  cacheId,
   caseFile,
+  caseTimestep,
   errorNote,
-  fixtureComponent,
+  fixtureTimestep,
   isRecord,
   outputRow,
   readModelCase,
+  signalOption,
   uncomparedRows,
 } from "./model-fixture.js";
+import { fixtureUNet } from "./unet.js";
 
 /** The motion adapter case.json names: its source (folder, or AnimateDiff file) and config. */
 async function fixtureAdapter(ctx: FixtureContext): Promise<MotionAdapterSource> {
@@ -71,13 +72,7 @@ export async function runUNetMotionFixture(
   options: ModelFixtureOptions = {},
 ): Promise<ConformanceRow[]> {
   const mc = await readModelCase(ctx, "unet_motion", options);
-  const unet = await fixtureComponent(ctx, options, {
-    role: "unet",
-    className: "UNet2DConditionModel",
-    library: "diffusers",
-    main: false,
-  });
-  const { config } = parseUNet2DConditionModelConfig(unet.configName, unet.config);
+  const unet = await fixtureUNet(ctx, options, false);
   const expected = mc.outputs.get(UNET_MOTION_OUTPUT);
   if (expected === undefined) {
     return [
@@ -85,22 +80,18 @@ export async function runUNetMotionFixture(
       ...uncomparedRows(mc, new Set()),
     ];
   }
-  const given = isRecord(ctx.caseJson.inputs) ? ctx.caseJson.inputs.timestep : undefined;
   const rows: ConformanceRow[] = [];
   try {
-    const timestep = mc.inputs.get("timestep") ?? (typeof given === "number" ? given : undefined);
+    const timestep = fixtureTimestep(ctx, mc);
     if (timestep === undefined) {
       throw new ConfigError(
         caseFile(ctx),
         "inputs.timestep",
         "a number (or a timestep tensor in the inputs file)",
-        given,
+        caseTimestep(ctx),
       );
     }
-    const model = await UNetMotionModel.load({
-      unet: { config, store: unet.store, ...cacheId(unet) },
-      motionAdapter: await fixtureAdapter(ctx),
-    });
+    const model = await UNetMotionModel.load({ unet, motionAdapter: await fixtureAdapter(ctx) });
     try {
       const out = await model.run(
         {
@@ -108,7 +99,7 @@ export async function runUNetMotionFixture(
           timestep,
           encoderHiddenStates: tensorArg("encoder_hidden_states", mc.inputs, "encoder_hidden_states"),
         },
-        ctx.signal ? { signal: ctx.signal } : {},
+        signalOption(ctx),
       );
       rows.push(
         outputRow(mc, UNET_MOTION_OUTPUT, out[UNET_MOTION_OUTPUT] ?? "no noise_pred output", expected),

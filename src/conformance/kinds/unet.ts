@@ -10,21 +10,21 @@
 import { UnsupportedError } from "../../errors.js";
 import { UNET_OUTPUT } from "../../models/unet/build.js";
 import { parseUNet2DConditionModelConfig } from "../../models/unet/config.js";
-import type { UNetRunInputs } from "../../models/unet/runner.js";
+import type { UNetRunInputs, UNetSource } from "../../models/unet/runner.js";
 import { UNet2DConditionModel } from "../../models/unet/unet-2d-condition.js";
 import type { HostTensor } from "../../tensor.js";
-import { failedRow } from "../compare.js";
 import type { ConformanceRow, FixtureContext, FixtureKind } from "../types.js";
 import { parseCall, resolveArg, tensorArg } from "./call-string.js";
 import {
   type ModelFixtureOptions,
   cacheId,
-  errorNote,
+  callRows,
   fixtureComponent,
   outputRow,
   readCalls,
   readModelCase,
-  uncomparedRows,
+  signalOption,
+  wantsIntermediates,
 } from "./model-fixture.js";
 
 /** The inputs of a `unet(sample, timestep, encoder_hidden_states=...)` call string. */
@@ -56,6 +56,22 @@ export function intermediatesCall(description: unknown, calls: readonly string[]
   );
 }
 
+/** The fixture's UNet (case.json `weights[.unet]`, or `options.components.unet`) as a load source. */
+export async function fixtureUNet(
+  ctx: FixtureContext,
+  options: ModelFixtureOptions,
+  main = true,
+): Promise<Exclude<UNetSource, string>> {
+  const component = await fixtureComponent(ctx, options, {
+    role: "unet",
+    className: "UNet2DConditionModel",
+    library: "diffusers",
+    main,
+  });
+  const { config } = parseUNet2DConditionModelConfig(component.configName, component.config);
+  return { config, store: component.store, ...cacheId(component) };
+}
+
 /** Runs a `unet` fixture folder, on the weights case.json names or on `options.components.unet`. */
 export async function runUNetFixture(
   ctx: FixtureContext,
@@ -63,48 +79,26 @@ export async function runUNetFixture(
 ): Promise<ConformanceRow[]> {
   const mc = await readModelCase(ctx, "unet", options);
   const calls = readCalls(ctx);
-  const component = await fixtureComponent(ctx, options, {
-    role: "unet",
-    className: "UNet2DConditionModel",
-    library: "diffusers",
+  const unet = await UNet2DConditionModel.load(await fixtureUNet(ctx, options), {
+    intermediates: wantsIntermediates(mc),
   });
-  const { config } = parseUNet2DConditionModelConfig(component.configName, component.config);
-  const wantsIntermediates = [...mc.outputs.keys()].some((k) => k.startsWith("intermediate."));
-  const unet = await UNet2DConditionModel.load(
-    { config, store: component.store, ...cacheId(component) },
-    { intermediates: wantsIntermediates },
-  );
-  const rows: ConformanceRow[] = [];
-  const compared = new Set<string>();
   const tapCall = intermediatesCall(ctx.caseJson.intermediates, Object.keys(calls));
   try {
-    for (const [output, call] of Object.entries(calls)) {
-      const expected = mc.outputs.get(output);
-      if (expected === undefined) {
-        rows.push(failedRow(mc.fixture, output, `no tensor "${output}" in the outputs file`));
-        continue;
-      }
-      compared.add(output);
-      let out: Record<string, HostTensor>;
-      try {
-        out = await unet.run(unetCallInputs(call, mc.inputs), ctx.signal ? { signal: ctx.signal } : {});
-      } catch (error) {
-        rows.push(failedRow(mc.fixture, output, errorNote(error)));
-        continue;
-      }
-      rows.push(outputRow(mc, output, out[UNET_OUTPUT] ?? "no noise_pred output", expected));
-      if (output !== tapCall) continue;
+    return await callRows(mc, calls, async (output, call, expected, compared) => {
+      const out = await unet.run(unetCallInputs(call, mc.inputs), signalOption(ctx));
+      const rows = [outputRow(mc, output, out[UNET_OUTPUT] ?? "no noise_pred output", expected)];
+      if (output !== tapCall) return rows;
       for (const [k, v] of Object.entries(out)) {
         const ref = mc.outputs.get(k);
         if (!k.startsWith("intermediate.") || ref === undefined) continue;
         compared.add(k);
         rows.push(outputRow(mc, k, v, ref));
       }
-    }
+      return rows;
+    });
   } finally {
     await unet.release();
   }
-  return [...rows, ...uncomparedRows(mc, compared)];
 }
 
 export const unetKind: FixtureKind = {

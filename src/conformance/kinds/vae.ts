@@ -30,6 +30,7 @@ import {
   outputNames,
   outputRow,
   readModelCase,
+  signalOption,
 } from "./model-fixture.js";
 
 /** The input a tag names: the tag itself, or its words reversed ("small_image" -> "image_small"). */
@@ -64,7 +65,7 @@ export async function runVaeFixture(
   const noise = [...inputs.entries()].find(([name]) => name.includes("noise"))?.[1];
 
   const weightsId = component.weightsId;
-  const modelOptions = ctx.signal ? { signal: ctx.signal } : {};
+  const modelOptions = signalOption(ctx);
   let encoder: CompiledGraph | undefined;
   let decoder: CompiledGraph | undefined;
   const encoded = new Map<string, Record<string, HostTensor>>();

@@ -1,15 +1,16 @@
 import { join } from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { expectError } from "../../../test/helpers/run-graph.js";
+import { tinySdDir, tinySdStore } from "../../../test/helpers/tiny-sd.js";
 import { ConfigError, InvalidArgumentError, MissingWeightsError, UnsupportedError } from "../../errors.js";
-import { type WeightStore, mapStore, randomWeights, safetensorsStore } from "../../nn/weight-store.js";
+import { type WeightStore, mapStore, randomWeights } from "../../nn/weight-store.js";
 import { type HostTensor, maxAbsDiff, tensor } from "../../tensor.js";
-import { openSafetensors, readSafetensors } from "../../weights/safetensors.js";
+import { readSafetensors } from "../../weights/safetensors.js";
 import { CLIPTextModel } from "./clip-text-model.js";
 import { buildCLIPTextGraph } from "./graph.js";
 import { resolveClipSpec } from "./validate.js";
 
-const tinyDir = join(import.meta.dirname, "../../../test/fixtures/golden/tiny-sd/text_encoder");
+const tinyDir = tinySdDir("text_encoder");
 const TINY = {
   architectures: ["CLIPTextModel"],
   hidden_size: 32,
@@ -52,7 +53,7 @@ function at(t: HostTensor, b: number, s: number): Float32Array {
 describe("CLIPTextModel graph on the tiny checkpoint", () => {
   let store: WeightStore;
   beforeAll(async () => {
-    store = safetensorsStore(await openSafetensors(join(tinyDir, "model.safetensors")));
+    store = await tinySdStore("text_encoder");
   });
 
   it("binds exactly the checkpoint's keys (none missing, none unexpected)", () => {

@@ -2,14 +2,8 @@
  * CLIPTextModel config: the fields of transformers' `text_encoder/config.json` (CLIPTextConfig), verbatim,
  * with the defaults of transformers 4.36 (src/transformers/models/clip/configuration_clip.py).
  */
-import {
-  field,
-  parseConfig,
-  readConfigFile,
-  type ConfigOf,
-  type ParseOptions,
-  type Parsed,
-} from "../../config/parse.js";
+import { field, type ConfigOf } from "../../config/parse.js";
+import { configReaders } from "../config-readers.js";
 
 export const CLIP_TEXT_FIELDS = {
   vocab_size: field.int(49408),
@@ -42,23 +36,10 @@ const IGNORED = [
 
 export type CLIPTextConfig = ConfigOf<typeof CLIP_TEXT_FIELDS>;
 
-export function parseCLIPTextConfig(
-  file: string,
-  json: unknown,
-  options: ParseOptions = {},
-): Parsed<CLIPTextConfig> {
-  return parseConfig(file, json, CLIP_TEXT_FIELDS, {
-    ...options,
-    ignore: [...IGNORED, ...(options.ignore ?? [])],
-  });
-}
+const CLIP_TEXT_CONFIG = configReaders(CLIP_TEXT_FIELDS, IGNORED);
 
-export function readCLIPTextConfig(
-  path: string,
-  options: ParseOptions = {},
-): Promise<Parsed<CLIPTextConfig>> {
-  return readConfigFile(path, CLIP_TEXT_FIELDS, {
-    ...options,
-    ignore: [...IGNORED, ...(options.ignore ?? [])],
-  });
-}
+/** Parses a CLIPTextModel config.json object (`file` names it in errors). */
+export const parseCLIPTextConfig = CLIP_TEXT_CONFIG.parse;
+
+/** Reads and parses a CLIPTextModel config.json file. */
+export const readCLIPTextConfig = CLIP_TEXT_CONFIG.read;

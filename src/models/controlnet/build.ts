@@ -6,7 +6,8 @@
  * `mid_block_res_sample` (already multiplied by the scale). Checks weight coverage like the UNet.
  */
 import type { Value } from "../../graph/builder.js";
-import type { WeightReport, WeightScope } from "../../nn/weights.js";
+import type { WeightScope } from "../../nn/weights.js";
+import type { ModelGraph } from "../model-graph.js";
 import type { ControlNetModelConfig } from "./config.js";
 import { ControlNetModel } from "./controlnet-model.js";
 
@@ -31,13 +32,8 @@ export interface ControlNetBuildOptions {
   readonly configFile?: string;
 }
 
-export interface ControlNetGraph {
-  readonly model: ControlNetModel;
-  readonly inputs: readonly string[];
-  /** down_block_res_samples.0..n-1, mid_block_res_sample, then intermediates. */
-  readonly outputs: readonly string[];
-  readonly weights: WeightReport;
-}
+/** Outputs: down_block_res_samples.0..n-1, mid_block_res_sample, then intermediates. */
+export type ControlNetGraph = ModelGraph<ControlNetModel>;
 
 export function buildControlNetModel(
   w: WeightScope,

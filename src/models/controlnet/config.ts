@@ -2,14 +2,8 @@
  * ControlNetModel config: the fields of diffusers' `controlnet/config.json`, verbatim, with the defaults
  * of `ControlNetModel.__init__` in diffusers 0.26.3 (src/diffusers/models/controlnet.py).
  */
-import {
-  field,
-  parseConfig,
-  readConfigFile,
-  type ConfigOf,
-  type ParseOptions,
-  type Parsed,
-} from "../../config/parse.js";
+import { field, type ConfigOf } from "../../config/parse.js";
+import { configReaders } from "../config-readers.js";
 import { UNET_2D_CONDITION_FIELDS as U } from "../unet/config.js";
 
 export const CONTROLNET_FIELDS = {
@@ -49,17 +43,10 @@ export const CONTROLNET_FIELDS = {
 
 export type ControlNetModelConfig = ConfigOf<typeof CONTROLNET_FIELDS>;
 
-export function parseControlNetModelConfig(
-  file: string,
-  json: unknown,
-  options?: ParseOptions,
-): Parsed<ControlNetModelConfig> {
-  return parseConfig(file, json, CONTROLNET_FIELDS, options);
-}
+const CONTROLNET_CONFIG = configReaders(CONTROLNET_FIELDS);
 
-export function readControlNetModelConfig(
-  path: string,
-  options?: ParseOptions,
-): Promise<Parsed<ControlNetModelConfig>> {
-  return readConfigFile(path, CONTROLNET_FIELDS, options);
-}
+/** Parses a ControlNetModel config.json object (`file` names it in errors). */
+export const parseControlNetModelConfig = CONTROLNET_CONFIG.parse;
+
+/** Reads and parses a ControlNetModel config.json file. */
+export const readControlNetModelConfig = CONTROLNET_CONFIG.read;

@@ -13,9 +13,10 @@ import { Module, moduleList } from "../../nn/module.js";
 import type { WeightScope } from "../../nn/weights.js";
 import { type EncoderSpec, resolveEncoder } from "../unet/block-config.js";
 import { type DownBlock, makeDownBlock, runDownBlocks } from "../unet/down-blocks.js";
-import { TimestepEmbedding, Timesteps } from "../unet/embeddings.js";
+import type { TimestepEmbedding, Timesteps } from "../unet/embeddings.js";
 import { UNetMidBlock2DCrossAttn } from "../unet/mid-block.js";
 import type { Tap } from "../unet/unet-2d-condition.js";
+import { embedTimestep, timeConditioning } from "../unet/time-conditioning.js";
 import { skipShapes } from "../unet/unet-spec.js";
 import type { ControlNetModelConfig } from "./config.js";
 import { ControlNetConditioningEmbedding } from "./conditioning-embedding.js";
@@ -92,16 +93,9 @@ export class ControlNetModel extends Module {
     this.spec = resolveEncoder("ControlNetModel", file, c);
     const s = this.spec;
     const ch0 = c.block_out_channels[0] ?? 0;
-    this.time_proj = new Timesteps({
-      numChannels: ch0,
-      flipSinToCos: c.flip_sin_to_cos,
-      downscaleFreqShift: c.freq_shift,
-    });
-    this.time_embedding = new TimestepEmbedding(w.at("time_embedding"), {
-      inChannels: ch0,
-      timeEmbedDim: s.timeEmbedDim,
-      actFn: c.act_fn,
-    });
+    const time = timeConditioning(w, c, s.timeEmbedDim);
+    this.time_proj = time.time_proj;
+    this.time_embedding = time.time_embedding;
     this.conv_in = new Conv2d(w.at("conv_in"), {
       inChannels: c.in_channels,
       outChannels: ch0,
@@ -158,10 +152,7 @@ export class ControlNetModel extends Module {
         1,
       ); // torch.flip(cond, dims=[1])
     }
-    const tEmb = op.Cast(g, this.time_proj.forward(g, inputs.timestep), inputs.sample.dtype);
-    tap("time_proj", tEmb);
-    const emb = this.time_embedding.forward(tEmb);
-    tap("time_embedding", emb);
+    const emb = embedTimestep(g, this, inputs.timestep, inputs.sample.dtype, tap);
     let h = this.conv_in.forward(inputs.sample);
     tap("conv_in", h);
     const condEmb = this.controlnet_cond_embedding.forward(cond);

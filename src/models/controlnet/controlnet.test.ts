@@ -2,12 +2,10 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { randomTensor } from "../../../test/helpers/graph-reference.js";
 import { expectError, runGraph } from "../../../test/helpers/run-graph.js";
+import { bindGraph, tinySdDir, tinySdStore } from "../../../test/helpers/tiny-sd.js";
 import { MissingWeightsError, UnsupportedError } from "../../errors.js";
-import { GraphBuilder } from "../../graph/builder.js";
-import { type WeightStore, randomWeights, safetensorsStore } from "../../nn/weight-store.js";
-import { WeightScope } from "../../nn/weights.js";
+import { randomWeights } from "../../nn/weight-store.js";
 import { tensor } from "../../tensor.js";
-import { openSafetensors } from "../../weights/safetensors.js";
 import { buildControlNetModel } from "./build.js";
 import { ControlNetConditioningEmbedding } from "./conditioning-embedding.js";
 import {
@@ -16,21 +14,13 @@ import {
   readControlNetModelConfig,
 } from "./config.js";
 
-const tinyDir = join(import.meta.dirname, "../../../test/fixtures/golden/tiny-sd/controlnet");
 const tinyConfig = async (): Promise<ControlNetModelConfig> =>
-  (await readControlNetModelConfig(join(tinyDir, "config.json"))).config;
-const tinyStore = async (): Promise<WeightStore> =>
-  safetensorsStore(await openSafetensors(join(tinyDir, "diffusion_pytorch_model.safetensors")));
-
-function bind(store: WeightStore): { g: GraphBuilder; w: WeightScope } {
-  const g = new GraphBuilder();
-  return { g, w: WeightScope.bind(g, store) };
-}
+  (await readControlNetModelConfig(join(tinySdDir("controlnet"), "config.json"))).config;
 
 describe("ControlNetModel graph", () => {
   it("requests exactly the tiny checkpoint's keys; names its inputs and residual outputs", async () => {
-    const store = await tinyStore();
-    const { g, w } = bind(store);
+    const store = await tinySdStore("controlnet");
+    const { g, w } = bindGraph(store);
     const built = buildControlNetModel(w, await tinyConfig());
     expect(g.initializers.map((i) => i.name).sort()).toEqual([...store.keys()].sort());
     expect(built.inputs).toEqual([
@@ -49,7 +39,7 @@ describe("ControlNetModel graph", () => {
   });
 
   it("lists mis-shaped conditioning embedding keys when conditioning_embedding_out_channels is wrong", async () => {
-    const { w } = bind(await tinyStore());
+    const { w } = bindGraph(await tinySdStore("controlnet"));
     const config = { ...(await tinyConfig()), conditioning_embedding_out_channels: [8, 24] };
     const error = await expectError(
       () => buildControlNetModel(w, config),
@@ -71,7 +61,7 @@ describe("ControlNetModel graph", () => {
       [{ resnet_time_scale_shift: "scale_shift" }, "resnet_time_scale_shift"],
     ];
     for (const [change, field] of cases) {
-      const { w } = bind(randomWeights());
+      const { w } = bindGraph(randomWeights());
       await expectError(
         () => buildControlNetModel(w, { ...base, ...change }),
         UnsupportedError,
@@ -93,7 +83,7 @@ describe("ControlNetModel graph", () => {
       norm_num_groups: 8,
       conditioning_embedding_out_channels: [8, 16, 16],
     });
-    const { g, w } = bind(randomWeights());
+    const { g, w } = bindGraph(randomWeights());
     const built = buildControlNetModel(w, config, { guessMode: true });
     const out = await runGraph(g, {
       sample: randomTensor([1, 4, 10, 6], 1),
@@ -112,7 +102,7 @@ describe("ControlNetModel graph", () => {
 
 describe("ControlNetConditioningEmbedding", () => {
   it("downsamples by 2 ** (len(block_out_channels) - 1) to the embedding width", async () => {
-    const { g, w } = bind(randomWeights());
+    const { g, w } = bindGraph(randomWeights());
     const embed = new ControlNetConditioningEmbedding(w.at("e"), {
       conditioningEmbeddingChannels: 12,
       blockOutChannels: [4, 8, 16],

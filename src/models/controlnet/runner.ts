@@ -3,28 +3,19 @@
  * the graph (build.ts), writes it into the model cache (../compiled-graph.ts) and opens a session;
  * `forward` returns the scaled residuals for the UNet. Implements the pipeline's ControlNet.
  */
-import { basename, dirname, join } from "node:path";
 import { InvalidArgumentError } from "../../errors.js";
 import { WeightScope } from "../../nn/weights.js";
-import type { WeightStore } from "../../nn/weight-store.js";
 import type { ControlNet, ControlNetOutputs } from "../../pipeline/types.js";
-import { findWeightsFile } from "../../pipeline/components.js";
 import type { Session } from "../../runtime/session.js";
 import { type HostTensor, shapeToString, tensor } from "../../tensor.js";
-import { type ModelLoadOptions, compileGraph, newGraph, openComponentWeights } from "../compiled-graph.js";
+import { type ModelLoadOptions, compileGraph, float32Output, newGraph } from "../compiled-graph.js";
+import { type ModelSource, resolveModelSource } from "../component-source.js";
 import { timestepFeed } from "../unet/runner.js";
 import { CONTROLNET_INPUT, MID_BLOCK_RES_SAMPLE, buildControlNetModel, downResSampleName } from "./build.js";
 import { type ControlNetModelConfig, readControlNetModelConfig } from "./config.js";
 
 /** A diffusers `controlnet/` folder (config.json + diffusion_pytorch_model.safetensors), or a config and a weight store. */
-export type ControlNetSource =
-  | string
-  | {
-      readonly config: ControlNetModelConfig;
-      readonly store: WeightStore;
-      /** (optional) names the weights for the model cache; without it the model is written afresh and deleted on release. */
-      readonly weightsId?: string;
-    };
+export type ControlNetSource = ModelSource<ControlNetModelConfig>;
 
 export interface ControlNetLoadOptions extends ModelLoadOptions {
   /** (optional, default false) diffusers guess_mode scaling (logspace(-1, 0) per residual). */
@@ -94,14 +85,11 @@ export class ControlNetModelRunner implements ControlNet {
   /** The residuals for the UNet (down_block_additional_residuals, mid_block_additional_residual). */
   async forward(inputs: ControlNetRunInputs): Promise<ControlNetOutputs> {
     const out = await this.run(inputs);
-    const f32 = (name: string): HostTensor<"float32"> => {
-      const t = out[name];
-      if (t?.dtype !== "float32") throw new InvalidArgumentError(name, "a float32 output", t?.dtype);
-      return t as HostTensor<"float32">;
-    };
     return {
-      downBlockResSamples: Array.from({ length: this.numDownResiduals }, (_, i) => f32(downResSampleName(i))),
-      midBlockResSample: f32(MID_BLOCK_RES_SAMPLE),
+      downBlockResSamples: Array.from({ length: this.numDownResiduals }, (_, i) =>
+        float32Output(out, downResSampleName(i)),
+      ),
+      midBlockResSample: float32Output(out, MID_BLOCK_RES_SAMPLE),
     };
   }
 
@@ -115,24 +103,14 @@ export async function loadControlNetModel(
   source: ControlNetSource,
   options: ControlNetLoadOptions = {},
 ): Promise<ControlNetModelRunner> {
-  let config: ControlNetModelConfig;
-  let store: WeightStore;
-  let weightsId: string | null;
-  let configFile = "controlnet/config.json";
-  if (typeof source === "string") {
-    configFile = join(source, "config.json");
-    config = (await readControlNetModelConfig(configFile)).config;
-    const file = await findWeightsFile(source, "diffusers");
-    const weights = await openComponentWeights(dirname(file), basename(file));
-    store = weights.store;
-    weightsId = weights.identity;
-  } else {
-    ({ config, store } = source);
-    weightsId = source.weightsId ?? null;
-  }
+  const { config, store, weightsId, configName } = await resolveModelSource(
+    source,
+    "controlnet/config.json",
+    readControlNetModelConfig,
+  );
   const g = newGraph("controlnet");
   const built = buildControlNetModel(WeightScope.bind(g, store), config, {
-    configFile,
+    configFile: configName,
     guessMode: options.guessMode ?? false,
     intermediates: options.intermediates ?? false,
   });

@@ -9,11 +9,10 @@
  * ([batch_frames, C, h, w], frames of one video adjacent). Output: `noise_pred` [batch, out, frames, h, w].
  */
 import { MissingWeightsError, UnsupportedError } from "../../errors.js";
-import type { Value } from "../../graph/builder.js";
 import type { WeightReport, WeightScope } from "../../nn/weights.js";
-import { UNET_INPUT, UNET_OUTPUT, downResidualName, levelDims } from "../unet/build.js";
+import type { ModelGraph } from "../model-graph.js";
+import { UNET_INPUT, UNET_OUTPUT, declareResidualInputs, singleCrossAttentionDim } from "../unet/build.js";
 import type { UNet2DConditionModelConfig } from "../unet/config.js";
-import { skipShapes } from "../unet/unet-spec.js";
 import type { MotionAdapterConfig } from "./config.js";
 import { type UNetMotionConfigFiles, UNetMotionModel } from "./unet-motion-model.js";
 
@@ -29,13 +28,11 @@ export interface UNetMotionBuildOptions {
   readonly motionAdapterName?: string;
 }
 
-export interface UNetMotionGraph {
-  readonly model: UNetMotionModel;
-  /** Graph input names, in order. */
-  readonly inputs: readonly string[];
-  readonly outputs: readonly string[];
-  readonly weights: { readonly unet: WeightReport; readonly motionAdapter: WeightReport };
-}
+/** Output: noise_pred; weights: the UNet's and the motion adapter's coverage. */
+export type UNetMotionGraph = ModelGraph<
+  UNetMotionModel,
+  { readonly unet: WeightReport; readonly motionAdapter: WeightReport }
+>;
 
 export function buildUNetMotionModel(
   unetScope: WeightScope,
@@ -45,13 +42,8 @@ export function buildUNetMotionModel(
   options: UNetMotionBuildOptions = {},
 ): UNetMotionGraph {
   const g = unetScope.graph;
-  const dims = new Set(
-    Array.isArray(unetConfig.cross_attention_dim)
-      ? unetConfig.cross_attention_dim
-      : [unetConfig.cross_attention_dim],
-  );
-  const [width] = dims;
-  if (dims.size !== 1 || width === undefined) {
+  const width = singleCrossAttentionDim(unetConfig.cross_attention_dim);
+  if (width === undefined) {
     throw new UnsupportedError(
       `UNetMotionModel with cross_attention_dim = ${JSON.stringify(unetConfig.cross_attention_dim)}`,
       { hint: "UNetMotionModel takes one cross_attention_dim for all blocks" },
@@ -72,20 +64,9 @@ export function buildUNetMotionModel(
     "sequence",
     width,
   ]);
-  let residuals: { down: Value[]; mid: Value } | undefined;
-  if (options.residuals) {
-    const spec = model.unet.spec;
-    const down = skipShapes(spec).map((s, i) =>
-      g.input(downResidualName(i), dtype, ["batch_frames", s.channels, ...levelDims(s.level)]),
-    );
-    const last = spec.down.length - 1;
-    const mid = g.input(UNET_MOTION_INPUT.midBlockAdditionalResidual, dtype, [
-      "batch_frames",
-      unetConfig.block_out_channels[last] ?? 0,
-      ...levelDims(last),
-    ]);
-    residuals = { down, mid };
-  }
+  const residuals = options.residuals
+    ? declareResidualInputs(g, dtype, model.unet.spec, unetConfig.block_out_channels, "batch_frames")
+    : undefined;
   const noise = model.forward({
     sample,
     timestep,

@@ -4,14 +4,8 @@
  * unet_motion_model.py). The defaults describe AnimateDiff v2 (`mm_sd_v15_v2`): SD-1.5 channels, a
  * mid-block module, 32 positions.
  */
-import {
-  field,
-  parseConfig,
-  readConfigFile,
-  type ConfigOf,
-  type ParseOptions,
-  type Parsed,
-} from "../../config/parse.js";
+import { field, parseConfig, type ConfigOf } from "../../config/parse.js";
+import { configReaders } from "../config-readers.js";
 
 export const MOTION_ADAPTER_FIELDS = {
   block_out_channels: field.list(field.int(0), [320, 640, 1280, 1280]),
@@ -35,20 +29,13 @@ export const MOTION_ADAPTER_DEFAULTS: MotionAdapterConfig = parseConfig(
   MOTION_ADAPTER_FIELDS,
 ).config;
 
-export function parseMotionAdapterConfig(
-  file: string,
-  json: unknown,
-  options?: ParseOptions,
-): Parsed<MotionAdapterConfig> {
-  return parseConfig(file, json, MOTION_ADAPTER_FIELDS, options);
-}
+const MOTION_ADAPTER_CONFIG = configReaders(MOTION_ADAPTER_FIELDS);
 
-export function readMotionAdapterConfig(
-  path: string,
-  options?: ParseOptions,
-): Promise<Parsed<MotionAdapterConfig>> {
-  return readConfigFile(path, MOTION_ADAPTER_FIELDS, options);
-}
+/** Parses a MotionAdapter config.json object (`file` names it in errors). */
+export const parseMotionAdapterConfig = MOTION_ADAPTER_CONFIG.parse;
+
+/** Reads and parses a MotionAdapter config.json file. */
+export const readMotionAdapterConfig = MOTION_ADAPTER_CONFIG.read;
 
 /** One motion module of an adapter: its key prefix and channel count. */
 export interface MotionModuleSite {

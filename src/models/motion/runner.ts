@@ -9,9 +9,10 @@ import type { WeightStore } from "../../nn/weight-store.js";
 import { WeightScope } from "../../nn/weights.js";
 import type { Session } from "../../runtime/session.js";
 import { type HostTensor, shapeToString } from "../../tensor.js";
-import { type ModelLoadOptions, compileGraph, newGraph } from "../compiled-graph.js";
-import { resolveComponent } from "../component-source.js";
+import { type ModelLoadOptions, compileGraph, float32Output, newGraph } from "../compiled-graph.js";
+import { type ModelSource, resolveComponent } from "../component-source.js";
 import { type UNet2DConditionModelConfig, parseUNet2DConditionModelConfig } from "../unet/config.js";
+import { isResidualInput } from "../unet/build.js";
 import { type UNetSource, timestepFeed } from "../unet/runner.js";
 import { openAnimateDiffCheckpoint } from "./animatediff-checkpoint.js";
 import { UNET_MOTION_INPUT, UNET_MOTION_OUTPUT, buildUNetMotionModel } from "./build.js";
@@ -24,9 +25,7 @@ import { MOTION_ADAPTER_DEFAULTS, type MotionAdapterConfig, parseMotionAdapterCo
  * use_motion_mid_block false for v1 files).
  */
 export type MotionAdapterSource =
-  | string
-  | { readonly config: MotionAdapterConfig; readonly store: WeightStore; readonly weightsId?: string }
-  | { readonly checkpoint: string; readonly config?: MotionAdapterConfig };
+  ModelSource<MotionAdapterConfig> | { readonly checkpoint: string; readonly config?: MotionAdapterConfig };
 
 export interface UNetMotionSource {
   readonly unet: UNetSource;
@@ -113,10 +112,7 @@ export class UNetMotionModelRunner {
 
   /** noise_pred [B, out_channels, F, H, W]. */
   async forward(inputs: UNetMotionRunInputs): Promise<HostTensor<"float32">> {
-    const out = (await this.run(inputs))[UNET_MOTION_OUTPUT];
-    if (out?.dtype !== "float32")
-      throw new InvalidArgumentError(UNET_MOTION_OUTPUT, "a float32 output", out?.dtype);
-    return out as HostTensor<"float32">;
+    return float32Output(await this.run(inputs), UNET_MOTION_OUTPUT);
   }
 
   async release(): Promise<void> {
@@ -203,13 +199,11 @@ export async function loadUNetMotionModel(
   const weightsId =
     unet.weightsId === null || adapter.weightsId === null ? null : `${unet.weightsId}|${adapter.weightsId}`;
   const compiled = await compileGraph(g, "unet_motion", weightsId, options);
-  const isResidual = (n: string): boolean =>
-    n === UNET_MOTION_INPUT.midBlockAdditionalResidual || /^down_block_additional_residuals\.\d+$/.test(n);
   return new UNetMotionModelRunner(
     compiled.session,
     built.model.unetConfig,
     adapter.config,
-    built.inputs.filter(isResidual),
+    built.inputs.filter(isResidualInput),
     compiled.modelPath,
     compiled.reused,
     () => compiled.release(),

@@ -11,11 +11,8 @@
  */
 import type { Value } from "../../graph/builder.js";
 import * as op from "../../graph/ops/index.js";
-import { GroupNorm } from "../../nn/group-norm.js";
-import { Linear } from "../../nn/linear.js";
-import { Module, moduleList } from "../../nn/module.js";
 import type { WeightScope } from "../../nn/weights.js";
-import { BasicTransformerBlock } from "../unet/transformer-2d.js";
+import { TransformerLayers } from "../unet/transformer-2d.js";
 import { concatShape } from "./shape-parts.js";
 
 export interface TransformerTemporalModelOptions {
@@ -29,40 +26,16 @@ export interface TransformerTemporalModelOptions {
   readonly numLayers?: number;
 }
 
-export class TransformerTemporalModel extends Module {
-  readonly norm: GroupNorm;
-  readonly proj_in: Linear;
-  readonly transformer_blocks: readonly BasicTransformerBlock[];
-  readonly proj_out: Linear;
-
+export class TransformerTemporalModel extends TransformerLayers {
   constructor(
     w: WeightScope,
     readonly options: TransformerTemporalModelOptions,
   ) {
-    super(w);
-    const { inChannels, numHeads } = options;
-    const headDim = Math.floor(inChannels / numHeads);
-    const inner = numHeads * headDim;
-    this.norm = new GroupNorm(w.at("norm"), {
-      numGroups: options.normNumGroups,
-      numChannels: inChannels,
-      eps: 1e-6,
-    });
-    this.proj_in = new Linear(w.at("proj_in"), { inFeatures: inChannels, outFeatures: inner });
-    this.transformer_blocks = moduleList(
-      w.at("transformer_blocks"),
-      options.numLayers ?? 1,
-      (s) =>
-        new BasicTransformerBlock(s, {
-          dim: inner,
-          numHeads,
-          headDim,
-          crossAttentionDim: null,
-          doubleSelfAttention: true,
-          sinusoidalPositions: options.maxSeqLength,
-        }),
+    super(
+      w,
+      { ...options, headDim: Math.floor(options.inChannels / options.numHeads) },
+      { crossAttentionDim: null, doubleSelfAttention: true, sinusoidalPositions: options.maxSeqLength },
     );
-    this.proj_out = new Linear(w.at("proj_out"), { inFeatures: inner, outFeatures: inChannels });
   }
 
   /** x [B*F, C, H, W], frames: int64 [1] (F, a runtime or constant value) -> [B*F, C, H, W]. */

@@ -5,15 +5,14 @@
 import { UnsupportedError } from "../../errors.js";
 import type { GraphBuilder, Value } from "../../graph/builder.js";
 import * as op from "../../graph/ops/index.js";
-import { gelu, silu } from "../../nn/activations.js";
+import { activation } from "../../nn/activations.js";
 
 export function diffusersActivation(g: GraphBuilder, x: Value, name: string): Value {
   switch (name) {
     case "silu":
     case "swish":
-      return silu(g, x);
     case "gelu":
-      return gelu(g, x);
+      return activation(g, x, name);
     case "relu":
       return op.Relu(g, x);
     case "mish":

@@ -54,25 +54,32 @@ export interface SharedBlockSettings {
   readonly upcastAttention: boolean;
 }
 
-export interface DownBlockSpec {
-  readonly type: DownBlockType;
-  readonly inChannels: number;
-  readonly outChannels: number;
-  readonly numLayers: number;
-  /** Transformer depth per layer (cross-attention blocks). */
+/** The transformer settings of a block (see block-layers.ts: blockAttentions). */
+export interface BlockAttentionSpec {
+  readonly numHeads: number;
+  /** Transformer depth per layer (cross-attention blocks; 1 where the list is short). */
   readonly transformerLayers: readonly number[];
   readonly crossAttentionDim: number;
-  readonly numHeads: number;
+  /** diffusers only_cross_attention (left to the Transformer2DModel default when absent). */
+  readonly onlyCrossAttention?: boolean;
+}
+
+/** What the down and up blocks' specs share. */
+export interface BlockLayersSpec extends BlockAttentionSpec {
+  readonly outChannels: number;
+  readonly numLayers: number;
   readonly onlyCrossAttention: boolean;
+}
+
+export interface DownBlockSpec extends BlockLayersSpec {
+  readonly type: DownBlockType;
+  readonly inChannels: number;
   readonly addDownsample: boolean;
   readonly downsamplePadding: number;
 }
 
-export interface MidBlockSpec {
+export interface MidBlockSpec extends BlockAttentionSpec {
   readonly channels: number;
-  readonly transformerLayers: readonly number[];
-  readonly crossAttentionDim: number;
-  readonly numHeads: number;
   readonly outputScaleFactor: number;
 }
 

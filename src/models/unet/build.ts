@@ -9,10 +9,13 @@
  * `down_block_additional_residuals.{i}` and `mid_block_additional_residual`. Output: `noise_pred`.
  */
 import { InvalidArgumentError, UnsupportedError } from "../../errors.js";
-import type { Value } from "../../graph/builder.js";
+import type { GraphBuilder, Value } from "../../graph/builder.js";
+import type { DType } from "../../tensor.js";
 import { type CrossFrameMode, crossFrameAttention } from "../../nn/cross-frame.js";
 import type { KeyValueTransform } from "../../nn/module.js";
-import type { WeightReport, WeightScope } from "../../nn/weights.js";
+import type { WeightScope } from "../../nn/weights.js";
+import type { ModelGraph } from "../model-graph.js";
+import type { EncoderSpec } from "./block-config.js";
 import type { UNet2DConditionModelConfig } from "./config.js";
 import { UNet2DConditionModel } from "./unet-2d-condition.js";
 import { skipShapes } from "./unet-spec.js";
@@ -28,9 +31,48 @@ export const UNET_OUTPUT = "noise_pred";
 /** Graph input name of the i-th down block residual. */
 export const downResidualName = (i: number): string => `down_block_additional_residuals.${i}`;
 
+/** True for the ControlNet residual graph inputs (down_block_additional_residuals.i, mid_block_additional_residual). */
+export const isResidualInput = (name: string): boolean =>
+  name === UNET_INPUT.midBlockAdditionalResidual || /^down_block_additional_residuals\.\d+$/.test(name);
+
 /** Symbolic spatial dims of level `l` (0 = the sample's height/width). */
 export function levelDims(level: number): [string, string] {
   return level === 0 ? ["height", "width"] : [`height_${level}`, `width_${level}`];
+}
+
+/** The one cross_attention_dim of a config (a number, or a list of equal numbers), else undefined. */
+export function singleCrossAttentionDim(value: number | readonly number[]): number | undefined {
+  const dims = new Set(Array.isArray(value) ? value : [value]);
+  return dims.size === 1 ? [...dims][0] : undefined;
+}
+
+/** The ControlNet residual inputs of a UNet graph. */
+export interface ResidualInputs {
+  readonly down: Value[];
+  readonly mid: Value;
+}
+
+/**
+ * Declares `down_block_additional_residuals.{i}` (one per skip connection) and
+ * `mid_block_additional_residual`, with `batchDim` as their first dimension.
+ */
+export function declareResidualInputs(
+  g: GraphBuilder,
+  dtype: DType,
+  spec: EncoderSpec,
+  blockOutChannels: readonly number[],
+  batchDim: string,
+): ResidualInputs {
+  const down = skipShapes(spec).map((s, i) =>
+    g.input(downResidualName(i), dtype, [batchDim, s.channels, ...levelDims(s.level)]),
+  );
+  const last = spec.down.length - 1;
+  const mid = g.input(UNET_INPUT.midBlockAdditionalResidual, dtype, [
+    batchDim,
+    blockOutChannels[last] ?? 0,
+    ...levelDims(last),
+  ]);
+  return { down, mid };
 }
 
 /** Text2Video-Zero cross-frame attention in every self-attention (attn1). */
@@ -54,14 +96,8 @@ export interface UNetBuildOptions {
   readonly configFile?: string;
 }
 
-export interface UNetGraph {
-  readonly model: UNet2DConditionModel;
-  /** Graph input names, in order. */
-  readonly inputs: readonly string[];
-  /** Graph output names, in order (noise_pred first). */
-  readonly outputs: readonly string[];
-  readonly weights: WeightReport;
-}
+/** Outputs: noise_pred, then intermediates. */
+export type UNetGraph = ModelGraph<UNet2DConditionModel>;
 
 /** The key/value transform for a cross-frame setting (validated). */
 export function crossFrameTransform(setting: CrossFrameSetting): KeyValueTransform {
@@ -96,10 +132,8 @@ export function buildUNet2DConditionModel(
     ? w.withOptions({ keyValueTransform: crossFrameTransform(options.crossFrame) })
     : w;
   const g = w.graph;
-  const dims = new Set(
-    Array.isArray(config.cross_attention_dim) ? config.cross_attention_dim : [config.cross_attention_dim],
-  );
-  if (dims.size !== 1) {
+  const width = singleCrossAttentionDim(config.cross_attention_dim);
+  if (width === undefined) {
     throw new UnsupportedError(
       `UNet2DConditionModel config field cross_attention_dim = ${JSON.stringify(config.cross_attention_dim)}`,
       {
@@ -111,25 +145,10 @@ export function buildUNet2DConditionModel(
   const dtype = w.dtype;
   const sample = g.input(UNET_INPUT.sample, dtype, ["batch", config.in_channels, "height", "width"]);
   const timestep = g.input(UNET_INPUT.timestep, "float32", ["batch"]);
-  const encoderHiddenStates = g.input(UNET_INPUT.encoderHiddenStates, dtype, [
-    "batch",
-    "sequence",
-    [...dims][0] ?? 0,
-  ]);
-  let residuals: { down: Value[]; mid: Value } | undefined;
-  if (options.residuals) {
-    const down = skipShapes(model.spec).map((s, i) =>
-      g.input(downResidualName(i), dtype, ["batch", s.channels, ...levelDims(s.level)]),
-    );
-    const last = model.spec.down.length - 1;
-    const midChannels = config.block_out_channels[last] ?? 0;
-    const mid = g.input(UNET_INPUT.midBlockAdditionalResidual, dtype, [
-      "batch",
-      midChannels,
-      ...levelDims(last),
-    ]);
-    residuals = { down, mid };
-  }
+  const encoderHiddenStates = g.input(UNET_INPUT.encoderHiddenStates, dtype, ["batch", "sequence", width]);
+  const residuals = options.residuals
+    ? declareResidualInputs(g, dtype, model.spec, config.block_out_channels, "batch")
+    : undefined;
   const taps: [string, Value][] = [];
   const noise = model.forward(
     {

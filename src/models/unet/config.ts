@@ -4,14 +4,8 @@
  * (src/diffusers/models/unets/unet_2d_condition.py). Fields the model builder does not implement are
  * still parsed, so the builder can refuse them by name.
  */
-import {
-  field,
-  parseConfig,
-  readConfigFile,
-  type ConfigOf,
-  type ParseOptions,
-  type Parsed,
-} from "../../config/parse.js";
+import { field, type ConfigOf } from "../../config/parse.js";
+import { configReaders } from "../config-readers.js";
 
 export const UNET_DOWN_BLOCK_TYPES = ["CrossAttnDownBlock2D", "DownBlock2D"] as const;
 export const UNET_UP_BLOCK_TYPES = ["CrossAttnUpBlock2D", "UpBlock2D"] as const;
@@ -83,17 +77,10 @@ export const UNET_2D_CONDITION_FIELDS = {
 
 export type UNet2DConditionModelConfig = ConfigOf<typeof UNET_2D_CONDITION_FIELDS>;
 
-export function parseUNet2DConditionModelConfig(
-  file: string,
-  json: unknown,
-  options?: ParseOptions,
-): Parsed<UNet2DConditionModelConfig> {
-  return parseConfig(file, json, UNET_2D_CONDITION_FIELDS, options);
-}
+const UNET_2D_CONDITION_CONFIG = configReaders(UNET_2D_CONDITION_FIELDS);
 
-export function readUNet2DConditionModelConfig(
-  path: string,
-  options?: ParseOptions,
-): Promise<Parsed<UNet2DConditionModelConfig>> {
-  return readConfigFile(path, UNET_2D_CONDITION_FIELDS, options);
-}
+/** Parses a UNet2DConditionModel config.json object (`file` names it in errors). */
+export const parseUNet2DConditionModelConfig = UNET_2D_CONDITION_CONFIG.parse;
+
+/** Reads and parses a UNet2DConditionModel config.json file. */
+export const readUNet2DConditionModelConfig = UNET_2D_CONDITION_CONFIG.read;

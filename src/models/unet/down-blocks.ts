@@ -8,10 +8,11 @@ import type { Value } from "../../graph/builder.js";
 import { Module, moduleList } from "../../nn/module.js";
 import type { WeightScope } from "../../nn/weights.js";
 import type { DownBlockSpec, SharedBlockSettings } from "./block-config.js";
+import { blockAttentions, blockResnetOptions } from "./block-layers.js";
 import { type AfterLayerHook, type BlockLayerHook, blockHook } from "./layer-hook.js";
 import { ResnetBlock2D } from "./resnet.js";
 import { Downsample2D } from "./sampling.js";
-import { Transformer2DModel } from "./transformer-2d.js";
+import type { Transformer2DModel } from "./transformer-2d.js";
 
 export interface DownBlockOutput {
   readonly hidden: Value;
@@ -33,14 +34,10 @@ export function makeResnets(
     w.at("resnets"),
     spec.numLayers,
     (s, i) =>
-      new ResnetBlock2D(s, {
-        inChannels: i === 0 ? spec.inChannels : spec.outChannels,
-        outChannels: spec.outChannels,
-        tembChannels: shared.tembChannels,
-        groups: shared.resnetGroups,
-        eps: shared.resnetEps,
-        actFn: shared.actFn,
-      }),
+      new ResnetBlock2D(
+        s,
+        blockResnetOptions(shared, i === 0 ? spec.inChannels : spec.outChannels, spec.outChannels),
+      ),
   );
 }
 
@@ -51,6 +48,31 @@ function makeDownsamplers(w: WeightScope, spec: DownBlockSpec): Downsample2D[] {
     1,
     (s) => new Downsample2D(s, { channels: spec.outChannels, padding: spec.downsamplePadding }),
   );
+}
+
+/**
+ * A down block's forward: each resnet, then `layer` (its transformer, if any) and the hook, adds a
+ * skip state; the downsampler adds the last one.
+ */
+function runDownLayers(
+  block: { readonly resnets: readonly ResnetBlock2D[]; readonly downsamplers: readonly Downsample2D[] },
+  x: Value,
+  temb: Value,
+  layer: (h: Value, i: number) => Value,
+  afterLayer?: BlockLayerHook,
+): DownBlockOutput {
+  const states: Value[] = [];
+  let h = x;
+  block.resnets.forEach((resnet, i) => {
+    h = layer(resnet.forward(h, temb), i);
+    if (afterLayer) h = afterLayer(h, i);
+    states.push(h);
+  });
+  for (const down of block.downsamplers) {
+    h = down.forward(h);
+    states.push(h);
+  }
+  return { hidden: h, states };
 }
 
 export class DownBlock2D extends Module implements DownBlock {
@@ -64,18 +86,7 @@ export class DownBlock2D extends Module implements DownBlock {
   }
 
   forward(x: Value, temb: Value, _encoderHiddenStates?: Value, afterLayer?: BlockLayerHook): DownBlockOutput {
-    const states: Value[] = [];
-    let h = x;
-    this.resnets.forEach((resnet, i) => {
-      h = resnet.forward(h, temb);
-      if (afterLayer) h = afterLayer(h, i);
-      states.push(h);
-    });
-    for (const down of this.downsamplers) {
-      h = down.forward(h);
-      states.push(h);
-    }
-    return { hidden: h, states };
+    return runDownLayers(this, x, temb, (h) => h, afterLayer);
   }
 }
 
@@ -87,40 +98,13 @@ export class CrossAttnDownBlock2D extends Module implements DownBlock {
   constructor(w: WeightScope, spec: DownBlockSpec, shared: SharedBlockSettings) {
     super(w);
     this.resnets = makeResnets(w, spec, shared);
-    this.attentions = moduleList(
-      w.at("attentions"),
-      spec.numLayers,
-      (s, i) =>
-        new Transformer2DModel(s, {
-          numHeads: spec.numHeads,
-          headDim: Math.floor(spec.outChannels / spec.numHeads),
-          inChannels: spec.outChannels,
-          numLayers: spec.transformerLayers[i] ?? 1,
-          crossAttentionDim: spec.crossAttentionDim,
-          normNumGroups: shared.resnetGroups,
-          useLinearProjection: shared.useLinearProjection,
-          onlyCrossAttention: spec.onlyCrossAttention,
-          upcastAttention: shared.upcastAttention,
-        }),
-    );
+    this.attentions = blockAttentions(w, spec.numLayers, spec.outChannels, spec, shared);
     this.downsamplers = makeDownsamplers(w, spec);
   }
 
   forward(x: Value, temb: Value, encoderHiddenStates: Value, afterLayer?: BlockLayerHook): DownBlockOutput {
-    const states: Value[] = [];
-    let h = x;
-    this.resnets.forEach((resnet, i) => {
-      h = resnet.forward(h, temb);
-      const attention = this.attentions[i];
-      if (attention) h = attention.forward(h, encoderHiddenStates);
-      if (afterLayer) h = afterLayer(h, i);
-      states.push(h);
-    });
-    for (const down of this.downsamplers) {
-      h = down.forward(h);
-      states.push(h);
-    }
-    return { hidden: h, states };
+    const attend = (h: Value, i: number): Value => this.attentions[i]?.forward(h, encoderHiddenStates) ?? h;
+    return runDownLayers(this, x, temb, attend, afterLayer);
   }
 }
 

@@ -7,9 +7,10 @@ import type { Value } from "../../graph/builder.js";
 import { Module, moduleList } from "../../nn/module.js";
 import type { WeightScope } from "../../nn/weights.js";
 import type { MidBlockSpec, SharedBlockSettings } from "./block-config.js";
+import { blockAttentions, blockResnetOptions } from "./block-layers.js";
 import type { BlockLayerHook } from "./layer-hook.js";
 import { ResnetBlock2D } from "./resnet.js";
-import { Transformer2DModel } from "./transformer-2d.js";
+import type { Transformer2DModel } from "./transformer-2d.js";
 
 export class UNetMidBlock2DCrossAttn extends Module {
   readonly resnets: readonly ResnetBlock2D[];
@@ -23,30 +24,11 @@ export class UNetMidBlock2DCrossAttn extends Module {
       layers + 1,
       (s) =>
         new ResnetBlock2D(s, {
-          inChannels: spec.channels,
-          outChannels: spec.channels,
-          tembChannels: shared.tembChannels,
-          groups: shared.resnetGroups,
-          eps: shared.resnetEps,
-          actFn: shared.actFn,
+          ...blockResnetOptions(shared, spec.channels, spec.channels),
           outputScaleFactor: spec.outputScaleFactor,
         }),
     );
-    this.attentions = moduleList(
-      w.at("attentions"),
-      layers,
-      (s, i) =>
-        new Transformer2DModel(s, {
-          numHeads: spec.numHeads,
-          headDim: Math.floor(spec.channels / spec.numHeads),
-          inChannels: spec.channels,
-          numLayers: spec.transformerLayers[i] ?? 1,
-          crossAttentionDim: spec.crossAttentionDim,
-          normNumGroups: shared.resnetGroups,
-          useLinearProjection: shared.useLinearProjection,
-          upcastAttention: shared.upcastAttention,
-        }),
-    );
+    this.attentions = blockAttentions(w, layers, spec.channels, spec, shared);
   }
 
   /** `afterLayer` (optional) runs after each transformer, before the next resnet. */

@@ -3,27 +3,24 @@
  * graph (build.ts), writes it with external data into a cache folder (../compiled-graph.ts), opens a
  * session, and `forward` runs one denoising step on host tensors.
  */
-import { basename, dirname, join } from "node:path";
 import { InvalidArgumentError } from "../../errors.js";
 import { WeightScope } from "../../nn/weights.js";
-import type { WeightStore } from "../../nn/weight-store.js";
 import type { DenoisingUNet } from "../../pipeline/types.js";
-import { findWeightsFile } from "../../pipeline/components.js";
 import type { Session } from "../../runtime/session.js";
 import { type HostTensor, elementAsNumber, shapeToString, tensor } from "../../tensor.js";
-import { type ModelLoadOptions, compileGraph, newGraph, openComponentWeights } from "../compiled-graph.js";
-import { type CrossFrameSetting, UNET_INPUT, UNET_OUTPUT, buildUNet2DConditionModel } from "./build.js";
+import { type ModelLoadOptions, compileGraph, float32Output, newGraph } from "../compiled-graph.js";
+import { type ModelSource, resolveModelSource } from "../component-source.js";
+import {
+  type CrossFrameSetting,
+  UNET_INPUT,
+  UNET_OUTPUT,
+  buildUNet2DConditionModel,
+  isResidualInput,
+} from "./build.js";
 import { type UNet2DConditionModelConfig, readUNet2DConditionModelConfig } from "./config.js";
 
 /** A diffusers `unet/` folder (config.json + diffusion_pytorch_model.safetensors), or a config and a weight store. */
-export type UNetSource =
-  | string
-  | {
-      readonly config: UNet2DConditionModelConfig;
-      readonly store: WeightStore;
-      /** (optional) names the weights for the model cache; without it the model is written afresh and deleted on release. */
-      readonly weightsId?: string;
-    };
+export type UNetSource = ModelSource<UNet2DConditionModelConfig>;
 
 export interface UNetLoadOptions extends ModelLoadOptions {
   /** (optional, default false) take ControlNet residuals (zeros are fed when a call gives none). */
@@ -140,9 +137,7 @@ export class UNet2DConditionModelRunner implements DenoisingUNet {
 
   /** noise_pred [B, out_channels, H, W]. */
   async forward(inputs: UNetRunInputs): Promise<HostTensor<"float32">> {
-    const out = (await this.run(inputs))[UNET_OUTPUT];
-    if (out?.dtype !== "float32") throw new InvalidArgumentError(UNET_OUTPUT, "a float32 output", out?.dtype);
-    return out as HostTensor<"float32">;
+    return float32Output(await this.run(inputs), UNET_OUTPUT);
   }
 
   async release(): Promise<void> {
@@ -170,37 +165,24 @@ export async function loadUNet2DConditionModel(
   source: UNetSource,
   options: UNetLoadOptions = {},
 ): Promise<UNet2DConditionModelRunner> {
-  let config: UNet2DConditionModelConfig;
-  let store: WeightStore;
-  let weightsId: string | null;
-  let configFile = "unet/config.json";
-  if (typeof source === "string") {
-    configFile = join(source, "config.json");
-    config = (await readUNet2DConditionModelConfig(configFile)).config;
-    const file = await findWeightsFile(source, "diffusers");
-    const weights = await openComponentWeights(dirname(file), basename(file));
-    store = weights.store;
-    weightsId = weights.identity;
-  } else {
-    ({ config, store } = source);
-    weightsId = source.weightsId ?? null;
-  }
+  const { config, store, weightsId, configName } = await resolveModelSource(
+    source,
+    "unet/config.json",
+    readUNet2DConditionModelConfig,
+  );
   const g = newGraph("unet");
   const w = WeightScope.bind(g, store);
   const built = buildUNet2DConditionModel(w, config, {
-    configFile,
+    configFile: configName,
     residuals: options.residuals ?? false,
     intermediates: options.intermediates ?? false,
     ...(options.crossFrame ? { crossFrame: options.crossFrame } : {}),
   });
   const compiled = await compileGraph(g, "unet", weightsId, options);
-  const isResidual = (n: string): boolean =>
-    n === UNET_INPUT.midBlockAdditionalResidual || /^down_block_additional_residuals\.\d+$/.test(n);
-  const residualInputs = built.inputs.filter(isResidual);
   return new UNet2DConditionModelRunner(
     compiled.session,
     config,
-    residualInputs,
+    built.inputs.filter(isResidualInput),
     compiled.modelPath,
     compiled.reused,
     () => compiled.release(),

@@ -4,17 +4,34 @@
  */
 import { type Value, attr } from "../../graph/builder.js";
 import * as op from "../../graph/ops/index.js";
-import { Conv2d } from "../../nn/conv.js";
+import { Conv2d, type Conv2dOptions } from "../../nn/conv.js";
 import { Module } from "../../nn/module.js";
 import { upsampleNearest } from "../../nn/upsample.js";
 import type { WeightScope } from "../../nn/weights.js";
 
-export interface Downsample2DOptions {
+export interface Upsample2DOptions {
   readonly channels: number;
   /** Default: channels. */
   readonly outChannels?: number;
+}
+
+export interface Downsample2DOptions extends Upsample2DOptions {
   /** downsample_padding (default 1); 0 pads only bottom/right by one, as diffusers does. */
   readonly padding?: number;
+}
+
+/** The sampler's 3x3 `conv`, channels -> outChannels (default channels). */
+function samplerConv(
+  w: WeightScope,
+  options: Upsample2DOptions,
+  layout: Pick<Conv2dOptions, "stride" | "padding">,
+): Conv2d {
+  return new Conv2d(w.at("conv"), {
+    inChannels: options.channels,
+    outChannels: options.outChannels ?? options.channels,
+    kernelSize: 3,
+    ...layout,
+  });
 }
 
 /** 3x3 conv with stride 2. */
@@ -25,13 +42,7 @@ export class Downsample2D extends Module {
     readonly options: Downsample2DOptions,
   ) {
     super(w);
-    const { channels } = options;
-    this.conv = new Conv2d(w.at("conv"), {
-      inChannels: channels,
-      outChannels: options.outChannels ?? channels,
-      kernelSize: 3,
-      stride: 2,
-    });
+    this.conv = samplerConv(w, options, { stride: 2 });
   }
 
   forward(x: Value): Value {
@@ -44,12 +55,6 @@ export class Downsample2D extends Module {
   }
 }
 
-export interface Upsample2DOptions {
-  readonly channels: number;
-  /** Default: channels. */
-  readonly outChannels?: number;
-}
-
 /** Nearest-neighbour x2 (or to the skip connection's size), then a 3x3 conv. */
 export class Upsample2D extends Module {
   readonly conv: Conv2d;
@@ -58,13 +63,7 @@ export class Upsample2D extends Module {
     readonly options: Upsample2DOptions,
   ) {
     super(w);
-    const { channels } = options;
-    this.conv = new Conv2d(w.at("conv"), {
-      inChannels: channels,
-      outChannels: options.outChannels ?? channels,
-      kernelSize: 3,
-      padding: 1,
-    });
+    this.conv = samplerConv(w, options, { padding: 1 });
   }
 
   /**

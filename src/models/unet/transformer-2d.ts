@@ -108,6 +108,52 @@ export class BasicTransformerBlock extends Module {
   }
 }
 
+export interface TransformerLayersOptions {
+  readonly inChannels: number;
+  readonly numHeads: number;
+  readonly headDim: number;
+  readonly normNumGroups: number;
+  /** Number of BasicTransformerBlocks (default 1). */
+  readonly numLayers?: number;
+  /** proj_in/proj_out may bind 1x1 conv weights (see Linear; default: Linear's). */
+  readonly allowReshape?: boolean;
+}
+
+/**
+ * The layers Transformer2DModel and TransformerTemporalModel share, by their checkpoint keys: norm
+ * (GroupNorm, eps 1e-6), proj_in (inChannels -> numHeads * headDim), transformer_blocks (`block` is
+ * added to each block's dim/numHeads/headDim) and proj_out back to inChannels.
+ */
+export abstract class TransformerLayers extends Module {
+  readonly norm: GroupNorm;
+  readonly proj_in: Linear;
+  readonly transformer_blocks: readonly BasicTransformerBlock[];
+  readonly proj_out: Linear;
+
+  constructor(
+    w: WeightScope,
+    layers: TransformerLayersOptions,
+    block: Omit<BasicTransformerBlockOptions, "dim" | "numHeads" | "headDim">,
+  ) {
+    super(w);
+    const { inChannels, numHeads, headDim } = layers;
+    const inner = numHeads * headDim;
+    const reshape = layers.allowReshape === undefined ? {} : { allowReshape: layers.allowReshape };
+    this.norm = new GroupNorm(w.at("norm"), {
+      numGroups: layers.normNumGroups,
+      numChannels: inChannels,
+      eps: 1e-6,
+    });
+    this.proj_in = new Linear(w.at("proj_in"), { inFeatures: inChannels, outFeatures: inner, ...reshape });
+    this.transformer_blocks = moduleList(
+      w.at("transformer_blocks"),
+      layers.numLayers ?? 1,
+      (s) => new BasicTransformerBlock(s, { dim: inner, numHeads, headDim, ...block }),
+    );
+    this.proj_out = new Linear(w.at("proj_out"), { inFeatures: inner, outFeatures: inChannels, ...reshape });
+  }
+}
+
 export interface Transformer2DModelOptions {
   readonly numHeads: number;
   readonly headDim: number;
@@ -121,44 +167,20 @@ export interface Transformer2DModelOptions {
   readonly upcastAttention?: boolean;
 }
 
-export class Transformer2DModel extends Module {
-  readonly norm: GroupNorm;
-  readonly proj_in: Linear;
-  readonly transformer_blocks: readonly BasicTransformerBlock[];
-  readonly proj_out: Linear;
-
+export class Transformer2DModel extends TransformerLayers {
   constructor(
     w: WeightScope,
     readonly options: Transformer2DModelOptions,
   ) {
-    super(w);
-    const { inChannels, numHeads, headDim } = options;
-    const inner = numHeads * headDim;
-    const allowReshape = !options.useLinearProjection;
-    this.norm = new GroupNorm(w.at("norm"), {
-      numGroups: options.normNumGroups,
-      numChannels: inChannels,
-      eps: 1e-6,
-    });
-    this.proj_in = new Linear(w.at("proj_in"), { inFeatures: inChannels, outFeatures: inner, allowReshape });
-    this.transformer_blocks = moduleList(
-      w.at("transformer_blocks"),
-      options.numLayers ?? 1,
-      (s) =>
-        new BasicTransformerBlock(s, {
-          dim: inner,
-          numHeads,
-          headDim,
-          crossAttentionDim: options.crossAttentionDim,
-          onlyCrossAttention: options.onlyCrossAttention ?? false,
-          upcastAttention: options.upcastAttention ?? false,
-        }),
+    super(
+      w,
+      { ...options, allowReshape: !options.useLinearProjection },
+      {
+        crossAttentionDim: options.crossAttentionDim,
+        onlyCrossAttention: options.onlyCrossAttention ?? false,
+        upcastAttention: options.upcastAttention ?? false,
+      },
     );
-    this.proj_out = new Linear(w.at("proj_out"), {
-      inFeatures: inner,
-      outFeatures: inChannels,
-      allowReshape,
-    });
   }
 
   /** x [B, C, H, W], context [B, L, D] -> [B, C, H, W]. */

@@ -15,11 +15,12 @@ import type { WeightScope } from "../../nn/weights.js";
 import { diffusersActivation } from "./activation.js";
 import type { UNet2DConditionModelConfig } from "./config.js";
 import { type DownBlock, makeDownBlock, runDownBlocks } from "./down-blocks.js";
-import { TimestepEmbedding, Timesteps } from "./embeddings.js";
+import type { TimestepEmbedding, Timesteps } from "./embeddings.js";
 import { type AfterLayerHook, blockHook } from "./layer-hook.js";
 import { UNetMidBlock2DCrossAttn } from "./mid-block.js";
 import type { UNet2DConditionModelRunner, UNetLoadOptions, UNetSource } from "./runner.js";
 import { type UpBlock, makeUpBlock } from "./up-blocks.js";
+import { embedTimestep, timeConditioning } from "./time-conditioning.js";
 import { type UNetSpec, resolveUNet } from "./unet-spec.js";
 
 /** Receives named intermediate values ("time_proj", "down_blocks.0", ...) while a graph is built. */
@@ -67,17 +68,9 @@ export class UNet2DConditionModel extends Module {
     this.spec = resolveUNet(file, c);
     const s = this.spec;
     const ch0 = c.block_out_channels[0] ?? 0;
-    this.time_proj = new Timesteps({
-      numChannels: ch0,
-      flipSinToCos: c.flip_sin_to_cos,
-      downscaleFreqShift: c.freq_shift,
-    });
-    this.time_embedding = new TimestepEmbedding(w.at("time_embedding"), {
-      inChannels: ch0,
-      timeEmbedDim: s.timeEmbedDim,
-      actFn: c.act_fn,
-      postActFn: c.timestep_post_act,
-    });
+    const time = timeConditioning(w, c, s.timeEmbedDim, c.timestep_post_act);
+    this.time_proj = time.time_proj;
+    this.time_embedding = time.time_embedding;
     const padIn = (c.conv_in_kernel - 1) / 2;
     this.conv_in = new Conv2d(w.at("conv_in"), {
       inChannels: c.in_channels,
@@ -114,10 +107,7 @@ export class UNet2DConditionModel extends Module {
     const ehs = inputs.encoderHiddenStates;
     let sample = inputs.sample;
     if (c.center_input_sample) sample = op.Sub(g, op.Mul(g, sample, 2), 1);
-    const tEmb = op.Cast(g, this.time_proj.forward(g, inputs.timestep), sample.dtype);
-    tap("time_proj", tEmb);
-    let emb = this.time_embedding.forward(tEmb);
-    tap("time_embedding", emb);
+    let emb = embedTimestep(g, this, inputs.timestep, sample.dtype, tap);
     if (c.time_embedding_act_fn !== null) emb = diffusersActivation(g, emb, c.time_embedding_act_fn);
     let h = this.conv_in.forward(sample);
     tap("conv_in", h);

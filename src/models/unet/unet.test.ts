@@ -8,13 +8,12 @@ import {
   refLinear,
 } from "../../../test/helpers/graph-reference.js";
 import { expectClose, expectError, runGraph } from "../../../test/helpers/run-graph.js";
+import { bindGraph, tinySdDir, tinySdStore } from "../../../test/helpers/tiny-sd.js";
 import { ConfigError, MissingWeightsError, UnsupportedError } from "../../errors.js";
 import { GraphBuilder } from "../../graph/builder.js";
 import type { GraphBuildOptions } from "../../nn/module.js";
-import { type WeightStore, mapStore, randomWeights, safetensorsStore } from "../../nn/weight-store.js";
-import { WeightScope } from "../../nn/weights.js";
+import { mapStore, randomWeights } from "../../nn/weight-store.js";
 import { type HostTensor, tensor } from "../../tensor.js";
-import { openSafetensors } from "../../weights/safetensors.js";
 import { buildUNet2DConditionModel } from "./build.js";
 import {
   type UNet2DConditionModelConfig,
@@ -26,16 +25,8 @@ import { Timesteps, timestepFrequencies } from "./embeddings.js";
 import { ResnetBlock2D } from "./resnet.js";
 import { Downsample2D, Upsample2D } from "./sampling.js";
 
-const tinyDir = join(import.meta.dirname, "../../../test/fixtures/golden/tiny-sd/unet");
 const tinyConfig = async (): Promise<UNet2DConditionModelConfig> =>
-  (await readUNet2DConditionModelConfig(join(tinyDir, "config.json"))).config;
-const tinyStore = async (): Promise<WeightStore> =>
-  safetensorsStore(await openSafetensors(join(tinyDir, "diffusion_pytorch_model.safetensors")));
-
-function bind(store: WeightStore, options: GraphBuildOptions = {}): { g: GraphBuilder; w: WeightScope } {
-  const g = new GraphBuilder();
-  return { g, w: WeightScope.bind(g, store, options) };
-}
+  (await readUNet2DConditionModelConfig(join(tinySdDir("unet"), "config.json"))).config;
 
 /** An SD2-style config: linear projections, per-block head counts, upcast attention, 3 levels. */
 const SD2_STYLE = {
@@ -57,7 +48,7 @@ async function runRandom(
   options: GraphBuildOptions = {},
 ): Promise<HostTensor> {
   const { config } = parseUNet2DConditionModelConfig("test config", json);
-  const { g, w } = bind(randomWeights({ seed: 3 }), options);
+  const { g, w } = bindGraph(randomWeights({ seed: 3 }), options);
   buildUNet2DConditionModel(w, config);
   const cross = typeof config.cross_attention_dim === "number" ? config.cross_attention_dim : 0;
   const out = await runGraph(g, {
@@ -72,8 +63,8 @@ async function runRandom(
 
 describe("UNet2DConditionModel graph", () => {
   it("requests exactly the tiny checkpoint's keys, with symbolic batch/height/width", async () => {
-    const store = await tinyStore();
-    const { g, w } = bind(store);
+    const store = await tinySdStore("unet");
+    const { g, w } = bindGraph(store);
     const built = buildUNet2DConditionModel(w, await tinyConfig());
     expect(built.weights.missing).toEqual([]);
     expect(built.weights.unexpected).toEqual([]);
@@ -91,7 +82,7 @@ describe("UNet2DConditionModel graph", () => {
   });
 
   it("lists every mis-shaped key in one MissingWeightsError when the config does not fit", async () => {
-    const { w } = bind(await tinyStore());
+    const { w } = bindGraph(await tinySdStore("unet"));
     const config = { ...(await tinyConfig()), block_out_channels: [32, 96] };
     const error = await expectError(
       () => buildUNet2DConditionModel(w, config),
@@ -109,7 +100,7 @@ describe("UNet2DConditionModel graph", () => {
 
   it("SD2-style config (linear projection, per-block heads, upcast, odd sizes) builds and runs on random weights", async () => {
     const { config } = parseUNet2DConditionModelConfig("sd2", SD2_STYLE);
-    const { g, w } = bind(randomWeights());
+    const { g, w } = bindGraph(randomWeights());
     const built = buildUNet2DConditionModel(w, config);
     const block = built.model.down_blocks[1];
     expect(block).toBeInstanceOf(CrossAttnDownBlock2D);
@@ -172,7 +163,7 @@ describe("UNet2DConditionModel graph", () => {
       [{ cross_attention_dim: [32, 64] }, "cross_attention_dim"],
     ];
     for (const [change, field] of cases) {
-      const { w } = bind(randomWeights());
+      const { w } = bindGraph(randomWeights());
       const config = { ...base, ...change } as UNet2DConditionModelConfig;
       await expectError(
         () => buildUNet2DConditionModel(w, config),
@@ -185,14 +176,14 @@ describe("UNet2DConditionModel graph", () => {
 
   it("refuses per-block lists of the wrong length with a ConfigError", async () => {
     const base = await tinyConfig();
-    const { w } = bind(randomWeights());
+    const { w } = bindGraph(randomWeights());
     await expectError(
       () => buildUNet2DConditionModel(w, { ...base, attention_head_dim: [8, 8, 8] }),
       ConfigError,
       "E_CONFIG",
       'unet/config.json: field "attention_head_dim" should be one value or a list of 2 (one per down block)',
     );
-    const { w: w2 } = bind(randomWeights());
+    const { w: w2 } = bindGraph(randomWeights());
     await expectError(
       () => buildUNet2DConditionModel(w2, { ...base, transformer_layers_per_block: [[1, 1], 1] }),
       ConfigError,
@@ -249,7 +240,7 @@ describe("UNet blocks", () => {
       "r.conv_shortcut.weight": p([6, 4, 1, 1], 11),
       "r.conv_shortcut.bias": p([6], 12),
     };
-    const { g, w } = bind(mapStore(weights));
+    const { g, w } = bindGraph(mapStore(weights));
     const block = new ResnetBlock2D(w.at("r"), {
       inChannels: 4,
       outChannels: 6,
@@ -290,7 +281,7 @@ describe("UNet blocks", () => {
   });
 
   it("Downsample2D halves (rounding up) and Upsample2D doubles or takes the skip's size", async () => {
-    const { g, w } = bind(randomWeights());
+    const { g, w } = bindGraph(randomWeights());
     const x = g.input("x", "float32", [1, 4, "h", "w"]);
     const down = new Downsample2D(w.at("d"), { channels: 4 }).forward(x);
     const up = new Upsample2D(w.at("u"), { channels: 4 });

@@ -7,25 +7,20 @@ import type { Value } from "../../graph/builder.js";
 import * as op from "../../graph/ops/index.js";
 import { Module, moduleList } from "../../nn/module.js";
 import type { WeightScope } from "../../nn/weights.js";
-import type { SharedBlockSettings, UpBlockType } from "./block-config.js";
+import type { BlockLayersSpec, SharedBlockSettings, UpBlockType } from "./block-config.js";
+import { blockAttentions, blockResnetOptions } from "./block-layers.js";
 import type { BlockLayerHook } from "./layer-hook.js";
 import { ResnetBlock2D } from "./resnet.js";
 import { Upsample2D } from "./sampling.js";
-import { Transformer2DModel } from "./transformer-2d.js";
+import type { Transformer2DModel } from "./transformer-2d.js";
 
-export interface UpBlockSpec {
+/** `numLayers` is layers_per_block + 1 (one layer per skip connection the block consumes). */
+export interface UpBlockSpec extends BlockLayersSpec {
   readonly type: UpBlockType;
   /** Channels of the skip connections coming from the matching down block. */
   readonly inChannels: number;
   /** Channels of the hidden states entering the block. */
   readonly prevOutputChannels: number;
-  readonly outChannels: number;
-  /** layers_per_block + 1. */
-  readonly numLayers: number;
-  readonly transformerLayers: readonly number[];
-  readonly crossAttentionDim: number;
-  readonly numHeads: number;
-  readonly onlyCrossAttention: boolean;
   readonly addUpsample: boolean;
 }
 
@@ -58,14 +53,7 @@ class UpBlockBase extends Module {
     this.resnets = moduleList(w.at("resnets"), spec.numLayers, (s, i) => {
       const skipChannels = i === spec.numLayers - 1 ? spec.inChannels : spec.outChannels;
       const resnetIn = i === 0 ? spec.prevOutputChannels : spec.outChannels;
-      return new ResnetBlock2D(s, {
-        inChannels: resnetIn + skipChannels,
-        outChannels: spec.outChannels,
-        tembChannels: shared.tembChannels,
-        groups: shared.resnetGroups,
-        eps: shared.resnetEps,
-        actFn: shared.actFn,
-      });
+      return new ResnetBlock2D(s, blockResnetOptions(shared, resnetIn + skipChannels, spec.outChannels));
     });
     this.upsamplers = spec.addUpsample
       ? moduleList(w.at("upsamplers"), 1, (s) => new Upsample2D(s, { channels: spec.outChannels }))
@@ -110,22 +98,7 @@ export class CrossAttnUpBlock2D extends UpBlockBase implements UpBlock {
 
   constructor(w: WeightScope, spec: UpBlockSpec, shared: SharedBlockSettings) {
     super(w, spec, shared);
-    this.attentions = moduleList(
-      w.at("attentions"),
-      spec.numLayers,
-      (s, i) =>
-        new Transformer2DModel(s, {
-          numHeads: spec.numHeads,
-          headDim: Math.floor(spec.outChannels / spec.numHeads),
-          inChannels: spec.outChannels,
-          numLayers: spec.transformerLayers[i] ?? 1,
-          crossAttentionDim: spec.crossAttentionDim,
-          normNumGroups: shared.resnetGroups,
-          useLinearProjection: shared.useLinearProjection,
-          onlyCrossAttention: spec.onlyCrossAttention,
-          upcastAttention: shared.upcastAttention,
-        }),
-    );
+    this.attentions = blockAttentions(w, spec.numLayers, spec.outChannels, spec, shared);
   }
 
   forward(

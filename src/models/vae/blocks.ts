@@ -40,6 +40,31 @@ function resnet(
   });
 }
 
+/** `numLayers` resnets at `resnets.i`: the first takes inChannels, every one gives outChannels. */
+function resnetStack(
+  w: WeightScope,
+  inChannels: number,
+  outChannels: number,
+  numLayers: number,
+  options: VaeBlockOptions,
+): ResnetBlock2D[] {
+  return moduleList(w.at("resnets"), numLayers, (rw, i) =>
+    resnet(rw, i === 0 ? inChannels : outChannels, outChannels, options),
+  );
+}
+
+/** Runs the resnets (no time embedding), then the down- or upsampler. */
+function runStack(
+  x: Value,
+  resnets: readonly ResnetBlock2D[],
+  samplers: readonly { forward(x: Value): Value }[],
+): Value {
+  let h = x;
+  for (const block of resnets) h = block.forward(h, null);
+  for (const sampler of samplers) h = sampler.forward(h);
+  return h;
+}
+
 /**
  * UNetMidBlock2D as the VAE builds it: resnet, then one attention (a single head over all channels,
  * GroupNorm, q/k/v/out with bias, residual, softmax upcast) and another resnet.
@@ -92,9 +117,7 @@ export class DownEncoderBlock2D extends Module {
     options: VaeBlockOptions,
   ) {
     super(w);
-    this.resnets = moduleList(w.at("resnets"), numLayers, (rw, i) =>
-      resnet(rw, i === 0 ? inChannels : outChannels, outChannels, options),
-    );
+    this.resnets = resnetStack(w, inChannels, outChannels, numLayers, options);
     this.downsamplers = addDownsample
       ? moduleList(
           w.at("downsamplers"),
@@ -105,10 +128,7 @@ export class DownEncoderBlock2D extends Module {
   }
 
   forward(x: Value): Value {
-    let h = x;
-    for (const block of this.resnets) h = block.forward(h, null);
-    for (const down of this.downsamplers) h = down.forward(h);
-    return h;
+    return runStack(x, this.resnets, this.downsamplers);
   }
 }
 
@@ -126,18 +146,13 @@ export class UpDecoderBlock2D extends Module {
     options: VaeBlockOptions,
   ) {
     super(w);
-    this.resnets = moduleList(w.at("resnets"), numLayers, (rw, i) =>
-      resnet(rw, i === 0 ? inChannels : outChannels, outChannels, options),
-    );
+    this.resnets = resnetStack(w, inChannels, outChannels, numLayers, options);
     this.upsamplers = addUpsample
       ? moduleList(w.at("upsamplers"), 1, (uw) => new Upsample2D(uw, { channels: outChannels }))
       : [];
   }
 
   forward(x: Value): Value {
-    let h = x;
-    for (const block of this.resnets) h = block.forward(h, null);
-    for (const up of this.upsamplers) h = up.forward(h);
-    return h;
+    return runStack(x, this.resnets, this.upsamplers);
   }
 }

@@ -2,14 +2,8 @@
  * AutoencoderKL config: the fields of diffusers' `vae/config.json`, verbatim, with the defaults of
  * `AutoencoderKL.__init__` in diffusers 0.26.3 (src/diffusers/models/autoencoders/autoencoder_kl.py).
  */
-import {
-  field,
-  parseConfig,
-  readConfigFile,
-  type ConfigOf,
-  type ParseOptions,
-  type Parsed,
-} from "../../config/parse.js";
+import { field, type ConfigOf } from "../../config/parse.js";
+import { configReaders } from "../config-readers.js";
 
 export const AUTOENCODER_KL_FIELDS = {
   in_channels: field.int(3),
@@ -33,17 +27,10 @@ export const AUTOENCODER_KL_FIELDS = {
 
 export type AutoencoderKLConfig = ConfigOf<typeof AUTOENCODER_KL_FIELDS>;
 
-export function parseAutoencoderKLConfig(
-  file: string,
-  json: unknown,
-  options?: ParseOptions,
-): Parsed<AutoencoderKLConfig> {
-  return parseConfig(file, json, AUTOENCODER_KL_FIELDS, options);
-}
+const AUTOENCODER_KL_CONFIG = configReaders(AUTOENCODER_KL_FIELDS);
 
-export function readAutoencoderKLConfig(
-  path: string,
-  options?: ParseOptions,
-): Promise<Parsed<AutoencoderKLConfig>> {
-  return readConfigFile(path, AUTOENCODER_KL_FIELDS, options);
-}
+/** Parses an AutoencoderKL config.json object (`file` names it in errors). */
+export const parseAutoencoderKLConfig = AUTOENCODER_KL_CONFIG.parse;
+
+/** Reads and parses an AutoencoderKL config.json file. */
+export const readAutoencoderKLConfig = AUTOENCODER_KL_CONFIG.read;

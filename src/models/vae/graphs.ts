@@ -40,13 +40,20 @@ export interface AutoencoderKLGraphs {
 const ENCODER_KEYS = (k: string): boolean => k.startsWith("encoder.") || k.startsWith("quant_conv.");
 const DECODER_KEYS = (k: string): boolean => k.startsWith("decoder.") || k.startsWith("post_quant_conv.");
 
-function bindOptions(options: VaeGraphOptions): BindOptions {
-  return {
+/** A fresh graph named `name` and a root weight scope over `store` with the options' dtype, key map and lowerings. */
+function bindGraph(
+  name: string,
+  store: WeightStore,
+  options: VaeGraphOptions,
+): { graph: GraphBuilder; w: WeightScope } {
+  const graph = new GraphBuilder({ name });
+  const bind: BindOptions = {
     ...(options.dtype === undefined ? {} : { dtype: options.dtype }),
     ...(options.keyMap === undefined ? {} : { keyMap: options.keyMap }),
     ...(options.attention === undefined ? {} : { attention: options.attention }),
     ...(options.groupNorm === undefined ? {} : { groupNorm: options.groupNorm }),
   };
+  return { graph, w: WeightScope.bind(graph, store, bind) };
 }
 
 function buildEncoder(
@@ -55,8 +62,7 @@ function buildEncoder(
   options: VaeGraphOptions,
 ): { graph: GraphBuilder; w: WeightScope } {
   const c = spec.config;
-  const g = new GraphBuilder({ name: "vae_encoder" });
-  const w = WeightScope.bind(g, store, bindOptions(options));
+  const { graph: g, w } = bindGraph("vae_encoder", store, options);
   const encoder = new Encoder(w.at("encoder"), spec);
   const moments2 = 2 * c.latent_channels;
   const quant_conv = new Conv2d(w.at("quant_conv"), {
@@ -87,8 +93,7 @@ function buildDecoder(
   options: VaeGraphOptions,
 ): { graph: GraphBuilder; w: WeightScope } {
   const c = spec.config;
-  const g = new GraphBuilder({ name: "vae_decoder" });
-  const w = WeightScope.bind(g, store, bindOptions(options));
+  const { graph: g, w } = bindGraph("vae_decoder", store, options);
   const post_quant_conv = new Conv2d(w.at("post_quant_conv"), {
     inChannels: c.latent_channels,
     outChannels: c.latent_channels,

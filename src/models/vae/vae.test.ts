@@ -1,17 +1,15 @@
-import { join } from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { expectError } from "../../../test/helpers/run-graph.js";
+import { tinySdStore } from "../../../test/helpers/tiny-sd.js";
 import { ConfigError, InvalidArgumentError, MissingWeightsError, UnsupportedError } from "../../errors.js";
-import { type WeightStore, randomWeights, safetensorsStore } from "../../nn/weight-store.js";
+import { type WeightStore, randomWeights } from "../../nn/weight-store.js";
 import { TorchGenerator } from "../../random/torch-generator.js";
 import { type HostTensor, maxAbsDiff, tensor } from "../../tensor.js";
-import { openSafetensors } from "../../weights/safetensors.js";
 import { AutoencoderKL } from "./autoencoder-kl.js";
 import { buildAutoencoderKLGraphs } from "./graphs.js";
 import { drawNoise, samplePosterior } from "./posterior.js";
 import { resolveVaeSpec } from "./validate.js";
 
-const tinyDir = join(import.meta.dirname, "../../../test/fixtures/golden/tiny-sd/vae");
 const TINY = {
   block_out_channels: [32, 64],
   down_block_types: ["DownEncoderBlock2D", "DownEncoderBlock2D"],
@@ -39,7 +37,7 @@ function ramp(shape: number[], scale = 1): HostTensor<"float32"> {
 describe("AutoencoderKL graphs on the tiny checkpoint", () => {
   let store: WeightStore;
   beforeAll(async () => {
-    store = safetensorsStore(await openSafetensors(join(tinyDir, "diffusion_pytorch_model.safetensors")));
+    store = await tinySdStore("vae");
   });
 
   it("bind exactly the checkpoint's keys (none missing, none unexpected)", () => {

@@ -50,21 +50,18 @@ export function resolveVaeSpec(file: string, json: unknown, options: ParseOption
   }
   const n = c.block_out_channels.length;
   if (n === 0) throw new ConfigError(file, "block_out_channels", "a non-empty list", c.block_out_channels);
-  if (c.down_block_types.length !== n) {
-    throw new ConfigError(
-      file,
-      "down_block_types",
-      `a list of ${n} block types (one per block_out_channels entry)`,
-      c.down_block_types,
-    );
-  }
-  if (c.up_block_types.length !== n) {
-    throw new ConfigError(
-      file,
-      "up_block_types",
-      `a list of ${n} block types (one per block_out_channels entry)`,
-      c.up_block_types,
-    );
+  for (const [name, types] of [
+    ["down_block_types", c.down_block_types],
+    ["up_block_types", c.up_block_types],
+  ] as const) {
+    if (types.length !== n) {
+      throw new ConfigError(
+        file,
+        name,
+        `a list of ${n} block types (one per block_out_channels entry)`,
+        types,
+      );
+    }
   }
   for (const [name, value] of [
     ["in_channels", c.in_channels],
