@@ -111,6 +111,7 @@ describe("Stable Diffusion pipeline", () => {
     [["--width", "30"], "Expected a multiple of 8 for --width but received 30"],
     [["--controlnet", `${GOLDEN}/tiny-sd/controlnet`], "one control image per --controlnet"],
     [["--steps", "0"], "Expected an integer >= 1 for --steps"],
+    [["--scheduler", "foo"], 'for --scheduler but received "foo"'],
   ])("refuses %j with a clear message and writes nothing", async (extra, message) => {
     const out = join(dir, "bad.png");
     const cli = captureIO();

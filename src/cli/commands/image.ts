@@ -10,6 +10,7 @@ import { readImageFile, writePngFile } from "../../control/png.js";
 import { resizeImage } from "../../control/resize.js";
 import { imageToTensor, tensorToImages } from "../../pipeline/images.js";
 import { StableDiffusionPipeline } from "../../pipeline/stable-diffusion.js";
+import { SCHEDULER_CLASS_NAMES, SCHEDULER_NAMES } from "../../schedulers/registry.js";
 import { toFloat32, type HostTensor } from "../../tensor.js";
 import { openSafetensors } from "../../weights/safetensors.js";
 import type { CliCommand } from "../command.js";
@@ -73,6 +74,10 @@ async function readLatents(spec: string): Promise<HostTensor<"float32">> {
   return toFloat32(await file.read(key));
 }
 
+function isSchedulerName(name: string): boolean {
+  return Object.hasOwn(SCHEDULER_NAMES, name) || (SCHEDULER_CLASS_NAMES as readonly string[]).includes(name);
+}
+
 export const imageCommand: CliCommand = {
   name: "image",
   summary: "generate an image from a prompt (Stable Diffusion, optional ControlNets)",
@@ -128,6 +133,13 @@ export const imageCommand: CliCommand = {
     const clipSkip = int("--clip-skip", v["clip-skip"], 1);
     const guidance = number("--guidance", v.guidance, (n) => n >= 0, "a number >= 0") ?? 7.5;
     const eta = number("--eta", v.eta, (n) => n >= 0, "a number >= 0") ?? 0;
+    if (v.scheduler !== undefined && !isSchedulerName(v.scheduler)) {
+      throw new InvalidArgumentError(
+        "--scheduler",
+        `one of ${Object.keys(SCHEDULER_NAMES).join(", ")}`,
+        v.scheduler,
+      );
+    }
 
     const pipeline = await StableDiffusionPipeline.load(v.model, {
       ...(v.config === undefined ? {} : { configDir: v.config }),
