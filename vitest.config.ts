@@ -8,6 +8,7 @@ export default defineConfig({
     // ONNX Runtime sessions and OpenCV's wasm heap are heavy; two workers fit the 2-core CI machine.
     pool: "forks",
     maxWorkers: 2,
+    globalSetup: ["./test/helpers/global-setup.ts"],
     reporters: ["default", "./test/helpers/summary-reporter.ts"],
   },
 });
