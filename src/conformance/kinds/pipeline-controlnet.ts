@@ -47,6 +47,14 @@ function uint8Image(t: HostTensor): ReturnType<typeof image> {
   return image(w, h, 3, t.data as Uint8Array);
 }
 
+/** The seed of `generator` in the call ("torch.Generator().manual_seed(42)", 42, or a `seed` field). */
+function seedOf(call: Record<string, unknown>): number | undefined {
+  const value = call["generator"] ?? call["seed"];
+  if (typeof value === "number" && Number.isInteger(value)) return value;
+  const m = typeof value === "string" ? /manual_seed\((\d+)\)/.exec(value) : null;
+  return m ? Number(m[1]) : undefined;
+}
+
 export const pipelineControlnetKind: FixtureKind = {
   kind: "pipeline_controlnet",
   description: "end-to-end StableDiffusionControlNetPipeline, compared step by step",
@@ -83,6 +91,18 @@ export const pipelineControlnetKind: FixtureKind = {
       const latents = inputs.get("latents");
       const negative = call["negative_prompt"];
       const clipSkip = call["clip_skip"];
+      const seed = seedOf(call);
+      const imagesPerPrompt = call["num_images_per_prompt"];
+      if (imagesPerPrompt !== undefined && imagesPerPrompt !== null && imagesPerPrompt !== 1) {
+        return [
+          ...rows,
+          failedRow(
+            fixture,
+            "-",
+            `num_images_per_prompt ${String(imagesPerPrompt)} is not supported (1 image per call)`,
+          ),
+        ];
+      }
       const result = await pipeline.generate({
         prompt: String(call["prompt"] ?? ""),
         ...(typeof negative === "string" ? { negativePrompt: negative } : {}),
@@ -94,6 +114,7 @@ export const pipelineControlnetKind: FixtureKind = {
         guessMode: call["guess_mode"] === true,
         ...(typeof clipSkip === "number" ? { clipSkip } : {}),
         ...(latents ? { latents: toFloat32(latents) } : {}),
+        ...(seed === undefined ? {} : { seed }),
         scheduler: String(scheduler["class"]),
         schedulerConfig: record(scheduler["config"], file, "scheduler.config"),
         controls: control ? [{ image: control, scale: num(call, "controlnet_conditioning_scale", 1) }] : [],
