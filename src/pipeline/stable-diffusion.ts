@@ -22,6 +22,8 @@ import { LDM_KEY_MAP_VERSION } from "../weights/key-maps/ldm.js";
 import { ldmLayoutFor } from "../weights/key-maps/ldm-layout.js";
 import { openCheckpointStore, splitSingleFile } from "../weights/single-file.js";
 import { readPipelineFolder } from "./components.js";
+import { scale } from "./guidance.js";
+import type { LatentEncoder } from "./img2img.js";
 import {
   textToImage,
   type ControlUnit,
@@ -198,6 +200,7 @@ export class StableDiffusionPipeline {
       decode: (z) => this.vae.decode(z, { batchSize: 1 }),
     };
     const unet: DenoisingUNet = this.unet;
+    const encoder = vaeLatentEncoder(this.vae);
     return textToImage(
       {
         tokenizer,
@@ -207,6 +210,7 @@ export class StableDiffusionPipeline {
         scheduler: fromConfig(schedulerName ?? className, schedulerConfig),
         vaeScaleFactor: this.vaeScaleFactor,
         latentChannels: this.unetConfig.in_channels,
+        encoder,
       },
       {
         ...rest,
@@ -223,6 +227,16 @@ export class StableDiffusionPipeline {
       ...this.controlnets.map((c) => c.release()),
     ]);
   }
+}
+
+/** The VAE as img2img's encoder: posterior sample drawn from the run's generator, times scaling_factor. */
+export function vaeLatentEncoder(vae: AutoencoderKL): LatentEncoder {
+  return {
+    encode: async (image, generator) => {
+      const dist = await vae.encode(image, { batchSize: 1 });
+      return scale(vae.sample(dist, { noise: generator.randn(dist.mean.shape) }), vae.scalingFactor);
+    },
+  };
 }
 
 /** A ControlNet folder, or an original single file whose config follows the UNet's (as diffusers does). */

@@ -4,12 +4,19 @@
  * pipeline_controlnet.py), as numbered steps over the component interfaces in ./types.ts.
  */
 import { InvalidArgumentError, throwIfAborted } from "../errors.js";
-import { controlnetKeep } from "../models/controlnet/multi-controlnet.js";
 import type { LongTaskOptions } from "../progress.js";
 import { TorchGenerator } from "../random/torch-generator.js";
 import type { NoiseGenerator, Scheduler } from "../schedulers/scheduler.js";
-import { shapeToString, tensor, type HostTensor } from "../tensor.js";
-import { chunkBatch, classifierFreeGuidance, concatBatch, scale } from "./guidance.js";
+import { shapeToString, type HostTensor } from "../tensor.js";
+import { predictNoise } from "./denoise.js";
+import { scale } from "./guidance.js";
+import {
+  checkStrength,
+  img2imgTimesteps,
+  noiseLatentsTo,
+  toSignedRange,
+  type LatentEncoder,
+} from "./img2img.js";
 import { denormalize } from "./images.js";
 import type {
   ControlNet,
@@ -31,6 +38,8 @@ export interface TextToImageComponents {
   readonly vaeScaleFactor: number;
   /** UNet in_channels (4 for SD). */
   readonly latentChannels: number;
+  /** (optional) the VAE encoder; needed for img2img (`initImage`). */
+  readonly encoder?: LatentEncoder;
 }
 
 /** One ControlNet with its control image and schedule. */
@@ -70,6 +79,10 @@ export interface TextToImageOptions extends LongTaskOptions {
   readonly guessMode?: boolean;
   /** (optional) diffusers clip_skip. */
   readonly clipSkip?: number;
+  /** (optional) img2img: the start image [1, 3, height, width] in [0, 1] (needs the VAE encoder). */
+  readonly initImage?: HostTensor<"float32">;
+  /** (optional, default 0.8) img2img strength: the fraction of the schedule that is run (diffusers). */
+  readonly strength?: number;
   /** (optional) receives named intermediate tensors (prompt_embeds, stepNN.latents_out, ...). */
   readonly trace?: (name: string, value: HostTensor) => void;
 }
@@ -115,6 +128,21 @@ function checkInputs(c: TextToImageComponents, o: TextToImageOptions): void {
       ]);
     }
   }
+  if (o.initImage) {
+    const expected = [1, 3, o.height, o.width];
+    if (o.initImage.shape.join() !== expected.join()) {
+      throw new InvalidArgumentError(
+        "initImage",
+        `shape ${shapeToString(expected)}`,
+        shapeToString(o.initImage.shape),
+        {
+          hint: "resize the start image to the output size",
+        },
+      );
+    }
+    if (!c.encoder) throw new InvalidArgumentError("initImage", "a pipeline with a VAE encoder", "none");
+    checkStrength(o.strength ?? 0.8);
+  }
   const h = o.height / c.vaeScaleFactor;
   const w = o.width / c.vaeScaleFactor;
   if (o.latents && o.latents.shape.join() !== [1, c.latentChannels, h, w].join()) {
@@ -124,27 +152,6 @@ function checkInputs(c: TextToImageComponents, o: TextToImageOptions): void {
       shapeToString(o.latents.shape),
     );
   }
-}
-
-function sumResiduals(a: ControlNetOutputs | undefined, b: ControlNetOutputs): ControlNetOutputs {
-  if (a === undefined) return b;
-  const add = (x: HostTensor<"float32">, y: HostTensor<"float32">): HostTensor<"float32"> =>
-    tensor(
-      "float32",
-      x.shape,
-      x.data.map((v, i) => Math.fround(v + (y.data[i] ?? 0))),
-    );
-  return {
-    downBlockResSamples: a.downBlockResSamples.map((x, i) => add(x, b.downBlockResSamples[i] ?? x)),
-    midBlockResSample: add(a.midBlockResSample, b.midBlockResSample),
-  };
-}
-
-/** Guess mode with CFG: the nets ran on the conditional half only; the unconditional half gets zeros. */
-function padWithZeros(r: ControlNetOutputs): ControlNetOutputs {
-  const pad = (x: HostTensor<"float32">): HostTensor<"float32"> =>
-    concatBatch([tensor("float32", x.shape), x]);
-  return { downBlockResSamples: r.downBlockResSamples.map(pad), midBlockResSample: pad(r.midBlockResSample) };
 }
 
 export async function textToImage(
@@ -167,74 +174,45 @@ export async function textToImage(
   const clip = o.clipSkip === undefined ? undefined : { clipSkip: o.clipSkip };
   const promptEmbeds = await c.textEncoder.encode(ids, clip);
   trace("prompt_embeds", promptEmbeds);
-  const condEmbeds = cfg ? (chunkBatch(promptEmbeds, 2)[1] ?? promptEmbeds) : promptEmbeds;
 
-  // 3. Control images: duplicated for guidance unless the nets only see the conditional batch
-  const controlInputs = controls.map((u) => (cfg && !guessMode ? concatBatch([u.image, u.image]) : u.image));
-
-  // 4. Timesteps
+  // 3. Timesteps (img2img keeps the last `strength` part of the schedule)
   c.scheduler.setTimesteps(steps);
-  const timesteps = c.scheduler.timesteps;
+  const initImage = o.initImage;
+  const timesteps = initImage
+    ? img2imgTimesteps(c.scheduler, steps, o.strength ?? 0.8)
+    : c.scheduler.timesteps;
 
-  // 5. Initial latents
+  // 4. Initial latents: noise, or the encoded init image noised to the first kept timestep
   const h = o.height / c.vaeScaleFactor;
   const w = o.width / c.vaeScaleFactor;
-  let latents = scale(o.latents ?? generator.randn([1, c.latentChannels, h, w]), c.scheduler.initNoiseSigma);
+  let latents: HostTensor<"float32">;
+  if (initImage && c.encoder) {
+    const first = timesteps[0];
+    const clean = await c.encoder.encode(toSignedRange(initImage), generator);
+    latents = first === undefined ? clean : noiseLatentsTo(c.scheduler, clean, first, generator);
+  } else {
+    latents = scale(o.latents ?? generator.randn([1, c.latentChannels, h, w]), c.scheduler.initNoiseSigma);
+  }
 
-  // 6. Denoising loop
+  // 5. Denoising loop
   o.onProgress?.({ status: "start", task, total: timesteps.length });
   for (const [i, t] of timesteps.entries()) {
     throwIfAborted(o.signal, task);
     const tag = `step${String(i).padStart(2, "0")}`;
-    const input = c.scheduler.scaleModelInput(cfg ? concatBatch([latents, latents]) : latents, t);
-    trace(`${tag}.latent_model_input`, input);
-    const batch = input.shape[0] ?? 1;
-    const timestep = tensor("float32", [batch], new Float32Array(batch).fill(t));
-    trace(`${tag}.timestep`, tensor("float32", [], new Float32Array([t])));
-    let residuals: ControlNetOutputs | undefined;
-    for (const [k, unit] of controls.entries()) {
-      const keep = controlnetKeep(i, timesteps.length, unit.guidanceStart ?? 0, unit.guidanceEnd ?? 1);
-      const conditioningScale = (unit.scale ?? 1) * keep;
-      if (k === 0)
-        trace(
-          `${tag}.controlnet.conditioning_scale`,
-          tensor("float32", [], new Float32Array([conditioningScale])),
-        );
-      const netCfgHalf = cfg && guessMode;
-      const out = await unit.controlnet.forward({
-        sample: netCfgHalf ? c.scheduler.scaleModelInput(latents, t) : input,
-        timestep: netCfgHalf ? tensor("float32", [1], new Float32Array([t])) : timestep,
-        encoderHiddenStates: netCfgHalf ? condEmbeds : promptEmbeds,
-        controlnetCond: controlInputs[k] ?? unit.image,
-        conditioningScale,
-      });
-      residuals = sumResiduals(residuals, netCfgHalf ? padWithZeros(out) : out);
-    }
-    if (residuals) {
-      trace(`${tag}.controlnet.mid_block_res_sample`, residuals.midBlockResSample);
-      residuals.downBlockResSamples.forEach((r, j) =>
-        trace(`${tag}.controlnet.down_block_res_samples.${j}`, r),
-      );
-    }
-    const noise = await c.unet.forward({
-      sample: input,
-      timestep,
-      encoderHiddenStates: promptEmbeds,
-      ...(residuals
-        ? {
-            downBlockAdditionalResiduals: residuals.downBlockResSamples,
-            midBlockAdditionalResidual: residuals.midBlockResSample,
-          }
-        : {}),
+    const { noisePred: guided } = await predictNoise({
+      unet: c.unet,
+      scheduler: c.scheduler,
+      latents,
+      t,
+      stepIndex: i,
+      numSteps: timesteps.length,
+      promptEmbeds,
+      guidanceScale: guidance,
+      controls: controls.map((u) => ({ ...u, images: u.image })),
+      guessMode,
+      trace,
+      tag,
     });
-    let guided = noise;
-    if (cfg) {
-      const [uncond, cond] = chunkBatch(noise, 2) as [HostTensor<"float32">, HostTensor<"float32">];
-      trace(`${tag}.noise_pred_uncond`, uncond);
-      trace(`${tag}.noise_pred_text`, cond);
-      guided = classifierFreeGuidance(uncond, cond, guidance);
-    }
-    trace(`${tag}.noise_pred_guided`, guided);
     trace(`${tag}.latents_in`, latents);
     latents = c.scheduler.step(guided, t, latents, {
       generator,
@@ -245,7 +223,7 @@ export async function textToImage(
   }
   o.onProgress?.({ status: "done", task });
 
-  // 7. Decode
+  // 6. Decode
   throwIfAborted(o.signal, task);
   trace("final_latents", latents);
   const decoderInput = scale(latents, 1 / c.vae.scalingFactor);
