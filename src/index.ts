@@ -81,6 +81,13 @@ export {
   type GenerateOptions,
 } from "./pipeline/stable-diffusion.js";
 export { textToImage, type TextToImageOptions, type ControlUnit } from "./pipeline/text-to-image.js";
+export {
+  invertLatents,
+  reconstructLatents,
+  type DDIMInversionComponents,
+  type DDIMLoopOptions,
+  type DDIMLoopResult,
+} from "./pipeline/ddim-inversion.js";
 export { imageToTensor, tensorToImages, denormalize } from "./pipeline/images.js";
 
 // Video, control maps and metrics

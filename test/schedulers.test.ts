@@ -1,6 +1,6 @@
 /**
- * Every golden scheduler fixture (diffusers 0.26.3 reference runs, copied from shared/golden) run
- * through the `schedulers` conformance kind: each row must pass. Also checks that the kind reports
+ * Every golden scheduler fixture (diffusers 0.26.3 reference runs, copied from shared/golden; LCM and
+ * DDIM inverse included) run through the `schedulers` conformance kind: each row must pass. Also checks that the kind reports
  * what it cannot run instead of skipping it.
  */
 import { readFile, readdir } from "node:fs/promises";
@@ -25,13 +25,15 @@ const fixtures = (await readdir(root, { withFileTypes: true }))
   .sort();
 
 describe("schedulers golden fixtures", () => {
-  it("has all seven fixture folders", () => {
+  it("has all nine fixture folders", () => {
     expect(fixtures).toEqual([
       "ddim",
+      "ddim_inverse",
       "ddpm",
       "dpmsolver_multistep",
       "euler",
       "euler_ancestral",
+      "lcm",
       "lms",
       "pndm",
     ]);
@@ -84,6 +86,26 @@ describe("schedulers kind reports what it cannot run", () => {
     const builtWith = { from_config: {}, overrides: { timestep_spacing: "leading" } };
     const rows = await schedulersKind.run({ dir, caseJson: { ...caseJson, built_with: builtWith } });
     expect(rows.some((r) => !r.pass && r.tensor === "set_timesteps.N4.timesteps")).toBe(true);
+  });
+
+  it("fails set_timesteps_call arguments and denoised tensors the scheduler cannot give", async () => {
+    const { dir, caseJson } = await loadCase("lcm");
+    const rows = await schedulersKind.run({
+      dir,
+      caseJson: { ...caseJson, scheduler_class: "DDIMScheduler" },
+    });
+    const strength = rows.find((r) => r.tensor === "set_timesteps.N4.strength0p5.timesteps");
+    expect(strength?.note).toMatch(/does not take strength/);
+    expect(rows.find((r) => r.tensor === "loop.step00.denoised")?.note).toMatch(/no denoised/);
+    const sets = caseJson.set_timesteps as Record<string, Record<string, unknown>>;
+    const custom = { ...sets.custom_timesteps, set_timesteps_call: { timesteps: [999, 1], device: "cpu" } };
+    const again = await schedulersKind.run({
+      dir,
+      caseJson: { ...caseJson, set_timesteps: { ...sets, custom_timesteps: custom } },
+    });
+    const row = again.find((r) => r.tensor === "set_timesteps.custom_timesteps.timesteps");
+    expect(row?.pass).toBe(false);
+    expect(row?.note).toMatch(/device is not understood/);
   });
 
   it("fails a stochastic step whose recorded noise is missing", async () => {

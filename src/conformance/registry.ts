@@ -6,9 +6,12 @@ import type { FixtureKind } from "./types.js";
 import { clipTextEncoderKind } from "./kinds/clip-text-encoder.js";
 import { controlnetKind } from "./kinds/controlnet.js";
 import { crossFrameAttnKind } from "./kinds/cross-frame-attn.js";
+import { ddimInversionKind } from "./kinds/ddim-inversion.js";
 import { opencvKind } from "./kinds/opencv.js";
 import { pickleSafetyKind } from "./kinds/pickle-safety.js";
+import { pipelineAnimatediffKind, pipelineAnimatediffV2vKind } from "./kinds/pipeline-animatediff.js";
 import { pipelineControlnetKind } from "./kinds/pipeline-controlnet.js";
+import { pipelineT2vZeroKind } from "./kinds/pipeline-t2v-zero.js";
 import { rngKind } from "./kinds/rng.js";
 import { safetensorsSafetyKind } from "./kinds/safetensors-safety.js";
 import { schedulersKind } from "./kinds/schedulers.js";
@@ -24,9 +27,13 @@ export const FIXTURE_KINDS: readonly FixtureKind[] = [
   clipTextEncoderKind,
   controlnetKind,
   crossFrameAttnKind,
+  ddimInversionKind,
   opencvKind,
   pickleSafetyKind,
+  pipelineAnimatediffKind,
+  pipelineAnimatediffV2vKind,
   pipelineControlnetKind,
+  pipelineT2vZeroKind,
   rngKind,
   safetensorsSafetyKind,
   schedulersKind,

@@ -11,13 +11,22 @@ import * as op from "../graph/ops/index.js";
 import { type Dim, type GraphShape, isStaticShape, shapeStr } from "../graph/shape.js";
 import type { KeyValue, KeyValueTransform } from "./module.js";
 
-export type CrossFrameMode = "first" | "first-and-previous";
+/**
+ * - "first": K/V of frame 0 of the video (Text2Video-Zero);
+ * - "first-and-previous": [frame 0 ; frame f-1] concatenated (sparse-causal, Tune-A-Video);
+ * - "anchors": the first `anchors` frames of the video concatenated, for every frame (key frames:
+ *   the anchors attend to each other, so a set of key frames denoised together reproduces exactly
+ *   when it is prepended to any later batch).
+ */
+export type CrossFrameMode = "first" | "first-and-previous" | "anchors";
 
 export interface CrossFrameOptions {
   /** Frames per video (the batch must be a multiple of it). */
   readonly frames: number;
   /** Default "first". */
   readonly mode?: CrossFrameMode;
+  /** Number of anchor frames for mode "anchors" (default 1, which equals "first"). */
+  readonly anchors?: number;
 }
 
 /** Reshape to a runtime target whose result shape we know (keeps symbolic dims for later checks). */
@@ -59,6 +68,8 @@ export function crossFrameSelect(g: GraphBuilder, x: Value, options: CrossFrameO
     );
   }
   const perVideo = splitFrames(g, x, frames); // [B, F, L, C]
+  if (options.mode === "anchors")
+    return mergeFrames(g, anchorTokens(g, perVideo, options.anchors ?? 1, x.dtype), x.shape[0] ?? null);
   const first = op.Gather(g, perVideo, Array<number>(frames).fill(0), 1); // [B, F, L, C], all frame 0
   if ((options.mode ?? "first") === "first") return mergeFrames(g, first, x.shape[0] ?? null);
   const previous = op.Gather(
@@ -80,6 +91,31 @@ export interface CrossFrameByVideosOptions {
   readonly videos: number;
   /** Default "first". */
   readonly mode?: CrossFrameMode;
+  /** Number of anchor frames for mode "anchors" (default 1, which equals "first"). */
+  readonly anchors?: number;
+}
+
+/** [V, F, L, C] -> the first `anchors` frames' tokens concatenated, for every frame: [V, F, A*L, C]. */
+function anchorTokens(g: GraphBuilder, perVideo: Value, anchors: number, dtype: Value["dtype"]): Value {
+  if (!Number.isInteger(anchors) || anchors < 1)
+    throw new GraphError("crossFrame", `anchors must be a positive integer, got ${anchors}`);
+  const [v, f, l, c] = perVideo.shape;
+  if (typeof f === "number" && f < anchors)
+    throw new GraphError("crossFrame", `${f} frames per video cannot hold ${anchors} anchor frames`);
+  const head = op.Slice(g, perVideo, { starts: [0], ends: [anchors], axes: [1] }); // [V, A, L, C]
+  const tokens = typeof l === "number" ? anchors * l : null;
+  const joined = reshapeKnown(
+    g,
+    head,
+    op.Concat(g, [g.int64s([0, 1, -1]), op.Shape(g, perVideo, { start: 3 })], 0),
+    [v ?? null, 1, tokens, c ?? null],
+  ); // [V, 1, A*L, C]
+  const target = op.Concat(
+    g,
+    [op.Shape(g, perVideo, { start: 0, end: 2 }), op.Shape(g, joined, { start: 2 })],
+    0,
+  );
+  return g.node1("Expand", [joined, target], {}, { dtype, shape: [v ?? null, f ?? null, tokens, c ?? null] });
 }
 
 /** crossFrameSelect with the frame count derived at run time from the batch and `videos`. */
@@ -102,6 +138,8 @@ export function crossFrameSelectByVideos(
   const rest = x.shape.slice(1);
   const target = op.Concat(g, [g.int64s([videos, -1]), op.Shape(g, x, { start: 1 })], 0);
   const perVideo = reshapeKnown(g, x, target, [videos, frames, ...rest]); // [V, F, L, C]
+  if (options.mode === "anchors")
+    return mergeFrames(g, anchorTokens(g, perVideo, options.anchors ?? 1, x.dtype), batch);
   const firstOnly = op.Slice(g, perVideo, { starts: [0], ends: [1], axes: [1] }); // [V, 1, L, C]
   const first = g.node1(
     "Expand",

@@ -1,7 +1,8 @@
 /**
- * The alpha_bar-parameterised schedulers (DDPM, DDIM, PNDM; diffusers 0.26.3 scheduling_ddpm.py,
- * scheduling_ddim.py, scheduling_pndm.py): integer timesteps, the model input is the sample itself,
- * the initial noise has unit variance and x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) noise.
+ * The alpha_bar-parameterised schedulers (DDPM, DDIM, PNDM, DDIM inverse, LCM; diffusers 0.26.3
+ * scheduling_ddpm.py, scheduling_ddim.py, scheduling_pndm.py, scheduling_ddim_inverse.py,
+ * scheduling_lcm.py): integer timesteps, the model input is the sample itself, the initial noise has
+ * unit variance and x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) noise.
  */
 import { InvalidArgumentError } from "../errors.js";
 import { addNoiseWithAlphas } from "./alpha-ops.js";
@@ -10,7 +11,8 @@ import { SchedulerBase } from "./scheduler-base.js";
 import { checkNumInferenceSteps, discreteTimesteps } from "./spacing.js";
 import type { F32Tensor } from "./tensor-ops.js";
 
-export type AlphaBarSchedulerName = "DDPMScheduler" | "DDIMScheduler" | "PNDMScheduler";
+export type AlphaBarSchedulerName =
+  "DDPMScheduler" | "DDIMScheduler" | "PNDMScheduler" | "DDIMInverseScheduler" | "LCMScheduler";
 
 export abstract class AlphaBarScheduler<N extends AlphaBarSchedulerName> extends SchedulerBase<N> {
   readonly initNoiseSigma = 1;

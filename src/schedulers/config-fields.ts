@@ -81,6 +81,22 @@ export interface DPMSolverMultistepSchedulerConfig extends BaseSchedulerConfig, 
   readonly variance_type: "learned" | "learned_range" | null;
 }
 
+export interface DDIMInverseSchedulerConfig extends BaseSchedulerConfig {
+  readonly clip_sample: boolean;
+  readonly clip_sample_range: number;
+  readonly set_alpha_to_one: boolean;
+  readonly rescale_betas_zero_snr: boolean;
+}
+
+export interface LCMSchedulerConfig extends BaseSchedulerConfig, ThresholdingConfig {
+  readonly original_inference_steps: number;
+  readonly clip_sample: boolean;
+  readonly clip_sample_range: number;
+  readonly set_alpha_to_one: boolean;
+  readonly timestep_scaling: number;
+  readonly rescale_betas_zero_snr: boolean;
+}
+
 export interface SchedulerConfigMap {
   DDPMScheduler: DDPMSchedulerConfig;
   DDIMScheduler: DDIMSchedulerConfig;
@@ -89,6 +105,8 @@ export interface SchedulerConfigMap {
   EulerAncestralDiscreteScheduler: EulerAncestralDiscreteSchedulerConfig;
   DPMSolverMultistepScheduler: DPMSolverMultistepSchedulerConfig;
   LMSDiscreteScheduler: LMSDiscreteSchedulerConfig;
+  DDIMInverseScheduler: DDIMInverseSchedulerConfig;
+  LCMScheduler: LCMSchedulerConfig;
 }
 
 const PREDICTION_TYPES: readonly PredictionType[] = ["epsilon", "v_prediction", "sample"];
@@ -205,4 +223,26 @@ export const SCHEDULER_FIELDS: { readonly [C in SchedulerClassName]: FieldsOf<Sc
   },
   // src/diffusers/schedulers/scheduling_lms_discrete.py
   LMSDiscreteScheduler: { ...baseFields("linspace"), use_karras_sigmas: field.bool(false) },
+  // src/diffusers/schedulers/scheduling_ddim_inverse.py ("linspace" spacing raises in its set_timesteps)
+  DDIMInverseScheduler: {
+    ...baseFields("leading"),
+    timestep_spacing: field.oneOf(["leading", "trailing"], "leading"),
+    ...CLIP_SAMPLE_FIELDS,
+    set_alpha_to_one: field.bool(true),
+    rescale_betas_zero_snr: field.bool(false),
+  },
+  // src/diffusers/schedulers/scheduling_lcm.py (timestep_spacing and steps_offset are read but unused)
+  LCMScheduler: {
+    ...baseFields("leading"),
+    beta_start: field.number(0.00085, { min: 0 }),
+    beta_end: field.number(0.012, { min: 0 }),
+    beta_schedule: field.oneOf(COMMON_BETA_SCHEDULES, "scaled_linear"),
+    ...THRESHOLDING_FIELDS,
+    original_inference_steps: field.int(50, { min: 1 }),
+    ...CLIP_SAMPLE_FIELDS,
+    clip_sample: field.bool(false),
+    set_alpha_to_one: field.bool(true),
+    timestep_scaling: field.number(10.0, { min: 0 }),
+    rescale_betas_zero_snr: field.bool(false),
+  },
 };

@@ -30,6 +30,8 @@ export type {
   EulerAncestralDiscreteSchedulerConfig,
   LMSDiscreteSchedulerConfig,
   DPMSolverMultistepSchedulerConfig,
+  DDIMInverseSchedulerConfig,
+  LCMSchedulerConfig,
   SchedulerConfigMap,
 } from "./config-fields.js";
 
@@ -91,6 +93,8 @@ const PARSERS: { readonly [C in SchedulerClassName]: Parser<C> } = {
     return parsed;
   },
   LMSDiscreteScheduler: (file, raw, o) => parseConfig(file, raw, F.LMSDiscreteScheduler, o),
+  DDIMInverseScheduler: (file, raw, o) => parseConfig(file, raw, F.DDIMInverseScheduler, o),
+  LCMScheduler: (file, raw, o) => parseConfig(file, raw, F.LCMScheduler, o),
 };
 
 /** Validates a parsed `scheduler_config.json` object for `className`, filling in that class's defaults. */
@@ -115,4 +119,6 @@ export const DEFAULTS: { readonly [C in SchedulerClassName]: SchedulerConfigMap[
   EulerAncestralDiscreteScheduler: parseSchedulerConfig("EulerAncestralDiscreteScheduler", {}).config,
   DPMSolverMultistepScheduler: parseSchedulerConfig("DPMSolverMultistepScheduler", {}).config,
   LMSDiscreteScheduler: parseSchedulerConfig("LMSDiscreteScheduler", {}).config,
+  DDIMInverseScheduler: parseSchedulerConfig("DDIMInverseScheduler", {}).config,
+  LCMScheduler: parseSchedulerConfig("LCMScheduler", {}).config,
 };

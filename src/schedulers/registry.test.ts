@@ -18,13 +18,17 @@ describe("scheduler registry", () => {
     expect(resolveSchedulerName("LMSDiscreteScheduler")).toBe("LMSDiscreteScheduler");
     expect(Object.keys(SCHEDULER_NAMES).sort()).toEqual([
       "ddim",
+      "ddim_inverse",
       "ddpm",
       "dpmpp_2m",
       "euler",
       "euler_ancestral",
+      "lcm",
       "lms",
       "pndm",
     ]);
+    expect(resolveSchedulerName("lcm")).toBe("LCMScheduler");
+    expect(resolveSchedulerName("ddim_inverse")).toBe("DDIMInverseScheduler");
   });
 
   it("builds every class from an empty config", () => {
@@ -43,7 +47,7 @@ describe("scheduler registry", () => {
     }
     const call = (): unknown => fromConfig("DDIM", {});
     expect(call).toThrow(
-      /Expected one of ddim, ddpm, pndm, euler, euler_ancestral, dpmpp_2m, lms, DDIMScheduler/,
+      /Expected one of ddim, ddpm, pndm, euler, euler_ancestral, dpmpp_2m, lms, lcm, ddim_inverse, DDIMScheduler/,
     );
     try {
       call();

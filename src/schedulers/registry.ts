@@ -4,11 +4,13 @@
  */
 import { InvalidArgumentError } from "../errors.js";
 import { type ParseConfigOptions, type SchedulerConfigMap, parseSchedulerConfig } from "./config.js";
+import { DDIMInverseScheduler } from "./ddim-inverse.js";
 import { DDIMScheduler } from "./ddim.js";
 import { DDPMScheduler } from "./ddpm.js";
 import { DPMSolverMultistepScheduler } from "./dpm-solver-multistep.js";
 import { EulerAncestralDiscreteScheduler } from "./euler-ancestral-discrete.js";
 import { EulerDiscreteScheduler } from "./euler-discrete.js";
+import { LCMScheduler } from "./lcm.js";
 import { LMSDiscreteScheduler } from "./lms-discrete.js";
 import { PNDMScheduler } from "./pndm.js";
 import type { Scheduler, SchedulerClassName } from "./scheduler.js";
@@ -22,6 +24,8 @@ export const SCHEDULER_NAMES: Readonly<Record<string, SchedulerClassName>> = {
   euler_ancestral: "EulerAncestralDiscreteScheduler",
   dpmpp_2m: "DPMSolverMultistepScheduler",
   lms: "LMSDiscreteScheduler",
+  lcm: "LCMScheduler",
+  ddim_inverse: "DDIMInverseScheduler",
 };
 
 export const SCHEDULER_CLASS_NAMES: readonly SchedulerClassName[] = [
@@ -32,6 +36,8 @@ export const SCHEDULER_CLASS_NAMES: readonly SchedulerClassName[] = [
   "EulerAncestralDiscreteScheduler",
   "DPMSolverMultistepScheduler",
   "LMSDiscreteScheduler",
+  "LCMScheduler",
+  "DDIMInverseScheduler",
 ];
 
 /** Resolves a short name or class name; throws InvalidArgumentError listing the valid names. */
@@ -79,6 +85,8 @@ const BUILDERS: { readonly [C in SchedulerClassName]: (config: SchedulerConfigMa
   EulerAncestralDiscreteScheduler: (c) => new EulerAncestralDiscreteScheduler(c),
   DPMSolverMultistepScheduler: (c) => new DPMSolverMultistepScheduler(c),
   LMSDiscreteScheduler: (c) => new LMSDiscreteScheduler(c),
+  LCMScheduler: (c) => new LCMScheduler(c),
+  DDIMInverseScheduler: (c) => new DDIMInverseScheduler(c),
 };
 
 function build<C extends SchedulerClassName>(className: C, config: SchedulerConfigMap[C]): Scheduler {

@@ -41,6 +41,11 @@ export interface StepOutput {
   readonly prevSample: HostTensor<"float32">;
   /** The model's estimate of x_0, for schedulers whose diffusers `step` returns it. */
   readonly predOriginalSample?: HostTensor<"float32">;
+  /**
+   * LCM only (diffusers `LCMSchedulerOutput.denoised`): the consistency-model estimate of x_0,
+   * c_out * x_0 + c_skip * sample, which the last step returns as its prevSample.
+   */
+  readonly denoised?: HostTensor<"float32">;
 }
 
 /** The diffusers class names we implement, verbatim. */
@@ -51,7 +56,9 @@ export type SchedulerClassName =
   | "EulerDiscreteScheduler"
   | "EulerAncestralDiscreteScheduler"
   | "DPMSolverMultistepScheduler"
-  | "LMSDiscreteScheduler";
+  | "LMSDiscreteScheduler"
+  | "DDIMInverseScheduler"
+  | "LCMScheduler";
 
 export interface Scheduler {
   readonly className: SchedulerClassName;

@@ -1,11 +1,14 @@
 /**
  * The denoising loops of a `schedulers` fixture: case.json `loops.<name>` driven by the analytic
  * `model_fn` (model_output = a * model_input + b * (t / d)), with the recorded noise replayed for
- * stochastic steps. Every step's model_input, model_output, prev_sample and pred_original_sample are
- * compared with `<loop>.stepNN.<tensor>` in outputs.safetensors.
+ * stochastic steps. Every step's model_input, model_output, prev_sample, pred_original_sample and (LCM)
+ * denoised are compared with `<loop>.stepNN.<tensor>` in outputs.safetensors. A `set_timesteps_call`
+ * (diffusers keyword arguments: LCM's original_inference_steps, strength, custom timesteps) replaces
+ * set_timesteps(N) for the entries and loops that have one.
  */
 import type { HostTensor } from "../../tensor.js";
 import { shapeToString, shapesEqual, tensor } from "../../tensor.js";
+import { LCMScheduler } from "../../schedulers/lcm.js";
 import type { NoiseGenerator, Scheduler } from "../../schedulers/scheduler.js";
 import { failedRow } from "../compare.js";
 import {
@@ -92,6 +95,55 @@ class ReplayNoise implements NoiseGenerator {
   }
 }
 
+const SET_TIMESTEPS_CALL_KEYS = new Set([
+  "num_inference_steps",
+  "original_inference_steps",
+  "strength",
+  "timesteps",
+]);
+
+function optionalNumber(call: Record<string, unknown>, key: string): number | undefined {
+  const v = call[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== "number") throw new Error(`set_timesteps_call.${key} is not a number`);
+  return v;
+}
+
+/**
+ * Starts a run: `set_timesteps(n)`, or the keyword arguments of a case.json `set_timesteps_call`
+ * (only LCMScheduler takes more than num_inference_steps). Throws on anything it cannot pass on.
+ */
+export function setTimestepsFor(scheduler: Scheduler, n: number, call: unknown): void {
+  if (call === undefined) {
+    scheduler.setTimesteps(n);
+    return;
+  }
+  if (!isRecord(call)) throw new Error("set_timesteps_call is not an object");
+  for (const key of Object.keys(call)) {
+    if (!SET_TIMESTEPS_CALL_KEYS.has(key))
+      throw new Error(`set_timesteps_call.${key} is not understood by this runner`);
+  }
+  const steps = optionalNumber(call, "num_inference_steps");
+  const extra = Object.keys(call).filter((k) => k !== "num_inference_steps");
+  if (extra.length === 0) {
+    if (steps === undefined) throw new Error("set_timesteps_call has no arguments");
+    scheduler.setTimesteps(steps);
+    return;
+  }
+  if (!(scheduler instanceof LCMScheduler))
+    throw new Error(`${scheduler.className}.set_timesteps does not take ${extra.join(", ")}`);
+  const original = optionalNumber(call, "original_inference_steps");
+  const strength = optionalNumber(call, "strength");
+  const custom = call.timesteps;
+  if (custom !== undefined && custom !== null && !Array.isArray(custom))
+    throw new Error("set_timesteps_call.timesteps is not a list");
+  scheduler.setTimesteps(steps, {
+    ...(original === undefined ? {} : { originalInferenceSteps: original }),
+    ...(strength === undefined ? {} : { strength }),
+    ...(Array.isArray(custom) ? { timesteps: custom.map((v) => (typeof v === "number" ? v : NaN)) } : {}),
+  });
+}
+
 const LOOP_KEYS = new Set([
   "num_inference_steps",
   "eta",
@@ -103,6 +155,7 @@ const LOOP_KEYS = new Set([
   "per_step_tensors",
   "steps",
   "fp32_vs_fp64_final",
+  "set_timesteps_call",
 ]);
 
 /** Runs one loop, appending its rows to `ctx.rows`. */
@@ -143,7 +196,13 @@ export function runLoop(
     rows.push(failedRow(ctx.label, noiseName, "initial noise tensor missing from the inputs"));
     return;
   }
-  scheduler.setTimesteps(n);
+  try {
+    setTimestepsFor(scheduler, n, cfg.set_timesteps_call);
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    rows.push(failedRow(ctx.label, `${loop}.timesteps`, `set_timesteps failed: ${message}`));
+    return;
+  }
   if (ctx.outputs.has(`${loop}.timesteps`)) checkTimesteps(ctx, `${loop}.timesteps`, scheduler.timesteps);
   if (typeof cfg.init_noise_sigma === "number") {
     checkScalar(ctx, `${loop}.init_noise_sigma`, scheduler.initNoiseSigma, cfg.init_noise_sigma);
@@ -201,6 +260,12 @@ export function runLoop(
         if (out.predOriginalSample !== undefined) checkTensor(ctx, predName, out.predOriginalSample);
         else rows.push(failedRow(ctx.label, predName, "the scheduler returned no pred_original_sample"));
         ctx.checked.add(predName);
+      }
+      const denoisedName = `${prefix}.denoised`;
+      if (ctx.outputs.has(denoisedName)) {
+        if (out.denoised !== undefined) checkTensor(ctx, denoisedName, out.denoised);
+        else rows.push(failedRow(ctx.label, denoisedName, "the scheduler returned no denoised sample"));
+        ctx.checked.add(denoisedName);
       }
       if (generator !== undefined && generator.calls === 0) {
         rows.push(

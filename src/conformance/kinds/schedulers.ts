@@ -2,8 +2,8 @@
  * Conformance kind `schedulers`: one diffusers scheduler per fixture folder. From case.json:
  * `scheduler_class` + `scheduler_config_file` (+ `built_with.overrides`) build the scheduler;
  * `betas` / `alphas_cumprod` in the outputs are compared with its tables; every `set_timesteps.<key>`
- * entry (N from `num_inference_steps` or the key "N<n>") checks timesteps, sigmas and
- * init_noise_sigma; `add_noise` checks forward noising; every `loops.<name>` runs a denoising loop
+ * entry (N from `num_inference_steps` or the key "N<n>", or the keyword arguments of its
+ * `set_timesteps_call`) checks timesteps, sigmas and init_noise_sigma; `add_noise` checks forward noising; every `loops.<name>` runs a denoising loop
  * (see schedulers-loop.ts). One row per compared tensor; anything case.json asks for that this runner
  * does not understand becomes a failing row, and so does any output tensor nothing compared.
  */
@@ -25,7 +25,7 @@ import {
   tensorNumbers,
   toF32,
 } from "./schedulers-check.js";
-import { parseModelFn, runLoop } from "./schedulers-loop.js";
+import { parseModelFn, runLoop, setTimestepsFor } from "./schedulers-loop.js";
 
 const TOP_KEYS = new Set([
   "fixture",
@@ -50,6 +50,7 @@ const SET_TIMESTEPS_KEYS = new Set([
   "sigmas_tensor",
   "sigmas",
   "num_inference_steps",
+  "set_timesteps_call",
 ]);
 const SIGMA_SCHEDULERS = new Set([
   "EulerDiscreteScheduler",
@@ -93,17 +94,27 @@ function checkSetTimesteps(ctx: CheckContext, scheduler: Scheduler, key: string,
         : Number(fromKey);
   const tsName =
     typeof entry.timesteps_tensor === "string" ? entry.timesteps_tensor : `set_timesteps.${key}.timesteps`;
+  const call = entry.set_timesteps_call;
   try {
-    scheduler.setTimesteps(n);
+    setTimestepsFor(scheduler, n, call);
   } catch (error) {
+    const args = call === undefined ? String(n) : JSON.stringify(call);
     ctx.rows.push(
       failedRow(
         ctx.label,
         tsName,
-        `setTimesteps(${n}) failed: ${error instanceof Error ? error.message : String(error)}`,
+        `setTimesteps(${args}) failed: ${error instanceof Error ? error.message : String(error)}`,
       ),
     );
     return;
+  }
+  if (call !== undefined && typeof entry.num_inference_steps === "number") {
+    checkScalar(
+      ctx,
+      `set_timesteps.${key}.num_inference_steps`,
+      scheduler.numInferenceSteps ?? NaN,
+      entry.num_inference_steps,
+    );
   }
   checkTimesteps(
     ctx,

@@ -81,8 +81,13 @@ export interface CrossFrameSetting {
   readonly videoLength?: number;
   /** Videos in the batch (diffusers CrossFrameAttnProcessor batch_size; frames = batch / batchSize). */
   readonly batchSize?: number;
-  /** (optional, default "first") "first-and-previous" also attends to the previous frame. */
+  /**
+   * (optional, default "first") "first-and-previous" also attends to the previous frame; "anchors"
+   * attends to the first `anchors` frames of each video (key frames).
+   */
   readonly mode?: CrossFrameMode;
+  /** (optional, default 1) anchor frames per video for mode "anchors". */
+  readonly anchors?: number;
 }
 
 export interface UNetBuildOptions {
@@ -103,9 +108,12 @@ export type UNetGraph = ModelGraph<UNet2DConditionModel>;
 export function crossFrameTransform(setting: CrossFrameSetting): KeyValueTransform {
   const { videoLength, batchSize } = setting;
   const mode = setting.mode ?? "first";
-  if (mode !== "first" && mode !== "first-and-previous") {
-    throw new InvalidArgumentError("crossFrame.mode", '"first" or "first-and-previous"', mode);
+  if (mode !== "first" && mode !== "first-and-previous" && mode !== "anchors") {
+    throw new InvalidArgumentError("crossFrame.mode", '"first", "first-and-previous" or "anchors"', mode);
   }
+  const anchors = setting.anchors ?? 1;
+  if (!(Number.isInteger(anchors) && anchors >= 1))
+    throw new InvalidArgumentError("crossFrame.anchors", "a positive integer", anchors);
   if ((videoLength === undefined) === (batchSize === undefined)) {
     throw new InvalidArgumentError("crossFrame", "exactly one of videoLength and batchSize", setting, {
       hint: "videoLength = frames per video; batchSize = videos in the batch (2 with classifier-free guidance)",
@@ -119,8 +127,8 @@ export function crossFrameTransform(setting: CrossFrameSetting): KeyValueTransfo
       throw new InvalidArgumentError(name, "a positive integer", v);
   }
   return videoLength !== undefined
-    ? crossFrameAttention({ frames: videoLength, mode })
-    : crossFrameAttention({ videos: batchSize ?? 1, mode });
+    ? crossFrameAttention({ frames: videoLength, mode, anchors })
+    : crossFrameAttention({ videos: batchSize ?? 1, mode, anchors });
 }
 
 export function buildUNet2DConditionModel(

@@ -1,0 +1,218 @@
+/**
+ * Fixture kinds `pipeline_animatediff` (diffusers 0.26.3 AnimateDiffPipeline) and
+ * `pipeline_animatediff_v2v` (AnimateDiffVideoToVideoPipeline): end-to-end runs of
+ * src/pipeline/animatediff.ts on the weights case.json names (`weights.unet` a UNet2DConditionModel
+ * folder, `weights.motion_adapter` a MotionAdapter folder, `weights.vae` an AutoencoderKL folder, all
+ * relative to the fixture), with the scheduler of `scheduler` (`class` + `config`, or `config_dir`)
+ * and the call of `call` (prompt embeddings and video frames name inputs-file tensors as
+ * `inputs.<name>`). Every tensor of the outputs file (every random draw, each step's model input, UNet
+ * halves and latents, the decoder input/output, the video) is compared step by step; an output the
+ * pipeline does not produce fails its row.
+ */
+import { join, resolve } from "node:path";
+import { readJsonFile } from "../../config/parse.js";
+import { ConfigError } from "../../errors.js";
+import { image } from "../../image.js";
+import { UNetMotionModel } from "../../models/motion/unet-motion-model.js";
+import { AutoencoderKL } from "../../models/vae/autoencoder-kl.js";
+import {
+  type AnimateDiffCommonOptions,
+  textToVideo,
+  videoTensor,
+  videoToVideo,
+} from "../../pipeline/animatediff.js";
+import { fromConfig } from "../../schedulers/registry.js";
+import { type HostTensor, toFloat32 } from "../../tensor.js";
+import { compareTensors, failedRow } from "../compare.js";
+import type { ConformanceRow, FixtureContext, FixtureKind } from "../types.js";
+import { caseFile, errorNote, fixtureName, isRecord, outputNames, readModelCase } from "./model-fixture.js";
+
+type Mode = "text-to-video" | "video-to-video";
+
+function record(ctx: FixtureContext, field: string): Record<string, unknown> {
+  const value = ctx.caseJson[field];
+  if (!isRecord(value)) throw new ConfigError(caseFile(ctx), field, "an object", value);
+  return value;
+}
+
+function path(ctx: FixtureContext, role: string): string {
+  const weights = record(ctx, "weights");
+  const rel = weights[role];
+  if (typeof rel !== "string")
+    throw new ConfigError(caseFile(ctx), `weights.${role}`, "a path relative to the fixture", rel);
+  return resolve(ctx.dir, rel);
+}
+
+function num(ctx: FixtureContext, call: Record<string, unknown>, key: string, fallback?: number): number {
+  const v = call[key];
+  if (typeof v === "number") return v;
+  if ((v === null || v === undefined) && fallback !== undefined) return fallback;
+  throw new ConfigError(caseFile(ctx), `call.${key}`, "a number", v);
+}
+
+/** The inputs-file tensor a call field names ("inputs.prompt_embeds [1,77,D]"), or undefined for null. */
+function namedInput(
+  ctx: FixtureContext,
+  call: Record<string, unknown>,
+  key: string,
+  inputs: ReadonlyMap<string, HostTensor>,
+): HostTensor | undefined {
+  const v = call[key];
+  if (v === null || v === undefined) return undefined;
+  const name = typeof v === "string" ? /inputs\.(\w+)/.exec(v)?.[1] : undefined;
+  const t = name === undefined ? undefined : inputs.get(name);
+  if (t === undefined) {
+    throw new ConfigError(caseFile(ctx), `call.${key}`, "null or `inputs.<tensor of the inputs file>`", v);
+  }
+  return t;
+}
+
+/** `generator_seed`, or the seed in "torch.Generator().manual_seed(42)". */
+function seedOf(call: Record<string, unknown>): number | undefined {
+  const seed = call["generator_seed"];
+  if (typeof seed === "number" && Number.isInteger(seed)) return seed;
+  const g = call["generator"];
+  const m = typeof g === "string" ? /manual_seed\((\d+)\)/.exec(g) : null;
+  return m ? Number(m[1]) : undefined;
+}
+
+/** uint8 [F, H, W, 3] -> [F, 3, H, W] in [-1, 1] (the pipeline's preprocessing of PIL frames). */
+function uint8Video(ctx: FixtureContext, t: HostTensor): HostTensor<"float32"> {
+  const [f = 0, h = 0, w = 0, c = 0] = t.shape;
+  if (t.dtype !== "uint8" || t.shape.length !== 4 || c !== 3) {
+    throw new ConfigError(caseFile(ctx), "call.video", "uint8 frames [F, H, W, 3]", t.shape);
+  }
+  const data = t.data as Uint8Array;
+  const size = h * w * 3;
+  return videoTensor(
+    Array.from({ length: f }, (_, i) => image(w, h, 3, data.slice(i * size, (i + 1) * size))),
+  );
+}
+
+async function schedulerConfig(ctx: FixtureContext): Promise<{ className: string; config: unknown }> {
+  const s = record(ctx, "scheduler");
+  const className = s["class"];
+  if (typeof className !== "string")
+    throw new ConfigError(caseFile(ctx), "scheduler.class", "a diffusers scheduler class", className);
+  if (isRecord(s["config"])) return { className, config: s["config"] };
+  const dir = s["config_dir"];
+  if (typeof dir !== "string")
+    throw new ConfigError(
+      caseFile(ctx),
+      "scheduler.config",
+      "an object (or scheduler.config_dir)",
+      s["config"],
+    );
+  return {
+    className,
+    config: await readJsonFile(join(ctx.dir, dir, "scheduler_config.json"), "scheduler config"),
+  };
+}
+
+async function runAnimateDiffFixture(ctx: FixtureContext, mode: Mode): Promise<ConformanceRow[]> {
+  const mc = await readModelCase(
+    ctx,
+    mode === "text-to-video" ? "pipeline_animatediff" : "pipeline_animatediff_v2v",
+  );
+  const fixture = fixtureName(ctx, mc.fixture);
+  const call = record(ctx, "call");
+  const perPrompt = call["num_videos_per_prompt"];
+  if (perPrompt !== undefined && perPrompt !== null && perPrompt !== 1) {
+    return [
+      failedRow(
+        fixture,
+        "-",
+        `num_videos_per_prompt ${String(perPrompt)} is not supported (1 video per call)`,
+      ),
+    ];
+  }
+  const outputType = call["output_type"];
+  if (outputType !== undefined && outputType !== "pt") {
+    return [failedRow(fixture, "-", `output_type ${String(outputType)} is not supported (only "pt")`)];
+  }
+  const promptEmbeds = namedInput(ctx, call, "prompt_embeds", mc.inputs);
+  const negativeEmbeds = namedInput(ctx, call, "negative_prompt_embeds", mc.inputs);
+  const latents = namedInput(ctx, call, "latents", mc.inputs);
+  const prompt = call["prompt"];
+  const negativePrompt = call["negative_prompt"];
+  const seed = seedOf(call);
+  const { className, config } = await schedulerConfig(ctx);
+
+  const traced = new Map<string, HostTensor>();
+  let failure: ConformanceRow | undefined;
+  const loadOptions = ctx.signal ? { signal: ctx.signal } : {};
+  const unet = await UNetMotionModel.load(
+    { unet: path(ctx, "unet"), motionAdapter: path(ctx, "motion_adapter") },
+    loadOptions,
+  );
+  try {
+    const vae = await AutoencoderKL.load(path(ctx, "vae"), loadOptions);
+    try {
+      const components = {
+        unet,
+        vae,
+        scheduler: fromConfig(className, config),
+        vaeScaleFactor: vae.downsampleFactor,
+        latentChannels: unet.unetConfig.in_channels,
+      };
+      const common: AnimateDiffCommonOptions = {
+        ...(typeof prompt === "string" ? { prompt } : {}),
+        ...(typeof negativePrompt === "string" ? { negativePrompt } : {}),
+        ...(promptEmbeds ? { promptEmbeds: toFloat32(promptEmbeds) } : {}),
+        ...(negativeEmbeds ? { negativePromptEmbeds: toFloat32(negativeEmbeds) } : {}),
+        numInferenceSteps: num(ctx, call, "num_inference_steps"),
+        guidanceScale: num(ctx, call, "guidance_scale"),
+        eta: num(ctx, call, "eta", 0),
+        ...(seed === undefined ? {} : { seed }),
+        ...(ctx.signal ? { signal: ctx.signal } : {}),
+        trace: (name, value) => traced.set(name, value),
+      };
+      if (mode === "text-to-video") {
+        await textToVideo(components, {
+          ...common,
+          numFrames: num(ctx, call, "num_frames"),
+          width: num(ctx, call, "width"),
+          height: num(ctx, call, "height"),
+          ...(latents ? { latents: toFloat32(latents) } : {}),
+        });
+      } else {
+        const video = namedInput(ctx, call, "video", mc.inputs);
+        if (video === undefined) throw new ConfigError(caseFile(ctx), "call.video", "inputs.<frames>", video);
+        await videoToVideo(components, {
+          ...common,
+          video: uint8Video(ctx, video),
+          strength: num(ctx, call, "strength"),
+        });
+      }
+    } finally {
+      await vae.release();
+    }
+  } catch (error) {
+    // Still compare what was traced before the failure: the rows show where it stopped.
+    failure = failedRow(fixture, "-", errorNote(error));
+  } finally {
+    await unet.release();
+  }
+  const rows = outputNames(ctx, mc.outputs).map((name) => {
+    const expected = mc.outputs.get(name);
+    const actual = traced.get(name);
+    if (expected === undefined)
+      return failedRow(fixture, name, "listed in case.json but not in the outputs file");
+    if (actual === undefined) return failedRow(fixture, name, "not produced by the pipeline");
+    const tol = expected.dtype === "int64" ? 0 : expected.dtype === "uint8" ? 1 : mc.tolerance;
+    return compareTensors(fixture, name, actual, expected, tol);
+  });
+  return failure ? [failure, ...rows] : rows;
+}
+
+export const pipelineAnimatediffKind: FixtureKind = {
+  kind: "pipeline_animatediff",
+  description: "end-to-end AnimateDiffPipeline (text-to-video with motion modules), compared step by step",
+  run: (ctx) => runAnimateDiffFixture(ctx, "text-to-video"),
+};
+
+export const pipelineAnimatediffV2vKind: FixtureKind = {
+  kind: "pipeline_animatediff_v2v",
+  description: "end-to-end AnimateDiffVideoToVideoPipeline (strength < 1), compared step by step",
+  run: (ctx) => runAnimateDiffFixture(ctx, "video-to-video"),
+};

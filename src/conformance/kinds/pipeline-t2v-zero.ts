@@ -1,0 +1,159 @@
+/**
+ * Fixture kind `pipeline_t2v_zero`: an end-to-end diffusers `TextToVideoZeroPipeline` run
+ * (src/pipeline/text2video-zero.ts) with the call arguments, scheduler, weights (`weights.unet`,
+ * `weights.vae`) and prompt embeddings from the fixture. The UNet gets the cross-frame attention
+ * case.json's `reference.attention_processor` names (`CrossFrameAttnProcessor(batch_size=N)`, the one
+ * the pipeline installs). Every tensor of the outputs file is compared: each random draw of the
+ * seeded generator (`rng.drawNN`, in order), every step of the three denoising passes, the warp grid
+ * and warped latents, the DDPM forward, the decoder input/output and the frames. An output the run
+ * does not produce fails its row.
+ */
+import { join } from "node:path";
+import { ConfigError } from "../../errors.js";
+import { readJsonFile } from "../../config/parse.js";
+import { AutoencoderKL } from "../../models/vae/autoencoder-kl.js";
+import type { UNet2DConditionModelRunner } from "../../models/unet/runner.js";
+import { UNet2DConditionModel } from "../../models/unet/unet-2d-condition.js";
+import { textToVideoZero } from "../../pipeline/text2video-zero.js";
+import { TorchGenerator } from "../../random/torch-generator.js";
+import { fromConfig } from "../../schedulers/registry.js";
+import type { NoiseGenerator } from "../../schedulers/scheduler.js";
+import { toFloat32, type HostTensor } from "../../tensor.js";
+import { compareTensors, failedRow } from "../compare.js";
+import type { ConformanceRow, FixtureContext, FixtureKind } from "../types.js";
+import { crossFrameBatchSize } from "./cross-frame-attn.js";
+import { isRecord, outputNames, readModelCase, signalOption, weightsPath } from "./model-fixture.js";
+
+function record(value: unknown, file: string, field: string): Record<string, unknown> {
+  if (!isRecord(value)) throw new ConfigError(file, field, "an object", value);
+  return value;
+}
+
+function num(call: Record<string, unknown>, file: string, key: string, fallback?: number): number {
+  const v = call[key];
+  if (typeof v === "number") return v;
+  if ((v === null || v === undefined) && fallback !== undefined) return fallback;
+  throw new ConfigError(file, `call.${key}`, "a number", v);
+}
+
+/** `call.generator_seed`, or the seed in `call.generator` ("torch.Generator().manual_seed(42)"). */
+function seedOf(call: Record<string, unknown>, file: string): number {
+  const value = call["generator_seed"] ?? call["generator"] ?? call["seed"];
+  if (typeof value === "number" && Number.isInteger(value)) return value;
+  const m = typeof value === "string" ? /manual_seed\((\d+)\)/.exec(value) : null;
+  if (m) return Number(m[1]);
+  throw new ConfigError(file, "call.generator_seed", "the seed of the CPU generator", value);
+}
+
+/** The scheduler config: case.json `scheduler.config`, else `scheduler.config_dir`/scheduler_config.json. */
+async function schedulerConfig(ctx: FixtureContext, scheduler: Record<string, unknown>): Promise<unknown> {
+  if (isRecord(scheduler["config"])) return scheduler["config"];
+  const dir = scheduler["config_dir"];
+  if (typeof dir !== "string")
+    throw new ConfigError(
+      join(ctx.dir, "case.json"),
+      "scheduler.config",
+      "a config object or config_dir",
+      dir,
+    );
+  return readJsonFile(join(ctx.dir, dir, "scheduler_config.json"), "scheduler config");
+}
+
+/** A generator that hands every draw to `record` as it passes through. */
+function recordingGenerator(
+  inner: NoiseGenerator,
+  record: (index: number, value: HostTensor) => void,
+): NoiseGenerator {
+  let index = 0;
+  return {
+    randn(shape) {
+      const value = inner.randn(shape);
+      record(index++, value);
+      return value;
+    },
+  };
+}
+
+export async function runPipelineT2vZeroFixture(ctx: FixtureContext): Promise<ConformanceRow[]> {
+  const mc = await readModelCase(ctx, "pipeline_t2v_zero");
+  const file = mc.file;
+  const call = record(ctx.caseJson["call"], file, "call");
+  const scheduler = record(ctx.caseJson["scheduler"], file, "scheduler");
+  const reference = isRecord(ctx.caseJson["reference"]) ? ctx.caseJson["reference"] : {};
+  const processor = reference["attention_processor"];
+  const batchSize = (typeof processor === "string" ? crossFrameBatchSize(processor) : null) ?? 2;
+  const perPrompt = call["num_videos_per_prompt"];
+  if (perPrompt !== undefined && perPrompt !== null && perPrompt !== 1) {
+    return [
+      failedRow(mc.fixture, "-", `num_videos_per_prompt ${String(perPrompt)} is not supported (1 video)`),
+    ];
+  }
+  const embeds = (name: string): HostTensor<"float32"> => {
+    const t = mc.inputs.get(name);
+    if (t === undefined) throw new ConfigError(file, `inputs_file.tensors.${name}`, "a tensor", undefined);
+    return toFloat32(t);
+  };
+  const latents = call["latents"] === null || call["latents"] === undefined ? undefined : embeds("latents");
+  const frameIds = call["frame_ids"];
+  if (frameIds !== null && frameIds !== undefined && !Array.isArray(frameIds))
+    throw new ConfigError(file, "call.frame_ids", "null or a list of frame indices", frameIds);
+
+  const traced = new Map<string, HostTensor>();
+  const generator = recordingGenerator(new TorchGenerator(seedOf(call, file)), (i, value) =>
+    traced.set(`rng.draw${String(i).padStart(2, "0")}`, value),
+  );
+  const vae = await AutoencoderKL.load(weightsPath(ctx, "vae", false), signalOption(ctx));
+  let unet: UNet2DConditionModelRunner | undefined;
+  try {
+    unet = await UNet2DConditionModel.load(weightsPath(ctx, "unet", false), {
+      crossFrame: { batchSize, mode: "first" },
+      ...signalOption(ctx),
+    });
+    await textToVideoZero(
+      {
+        unet,
+        vae,
+        scheduler: fromConfig(String(scheduler["class"]), await schedulerConfig(ctx, scheduler)),
+        vaeScaleFactor: vae.downsampleFactor,
+        latentChannels: unet.config.in_channels,
+      },
+      {
+        promptEmbeds: embeds("prompt_embeds"),
+        negativePromptEmbeds: embeds("negative_prompt_embeds"),
+        videoLength: num(call, file, "video_length"),
+        width: num(call, file, "width"),
+        height: num(call, file, "height"),
+        numInferenceSteps: num(call, file, "num_inference_steps"),
+        guidanceScale: num(call, file, "guidance_scale"),
+        eta: num(call, file, "eta", 0),
+        generator,
+        ...(latents === undefined ? {} : { latents }),
+        motionFieldStrengthX: num(call, file, "motion_field_strength_x"),
+        motionFieldStrengthY: num(call, file, "motion_field_strength_y"),
+        t0: num(call, file, "t0"),
+        t1: num(call, file, "t1"),
+        ...(Array.isArray(frameIds) ? { frameIds: frameIds.map(Number) } : {}),
+        ...signalOption(ctx),
+        trace: (name, value) => traced.set(name, value),
+      },
+    );
+  } finally {
+    await unet?.release();
+    await vae.release();
+  }
+  return outputNames(ctx, mc.outputs).map((name) => {
+    const expected = mc.outputs.get(name);
+    if (expected === undefined)
+      return failedRow(mc.fixture, name, "listed in case.json but not in the outputs file");
+    const actual = traced.get(name);
+    if (actual === undefined) return failedRow(mc.fixture, name, "not produced by the pipeline");
+    const exact = expected.dtype === "int64" || expected.dtype === "int32";
+    return compareTensors(mc.fixture, name, actual, expected, exact ? 0 : mc.tolerance);
+  });
+}
+
+export const pipelineT2vZeroKind: FixtureKind = {
+  kind: "pipeline_t2v_zero",
+  description: "end-to-end TextToVideoZeroPipeline (Text2Video-Zero), compared draw by draw and step by step",
+  run: (ctx) => runPipelineT2vZeroFixture(ctx),
+};
