@@ -42,7 +42,10 @@ export class InvalidArgumentError extends SteadyframeError {
   ) {
     super(
       `Expected ${expected} for ${argument} but received ${describeValue(received)}` +
-        (received === undefined || received === null ? "" : ` of type ${typeof received}`) +
+        // A CLI flag's value is always typed text: its type would only be noise.
+        (received === undefined || received === null || argument.startsWith("-")
+          ? ""
+          : ` of type ${typeof received}`) +
         (options.hint ? `; ${options.hint}` : ""),
       options,
     );

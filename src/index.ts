@@ -110,6 +110,12 @@ export { clipWarpError, pairWarpError } from "./metrics/warp-error.js";
 export { flickerIndex, pixelFlicker, meanLuminance } from "./metrics/flicker.js";
 export { edgeF1, clipEdgeFidelity } from "./metrics/edge-fidelity.js";
 export { depthAgreement, clipDepthFidelity } from "./metrics/depth-fidelity.js";
+export {
+  writeStudyReport,
+  type StudyEntry,
+  type StudyReportOptions,
+  type StudyReport,
+} from "./study/report.js";
 
 // Conformance
 export {

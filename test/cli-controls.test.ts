@@ -4,11 +4,13 @@
  * in-between edge maps must match exactly; consistency masks and the source warping error closely
  * (Farneback in OpenCV.js differs from cv2 by ~2e-5 px; today the masks come out exact).
  */
+import { existsSync } from "node:fs";
 import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CancelledError, InvalidArgumentError, VideoError } from "../src/errors.js";
+import { CancelledError, FileNotFoundError, InvalidArgumentError, VideoError } from "../src/errors.js";
 import { controlsCommand } from "../src/cli/commands/controls.js";
 import { readImageFile } from "../src/control/png.js";
 import { readAllFrames } from "../src/video/read.js";
@@ -221,12 +223,6 @@ describe("controls: outputs, atomicity and errors", () => {
     await expectError(run("--size", "0"), InvalidArgumentError, "E_INVALID_ARGUMENT", "for --size");
     await expectError(run("--canny", "100"), InvalidArgumentError, "E_INVALID_ARGUMENT", "low,high");
     await expectError(
-      run("--flow", "--interpolate", "2"),
-      InvalidArgumentError,
-      "E_INVALID_ARGUMENT",
-      "--canny as well",
-    );
-    await expectError(
       run("--interpolate-mode", "warp", "--canny", "1,2"),
       InvalidArgumentError,
       "E_INVALID_ARGUMENT",
@@ -239,5 +235,104 @@ describe("controls: outputs, atomicity and errors", () => {
       "E_INVALID_ARGUMENT",
       "for --out",
     );
+  });
+});
+
+describe("controls: day-one fixes (issue 13: bugs 4, 8, 9, 10, --size, --json)", () => {
+  it("--out on /proc is refused at once instead of hanging", async () => {
+    const run = controlsCommand.run([CAR, "--out", "/proc/steadyframe-x"], captureIO());
+    const timeout = new Promise((_, reject) => setTimeout(() => reject(new Error("hung")), 5000));
+    await expectError(
+      Promise.race([run, timeout]),
+      InvalidArgumentError,
+      "E_INVALID_ARGUMENT",
+      /--out .*kernel filesystem \(proc\)/,
+    );
+  });
+
+  it("--out under a file is refused before the video is read; nothing is created", async () => {
+    const blocker = join(tmp.dir, "blocker");
+    await writeFile(blocker, "x");
+    const before = (await readdir(tmp.dir)).sort();
+    await expectError(
+      controlsCommand.run([join(tmp.dir, "missing.mp4"), "--out", join(blocker, "ctl")], captureIO()),
+      InvalidArgumentError,
+      "E_INVALID_ARGUMENT",
+      /--out .*blocker is a file, not a folder/,
+    );
+    // a new nested --out whose run fails leaves none of the parent folders it made
+    const still = await makeClip(join(tmp.dir, "still1.mp4"), { frames: 1 });
+    const withClip = (await readdir(tmp.dir)).sort();
+    await expectError(
+      controlsCommand.run([still, "--size", "32", "--out", join(tmp.dir, "n1", "n2", "ctl")], captureIO()),
+      VideoError,
+      "E_VIDEO",
+      "at least 2 frames",
+    );
+    expect((await readdir(tmp.dir)).sort()).toEqual(withClip);
+    expect(withClip.filter((n) => !before.includes(n))).toEqual(["still1.mp4"]);
+  });
+
+  it("--flow --interpolate 1 works with the default Canny 100,200, as --help says", async () => {
+    const dir = join(tmp.dir, "flow-interp");
+    const args = [CAR, "--flow", "--interpolate", "1", "--size", "32", "--frames", "3", "--preview", "none"];
+    expect(await controlsCommand.run([...args, "--out", dir], captureIO())).toBe(0);
+    expect((await readdir(dir)).sort()).toEqual([
+      "canny",
+      "canny-interp",
+      "flow",
+      "metrics.json",
+      "occlusion",
+      "source",
+    ]);
+    expect(JSON.parse(await readFile(join(dir, "metrics.json"), "utf8"))).toMatchObject({
+      canny: { threshold1: 100, threshold2: 200 },
+    });
+  });
+
+  it("--size N keeps the aspect ratio (short side N, multiples of 8); WxH is exact; --json", async () => {
+    const wide = await makeClip(join(tmp.dir, "wide.mp4"), { width: 160, height: 90, frames: 3 });
+    const dir = join(tmp.dir, "wide-ctl");
+    const io = captureIO();
+    const args = [wide, "--size", "32", "--preview", "none", "--json", "--out", dir];
+    expect(await controlsCommand.run(args, io)).toBe(0);
+    const summary: unknown = JSON.parse(io.out());
+    // 160x90 -> short side 32: 56.9 x 32 -> 56 x 32
+    expect(summary).toMatchObject({
+      schema: "steadyframe-controls-run/1",
+      frames: 3,
+      size: [56, 32],
+      fps: 10,
+      metrics: join(dir, "metrics.json"),
+      sequences: [
+        { name: "source", dir: join(dir, "source"), preview: null },
+        { name: "canny", dir: join(dir, "canny"), preview: null },
+      ],
+    });
+    expect(await readImageFile(join(dir, "canny", f(0)))).toMatchObject({ width: 56, height: 32 });
+    const exact = join(tmp.dir, "exact-ctl");
+    expect(
+      await controlsCommand.run([wide, "--size", "40x24", "--preview", "none", "--out", exact], captureIO()),
+    ).toBe(0);
+    expect(await readImageFile(join(exact, "source", f(0)))).toMatchObject({ width: 40, height: 24 });
+  });
+
+  it("a missing --depth model is named as --depth; a depth run leaves no /tmp/mat-debug-<pid>.log", async () => {
+    const err = await expectError(
+      controlsCommand.run(
+        [CAR, "--depth", join(tmp.dir, "none.onnx"), "--out", join(tmp.dir, "d")],
+        captureIO(),
+      ),
+      FileNotFoundError,
+      "E_FILE_NOT_FOUND",
+      "check the --depth path",
+    );
+    expect(err.message).not.toContain("--model");
+    const model = await writeTinyConvModel({ outputs: [{ name: "depth", weights: [1, 2, 3], bias: 0 }] });
+    const args = [CAR, "--depth", model, "--size", "32", "--frames", "2", "--preview", "none"];
+    expect(await controlsCommand.run([...args, "--out", join(tmp.dir, "d2")], captureIO())).toBe(0);
+    // ORT's telemetry client puts it in $TMPDIR (the test run's own folder), else /tmp
+    for (const dir of new Set([tmpdir(), "/tmp"]))
+      expect(existsSync(join(dir, `mat-debug-${process.pid}.log`))).toBe(false);
   });
 });

@@ -6,10 +6,10 @@
 import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ConfigError, InvalidArgumentError } from "../src/errors.js";
+import { ConfigError, FileNotFoundError, InvalidArgumentError } from "../src/errors.js";
 import type { Image } from "../src/image.js";
 import { controlsCommand } from "../src/cli/commands/controls.js";
-import { metricsCommand } from "../src/cli/commands/metrics.js";
+import { defaultMetricsOut, metricsCommand } from "../src/cli/commands/metrics.js";
 import { readAllFrames } from "../src/video/read.js";
 import { writeVideo } from "../src/video/write.js";
 import { captureIO } from "./helpers/cli-io.js";
@@ -61,8 +61,9 @@ describe("metrics", () => {
     const dir = join(tmp.dir, "flicker");
     await writeVideo(dir, flicker);
     const io = captureIO();
-    expect(await metricsCommand.run([dir, "--reference", join(ctl, "source")], io)).toBe(0);
-    const result: unknown = JSON.parse(await readFile(`${dir}.metrics.json`, "utf8"));
+    const out = join(tmp.dir, "flicker.json");
+    expect(await metricsCommand.run([dir, "--reference", join(ctl, "source"), "--out", out], io)).toBe(0);
+    const result: unknown = JSON.parse(await readFile(out, "utf8"));
     const text = JSON.stringify(result);
     const get = (path: RegExp): number => Number(path.exec(text)?.[1]);
     expect(get(/"warpError":\{[^}]*"mean":([0-9.e-]+)/)).toBeGreaterThan(
@@ -72,14 +73,31 @@ describe("metrics", () => {
     expect(get(/"flickerIndex":\{[^}]*"reference":([0-9.e-]+)/)).toBeLessThan(0.01);
   });
 
-  it("writes <video>.metrics.json next to a video file by default and resizes the reference", async () => {
-    const clip = await makeClip(join(tmp.dir, "gen.mp4"), { width: 96, height: 96, frames: 4 });
-    expect(await metricsCommand.run([clip, "--reference", CAR, "--frames", "3"], captureIO())).toBe(0);
-    expect(await readdir(tmp.dir)).toContain("gen.metrics.json");
-    expect(JSON.parse(await readFile(join(tmp.dir, "gen.metrics.json"), "utf8"))).toMatchObject({
+  it("writes <video>.metrics.json to the current folder by default, never beside the input", async () => {
+    const inputs = join(tmp.dir, "inputs");
+    await mkdir(inputs);
+    const clip = await makeClip(join(inputs, "gen.mp4"), { width: 96, height: 96, frames: 4 });
+    const work = join(tmp.dir, "work");
+    await mkdir(work);
+    const cwd = process.cwd();
+    process.chdir(work);
+    try {
+      expect(
+        await metricsCommand.run(
+          [clip, "--reference", CAR, "--frames", "3", "--align", "index"],
+          captureIO(),
+        ),
+      ).toBe(0);
+    } finally {
+      process.chdir(cwd);
+    }
+    expect(await readdir(inputs)).toEqual(["gen.mp4"]);
+    expect(JSON.parse(await readFile(join(work, "gen.metrics.json"), "utf8"))).toMatchObject({
       frames: 3,
       size: [96, 96],
     });
+    expect(defaultMetricsOut("a/b/clip.mp4", "/w")).toBe("/w/clip.metrics.json");
+    expect(defaultMetricsOut("ctl/source/", "/w")).toBe("/w/source.metrics.json");
   });
 
   it("--depth compares depth maps with the reference (a video against itself: pearson 1)", async () => {
@@ -126,6 +144,107 @@ describe("metrics", () => {
       InvalidArgumentError,
       "E_INVALID_ARGUMENT",
       "exactly one video path",
+    );
+  });
+});
+
+describe("metrics: output path, alignment and messages (issue 13: bugs 4, 6, 8, 10)", () => {
+  it("checks --out before decoding: a file as parent, /proc; creates missing parents only on success", async () => {
+    const broken = join(tmp.dir, "broken.mp4");
+    await writeFile(broken, "not a video");
+    const blocker = join(tmp.dir, "blocker");
+    await writeFile(blocker, "x");
+    // the output is refused first, although the video is broken too
+    await expectError(
+      metricsCommand.run([broken, "--out", join(blocker, "m.json")], captureIO()),
+      InvalidArgumentError,
+      "E_INVALID_ARGUMENT",
+      /--out .*blocker is a file, not a folder/,
+    );
+    await expectError(
+      metricsCommand.run([broken, "--out", "/proc/steadyframe-m.json"], captureIO()),
+      InvalidArgumentError,
+      "E_INVALID_ARGUMENT",
+      /--out .*kernel filesystem \(proc\)/,
+    );
+    // a run that fails after the check leaves no parent folders behind
+    const one = await makeClip(join(tmp.dir, "one-frame.mp4"), { frames: 1 });
+    await expectError(
+      metricsCommand.run([one, "--out", join(tmp.dir, "made", "sub", "m.json")], captureIO()),
+      InvalidArgumentError,
+      "E_INVALID_ARGUMENT",
+      "at least 2 frames",
+    );
+    expect(await readdir(tmp.dir)).not.toContain("made");
+    const out = join(tmp.dir, "made", "sub", "m.json");
+    expect(await metricsCommand.run([CAR, "--frames", "2", "--out", out], captureIO())).toBe(0);
+    expect(JSON.parse(await readFile(out, "utf8"))).toMatchObject({ frames: 2 });
+  });
+
+  it("refuses clips of different lengths or rates unless --align says how, then warns", async () => {
+    const short = await makeClip(join(tmp.dir, "short.mp4"), { frames: 5, rate: 10 });
+    const long = await makeClip(join(tmp.dir, "long.mp4"), { frames: 9, rate: 10 });
+    const fast = await makeClip(join(tmp.dir, "fast20.mp4"), { frames: 9, rate: 20 });
+    const out = join(tmp.dir, "align.json");
+    await expectError(
+      metricsCommand.run([short, "--reference", long, "--out", out], captureIO()),
+      InvalidArgumentError,
+      "E_INVALID_ARGUMENT",
+      /the video has 5 frames at 10 fps, the reference 9 at 10 fps; pass --align index/,
+    );
+    await expectError(
+      metricsCommand.run([fast, "--reference", long, "--out", out], captureIO()),
+      InvalidArgumentError,
+      "E_INVALID_ARGUMENT",
+      /9 frames at 20 fps, the reference 9 at 10 fps/,
+    );
+    const io = captureIO();
+    expect(await metricsCommand.run([short, "--reference", long, "--align", "index", "--out", out], io)).toBe(
+      0,
+    );
+    expect(io.err()).toMatch(/warning: --align index: .*i < 5.*0 video and 4 reference frames left out/);
+    expect(JSON.parse(await readFile(out, "utf8"))).toMatchObject({
+      frames: 5,
+      alignment: { mode: "index", referenceIndex: [0, 1, 2, 3, 4] },
+    });
+    const io2 = captureIO();
+    expect(await metricsCommand.run([fast, "--reference", long, "--align", "time", "--out", out], io2)).toBe(
+      0,
+    );
+    expect(io2.err()).toMatch(/warning: --align time: compared each of the first 9 video frames/);
+    // 20 fps against 10 fps: video frame i pairs with reference frame round(i / 2)
+    expect(JSON.parse(await readFile(out, "utf8"))).toMatchObject({
+      frames: 9,
+      alignment: { mode: "time", referenceIndex: [0, 1, 1, 2, 2, 3, 3, 4, 4] },
+    });
+  });
+
+  it("--controls errors name the folder and what is expected; --depth errors name --depth", async () => {
+    const missing = join(tmp.dir, "no-such-controls");
+    const err = await expectError(
+      metricsCommand.run([CAR, "--controls", missing], captureIO()),
+      FileNotFoundError,
+      "E_FILE_NOT_FOUND",
+      `--controls folder not found: ${missing}`,
+    );
+    expect(err.message).toContain("output folder of 'steadyframe controls'");
+    expect(err.message).not.toContain("(file)");
+    const empty = join(tmp.dir, "empty-controls");
+    await mkdir(empty);
+    await expectError(
+      metricsCommand.run([CAR, "--controls", empty], captureIO()),
+      FileNotFoundError,
+      "E_FILE_NOT_FOUND",
+      "--controls metrics.json not found",
+    );
+    await expectError(
+      metricsCommand.run(
+        [join(ctl, "source"), "--controls", ctl, "--depth", join(tmp.dir, "nope.onnx")],
+        captureIO(),
+      ),
+      FileNotFoundError,
+      "E_FILE_NOT_FOUND",
+      "--depth model not found",
     );
   });
 });

@@ -7,12 +7,22 @@ import { readFileSync, realpathSync } from "node:fs";
 import { pathToFileURL } from "node:url";
 import { SteadyframeError } from "../errors.js";
 import type { CliCommand, CliIO } from "./command.js";
+import { handleInterrupts } from "./interrupt.js";
+import { cacheCommand } from "./commands/cache.js";
 import { conformanceCommand } from "./commands/conformance.js";
 import { controlsCommand } from "./commands/controls.js";
 import { imageCommand } from "./commands/image.js";
 import { metricsCommand } from "./commands/metrics.js";
+import { videoCommand } from "./commands/video.js";
 
-const COMMANDS: readonly CliCommand[] = [imageCommand, controlsCommand, metricsCommand, conformanceCommand];
+const COMMANDS: readonly CliCommand[] = [
+  videoCommand,
+  imageCommand,
+  controlsCommand,
+  metricsCommand,
+  conformanceCommand,
+  cacheCommand,
+];
 
 function version(): string {
   const pkg: unknown = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8"));
@@ -88,7 +98,7 @@ function isEntryPoint(): boolean {
 
 if (isEntryPoint()) {
   const controller = new AbortController();
-  process.once("SIGINT", () => controller.abort(new Error("interrupted (Ctrl-C)")));
+  handleInterrupts(controller);
   const io: CliIO = {
     stdout: process.stdout,
     stderr: process.stderr,

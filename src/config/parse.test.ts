@@ -81,14 +81,18 @@ describe("parseConfig", () => {
     ]);
   });
 
-  it("parses Python's NaN/Infinity tokens only when asked", () => {
-    const text = '{"lambda_min_clipped": -Infinity}';
-    expect(parseJson(text, "s.json", { pythonFloats: true })).toEqual({ lambda_min_clipped: -Infinity });
-    const plain = (): unknown => parseJson(text, "s.json");
-    expect(plain).toThrow(CorruptFileError);
-    expect(plain).toThrow("s.json: not valid JSON");
+  it("parses Python's NaN/Infinity tokens by default, and refuses them when strict", () => {
+    const text = '{"lambda_min_clipped": -Infinity, "x": [NaN, Infinity], "s": "NaN"}';
+    expect(parseJson(text, "s.json")).toEqual({
+      lambda_min_clipped: -Infinity,
+      x: [NaN, Infinity],
+      s: "NaN",
+    });
+    const strict = (): unknown => parseJson(text, "s.json", { pythonFloats: false });
+    expect(strict).toThrow(CorruptFileError);
+    expect(strict).toThrow("s.json: not valid JSON");
     try {
-      parseJson('{"a": }', "broken.json", { pythonFloats: true });
+      parseJson('{"a": }', "broken.json");
       expect.unreachable();
     } catch (e) {
       expect(e instanceof CorruptFileError && e.code).toBe("E_CORRUPT_FILE");

@@ -81,7 +81,7 @@ export const field = {
   int: (fallback: number, range: NumberRange = {}) => rangeSpec("an integer", isInt, fallback, range),
   /**
    * A finite number, or with `infinite: true` also Infinity / -Infinity (Python's float("inf"), e.g.
-   * diffusers' `lambda_min_clipped`; read such files with `pythonFloats`).
+   * diffusers' `lambda_min_clipped`, which `readJsonFile` reads from Python's bare `-Infinity`).
    */
   number: (fallback: number, range: NumberRange & { readonly infinite?: boolean } = {}) =>
     rangeSpec("a number", range.infinite === true ? isNumOrInf : isNum, fallback, range),
@@ -164,16 +164,20 @@ export function parseConfig<S extends Record<string, FieldSpec<unknown>>>(
 
 export interface JsonOptions {
   /**
-   * Also accept the bare tokens NaN, Infinity and -Infinity that Python's json.dump writes for
-   * non-finite floats (diffusers scheduler configs) (optional, default false).
+   * (optional, default true) accept the bare tokens NaN, Infinity and -Infinity that Python's
+   * json.dump writes for non-finite floats (every diffusers DPMSolverMultistepScheduler config has
+   * `"lambda_min_clipped": -Infinity`); false = strict RFC 8259 JSON.
    */
   readonly pythonFloats?: boolean;
 }
 
-/** Parses JSON text; a syntax error becomes a CorruptFileError naming `file`. */
+/**
+ * Parses JSON text as Python's json.dump writes it (see JsonOptions); a syntax error becomes a
+ * CorruptFileError naming `file`.
+ */
 export function parseJson(text: string, file: string, options: JsonOptions = {}): unknown {
   try {
-    return options.pythonFloats === true ? parsePythonJson(text) : (JSON.parse(text) as unknown);
+    return options.pythonFloats === false ? (JSON.parse(text) as unknown) : parsePythonJson(text);
   } catch (cause) {
     throw new CorruptFileError(file, `not valid JSON (${String(cause)})`, undefined, {
       cause,
@@ -182,7 +186,7 @@ export function parseJson(text: string, file: string, options: JsonOptions = {})
   }
 }
 
-/** Reads and parses a JSON file, naming the file in every error. */
+/** Reads and parses a JSON file (Python's NaN/Infinity accepted), naming the file in every error. */
 export async function readJsonFile(
   path: string,
   what = "config file",

@@ -16,3 +16,16 @@ describe("parsePythonJson", () => {
     expect(() => parsePythonJson('{"a": }')).toThrow(SyntaxError);
   });
 });
+
+describe("parsePythonJson on what json.dump writes", () => {
+  it("reads tokens next to punctuation and negative numbers, and rejects look-alikes", () => {
+    expect(parsePythonJson('[-Infinity,-1,NaN,{"k":Infinity}]')).toEqual([
+      -Infinity,
+      -1,
+      NaN,
+      { k: Infinity },
+    ]);
+    expect(() => parsePythonJson("[-Inf]")).toThrow(SyntaxError);
+    expect(() => parsePythonJson("[NaNa]")).toThrow(SyntaxError);
+  });
+});

@@ -12,6 +12,7 @@ import { pickleSafetyKind } from "./kinds/pickle-safety.js";
 import { pipelineAnimatediffKind, pipelineAnimatediffV2vKind } from "./kinds/pipeline-animatediff.js";
 import { pipelineControlnetKind } from "./kinds/pipeline-controlnet.js";
 import { pipelineT2vZeroKind } from "./kinds/pipeline-t2v-zero.js";
+import { pipelineVideoControlnetKind } from "./kinds/pipeline-video-controlnet.js";
 import { rngKind } from "./kinds/rng.js";
 import { safetensorsSafetyKind } from "./kinds/safetensors-safety.js";
 import { schedulersKind } from "./kinds/schedulers.js";
@@ -34,6 +35,7 @@ export const FIXTURE_KINDS: readonly FixtureKind[] = [
   pipelineAnimatediffV2vKind,
   pipelineControlnetKind,
   pipelineT2vZeroKind,
+  pipelineVideoControlnetKind,
   rngKind,
   safetensorsSafetyKind,
   schedulersKind,

@@ -5,6 +5,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { basename, join, relative } from "node:path";
+import { parseJson } from "../config/parse.js";
 import { throwIfAborted } from "../errors.js";
 import type { LongTaskOptions } from "../progress.js";
 import { failedRow } from "./compare.js";
@@ -46,7 +47,8 @@ export async function runFixture(
   });
   let caseJson: Record<string, unknown>;
   try {
-    const parsed: unknown = JSON.parse(await readFile(join(dir, "case.json"), "utf8"));
+    // json.dump writes NaN / Infinity for non-finite floats: read as Python wrote it.
+    const parsed = parseJson(await readFile(join(dir, "case.json"), "utf8"), join(dir, "case.json"));
     if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
       throw new Error("not a JSON object");
     caseJson = parsed as Record<string, unknown>;

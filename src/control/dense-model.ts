@@ -14,6 +14,7 @@ import {
   UnsupportedError,
 } from "../errors.js";
 import type { Image } from "../image.js";
+import { prepareOrtEnvironment } from "../runtime/ort-env.js";
 import { imageToNchw, modelInputSize, type ModelInputOptions } from "./model-input.js";
 import { loadCv } from "./opencv.js";
 import { resizeFloatsSync, type Interpolation } from "./resize.js";
@@ -32,6 +33,8 @@ export interface DenseModelOptions {
   readonly outputNames?: readonly string[];
   /** (optional) onnxruntime session options (execution providers, threads). */
   readonly sessionOptions?: ort.InferenceSession.SessionOptions;
+  /** (optional) how the caller named the model path, for messages (e.g. the CLI flag "--depth"). */
+  readonly flag?: string;
 }
 
 /** An onnxruntime-node failure as a BackendError. */
@@ -57,13 +60,20 @@ export class DenseModel {
     try {
       await access(path);
     } catch (cause) {
-      throw new FileNotFoundError(path, "ONNX model", { cause, hint: "check the --model path" });
+      throw new FileNotFoundError(path, "ONNX model", {
+        cause,
+        hint: `check the ${options.flag ?? "model"} path`,
+      });
     }
     let session: ort.InferenceSession;
+    prepareOrtEnvironment();
     try {
       session = await ort.InferenceSession.create(path, options.sessionOptions ?? {});
     } catch (cause) {
-      throw runtimeError(cause, `${path} could not be loaded as an ONNX model`);
+      throw runtimeError(
+        cause,
+        `${options.flag === undefined ? "" : `${options.flag} `}${path} could not be loaded as an ONNX model`,
+      );
     }
     const inputName = options.inputName ?? session.inputNames[0];
     if (inputName === undefined || !session.inputNames.includes(inputName)) {

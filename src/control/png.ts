@@ -7,6 +7,7 @@ import sharp, { type Metadata } from "sharp";
 import { access } from "node:fs/promises";
 import { CorruptFileError, FileNotFoundError, UnsupportedError } from "../errors.js";
 import { image, type Image } from "../image.js";
+import { writeFileAtomic } from "../util/atomic-write.js";
 
 /** Decodes an image file into raw pixels: 1 (gray), 3 (RGB) or 4 (RGBA) channels, uint8. */
 export async function readImageFile(path: string): Promise<Image> {
@@ -51,9 +52,14 @@ export async function readImageFile(path: string): Promise<Image> {
   );
 }
 
-/** Encodes an {@link Image} as a lossless PNG file. */
+/**
+ * Encodes an {@link Image} as a lossless PNG file, atomically (a temporary file in the same folder,
+ * renamed when complete; not fsynced: callers writing thousands of frames into a folder that is
+ * itself published atomically would pay a flush per frame). The folder must exist.
+ */
 export async function writePngFile(path: string, img: Image): Promise<void> {
   const raw = sharp(img.data, { raw: { width: img.width, height: img.height, channels: img.channels } });
   // one-channel input would otherwise be written as RGB
-  await (img.channels === 1 ? raw.toColourspace("b-w") : raw).png().toFile(path);
+  const bytes = await (img.channels === 1 ? raw.toColourspace("b-w") : raw).png().toBuffer();
+  await writeFileAtomic(path, bytes, { durable: false, createParents: false });
 }

@@ -4,8 +4,7 @@
  * protobuf limit never applies to weights). Weights are streamed: each source is loaded, written and
  * dropped before the next. Both files are written to temporary names and renamed at the end.
  */
-import { open, rename, rm, writeFile } from "node:fs/promises";
-import { randomBytes } from "node:crypto";
+import { open, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { endianness } from "node:os";
 import { GraphError, UnsupportedError, throwIfAborted } from "../errors.js";
@@ -14,6 +13,7 @@ import { type HostTensor, numel, shapeToString, shapesEqual } from "../tensor.js
 import type { Attribute, GraphBuilder, InitializerRecord, Value } from "./builder.js";
 import { toOnnxDataType } from "./dtype.js";
 import { ATTRIBUTE_TYPE, DATA_LOCATION, IR_VERSION, onnxType } from "./proto.js";
+import { withAtomicFiles } from "../util/atomic-write.js";
 import { castTensor, tensorSource } from "./weight-source.js";
 
 export const EXTERNAL_DATA_ALIGNMENT = 4096;
@@ -27,7 +27,7 @@ export interface WriteModelOptions extends LongTaskOptions {
   readonly producerName?: string;
   /** Stored as ModelProto.metadata_props. */
   readonly metadata?: Readonly<Record<string, string>>;
-  /** fsync the data file before renaming it into place (default true; costs a flush to disk). */
+  /** fsync both files before renaming them into place (default true; costs a flush to disk). */
   readonly durable?: boolean;
 }
 
@@ -56,9 +56,6 @@ export async function writeModel(
 ): Promise<WriteModelResult> {
   const dataFileName = options.dataFileName ?? `${basename(modelPath)}.data`;
   const dataPath = join(dirname(modelPath), dataFileName);
-  const suffix = `.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
-  const tmpModel = modelPath + suffix;
-  const tmpData = dataPath + suffix;
   const external: InitializerRecord[] = [...graph.initializers];
   const inline: HostTensor[] = [];
   const inlineNames: string[] = [];
@@ -77,9 +74,10 @@ export async function writeModel(
   }
   const tensors: ProtoObject[] = inline.map((t, i) => inlineTensorProto(inlineNames[i] ?? "", t));
   let dataBytes = 0;
-  try {
+  // The data file is renamed into place before the model that points at it.
+  const write = async ([tmpData, tmpModel]: string[]): Promise<number> => {
     if (external.length > 0) {
-      const fh = await open(tmpData, "w");
+      const fh = await open(tmpData ?? "", "wx");
       try {
         options.onProgress?.({ status: "start", task: "write weights", total: external.length });
         for (const [i, init] of external.entries()) {
@@ -106,28 +104,27 @@ export async function writeModel(
             total: external.length,
           });
         }
-        if (options.durable ?? true) await fh.sync();
       } finally {
         await fh.close();
       }
       options.onProgress?.({ status: "done", task: "write weights" });
     }
     const bytes = encodeModelProto(graph, tensors, options);
-    await writeFile(tmpModel, bytes);
-    if (external.length > 0) await rename(tmpData, dataPath);
-    await rename(tmpModel, modelPath);
-    return {
-      modelPath,
-      dataPath: external.length > 0 ? dataPath : null,
-      modelBytes: bytes.byteLength,
-      dataBytes,
-      externalTensors: external.length,
-    };
-  } catch (error) {
-    await rm(tmpData, { force: true });
-    await rm(tmpModel, { force: true });
-    throw error;
-  }
+    await writeFile(tmpModel ?? "", bytes, { flag: "wx" });
+    return bytes.byteLength;
+  };
+  const modelBytes = await withAtomicFiles([dataPath, modelPath], write, {
+    durable: options.durable ?? true,
+    createParents: false,
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
+  return {
+    modelPath,
+    dataPath: external.length > 0 ? dataPath : null,
+    modelBytes,
+    dataBytes,
+    externalTensors: external.length,
+  };
 }
 
 /** Encodes the model with every tensor inline (for small graphs and in-memory sessions; < 2 GB). */

@@ -8,16 +8,19 @@
  * a stale file) and the weights' identity (file path, size and mtime). Weights without an identity
  * (in-memory or synthesized stores, unless the caller names them with `weightsId`) are written to a
  * fresh folder that is deleted on release.
+ *
+ * The cache folder and its size cap (least recently used entries deleted after each write, never
+ * one in use by this process) are described in runtime/cache-store.ts.
  */
 import { createHash } from "node:crypto";
 import { mkdir, mkdtemp, rm, stat } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FileNotFoundError, InvalidArgumentError } from "../errors.js";
 import { GraphBuilder } from "../graph/builder.js";
 import { writeModel } from "../graph/serialize.js";
 import { type WeightStore, safetensorsStore } from "../nn/weight-store.js";
 import type { LongTaskOptions } from "../progress.js";
+import { cacheMaxBytes, evictCache, resolveCacheDir, touchCacheEntry } from "../runtime/cache-store.js";
 import {
   type CreateSessionOptions,
   type ExecutionProvider,
@@ -28,7 +31,7 @@ import type { HostTensor } from "../tensor.js";
 import { openSafetensors } from "../weights/safetensors.js";
 
 export interface ModelLoadOptions extends LongTaskOptions {
-  /** (optional, default `<os tmpdir>/steadyframe/models`) folder for the written ONNX models. */
+  /** (optional, default $STEADYFRAME_CACHE_DIR, else `<os tmpdir>/steadyframe/models`) folder for the written ONNX models. */
   readonly cacheDir?: string;
   /** (optional, default ["cpu"]) execution providers to try in order. */
   readonly executionProviders?: readonly ExecutionProvider[];
@@ -38,6 +41,8 @@ export interface ModelLoadOptions extends LongTaskOptions {
   readonly freeDimensionOverrides?: Readonly<Record<string, number>>;
   /** (optional) ORT's optimized-model cache folder (see runtime/session.ts; costs a second copy of the weights). */
   readonly sessionCacheDir?: string;
+  /** (optional) told about each execution provider that failed before one worked (runtime/session.ts). */
+  readonly onFallback?: CreateSessionOptions["onFallback"];
 }
 
 /** Weights opened from a diffusers component folder. */
@@ -90,6 +95,19 @@ export function graphStructureHash(g: GraphBuilder): string {
   return hash.digest("hex").slice(0, 24);
 }
 
+/** Cache entry folders with a live session in this process (never evicted). */
+const inUse = new Map<string, number>();
+
+function hold(folder: string): void {
+  inUse.set(folder, (inUse.get(folder) ?? 0) + 1);
+}
+
+function letGo(folder: string): void {
+  const n = (inUse.get(folder) ?? 1) - 1;
+  if (n > 0) inUse.set(folder, n);
+  else inUse.delete(folder);
+}
+
 export interface CompiledGraph {
   readonly session: Session;
   readonly modelPath: string;
@@ -109,7 +127,8 @@ export async function compileGraph(
   weightsId: string | null,
   options: ModelLoadOptions,
 ): Promise<CompiledGraph> {
-  const root = options.cacheDir ?? join(tmpdir(), "steadyframe", "models");
+  const root = resolveCacheDir(options.cacheDir);
+  const maxBytes = cacheMaxBytes();
   await mkdir(root, { recursive: true });
   let folder: string;
   let temporary = false;
@@ -139,12 +158,18 @@ export async function compileGraph(
     ...(options.intraOpNumThreads === undefined ? {} : { intraOpNumThreads: options.intraOpNumThreads }),
     ...(options.freeDimensionOverrides ? { freeDimensionOverrides: options.freeDimensionOverrides } : {}),
     ...(options.sessionCacheDir === undefined ? {} : { cacheDir: options.sessionCacheDir }),
+    ...(options.onFallback ? { onFallback: options.onFallback } : {}),
     ...(options.signal ? { signal: options.signal } : {}),
   };
   const existing = temporary ? null : await stat(modelPath).catch(() => null);
   let reused = existing?.isFile() ?? false;
+  hold(folder);
   try {
     if (!reused) await write();
+    if (!temporary) {
+      await touchCacheEntry(folder);
+      if (!reused) await evictCache(root, maxBytes, new Set(inUse.keys()));
+    }
     let session: Session;
     try {
       session = await createSession(modelPath, sessionOptions);
@@ -161,11 +186,13 @@ export async function compileGraph(
       modelPath,
       reused,
       release: async () => {
+        letGo(folder);
         await session.release();
         if (temporary) await rm(folder, { recursive: true, force: true });
       },
     };
   } catch (error) {
+    letGo(folder);
     if (temporary) await rm(folder, { recursive: true, force: true });
     throw error;
   }

@@ -65,8 +65,14 @@ export async function findWeightsFile(dir: string, library: string): Promise<str
   });
 }
 
-/** Reads model_index.json and locates every component Steadyframe uses. */
-export async function readPipelineFolder(dir: string): Promise<PipelineFolder> {
+/**
+ * Reads model_index.json and locates every component Steadyframe uses. `requireWeights: false` (the
+ * configs of a single-file checkpoint) accepts component folders without weight files.
+ */
+export async function readPipelineFolder(
+  dir: string,
+  options: { readonly requireWeights?: boolean } = {},
+): Promise<PipelineFolder> {
   const indexPath = join(dir, "model_index.json");
   if (!(await exists(indexPath))) {
     throw new FileNotFoundError(indexPath, "pipeline index", {
@@ -96,7 +102,7 @@ export async function readPipelineFolder(dir: string): Promise<PipelineFolder> {
     if (!(await exists(componentDir))) {
       throw new FileNotFoundError(componentDir, `${name} folder (listed in model_index.json)`);
     }
-    const needsWeights = name !== "tokenizer" && name !== "scheduler";
+    const needsWeights = name !== "tokenizer" && name !== "scheduler" && options.requireWeights !== false;
     const weights = needsWeights ? await findWeightsFile(componentDir, library) : undefined;
     components.set(name, {
       name,

@@ -10,6 +10,20 @@ import { image, type Image } from "../image.js";
 import { tensor, type HostTensor } from "../tensor.js";
 import { roundHalfEven } from "../util/round.js";
 
+/**
+ * Any 8-bit image as RGB, as PIL's `Image.convert("RGB")` does it (diffusers converts every control
+ * image so, `do_convert_rgb=True`): gray is repeated in R, G and B; alpha is dropped (not blended).
+ */
+export function toRGB(img: Image): Image {
+  const { width: w, height: h, channels: n } = img;
+  if (n === 3) return img;
+  const out = new Uint8Array(w * h * 3);
+  for (let i = 0; i < w * h; i++) {
+    for (let c = 0; c < 3; c++) out[i * 3 + c] = img.data[i * n + (n === 1 ? 0 : c)] ?? 0;
+  }
+  return image(w, h, 3, out);
+}
+
 /** HWC uint8 RGB -> [1, 3, H, W] float32, scaled to [0, 1] (control images) or [-1, 1] (VAE input). */
 export function imageToTensor(img: Image, range: "0,1" | "-1,1"): HostTensor<"float32"> {
   if (img.channels !== 3) throw new InvalidArgumentError("image channels", "3 (RGB)", img.channels);

@@ -8,8 +8,9 @@ import { join } from "node:path";
 import { InvalidArgumentError } from "../errors.js";
 import { readJsonFile } from "../config/parse.js";
 import { CLIPTextModel } from "../models/clip/index.js";
+import { readCLIPTextConfig } from "../models/clip/config.js";
 import type { ModelLoadOptions } from "../models/compiled-graph.js";
-import { ControlNetModel, fitsUNet } from "../models/controlnet/index.js";
+import { type ControlNetLoadOptions, ControlNetModel, fitsUNet } from "../models/controlnet/index.js";
 import { parseControlNetModelConfig } from "../models/controlnet/config.js";
 import { parseUNet2DConditionModelConfig, type UNet2DConditionModelConfig } from "../models/unet/config.js";
 import { UNet2DConditionModel } from "../models/unet/index.js";
@@ -21,7 +22,9 @@ import { CLIPTokenizer } from "../tokenizer/clip-tokenizer.js";
 import { LDM_KEY_MAP_VERSION } from "../weights/key-maps/ldm.js";
 import { ldmLayoutFor } from "../weights/key-maps/ldm-layout.js";
 import { openCheckpointStore, splitSingleFile } from "../weights/single-file.js";
+import type { CrossFrameSetting } from "../models/unet/build.js";
 import { readPipelineFolder } from "./components.js";
+import { droppedPromptText } from "./prompt-truncation.js";
 import { scale } from "./guidance.js";
 import type { LatentEncoder } from "./img2img.js";
 import {
@@ -30,7 +33,14 @@ import {
   type TextToImageOptions,
   type TextToImageResult,
 } from "./text-to-image.js";
-import type { ControlNet, DenoisingUNet, LatentDecoder, PromptTokenizer, TextEncoder } from "./types.js";
+import type {
+  ControlNet,
+  DenoisingUNet,
+  LatentDecoder,
+  PromptTokenizer,
+  TextEncoder,
+  VideoComponents,
+} from "./types.js";
 
 export interface LoadPipelineOptions extends ModelLoadOptions {
   /**
@@ -42,6 +52,18 @@ export interface LoadPipelineOptions extends ModelLoadOptions {
   readonly controlnets?: readonly string[];
   /** (optional) use the pipeline folder's own `controlnet/` component when no `controlnets` are given. */
   readonly useFolderControlNet?: boolean;
+  /**
+   * (optional, default false) build the ControlNets for diffusers' guess mode (residual i scaled by
+   * torch.logspace(-1, 0, n + 1)[i], the mid block's by the last); `generate` then runs guess mode
+   * unless told `guessMode: false`. A `generate` call that asks for the other mode builds that variant
+   * of the nets on first use.
+   */
+  readonly guessMode?: boolean;
+  /**
+   * (optional) cross-frame self-attention built into the UNet and the ControlNets (the video engine's
+   * attention methods: see src/engine/methods/attention-*.ts).
+   */
+  readonly crossFrame?: CrossFrameSetting;
 }
 
 export interface GenerateOptions extends Omit<TextToImageOptions, "controls"> {
@@ -51,6 +73,26 @@ export interface GenerateOptions extends Omit<TextToImageOptions, "controls"> {
   readonly schedulerConfig?: Readonly<Record<string, unknown>>;
   /** One control image ([1,3,H,W] in [0,1]) per loaded ControlNet, with its scale and schedule. */
   readonly controls?: readonly Omit<ControlUnit, "controlnet">[];
+  /**
+   * (optional, default the load option) ControlNet guess mode. As in diffusers it is switched on
+   * whatever this says when the (first) ControlNet's config has `global_pool_conditions`.
+   */
+  readonly guessMode?: boolean;
+  /** (optional) receives warnings, e.g. the text cut from a prompt longer than the tokenizer's 77 tokens. */
+  readonly onWarning?: (message: string) => void;
+}
+
+type ControlNetRunner = Awaited<ReturnType<typeof ControlNetModel.load>>;
+
+/** What `StableDiffusionPipeline.inspect` reads from a pipeline's configs (nothing is loaded). */
+export interface PipelineSummary {
+  /** True when `model` is a single-file checkpoint (its configs come from `configDir`). */
+  readonly singleFile: boolean;
+  readonly unetConfig: UNet2DConditionModelConfig;
+  /** 2 ** (len(vae block_out_channels) - 1): 8 for SD. */
+  readonly vaeScaleFactor: number;
+  /** The text encoder's num_hidden_layers: clip skip ranges over 0 .. layers - 1. */
+  readonly textEncoderLayers: number;
 }
 
 async function isFile(path: string): Promise<boolean> {
@@ -63,11 +105,61 @@ export class StableDiffusionPipeline {
     private readonly textEncoder: CLIPTextModel,
     private readonly unet: Awaited<ReturnType<typeof UNet2DConditionModel.load>>,
     private readonly vae: AutoencoderKL,
-    private readonly controlnets: readonly Awaited<ReturnType<typeof ControlNetModel.load>>[],
+    private readonly controlnets: readonly ControlNetRunner[],
     readonly unetConfig: UNet2DConditionModelConfig,
     readonly vaeScaleFactor: number,
     private readonly schedulerConfig: Readonly<Record<string, unknown>>,
+    /** Loads the ControlNets again, built for guess mode or not. */
+    private readonly loadControlNets: (guessMode: boolean) => Promise<ControlNetRunner[]>,
   ) {}
+
+  /** The ControlNets' variant for the other guess mode, once built (released with the pipeline). */
+  private otherControlNets: Promise<ControlNetRunner[]> | undefined;
+
+  /**
+   * Reads model_index.json and the UNet, VAE and text encoder configs only (no weights, no graphs),
+   * so arguments can be checked in a second before a load that takes minutes.
+   */
+  static async inspect(
+    model: string,
+    options: Pick<LoadPipelineOptions, "configDir"> = {},
+  ): Promise<PipelineSummary> {
+    const singleFile = await isFile(model);
+    const dir = singleFile ? options.configDir : model;
+    if (dir === undefined) {
+      throw new InvalidArgumentError(
+        "configDir",
+        "a diffusers folder with the configs of this checkpoint",
+        dir,
+        {
+          hint: `${model} is a single-file checkpoint, which holds no architecture`,
+        },
+      );
+    }
+    const folder = await readPipelineFolder(dir, { requireWeights: !singleFile });
+    const configOf = (name: "unet" | "vae" | "text_encoder"): string => {
+      const c = folder.components.get(name);
+      if (c === undefined) {
+        throw new InvalidArgumentError(
+          dir,
+          `a pipeline with a ${name} component`,
+          "none in model_index.json",
+        );
+      }
+      return join(c.dir, "config.json");
+    };
+    const unet = configOf("unet");
+    const vae = configOf("vae");
+    const unetConfig = parseUNet2DConditionModelConfig(unet, await readJsonFile(unet)).config;
+    const vaeConfig = parseAutoencoderKLConfig(vae, await readJsonFile(vae)).config;
+    const textConfig = (await readCLIPTextConfig(configOf("text_encoder"))).config;
+    return {
+      singleFile,
+      unetConfig,
+      vaeScaleFactor: 2 ** (vaeConfig.block_out_channels.length - 1),
+      textEncoderLayers: textConfig.num_hidden_layers,
+    };
+  }
 
   /** Loads a diffusers folder (model_index.json) or a single-file checkpoint (with `configDir`). */
   static async load(model: string, options: LoadPipelineOptions = {}): Promise<StableDiffusionPipeline> {
@@ -82,7 +174,9 @@ export class StableDiffusionPipeline {
         },
       );
     }
-    const folder = await readPipelineFolder(singleFile ? (options.configDir ?? "") : model);
+    const folder = singleFile
+      ? await readPipelineFolder(options.configDir ?? "", { requireWeights: false })
+      : await readPipelineFolder(model);
     const dirOf = (name: "unet" | "vae" | "text_encoder" | "tokenizer" | "scheduler"): string => {
       const c = folder.components.get(name);
       if (c === undefined) {
@@ -145,16 +239,47 @@ export class StableDiffusionPipeline {
       controlnetSources.length === 0 && options.useFolderControlNet === true && folderControlNet;
     const netPaths = useFolderNet ? [folderControlNet.dir] : controlnetSources;
     const load: ModelLoadOptions = options;
+    // Progress: one "loading <component>" task per model; writing a model's ONNX file (first use of
+    // a checkpoint) reports as "<component>: write weights".
+    const tracked = async <T>(task: string, run: () => Promise<T>): Promise<T> => {
+      options.onProgress?.({ status: "start", task });
+      const result = await run();
+      options.onProgress?.({ status: "done", task });
+      return result;
+    };
+    const loadFor = (name: string): ModelLoadOptions => {
+      const report = options.onProgress;
+      if (report === undefined) return load;
+      return { ...load, onProgress: (e) => report({ ...e, task: `${name}: ${e.task}` }) };
+    };
+    const loadNets = async (guessMode: boolean): Promise<ControlNetRunner[]> => {
+      const nets = [];
+      for (const path of netPaths) {
+        const netOptions = {
+          ...loadFor(path),
+          guessMode,
+          broadcastPooled: true,
+          ...(options.crossFrame ? { crossFrame: options.crossFrame } : {}),
+        };
+        nets.push(await tracked(`loading ${path}`, () => loadControlNet(path, configs.unet, netOptions)));
+      }
+      return nets;
+    };
     const [tokenizer, textEncoder, unet, vae] = await Promise.all([
       CLIPTokenizer.fromPretrained(dirOf("tokenizer")),
-      CLIPTextModel.load(await source("text_encoder", "text_encoder"), load),
-      UNet2DConditionModel.load(await unetSource(), { ...load, residuals: netPaths.length > 0 }),
-      AutoencoderKL.load(await source("vae", "vae"), load),
+      tracked("loading text_encoder", async () =>
+        CLIPTextModel.load(await source("text_encoder", "text_encoder"), loadFor("text_encoder")),
+      ),
+      tracked("loading unet", async () =>
+        UNet2DConditionModel.load(await unetSource(), {
+          ...loadFor("unet"),
+          residuals: netPaths.length > 0,
+          ...(options.crossFrame ? { crossFrame: options.crossFrame } : {}),
+        }),
+      ),
+      tracked("loading vae", async () => AutoencoderKL.load(await source("vae", "vae"), loadFor("vae"))),
     ]);
-    const controlnets = [];
-    for (const path of netPaths) {
-      controlnets.push(await loadControlNet(path, configs.unet, load));
-    }
+    const controlnets = await loadNets(options.guessMode === true);
     const vaeScaleFactor = 2 ** (configs.vae.block_out_channels.length - 1);
     return new StableDiffusionPipeline(
       tokenizer,
@@ -165,6 +290,7 @@ export class StableDiffusionPipeline {
       configs.unet,
       vaeScaleFactor,
       schedulerConfig,
+      loadNets,
     );
   }
 
@@ -178,6 +304,8 @@ export class StableDiffusionPipeline {
       scheduler: schedulerName,
       schedulerConfig = this.schedulerConfig,
       controls = [],
+      guessMode: askedGuessMode,
+      onWarning,
       ...rest
     } = options;
     if (controls.length !== this.controlnets.length) {
@@ -186,6 +314,21 @@ export class StableDiffusionPipeline {
         `${this.controlnets.length} control image(s), one per ControlNet`,
         controls.length,
       );
+    }
+    // diffusers: guess_mode = guess_mode or controlnet(.nets[0]).config.global_pool_conditions
+    const pooled = this.controlnets[0]?.config.global_pool_conditions === true;
+    const guessMode = (askedGuessMode ?? this.controlnets[0]?.guessMode ?? false) || pooled;
+    const nets = await this.controlNetsFor(guessMode);
+    for (const [which, text] of [
+      ["prompt", rest.prompt],
+      ["negative prompt", rest.negativePrompt ?? ""],
+    ] as const) {
+      const dropped = droppedPromptText(this.tokenizer, text);
+      if (dropped !== undefined) {
+        onWarning?.(
+          `the ${which} is longer than CLIP's ${this.tokenizer.modelMaxLength} tokens; this part was cut: "${dropped}"`,
+        );
+      }
     }
     const className =
       typeof schedulerConfig["_class_name"] === "string" ? schedulerConfig["_class_name"] : "PNDMScheduler";
@@ -214,9 +357,47 @@ export class StableDiffusionPipeline {
       },
       {
         ...rest,
-        controls: controls.map((c, i) => ({ ...c, controlnet: this.controlnets[i] as ControlNet })),
+        guessMode,
+        controls: controls.map((c, i) => ({ ...c, controlnet: nets[i] as ControlNet })),
       },
     );
+  }
+
+  /**
+   * The loaded components as the video engine takes them (src/engine/generate-video.ts): a fresh
+   * scheduler per batch from `scheduler` (default: the folder's class) and its config.
+   */
+  videoComponents(scheduler?: string, schedulerConfig = this.schedulerConfig): VideoComponents {
+    const className =
+      typeof schedulerConfig["_class_name"] === "string" ? schedulerConfig["_class_name"] : "PNDMScheduler";
+    const name = scheduler ?? className;
+    fromConfig(name, schedulerConfig); // fails now, not at the first batch, on a bad name or config
+    return {
+      tokenizer: { tokenize: (prompts) => this.tokenizer.encodeBatch(prompts) },
+      textEncoder: {
+        encode: async (ids, o) =>
+          (await this.textEncoder.encode(ids, o?.clipSkip === undefined ? {} : { clipSkip: o.clipSkip }))
+            .promptEmbeds,
+      },
+      unet: this.unet,
+      controlnets: this.controlnets,
+      vae: { scalingFactor: this.vae.scalingFactor, decode: (z) => this.vae.decode(z, { batchSize: 1 }) },
+      encoder: vaeLatentEncoder(this.vae),
+      makeScheduler: () => fromConfig(name, schedulerConfig),
+      vaeScaleFactor: this.vaeScaleFactor,
+      latentChannels: this.unetConfig.in_channels,
+    };
+  }
+
+  /**
+   * The ControlNets built for `guessMode` (the guess-mode scaling is part of the graph): the loaded
+   * ones, or the other variant, built on first use. Nets with global_pool_conditions do not scale.
+   */
+  private async controlNetsFor(guessMode: boolean): Promise<readonly ControlNetRunner[]> {
+    const loaded = this.controlnets;
+    if (loaded.every((n) => n.guessMode === guessMode || n.config.global_pool_conditions)) return loaded;
+    this.otherControlNets ??= this.loadControlNets(guessMode);
+    return this.otherControlNets;
   }
 
   async release(): Promise<void> {
@@ -225,6 +406,7 @@ export class StableDiffusionPipeline {
       this.unet.release(),
       this.vae.release(),
       ...this.controlnets.map((c) => c.release()),
+      this.otherControlNets?.then((nets) => Promise.all(nets.map((c) => c.release()))),
     ]);
   }
 }
@@ -243,7 +425,7 @@ export function vaeLatentEncoder(vae: AutoencoderKL): LatentEncoder {
 async function loadControlNet(
   path: string,
   unetConfig: UNet2DConditionModelConfig,
-  options: ModelLoadOptions,
+  options: ControlNetLoadOptions,
 ) {
   if (!(await isFile(path))) {
     const net = await ControlNetModel.load(path, options);

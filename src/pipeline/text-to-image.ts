@@ -18,14 +18,7 @@ import {
   type LatentEncoder,
 } from "./img2img.js";
 import { denormalize } from "./images.js";
-import type {
-  ControlNet,
-  ControlNetOutputs,
-  DenoisingUNet,
-  LatentDecoder,
-  PromptTokenizer,
-  TextEncoder,
-} from "./types.js";
+import type { ControlNet, DenoisingUNet, LatentDecoder, PromptTokenizer, TextEncoder } from "./types.js";
 
 export interface TextToImageComponents {
   readonly tokenizer: PromptTokenizer;

@@ -2,7 +2,9 @@
  * What the pipelines need from each model, as small structural interfaces. The ONNX-backed runners in
  * `src/models/*` satisfy them; tests and other backends can supply their own.
  */
+import type { Scheduler } from "../schedulers/scheduler.js";
 import type { HostTensor } from "../tensor.js";
+import type { LatentEncoder } from "./img2img.js";
 
 export interface PromptTokenizer {
   /** Token ids padded/truncated to the model length: int64 [batch, 77]. */
@@ -53,4 +55,20 @@ export interface LatentDecoder {
   readonly scalingFactor: number;
   /** Latents already divided by scaling_factor -> image in [-1, 1]. */
   decode(latents: HostTensor<"float32">): Promise<HostTensor<"float32">>;
+}
+
+/** The components the video engine (src/engine/generate-video.ts) runs on. */
+export interface VideoComponents {
+  readonly tokenizer: PromptTokenizer;
+  readonly textEncoder: TextEncoder;
+  /** Built with the attention method's cross-frame setting (see StableDiffusionPipeline.load). */
+  readonly unet: DenoisingUNet;
+  readonly controlnets: readonly ControlNet[];
+  readonly vae: LatentDecoder;
+  /** Needed by methods that start frames from an image (img2img). */
+  readonly encoder?: LatentEncoder;
+  /** A fresh scheduler (one per batch: schedulers hold per-run state). */
+  readonly makeScheduler: () => Scheduler;
+  readonly vaeScaleFactor: number;
+  readonly latentChannels: number;
 }

@@ -4,7 +4,7 @@
  * reported through `onFallback`; if none works, one BackendError lists every attempt. Feeds are
  * validated before running and all problems are reported together in one SessionInputError.
  */
-import { mkdir, readdir, rename, rm, stat } from "node:fs/promises";
+import { mkdir, readdir, rm, stat } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import ort from "onnxruntime-node";
@@ -16,7 +16,9 @@ import {
   throwIfAborted,
 } from "../errors.js";
 import type { HostTensor } from "../tensor.js";
+import { withAtomicFile } from "../util/atomic-write.js";
 import { cacheEntry } from "./model-cache.js";
+import { prepareOrtEnvironment } from "./ort-env.js";
 import { dtypeFromOrt, fromOrtTensor, toOrtTensor } from "./ort-tensor.js";
 import { type TensorSpec, validateFeeds } from "./validate-feeds.js";
 
@@ -26,6 +28,33 @@ export type ExecutionProvider = (typeof EXECUTION_PROVIDERS)[number];
 export interface ProviderFailure {
   readonly provider: ExecutionProvider;
   readonly error: string;
+}
+
+/** What a user asks to run on (the CLI's --device); each maps to providers with the CPU as fallback. */
+export const DEVICES = ["cpu", "cuda", "webgpu"] as const;
+export type Device = (typeof DEVICES)[number];
+
+/** The execution providers to try for `device`, best first, ending with "cpu". */
+export function providersForDevice(device: Device): ExecutionProvider[] {
+  if (!DEVICES.includes(device))
+    throw new InvalidArgumentError("device", `one of ${DEVICES.join(", ")}`, device);
+  return device === "cpu" ? ["cpu"] : [device, "cpu"];
+}
+
+/** One line saying why a provider failed and what to do about it (for a fallback warning). */
+export function explainFallback(failure: ProviderFailure): string {
+  const missingLibrary = /shared librar|cannot open shared object|Failed to load/i.test(failure.error);
+  const fix =
+    failure.provider === "cuda"
+      ? missingLibrary
+        ? "the CUDA build of onnxruntime-node is not installed, or CUDA 12 / cuDNN 9 libraries are missing: run `ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node` on a machine with an NVIDIA driver (see the README)"
+        : "check the NVIDIA driver and the CUDA 12 / cuDNN 9 libraries (see the README)"
+      : failure.provider === "webgpu"
+        ? "no WebGPU adapter was found (needs a GPU with Vulkan, Metal or D3D12 drivers)"
+        : "check the model file";
+  // ORT's messages start with source locations; their end says what happened.
+  const said = failure.error.length > 160 ? `...${failure.error.slice(-160)}` : failure.error;
+  return `${failure.provider} unavailable (${said}); ${fix}`;
 }
 
 export interface CreateSessionOptions {
@@ -125,6 +154,7 @@ function message(error: unknown): string {
 /** Creates a session for the model at `modelPath` (see the file comment). */
 export async function createSession(modelPath: string, options: CreateSessionOptions = {}): Promise<Session> {
   const started = performance.now();
+  prepareOrtEnvironment();
   const providers = options.executionProviders ?? ["cpu"];
   if (providers.length === 0)
     throw new InvalidArgumentError(
@@ -201,20 +231,24 @@ async function createWithCache(
   // entry is one atomic rename of the model; older data files of the entry are removed afterwards.
   const id = `${process.pid}-${randomBytes(4).toString("hex")}`;
   const dataFileName = `${entry.stem}.${id}.onnx.data`;
-  const tmp = `${entry.modelPath}.tmp-${id}`;
   try {
-    const session = await ort.InferenceSession.create(modelPath, {
-      ...sessionOptions,
-      graphOptimizationLevel: "all",
-      optimizedModelFilePath: tmp,
-      extra: {
-        session: {
-          optimized_model_external_initializers_file_name: dataFileName,
-          optimized_model_external_initializers_min_size_in_bytes: "1024",
-        },
-      },
-    });
-    await rename(tmp, entry.modelPath);
+    // ORT writes the optimized model to a temporary name, renamed into place when the session works.
+    const session = await withAtomicFile(
+      entry.modelPath,
+      (tmp) =>
+        ort.InferenceSession.create(modelPath, {
+          ...sessionOptions,
+          graphOptimizationLevel: "all",
+          optimizedModelFilePath: tmp,
+          extra: {
+            session: {
+              optimized_model_external_initializers_file_name: dataFileName,
+              optimized_model_external_initializers_min_size_in_bytes: "1024",
+            },
+          },
+        }),
+      { durable: false },
+    );
     for (const f of await readdir(cacheDir)) {
       if (f.startsWith(`${entry.stem}.`) && f.endsWith(".onnx.data") && f !== dataFileName)
         await rm(join(cacheDir, f), { force: true });
@@ -223,7 +257,5 @@ async function createWithCache(
   } catch (error) {
     await rm(join(cacheDir, dataFileName), { force: true });
     throw error;
-  } finally {
-    await rm(tmp, { force: true });
   }
 }

@@ -2,13 +2,13 @@
  * Writes frames as a PNG sequence with sharp: into a directory (`frame_000000.png`, ...) or after a
  * printf pattern (`out/%04d.png`). Built in a temporary sibling directory and moved into place.
  */
-import { mkdir } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { readdir, stat } from "node:fs/promises";
+import { basename, dirname, extname, join } from "node:path";
 import sharp from "sharp";
-import { throwIfAborted } from "../errors.js";
+import { VideoError, throwIfAborted } from "../errors.js";
 import type { Image } from "../image.js";
 import type { LongTaskOptions } from "../progress.js";
-import { discard, replaceDir, tempDirFor } from "./atomic.js";
+import { withAtomicDir } from "../util/atomic-write.js";
 import { checkFrame, noFramesError } from "./frame-check.js";
 
 export interface PngSequenceTarget {
@@ -37,13 +37,10 @@ export async function writePngSequence(
   options: LongTaskOptions & { totalFrames?: number } = {},
 ): Promise<{ frames: number; width: number; height: number }> {
   const target = pngTarget(path);
-  const temp = tempDirFor(target.dir);
   const task = `write ${path}`;
   let first: Image | undefined;
   let count = 0;
-  try {
-    await mkdir(dirname(temp), { recursive: true });
-    await mkdir(temp);
+  const build = async (temp: string): Promise<void> => {
     options.onProgress?.({
       status: "start",
       task,
@@ -70,11 +67,33 @@ export async function writePngSequence(
     }
     throwIfAborted(options.signal, task);
     if (!first) throw noFramesError(path);
-    await replaceDir(temp, target.dir, [".png"]);
-  } catch (err) {
-    await discard(temp);
-    throw err;
-  }
+  };
+  // Frame files are not fsynced one by one (thousands of flushes); the folder appears complete or not at all.
+  await withAtomicDir(target.dir, build, {
+    durable: false,
+    canReplace: (existing) => onlyFilesOfType(existing, [".png"]),
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
   options.onProgress?.({ status: "done", task });
   return { frames: count, width: first?.width ?? 0, height: first?.height ?? 0 };
+}
+
+/**
+ * Allows replacing `existing` only when it is a folder that is empty or holds nothing but files with
+ * one of `replaceable` extensions (an earlier output of the same kind), so a mistyped path never
+ * deletes unrelated files.
+ */
+async function onlyFilesOfType(existing: string, replaceable: readonly string[]): Promise<void> {
+  const info = await stat(existing);
+  const entries = info.isDirectory() ? await readdir(existing, { withFileTypes: true }) : [];
+  const foreign = entries.find((e) => !e.isFile() || !replaceable.includes(extname(e.name).toLowerCase()));
+  if (!info.isDirectory() || foreign) {
+    throw new VideoError(
+      existing,
+      info.isDirectory()
+        ? `refusing to replace this directory: it holds ${foreign?.name ?? "other files"}, not only ${replaceable.join("/")} files`
+        : "refusing to replace this file with a frame directory",
+      { hint: "choose a new output path or remove the old one first" },
+    );
+  }
 }

@@ -5,13 +5,12 @@
  * written under a temporary name next to the target and renamed only on success; on failure or
  * cancellation the temporary output is deleted.
  */
-import { mkdir, rename } from "node:fs/promises";
-import { basename, dirname, extname } from "node:path";
+import { basename, extname } from "node:path";
 import type { Writable } from "node:stream";
-import { InvalidArgumentError, VideoError, throwIfAborted } from "../errors.js";
+import { InvalidArgumentError, SteadyframeError, VideoError, throwIfAborted } from "../errors.js";
 import type { Image } from "../image.js";
 import type { LongTaskOptions } from "../progress.js";
-import { discard, tempFileFor } from "./atomic.js";
+import { withAtomicFile } from "../util/atomic-write.js";
 import { startTool, summarizeStderr, type FfmpegBinaries, type ToolProcess } from "./ffmpeg.js";
 import { checkFrame, noFramesError } from "./frame-check.js";
 import { writePngSequence } from "./write-png.js";
@@ -149,14 +148,14 @@ async function encodeWithFfmpeg(
   if (!Number.isFinite(fps) || fps <= 0) throw new InvalidArgumentError("fps", "a positive frame rate", fps);
   const crf = crfFor(codec, options);
   const task = `encode ${path}`;
-  const temp = tempFileFor(path);
   let tool: ToolProcess | undefined;
   const onAbort = (): void => void tool?.kill();
   options.signal?.addEventListener("abort", onAbort, { once: true });
   let first: Image | undefined;
   let count = 0;
-  try {
-    await mkdir(dirname(temp), { recursive: true });
+  let encoded = false;
+  // Written to a hidden temporary file (same extension: ffmpeg picks the container from it).
+  const encode = async (temp: string): Promise<void> => {
     for await (const frame of frames) {
       throwIfAborted(options.signal, task);
       if (!first) {
@@ -206,19 +205,23 @@ async function encodeWithFfmpeg(
         },
       );
     }
-    await rename(temp, path).catch((cause: unknown) => {
-      throw new VideoError(path, `cannot move the finished video into place (${String(cause)})`, {
-        cause,
-        hint: "remove or rename what is at the output path, or choose another path",
-      });
-    });
+    encoded = true;
+  };
+  try {
+    await withAtomicFile(path, encode, options.signal ? { signal: options.signal } : {});
   } catch (err) {
     await tool?.kill();
-    await discard(temp);
+    if (encoded && !(err instanceof SteadyframeError)) {
+      throw new VideoError(path, `cannot move the finished video into place (${String(err)})`, {
+        cause: err,
+        hint: "remove or rename what is at the output path, or choose another path",
+      });
+    }
     throw err;
   } finally {
     options.signal?.removeEventListener("abort", onAbort);
   }
+  if (!first) throw noFramesError(path);
   options.onProgress?.({ status: "done", task });
   return { path, frames: count, width: first.width, height: first.height };
 }

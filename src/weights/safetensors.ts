@@ -8,7 +8,7 @@
  * gaps, overlaps or trailing bytes) before any typed array is created. Data are little-endian, C order,
  * with no alignment guarantee, so tensors are copied out of the file rather than viewed in place.
  */
-import { open, rename, unlink } from "node:fs/promises";
+import { open } from "node:fs/promises";
 import { CorruptFileError, FileNotFoundError, InvalidArgumentError } from "../errors.js";
 import {
   BYTES_PER_ELEMENT,
@@ -18,6 +18,7 @@ import {
   type HostTensor,
   type Shape,
 } from "../tensor.js";
+import { writeFileAtomic } from "../util/atomic-write.js";
 
 /** Header-length cap of the reference implementation (100 MB). */
 export const MAX_HEADER_BYTES = 100_000_000;
@@ -365,17 +366,5 @@ export async function writeSafetensors(
   metadata?: Readonly<Record<string, string>>,
 ): Promise<void> {
   const bytes = serializeSafetensors(tensors, metadata);
-  const temp = `${path}.tmp-${process.pid}-${Date.now()}`;
-  try {
-    const handle = await open(temp, "w");
-    try {
-      await handle.writeFile(bytes);
-    } finally {
-      await handle.close();
-    }
-    await rename(temp, path);
-  } catch (error) {
-    await unlink(temp).catch(() => undefined);
-    throw error;
-  }
+  await writeFileAtomic(path, bytes, { createParents: false });
 }

@@ -5,6 +5,7 @@
 import { type ParseArgsConfig, parseArgs } from "node:util";
 import type { DepthPreset } from "../../control/depth.js";
 import { InvalidArgumentError } from "../../errors.js";
+import { DEVICES, type Device, type ExecutionProvider, providersForDevice } from "../../runtime/session.js";
 
 /** node:util parseArgs over a command's arguments, with positionals allowed (unknown flags throw). */
 export function parseCommandArgs<const O extends NonNullable<ParseArgsConfig["options"]>>(
@@ -42,19 +43,38 @@ export function intOption(name: string, text: string | undefined, min: number): 
   return n;
 }
 
-/** "256" -> 256x256, "512x288" -> 512x288. */
-export function parseSize(text: string): { width: number; height: number } {
-  const m = /^(\d+)(?:x(\d+))?$/.exec(text);
+/** A parsed --size: the short side (aspect ratio kept) or an exact width and height. */
+export type SizeOption = { readonly shortSide: number } | { readonly width: number; readonly height: number };
+
+/** "512" -> short side 512 (aspect ratio kept, see {@link resolveSize}); "768x432" -> exactly 768x432. */
+export function parseSize(text: string, flag = "--size"): SizeOption {
+  const m = /^(\d+)(?:x(\d+))?$/.exec(text.trim());
   const width = Number(m?.[1]);
   const height = Number(m?.[2] ?? m?.[1]);
-  if (!m || !(width > 0) || !(height > 0) || width > 8192 || height > 8192) {
+  if (!m || !(width >= 8) || !(height >= 8) || width > 8192 || height > 8192) {
     throw new InvalidArgumentError(
-      "--size",
-      "N or WxH with sides from 1 to 8192 (e.g. 512 or 768x432)",
+      flag,
+      "N (the short side; the aspect ratio is kept) or WxH (exact), sides from 8 to 8192, e.g. 512 or 768x432",
       text,
     );
   }
-  return { width, height };
+  return m[2] === undefined ? { shortSide: width } : { width, height };
+}
+
+/**
+ * The frame size for a source of `sourceWidth` x `sourceHeight`: WxH as given; N scales the short side
+ * to N and the long side by the same factor, both rounded to the nearest multiple of 8 (what Stable
+ * Diffusion's VAE needs; at least 8). 854x480 with 512 -> 912x512.
+ */
+export function resolveSize(
+  size: SizeOption,
+  sourceWidth: number,
+  sourceHeight: number,
+): { width: number; height: number } {
+  if ("width" in size) return { width: size.width, height: size.height };
+  const scale = size.shortSide / Math.min(sourceWidth, sourceHeight);
+  const round8 = (x: number): number => Math.max(8, Math.round((x * scale) / 8) * 8);
+  return { width: round8(sourceWidth), height: round8(sourceHeight) };
 }
 
 /** "100,200" -> thresholds. */
@@ -87,4 +107,9 @@ export function oneOf<T extends string>(
 /** --depth-preset: depth-anything (default), dpt or midas. */
 export function depthPresetOption(value: string | undefined): DepthPreset {
   return oneOf<DepthPreset>("--depth-preset", value, ["depth-anything", "dpt", "midas"], "depth-anything");
+}
+
+/** --device cpu|cuda|webgpu (default cpu): the ONNX Runtime execution providers to try, CPU last. */
+export function deviceOption(value: string | undefined): ExecutionProvider[] {
+  return providersForDevice(oneOf<Device>("--device", value, DEVICES, "cpu"));
 }

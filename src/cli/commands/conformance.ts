@@ -2,12 +2,14 @@
  * `steadyframe conformance <dir>...`: runs every fixture folder (a case.json) under the given folders
  * and prints fixture, tensor, max abs error, tolerance and pass/fail. Exits 1 on any failure.
  */
-import { writeFile } from "node:fs/promises";
 import { InvalidArgumentError } from "../../errors.js";
 import { FIXTURE_KINDS } from "../../conformance/registry.js";
 import { runConformance } from "../../conformance/run.js";
 import { formatTable, summarize } from "../../conformance/table.js";
+import { CACHE_DIR_ENV } from "../../runtime/cache-store.js";
+import { writeFileAtomic } from "../../util/atomic-write.js";
 import type { CliCommand } from "../command.js";
+import { checkOutputPath } from "../output-path.js";
 import { progressBar } from "../progress-bar.js";
 import { parseCommandArgs } from "./cli-options.js";
 
@@ -19,6 +21,8 @@ for its kind, and compares each output with the tolerance in its case.json.
 Options:
   --kind <kind>   only run fixtures of this kind (repeatable)
   --json <file>   also write the results as JSON
+  --cache-dir <d> compiled-model cache folder (default: $STEADYFRAME_CACHE_DIR, else
+                  <os tmpdir>/steadyframe/models; see steadyframe cache --help)
   --list          list the fixture kinds this build can run
 `;
 
@@ -31,6 +35,7 @@ export const conformanceCommand: CliCommand = {
       kind: { type: "string", multiple: true },
       json: { type: "string" },
       list: { type: "boolean", default: false },
+      "cache-dir": { type: "string" },
     });
     if (values.list) {
       for (const k of FIXTURE_KINDS) io.stdout.write(`${k.kind.padEnd(20)} ${k.description}\n`);
@@ -41,6 +46,9 @@ export const conformanceCommand: CliCommand = {
         hint: "e.g. steadyframe conformance test/fixtures/golden",
       });
     }
+    if (values.json !== undefined) await checkOutputPath("--json", values.json, "file");
+    // The fixture runners build their models with the default cache folder, which this sets.
+    if (values["cache-dir"] !== undefined) process.env[CACHE_DIR_ENV] = values["cache-dir"];
     const results = await runConformance(positionals, {
       onProgress: progressBar(io.stderr, io.interactive),
       signal: io.signal,
@@ -53,7 +61,10 @@ export const conformanceCommand: CliCommand = {
     io.stdout.write(`${formatTable(results)}\n`);
     const { passed, failed, fixtures } = summarize(results);
     if (values.json !== undefined) {
-      await writeFile(values.json, `${JSON.stringify({ passed, failed, fixtures: results }, null, 2)}\n`);
+      await writeFileAtomic(
+        values.json,
+        `${JSON.stringify({ passed, failed, fixtures: results }, null, 2)}\n`,
+      );
     }
     io.stdout.write(`\n${fixtures} fixtures: ${passed} checks passed, ${failed} failed\n`);
     return failed === 0 ? 0 : 1;

@@ -1,17 +1,21 @@
 /**
  * `steadyframe controls <video> --out <dir>`: control maps of a video as PNG sequences (plus preview
- * videos) and a metrics.json. The output folder is built as `<out>.tmp-<pid>` and renamed into
- * place only when everything is written; on failure or Ctrl-C it is removed.
+ * videos) and a metrics.json. --out is checked before anything is decoded or loaded
+ * (cli/output-path.ts); the folder is built under a hidden temporary name beside it and moved into
+ * place only when everything is written (util/atomic-write.ts); on failure or Ctrl-C it is removed,
+ * and an earlier output replaced with --overwrite is kept until the new one is in place.
  */
-import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { readFile, stat, writeFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
 import { InvalidArgumentError } from "../../errors.js";
 import { DepthEstimator, type DepthNormalization } from "../../control/depth.js";
 import { resolveFarneback } from "../../control/flow.js";
 import { probeVideo, rationalValue } from "../../video/probe.js";
 import { readFrames } from "../../video/read.js";
 import { writeVideo } from "../../video/write.js";
+import { withAtomicDir } from "../../util/atomic-write.js";
 import type { CliCommand } from "../command.js";
+import { checkOutputPath } from "../output-path.js";
 import { progressBar } from "../progress-bar.js";
 import {
   VIDEO_OPTIONS,
@@ -21,6 +25,7 @@ import {
   parseCanny,
   parseCommandArgs,
   parseSize,
+  resolveSize,
   singleVideoArg,
 } from "./cli-options.js";
 import { extractControls, type ControlsSettings, type ControlsStats } from "./controls-pipeline.js";
@@ -29,21 +34,24 @@ const usage = `Usage: steadyframe controls <video> --out <dir> [options]
 
 Decodes the video (OpenCV-compatible colours), resizes every frame with cv2.INTER_AREA and writes
 control maps as PNG sequences (<dir>/<name>/frame_000000.png ...), a preview video of each, and
-<dir>/metrics.json. Without --canny, --depth or --flow, Canny 100,200 is computed.
+<dir>/metrics.json. Without --canny, --depth or --flow (or with --interpolate and no --canny),
+Canny 100,200 is computed.
 
 Options:
   --out <dir>              output folder (required; refused if it exists, unless --overwrite)
-  --canny <low,high>       Canny edge maps on the gray frame (e.g. 100,200)
+  --canny <low,high>       Canny edge maps on the gray frame (default 100,200 when needed)
   --interpolate <N>        N in-between edge maps per frame pair (canny-interp/, N+1 times the rate)
   --interpolate-mode <m>   blend (default, cv2.addWeighted) or flow (edges moved along the flow)
   --flow                   Farneback flow (flow/, colour-coded) and consistency masks (occlusion/)
   --depth <model.onnx>     depth maps from a monocular depth ONNX model (depth/)
   --depth-preset <p>       depth-anything (default), dpt or midas input conventions
   --depth-normalize <n>    clip (default: one range for the whole clip) or frame
-  --size <N|WxH>           control map size (default 512; N means NxN, aspect not kept)
+  --size <N|WxH>           control map size (default 512): N = short side, aspect ratio kept, both
+                           sides rounded to multiples of 8 (854x480 -> 912x512); WxH = exactly
   --frames <N>             only the first N frames
   --preview <fmt>          preview videos: mp4 (default), webm, gif or none
   --overwrite              replace an earlier controls output folder at --out
+  --json                   print one JSON object (paths, frames, size, timings) instead of the summary
 `;
 
 async function exists(path: string): Promise<boolean> {
@@ -52,6 +60,8 @@ async function exists(path: string): Promise<boolean> {
     () => false,
   );
 }
+
+const seconds = (ms: number): number => Math.round(ms) / 1000;
 
 /** Refuses an existing --out unless --overwrite and it is an earlier controls output. */
 async function checkOut(out: string, overwrite: boolean): Promise<void> {
@@ -124,6 +134,7 @@ export const controlsCommand: CliCommand = {
   summary: "extract control maps (Canny, interpolated edges, flow, occlusion, depth) from a video",
   usage,
   async run(args, io) {
+    const started = performance.now();
     const { values, positionals } = parseCommandArgs(args, {
       out: { type: "string" },
       canny: { type: "string" },
@@ -134,21 +145,22 @@ export const controlsCommand: CliCommand = {
       "depth-normalize": { type: "string" },
       preview: { type: "string" },
       overwrite: { type: "boolean", default: false },
+      json: { type: "boolean", default: false },
     });
+    // 1. Every argument, then the output location, then the input: all before any work.
     const video = singleVideoArg(positionals, "controls");
     if (values.out === undefined) throw new InvalidArgumentError("--out", "an output folder", undefined);
-    const out = values.out.replace(/[/\\]+$/, "");
-    const size = parseSize(values.size ?? "512");
-    const noControl = values.canny === undefined && values.depth === undefined && !values.flow;
-    const canny =
-      values.canny !== undefined ? parseCanny(values.canny) : noControl ? parseCanny("100,200") : undefined;
+    const out = values.out.replace(/[/\\]+$/, "") || values.out;
+    const sizeOption = parseSize(values.size ?? "512");
     const interpolate = intOption("--interpolate", values.interpolate, 0) ?? 0;
-    if (interpolate > 0 && !canny)
-      throw new InvalidArgumentError(
-        "--interpolate",
-        "--canny as well (it interpolates edge maps)",
-        interpolate,
-      );
+    const noControl = values.canny === undefined && values.depth === undefined && !values.flow;
+    // Edge maps are what --interpolate interpolates, so it implies the default thresholds too.
+    const canny =
+      values.canny !== undefined
+        ? parseCanny(values.canny)
+        : noControl || interpolate > 0
+          ? parseCanny("100,200")
+          : undefined;
     const interpolateMode = oneOf(
       "--interpolate-mode",
       values["interpolate-mode"],
@@ -164,14 +176,19 @@ export const controlsCommand: CliCommand = {
     );
     const preview = oneOf("--preview", values.preview, ["mp4", "webm", "gif", "none"], "mp4");
     const maxFrames = intOption("--frames", values.frames, 1);
+    await checkOutputPath("--out", out, "folder");
     await checkOut(out, values.overwrite);
 
+    // 2. The video's size and rate, then the depth model (the only model).
     const info = await probeVideo(video);
     const fps = rationalValue(info.fps);
+    const size = resolveSize(sizeOption, info.width, info.height);
     const totalFrames =
       maxFrames === undefined ? info.frameCount : Math.min(maxFrames, info.frameCount ?? maxFrames);
     const estimator =
-      values.depth === undefined ? undefined : await DepthEstimator.create(values.depth, { preset });
+      values.depth === undefined
+        ? undefined
+        : await DepthEstimator.create(values.depth, { preset, flag: "--depth" });
     const settings: ControlsSettings = {
       video,
       ...size,
@@ -182,51 +199,82 @@ export const controlsCommand: CliCommand = {
       interpolateMode,
       ...(estimator ? { depth: { estimator, normalization } } : {}),
     };
-    const tmp = `${out}.tmp-${process.pid}`;
     const onProgress = progressBar(io.stderr, io.interactive);
-    await rm(tmp, { recursive: true, force: true });
+    const timings = { controls: 0, previews: 0 };
     try {
-      await mkdir(tmp, { recursive: true });
-      const stats = await extractControls(settings, tmp, {
-        onProgress,
-        signal: io.signal,
-        ...(totalFrames === undefined ? {} : { totalFrames }),
-      });
-      if (preview !== "none") {
-        for (const s of stats.sequences) {
-          const rate = fps * s.rateFactor;
-          const frames = readFrames(join(tmp, s.name), { sequenceFps: rate, signal: io.signal });
-          await writeVideo(join(tmp, `${s.name}.${preview}`), frames, { fps: rate, signal: io.signal });
-        }
-      }
-      const extra = {
-        video,
-        probe: {
-          width: info.width,
-          height: info.height,
-          fps: info.fps,
-          frameCount: info.frameCount,
-          colorMatrix: info.colorMatrix,
+      // 3. Everything is written into a temporary folder that replaces --out at the end.
+      const stats = await withAtomicDir(
+        out,
+        async (tmp) => {
+          const t0 = performance.now();
+          const result = await extractControls(settings, tmp, {
+            onProgress,
+            signal: io.signal,
+            ...(totalFrames === undefined ? {} : { totalFrames }),
+          });
+          const t1 = performance.now();
+          if (preview !== "none") {
+            for (const s of result.sequences) {
+              const rate = fps * s.rateFactor;
+              const frames = readFrames(join(tmp, s.name), { sequenceFps: rate, signal: io.signal });
+              await writeVideo(join(tmp, `${s.name}.${preview}`), frames, { fps: rate, signal: io.signal });
+            }
+          }
+          timings.controls = t1 - t0;
+          timings.previews = performance.now() - t1;
+          const extra = {
+            video,
+            probe: {
+              width: info.width,
+              height: info.height,
+              fps: info.fps,
+              frameCount: info.frameCount,
+              colorMatrix: info.colorMatrix,
+            },
+            ...(values.depth ? { depth: { model: values.depth, preset, normalization } } : {}),
+            preview: preview === "none" ? null : preview,
+          };
+          await writeFile(
+            join(tmp, "metrics.json"),
+            `${JSON.stringify(report(settings, result, extra), null, 2)}\n`,
+          );
+          return result;
         },
-        ...(values.depth ? { depth: { model: values.depth, preset, normalization } } : {}),
-        preview: preview === "none" ? null : preview,
-      };
-      await writeFile(
-        join(tmp, "metrics.json"),
-        `${JSON.stringify(report(settings, stats, extra), null, 2)}\n`,
+        {
+          durable: false,
+          signal: io.signal,
+          canReplace: () => checkOut(out, values.overwrite),
+        },
       );
-      await checkOut(out, values.overwrite);
-      const old = `${out}.old-${process.pid}`;
-      if (await exists(out)) await rename(out, old);
-      await rename(tmp, out);
-      await rm(old, { recursive: true, force: true });
-      io.stdout.write(
-        `${stats.frames} frames -> ${out}/ (${stats.sequences.map((s) => s.name).join(", ")}${preview === "none" ? "" : `; previews .${preview}`}, metrics.json)\n`,
-      );
+      if (values.json) {
+        const folder = resolve(out);
+        const summary = {
+          schema: "steadyframe-controls-run/1",
+          video,
+          out: folder,
+          frames: stats.frames,
+          size: [settings.width, settings.height],
+          fps,
+          sequences: stats.sequences.map((s) => ({
+            name: s.name,
+            dir: join(folder, s.name),
+            fps: fps * s.rateFactor,
+            preview: preview === "none" ? null : join(folder, `${s.name}.${preview}`),
+          })),
+          metrics: join(folder, "metrics.json"),
+          timings: {
+            controls: seconds(timings.controls),
+            previews: seconds(timings.previews),
+            total: seconds(performance.now() - started),
+          },
+        };
+        io.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+      } else {
+        io.stdout.write(
+          `${stats.frames} frames -> ${out}/ (${settings.width}x${settings.height}: ${stats.sequences.map((s) => s.name).join(", ")}${preview === "none" ? "" : `; previews .${preview}`}, metrics.json)\n`,
+        );
+      }
       return 0;
-    } catch (error) {
-      await rm(tmp, { recursive: true, force: true });
-      throw error;
     } finally {
       await estimator?.release();
     }

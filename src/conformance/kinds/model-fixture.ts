@@ -264,3 +264,22 @@ export function uncomparedRows(mc: ModelCase, compared: ReadonlySet<string>): Co
     .filter((k) => !compared.has(k))
     .map((k) => failedRow(mc.fixture, k, "no call in case.json produced this output"));
 }
+
+/** A case.json object field (ConfigError naming the file and field otherwise). */
+export function caseRecord(value: unknown, file: string, field: string): Record<string, unknown> {
+  if (!isRecord(value)) throw new ConfigError(file, field, "an object", value);
+  return value;
+}
+
+/** A number of the fixture's `call`, or `fallback` when it is null/absent. */
+export function callNumber(
+  call: Record<string, unknown>,
+  file: string,
+  key: string,
+  fallback?: number,
+): number {
+  const v = call[key];
+  if (typeof v === "number") return v;
+  if ((v === null || v === undefined) && fallback !== undefined) return fallback;
+  throw new ConfigError(file, `call.${key}`, "a number", v);
+}

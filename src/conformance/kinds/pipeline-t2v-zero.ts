@@ -22,19 +22,15 @@ import { toFloat32, type HostTensor } from "../../tensor.js";
 import { compareTensors, failedRow } from "../compare.js";
 import type { ConformanceRow, FixtureContext, FixtureKind } from "../types.js";
 import { crossFrameBatchSize } from "./cross-frame-attn.js";
-import { isRecord, outputNames, readModelCase, signalOption, weightsPath } from "./model-fixture.js";
-
-function record(value: unknown, file: string, field: string): Record<string, unknown> {
-  if (!isRecord(value)) throw new ConfigError(file, field, "an object", value);
-  return value;
-}
-
-function num(call: Record<string, unknown>, file: string, key: string, fallback?: number): number {
-  const v = call[key];
-  if (typeof v === "number") return v;
-  if ((v === null || v === undefined) && fallback !== undefined) return fallback;
-  throw new ConfigError(file, `call.${key}`, "a number", v);
-}
+import {
+  callNumber,
+  caseRecord,
+  isRecord,
+  outputNames,
+  readModelCase,
+  signalOption,
+  weightsPath,
+} from "./model-fixture.js";
 
 /** `call.generator_seed`, or the seed in `call.generator` ("torch.Generator().manual_seed(42)"). */
 function seedOf(call: Record<string, unknown>, file: string): number {
@@ -77,8 +73,8 @@ function recordingGenerator(
 export async function runPipelineT2vZeroFixture(ctx: FixtureContext): Promise<ConformanceRow[]> {
   const mc = await readModelCase(ctx, "pipeline_t2v_zero");
   const file = mc.file;
-  const call = record(ctx.caseJson["call"], file, "call");
-  const scheduler = record(ctx.caseJson["scheduler"], file, "scheduler");
+  const call = caseRecord(ctx.caseJson["call"], file, "call");
+  const scheduler = caseRecord(ctx.caseJson["scheduler"], file, "scheduler");
   const reference = isRecord(ctx.caseJson["reference"]) ? ctx.caseJson["reference"] : {};
   const processor = reference["attention_processor"];
   const batchSize = (typeof processor === "string" ? crossFrameBatchSize(processor) : null) ?? 2;
@@ -120,18 +116,18 @@ export async function runPipelineT2vZeroFixture(ctx: FixtureContext): Promise<Co
       {
         promptEmbeds: embeds("prompt_embeds"),
         negativePromptEmbeds: embeds("negative_prompt_embeds"),
-        videoLength: num(call, file, "video_length"),
-        width: num(call, file, "width"),
-        height: num(call, file, "height"),
-        numInferenceSteps: num(call, file, "num_inference_steps"),
-        guidanceScale: num(call, file, "guidance_scale"),
-        eta: num(call, file, "eta", 0),
+        videoLength: callNumber(call, file, "video_length"),
+        width: callNumber(call, file, "width"),
+        height: callNumber(call, file, "height"),
+        numInferenceSteps: callNumber(call, file, "num_inference_steps"),
+        guidanceScale: callNumber(call, file, "guidance_scale"),
+        eta: callNumber(call, file, "eta", 0),
         generator,
         ...(latents === undefined ? {} : { latents }),
-        motionFieldStrengthX: num(call, file, "motion_field_strength_x"),
-        motionFieldStrengthY: num(call, file, "motion_field_strength_y"),
-        t0: num(call, file, "t0"),
-        t1: num(call, file, "t1"),
+        motionFieldStrengthX: callNumber(call, file, "motion_field_strength_x"),
+        motionFieldStrengthY: callNumber(call, file, "motion_field_strength_y"),
+        t0: callNumber(call, file, "t0"),
+        t1: callNumber(call, file, "t1"),
         ...(Array.isArray(frameIds) ? { frameIds: frameIds.map(Number) } : {}),
         ...signalOption(ctx),
         trace: (name, value) => traced.set(name, value),

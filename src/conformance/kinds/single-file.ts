@@ -12,6 +12,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
+import { parseJson } from "../../config/parse.js";
 import { ConfigError } from "../../errors.js";
 import type { ComponentParts } from "../../models/component-source.js";
 import type { LdmComponent } from "../../weights/key-maps/ldm.js";
@@ -76,7 +77,7 @@ function combinations(
 }
 
 async function readCase(dir: string): Promise<Record<string, unknown>> {
-  const parsed: unknown = JSON.parse(await readFile(join(dir, "case.json"), "utf8"));
+  const parsed = parseJson(await readFile(join(dir, "case.json"), "utf8"), join(dir, "case.json"));
   if (!isRecord(parsed))
     throw new ConfigError(join(dir, "case.json"), "(top level)", "a JSON object", parsed);
   return parsed;

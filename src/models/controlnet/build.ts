@@ -7,6 +7,7 @@
  */
 import type { Value } from "../../graph/builder.js";
 import type { WeightScope } from "../../nn/weights.js";
+import { type CrossFrameSetting, crossFrameTransform } from "../unet/build.js";
 import type { ModelGraph } from "../model-graph.js";
 import type { ControlNetModelConfig } from "./config.js";
 import { ControlNetModel } from "./controlnet-model.js";
@@ -26,10 +27,17 @@ export const downResSampleName = (i: number): string => `down_block_res_samples.
 export interface ControlNetBuildOptions {
   /** (optional, default false) diffusers guess_mode: residuals scaled by logspace(-1, 0) (unless global_pool_conditions). */
   readonly guessMode?: boolean;
+  /**
+   * (optional, default false) with global_pool_conditions, output the spatial means expanded to each
+   * residual's size (as the UNet's broadcasting addition sees them) instead of [B, C, 1, 1].
+   */
+  readonly broadcastPooled?: boolean;
   /** (optional, default false) also output `intermediate.<name>` (controlnet_cond_embedding, down_blocks.i, ...). */
   readonly intermediates?: boolean;
   /** (optional, default "controlnet/config.json") names the config in errors. */
   readonly configFile?: string;
+  /** (optional) cross-frame attention in every self-attention, as in the UNet it serves. */
+  readonly crossFrame?: CrossFrameSetting;
 }
 
 /** Outputs: down_block_res_samples.0..n-1, mid_block_res_sample, then intermediates. */
@@ -41,7 +49,10 @@ export function buildControlNetModel(
   options: ControlNetBuildOptions = {},
 ): ControlNetGraph {
   const g = w.graph;
-  const model = new ControlNetModel(w, config, options.configFile);
+  const scope = options.crossFrame
+    ? w.withOptions({ keyValueTransform: crossFrameTransform(options.crossFrame) })
+    : w;
+  const model = new ControlNetModel(scope, config, options.configFile);
   const dtype = w.dtype;
   const sample = g.input(CONTROLNET_INPUT.sample, dtype, ["batch", config.in_channels, "height", "width"]);
   const timestep = g.input(CONTROLNET_INPUT.timestep, "float32", ["batch"]);
@@ -60,7 +71,7 @@ export function buildControlNetModel(
   const taps: [string, Value][] = [];
   const res = model.forward(
     { sample, timestep, encoderHiddenStates, controlnetCond, conditioningScale },
-    { guessMode: options.guessMode ?? false },
+    { guessMode: options.guessMode ?? false, broadcastPooled: options.broadcastPooled ?? false },
     options.intermediates ? (name, v) => taps.push([name, v]) : undefined,
   );
   const outputs = res.downBlockResSamples.map((v, i) => g.output(v, downResSampleName(i)).name);

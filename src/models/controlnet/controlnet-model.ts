@@ -134,9 +134,14 @@ export class ControlNetModel extends Module {
     return this.controlnet_down_blocks.length;
   }
 
+  /**
+   * `guessMode`: diffusers guess_mode scaling. `broadcastPooled`: with global_pool_conditions, expand
+   * each [B, C, 1, 1] mean back to its residual's size (what the UNet's addition does by broadcasting),
+   * so a UNet whose residual inputs have the skip sizes takes them.
+   */
   forward(
     inputs: ControlNetForwardInputs,
-    options: { guessMode?: boolean } = {},
+    options: { guessMode?: boolean; broadcastPooled?: boolean } = {},
     tap: Tap = () => undefined,
   ): ControlNetResiduals {
     const g = this.graph;
@@ -175,8 +180,13 @@ export class ControlNetModel extends Module {
       midRes = op.Mul(g, midRes, scale);
     }
     if (c.global_pool_conditions) {
-      downRes = downRes.map((r) => op.ReduceMean(g, r, [2, 3]));
-      midRes = op.ReduceMean(g, midRes, [2, 3]);
+      // torch.mean(sample, dim=(2, 3), keepdim=True)
+      const pool = (r: Value): Value => {
+        const mean = op.ReduceMean(g, r, [2, 3]);
+        return options.broadcastPooled === true ? op.Expand(g, mean, op.Shape(g, r)) : mean;
+      };
+      downRes = downRes.map(pool);
+      midRes = pool(midRes);
     }
     return { downBlockResSamples: downRes, midBlockResSample: midRes };
   }

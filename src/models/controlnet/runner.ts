@@ -10,6 +10,7 @@ import type { Session } from "../../runtime/session.js";
 import { type HostTensor, shapeToString, tensor } from "../../tensor.js";
 import { type ModelLoadOptions, compileGraph, float32Output, newGraph } from "../compiled-graph.js";
 import { type ModelSource, resolveModelSource } from "../component-source.js";
+import type { CrossFrameSetting } from "../unet/build.js";
 import { timestepFeed } from "../unet/runner.js";
 import { CONTROLNET_INPUT, MID_BLOCK_RES_SAMPLE, buildControlNetModel, downResSampleName } from "./build.js";
 import { type ControlNetModelConfig, readControlNetModelConfig } from "./config.js";
@@ -20,8 +21,15 @@ export type ControlNetSource = ModelSource<ControlNetModelConfig>;
 export interface ControlNetLoadOptions extends ModelLoadOptions {
   /** (optional, default false) diffusers guess_mode scaling (logspace(-1, 0) per residual). */
   readonly guessMode?: boolean;
+  /**
+   * (optional, default false) with global_pool_conditions, residuals come out as their spatial means
+   * expanded to the residual sizes (what a pipeline feeds the UNet) rather than [B, C, 1, 1].
+   */
+  readonly broadcastPooled?: boolean;
   /** (optional, default false) also output `intermediate.*` tensors (see `run`). */
   readonly intermediates?: boolean;
+  /** (optional) cross-frame attention in every self-attention (as the UNet's). */
+  readonly crossFrame?: CrossFrameSetting;
 }
 
 export interface ControlNetRunInputs {
@@ -44,6 +52,8 @@ export class ControlNetModelRunner implements ControlNet {
     readonly modelPath: string,
     readonly reused: boolean,
     private readonly onRelease: () => Promise<void>,
+    /** True when built with diffusers' guess-mode scaling (logspace(-1, 0) per residual). */
+    readonly guessMode = false,
   ) {}
 
   /** The control image's size factor over the latent size. */
@@ -112,7 +122,9 @@ export async function loadControlNetModel(
   const built = buildControlNetModel(WeightScope.bind(g, store), config, {
     configFile: configName,
     guessMode: options.guessMode ?? false,
+    broadcastPooled: options.broadcastPooled ?? false,
     intermediates: options.intermediates ?? false,
+    ...(options.crossFrame ? { crossFrame: options.crossFrame } : {}),
   });
   const compiled = await compileGraph(g, "controlnet", weightsId, options);
   return new ControlNetModelRunner(
@@ -122,5 +134,6 @@ export async function loadControlNetModel(
     compiled.modelPath,
     compiled.reused,
     () => compiled.release(),
+    options.guessMode ?? false,
   );
 }

@@ -1,0 +1,305 @@
+/**
+ * `steadyframe video [source] --model M --prompt P [...]`: a controlled, temporally consistent video
+ * from a source clip (or text only) with the video engine (src/engine/render.ts). Every option is
+ * checked before a model loads; frames go to `<out>.steadyframe-partial/` as they finish and the
+ * output is published when the last one is done; `--resume` continues a killed render.
+ */
+import { InvalidArgumentError } from "../../errors.js";
+import {
+  parseCanny,
+  parseCommandArgs,
+  deviceOption,
+  intOption,
+  parseSize,
+  resolveSize,
+} from "./cli-options.js";
+import { parsePromptSchedule, type PromptSchedule } from "../../engine/prompt-schedule.js";
+import { renderVideo, type ControlKind, type ControlNetSetting } from "../../engine/render.js";
+import {
+  ATTENTION,
+  CONTROLS_FROM,
+  FUSION,
+  NOISE,
+  checkChoice,
+  type Strategy,
+} from "../../engine/strategies.js";
+import { probeVideo } from "../../video/probe.js";
+import type { CliCommand, CliIO } from "../command.js";
+import { checkOutputPath } from "../output-path.js";
+import { videoProgress } from "../video-progress.js";
+import { parseSeed } from "./image.js";
+import { renderMetrics } from "./video-metrics.js";
+
+export const VIDEO_FLAGS = {
+  model: { type: "string" },
+  config: { type: "string" },
+  prompt: { type: "string" },
+  "prompt-schedule": { type: "string" },
+  "negative-prompt": { type: "string" },
+  controlnet: { type: "string", multiple: true },
+  control: { type: "string", multiple: true },
+  "control-scale": { type: "string", multiple: true },
+  canny: { type: "string" },
+  depth: { type: "string" },
+  softedge: { type: "string" },
+  "controls-from": { type: "string" },
+  interpolate: { type: "string" },
+  "interpolate-mode": { type: "string" },
+  strength: { type: "string" },
+  "first-control-image": { type: "string" },
+  noise: { type: "string" },
+  "noise-ratio": { type: "string" },
+  attention: { type: "string" },
+  keyframes: { type: "string" },
+  fusion: { type: "string" },
+  "fusion-strength": { type: "string" },
+  "fusion-end": { type: "string" },
+  frames: { type: "string" },
+  size: { type: "string" },
+  steps: { type: "string" },
+  scheduler: { type: "string" },
+  guidance: { type: "string" },
+  seed: { type: "string" },
+  eta: { type: "string" },
+  "clip-skip": { type: "string" },
+  batch: { type: "string" },
+  fps: { type: "string" },
+  device: { type: "string" },
+  "cache-dir": { type: "string" },
+  out: { type: "string" },
+  resume: { type: "boolean" },
+  json: { type: "boolean" },
+} as const;
+
+export const VIDEO_STRATEGY_HELP = `Where control maps come from (--controls-from, default source):
+  source            maps of the matching source frame (the study's strategy 1)
+  previous-output   maps of the previously generated frame; frame 0 from the source or
+                    --first-control-image ("true generation", strategy 2; sequential)
+  interpolated      maps blended between source frames, --interpolate N in-between frames per pair
+                    (default 1), --interpolate-mode blend (addWeighted, the study's) | flow (strategy 3)
+  content-flow      no ControlNet: the previous output warped by the source's optical flow starts
+                    the next frame as img2img at --strength (default 0.6) (strategy 4; sequential)
+Initial noise (--noise, default shared):
+  per-frame         seed + i for frame i (the study's)      fixed   the same seed for every frame
+  shared            one latent for all frames               mixed   shared + per-frame residual,
+                                                                    --noise-ratio r (default 0.2)
+  flow-warped       the previous frame's noise moved along the source's optical flow
+Self-attention (--attention, default first):
+  per-frame         none across frames                      first   keys/values of frame 0 (Text2Video-Zero)
+  first+previous    frames 0 and i-1 (Tune-A-Video)         keyframes  --keyframes K frames spread over
+                                                                    the video, denoised first (bounded memory)
+Fusion (--fusion, default none):
+  flow              blend latents with the previous frame's, warped by the source's flow, where it is
+                    consistent, during the first --fusion-end (default 0.5) of the steps at
+                    --fusion-strength (default 0.8) (Rerender-style; sequential)
+`;
+
+const USAGE = `Usage: steadyframe video [SOURCE] --model DIR|FILE --prompt TEXT --out FILE.mp4|DIR [options]
+
+Generates a video whose frames follow the control maps of SOURCE (a video file or a PNG folder), or
+from text alone when no SOURCE is given (then --frames is required). Frames are written to
+<out>.steadyframe-partial/ as they finish; the output (a video file, or a folder of PNGs) appears with
+run.json (every setting, seeds, versions, per-frame timings) and metrics.json when all are done.
+
+Model:
+  --model DIR|FILE          diffusers folder, or a single .safetensors/.ckpt file (then --config)
+  --config DIR              diffusers folder with the configs of a single-file checkpoint
+  --controlnet DIR|FILE     a ControlNet (repeat for several); each reads the map named by --control
+  --control canny|depth|softedge   the map of each --controlnet (default canny)
+  --control-scale S         conditioning scale per --controlnet (default 1)
+  --canny LOW,HIGH          Canny thresholds (default 100,200)
+  --depth MODEL.onnx        depth model for --control depth; --softedge MODEL.onnx for softedge
+Prompt:
+  --prompt TEXT             the prompt (or --prompt-schedule)
+  --prompt-schedule S       prompt travel: '{"0": "a car in summer", "24": "a car in winter"}' or
+                            '0:a car in summer|24:a car in winter' (embeddings interpolated between keys)
+  --negative-prompt TEXT    (default "")
+Strategy:
+${VIDEO_STRATEGY_HELP.replace(/^/gm, "  ")}
+Sampling:
+  --frames N                frames to generate (default: all the source gives)
+  --size N|WxH              N = short side, aspect kept (default 512); WxH exact (multiples of 8)
+  --steps N                 denoising steps (default 20)
+  --scheduler NAME          ddim, euler, euler_ancestral, dpmpp_2m, pndm, lms, ddpm, lcm (default: the model's)
+  --guidance G              classifier-free guidance (default 7.5; <= 1 disables it)
+  --seed N                  any 64-bit integer (default 0); frame seeds are in run.json
+  --eta E                   DDIM eta (default 0)
+  --clip-skip N             CLIP layers to skip (default 0)
+  --batch N                 new frames per UNet call (default 1; sequential strategies use 1)
+Output:
+  --out FILE.mp4|DIR        .mp4/.webm/.gif/.mkv/.mov, or a folder of PNGs
+  --fps F                   frame rate of a video output (default: the source's, x (N+1) when interpolated)
+  --resume                  continue the unfinished render of --out (same settings), bit-identical
+  --device cpu|cuda|webgpu  execution provider (falls back to CPU, saying why)
+  --cache-dir DIR           compiled-model cache folder
+  --json                    print the result as JSON on stdout
+`;
+
+function num(
+  flag: string,
+  text: string | undefined,
+  ok: (n: number) => boolean,
+  expected: string,
+): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (text.trim() === "" || !Number.isFinite(n) || !ok(n))
+    throw new InvalidArgumentError(flag, expected, text);
+  return n;
+}
+
+type VideoFlagValues = ReturnType<typeof parseCommandArgs<typeof VIDEO_FLAGS>>["values"];
+
+/** The strategy the flags describe. */
+export function strategyFromFlags(v: VideoFlagValues): Strategy {
+  const interpolate = intOption("--interpolate", v.interpolate, 0);
+  const strength = num("--strength", v.strength, (n) => n > 0 && n <= 1, "a number in (0, 1]");
+  const noiseRatio = num("--noise-ratio", v["noise-ratio"], (n) => n >= 0 && n <= 1, "a number in [0, 1]");
+  const keyframes = intOption("--keyframes", v.keyframes, 1);
+  const fusionStrength = num(
+    "--fusion-strength",
+    v["fusion-strength"],
+    (n) => n >= 0 && n <= 1,
+    "a number in [0, 1]",
+  );
+  const fusionEnd = num("--fusion-end", v["fusion-end"], (n) => n > 0 && n <= 1, "a number in (0, 1]");
+  return {
+    controlsFrom: checkChoice("--controls-from", v["controls-from"] ?? "source", CONTROLS_FROM),
+    noise: checkChoice("--noise", v.noise ?? "shared", NOISE),
+    attention: checkChoice("--attention", v.attention ?? "first", ATTENTION),
+    fusion: checkChoice("--fusion", v.fusion ?? "none", FUSION),
+    ...(interpolate === undefined ? {} : { interpolate }),
+    ...(v["interpolate-mode"] === undefined
+      ? {}
+      : {
+          interpolateMode: checkChoice("--interpolate-mode", v["interpolate-mode"], [
+            "blend",
+            "flow",
+          ] as const),
+        }),
+    ...(strength === undefined ? {} : { strength }),
+    ...(noiseRatio === undefined ? {} : { noiseRatio }),
+    ...(keyframes === undefined ? {} : { keyframes }),
+    ...(fusionStrength === undefined ? {} : { fusionStrength }),
+    ...(fusionEnd === undefined ? {} : { fusionEnd }),
+  };
+}
+
+/** The shared parts of `video` and `study`: model, prompt, controls, sampling, size. */
+export async function commonSettings(v: VideoFlagValues, source: string | undefined) {
+  if (v.model === undefined)
+    throw new InvalidArgumentError("--model", "a diffusers folder or checkpoint file", undefined);
+  if (v.prompt === undefined && v["prompt-schedule"] === undefined)
+    throw new InvalidArgumentError("--prompt", "a prompt (or --prompt-schedule)", undefined);
+  if (v.prompt !== undefined && v["prompt-schedule"] !== undefined)
+    throw new InvalidArgumentError(
+      "--prompt-schedule",
+      "either --prompt or --prompt-schedule, not both",
+      v["prompt-schedule"],
+    );
+  const prompt: PromptSchedule =
+    v["prompt-schedule"] !== undefined ? parsePromptSchedule(v["prompt-schedule"]) : (v.prompt ?? "");
+  const nets = v.controlnet ?? [];
+  const kinds = v.control ?? [];
+  if (kinds.length > nets.length)
+    throw new InvalidArgumentError(
+      "--control",
+      `at most one per --controlnet (${nets.length})`,
+      kinds.join(", "),
+    );
+  const scales = v["control-scale"] ?? [];
+  if (scales.length > nets.length)
+    throw new InvalidArgumentError(
+      "--control-scale",
+      `at most one per --controlnet (${nets.length})`,
+      scales.join(", "),
+    );
+  const controlnets: ControlNetSetting[] = nets.map((path, k) => {
+    const scale = num("--control-scale", scales[k], (n) => n >= 0, "a number >= 0");
+    return {
+      path,
+      control: checkChoice("--control", kinds[k] ?? "canny", [
+        "canny",
+        "depth",
+        "softedge",
+      ] as const) as ControlKind,
+      ...(scale === undefined ? {} : { scale }),
+    };
+  });
+  const sizeOption = v.size === undefined ? undefined : parseSize(v.size);
+  let size: { width: number; height: number } | undefined;
+  if (sizeOption && "width" in sizeOption) size = sizeOption;
+  else if (source) {
+    const info = await probeVideo(source);
+    size = resolveSize(sizeOption ?? { shortSide: 512 }, info.width, info.height);
+  } else size = sizeOption ? { width: sizeOption.shortSide, height: sizeOption.shortSide } : undefined;
+  if (size && (size.width % 8 !== 0 || size.height % 8 !== 0))
+    throw new InvalidArgumentError("--size", "sides that are multiples of 8", `${size.width}x${size.height}`);
+  const clipSkip = intOption("--clip-skip", v["clip-skip"], 0);
+  const eta = num("--eta", v.eta, (n) => n >= 0, "a number >= 0");
+  const frames = intOption("--frames", v.frames, 1);
+  return {
+    ...(source === undefined ? {} : { source }),
+    model: v.model,
+    ...(v.config === undefined ? {} : { config: v.config }),
+    controlnets,
+    ...(v.depth === undefined ? {} : { depthModel: v.depth }),
+    ...(v.softedge === undefined ? {} : { softEdgeModel: v.softedge }),
+    ...(v.canny === undefined ? {} : { canny: parseCanny(v.canny) }),
+    prompt,
+    ...(v["negative-prompt"] === undefined ? {} : { negativePrompt: v["negative-prompt"] }),
+    ...(size ?? {}),
+    ...(frames === undefined ? {} : { frames }),
+    steps: intOption("--steps", v.steps, 1) ?? 20,
+    ...(v.scheduler === undefined ? {} : { scheduler: v.scheduler }),
+    guidanceScale: num("--guidance", v.guidance, (n) => n >= 0, "a number >= 0") ?? 7.5,
+    seed: parseSeed(v.seed),
+    ...(eta === undefined ? {} : { eta }),
+    ...(clipSkip === undefined ? {} : { clipSkip }),
+    batch: intOption("--batch", v.batch, 1) ?? 1,
+    ...(v["first-control-image"] === undefined ? {} : { firstControlImage: v["first-control-image"] }),
+    ...(v.device === undefined ? {} : { device: deviceOption(v.device) }),
+    ...(v["cache-dir"] === undefined ? {} : { cacheDir: v["cache-dir"] }),
+  };
+}
+
+async function run(args: readonly string[], io: CliIO): Promise<number> {
+  const { values: v, positionals } = parseCommandArgs(args, VIDEO_FLAGS);
+  if (positionals.length > 1)
+    throw new InvalidArgumentError("[SOURCE]", "at most one source video", positionals.join(" "));
+  const source = positionals[0];
+  if (v.out === undefined)
+    throw new InvalidArgumentError("--out", "an output video file or folder", undefined);
+  const strategy = strategyFromFlags(v);
+  const common = await commonSettings(v, source);
+  const isVideo = /\.(mp4|m4v|mov|mkv|webm|gif)$/i.test(v.out);
+  await checkOutputPath("--out", v.out, isVideo ? "file" : "folder");
+  const fps = num("--fps", v.fps, (n) => n > 0, "a frame rate > 0");
+  const progress = videoProgress(io.stderr, io.interactive);
+  const rendered = await renderVideo(
+    { ...common, strategy, out: v.out, resume: v.resume === true, ...(fps === undefined ? {} : { fps }) },
+    { onProgress: progress, signal: io.signal, metrics: (dir, info) => renderMetrics(dir, info, common) },
+  );
+  const summary = {
+    out: rendered.out,
+    frames: rendered.frames,
+    generated: rendered.generated,
+    size: `${rendered.width}x${rendered.height}`,
+    strategy: rendered.strategy,
+    runJson: rendered.runJson,
+    secondsPerFrame: rendered.secondsPerFrame,
+  };
+  if (v.json === true) io.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+  else
+    io.stdout.write(
+      `wrote ${rendered.out}: ${rendered.frames} frames ${summary.size} (${rendered.generated} generated now), ${rendered.strategy}\n`,
+    );
+  return 0;
+}
+
+export const videoCommand: CliCommand = {
+  name: "video",
+  summary: "generate a controlled, temporally consistent video (strategies of the founding study and fixes)",
+  usage: USAGE,
+  run,
+};
