@@ -64,6 +64,8 @@ Options:
   --width <px> --height <px>  output size, multiples of 8 (default: the UNet's sample_size x 8)
   --clip-skip <k>           text encoder layer from the end, as diffusers' clip_skip: 0 = the last layer
                             (the default), 1 = the penultimate (what A1111 calls "CLIP skip 2")
+  --cache-dir <dir>         compiled-model cache folder (default STEADYFRAME_CACHE_DIR, else the OS
+                            temp folder; see 'steadyframe cache')
   --device <d>              cpu (default), cuda or webgpu (ONNX Runtime execution provider; falls
                             back to the CPU with a warning saying why; CUDA needs onnxruntime-node's
                             CUDA build, see the README)
@@ -233,6 +235,7 @@ export const imageCommand: CliCommand = {
         height: { type: "string" },
         "clip-skip": { type: "string" },
         device: { type: "string" },
+        "cache-dir": { type: "string" },
         threads: { type: "string" },
         json: { type: "boolean", default: false },
         out: { type: "string" },
@@ -368,6 +371,7 @@ export const imageCommand: CliCommand = {
       executionProviders: providers,
       onFallback,
       ...(threads === undefined ? {} : { intraOpNumThreads: threads }),
+      ...(v["cache-dir"] === undefined ? {} : { cacheDir: v["cache-dir"] }),
       onProgress: bar,
       signal: io.signal,
     });

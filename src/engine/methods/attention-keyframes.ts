@@ -26,8 +26,12 @@ export function keyframeAttention(videos: number, count = 4): VideoMethod {
     id: "attention:keyframes",
     role: "attention",
     settings: { count },
-    check: (info) => void keysFor(info),
-    crossFrame: (): CrossFrameSetting => ({ batchSize: videos, mode: "anchors", anchors: keys.length }),
+    check(info) {
+      if (info.frames < count)
+        throw new InvalidArgumentError("--keyframes", `at most the frame count (${info.frames})`, count);
+      keysFor(info);
+    },
+    crossFrame: (): CrossFrameSetting => ({ batchSize: videos, mode: "anchors", anchors: count }),
     firstBatch: (info) => keysFor(info),
     anchors: (fresh) => (fresh.every((f) => keys.includes(f)) ? [] : keys),
   };

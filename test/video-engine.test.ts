@@ -1,0 +1,261 @@
+/**
+ * The video engine (src/engine) on the tiny pipeline and the bundled car-turn clip:
+ * - parity: diffusers' Text2Video-Zero ControlNet recipe through the engine (golden fixture);
+ * - anchors are exact: `first` and `keyframes` attention give the same frames whatever --batch;
+ * - `per-frame` noise is the study's seed + i: frame i equals `image --seed <seed + i>`;
+ * - kill and resume: a render killed mid-way (SIGKILL) and resumed equals an uninterrupted one;
+ * - bad input gets a typed error naming the option, before anything is written.
+ */
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { main } from "../src/cli/main.js";
+import { runConformance } from "../src/conformance/run.js";
+import { MemoryFrameStore } from "../src/engine/frame-store.js";
+import { generateVideo } from "../src/engine/generate-video.js";
+import { cannyAnnotator } from "../src/engine/methods/annotator.js";
+import { SourceVideo } from "../src/engine/source.js";
+import { strategyMethods, type Strategy } from "../src/engine/strategies.js";
+import { WorkFolder } from "../src/engine/work-folder.js";
+import type { Image } from "../src/image.js";
+import { maxAbsDiff, type HostTensor } from "../src/tensor.js";
+import { StableDiffusionPipeline } from "../src/pipeline/stable-diffusion.js";
+import { imageToTensor, tensorToImages } from "../src/pipeline/images.js";
+import { captureIO } from "./helpers/cli-io.js";
+
+const GOLDEN = "test/fixtures/golden";
+const MODEL = `${GOLDEN}/tiny-sd`;
+const CONTROLNET = `${GOLDEN}/tiny-sd/controlnet`;
+const CLIP = "test/fixtures/videos/car-turn-9f.mp4";
+const SIZE = { width: 64, height: 64 };
+
+const base: Strategy = { controlsFrom: "source", noise: "shared", attention: "first", fusion: "none" };
+
+/** Frames of one engine run with the tiny pipeline (loaded with the strategy's cross-frame setting). */
+async function render(
+  strategy: Strategy,
+  batch: number,
+  frames = 5,
+  seed = 3n,
+): Promise<{ images: Image[]; latents: HostTensor[] }> {
+  const source = await SourceVideo.open(CLIP, { ...SIZE, maxFrames: frames });
+  const methods = strategyMethods(strategy, { annotators: [cannyAnnotator()], videos: 2, source });
+  const crossFrame = methods.find((m) => m.crossFrame)?.crossFrame?.();
+  const sd = await StableDiffusionPipeline.load(MODEL, {
+    controlnets: [CONTROLNET],
+    ...(crossFrame ? { crossFrame } : {}),
+  });
+  try {
+    const store = new MemoryFrameStore();
+    const latents: HostTensor[] = [];
+    await generateVideo(sd.videoComponents("ddim"), {
+      prompt: "a red car on a road",
+      ...SIZE,
+      frames,
+      numInferenceSteps: 3,
+      guidanceScale: 7.5,
+      seed,
+      methods,
+      batch,
+      source,
+      controls: [{ scale: 1 }],
+      store,
+      trace: (name, value) => {
+        const m = /^frame(\d+)\.latents$/.exec(name);
+        if (m) latents[Number(m[1])] = value;
+      },
+    });
+    return { images: Array.from({ length: frames }, (_, i) => store.images.get(i)!), latents };
+  } finally {
+    await sd.release();
+    await source.close();
+  }
+}
+
+function maxPixelDiff(a: Image, b: Image): number {
+  expect([a.width, a.height, a.channels]).toEqual([b.width, b.height, b.channels]);
+  let m = 0;
+  for (let i = 0; i < a.data.length; i++) m = Math.max(m, Math.abs((a.data[i] ?? 0) - (b.data[i] ?? 0)));
+  return m;
+}
+
+describe("video engine", () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "sf-video-"));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("reproduces diffusers' Text2Video-Zero ControlNet video (cross-frame attention, shared latent)", async () => {
+    const results = await runConformance([`${GOLDEN}/pipeline_video_controlnet`]);
+    const rows = results.flatMap((r) => r.rows);
+    expect(rows.length).toBeGreaterThanOrEqual(19);
+    expect(rows.filter((r) => !r.pass)).toEqual([]);
+  });
+
+  it("anchor frames are exact: `first` and `keyframes` give the same video with --batch 1 and larger batches", async () => {
+    for (const [strategy, big] of [
+      [base, 5],
+      [{ ...base, attention: "keyframes", keyframes: 3 } as Strategy, 2],
+    ] as const) {
+      const one = (await render(strategy, 1)).latents;
+      const many = (await render(strategy, big)).latents;
+      // The same numbers up to the kernels' batch-size rounding.
+      for (let i = 0; i < one.length; i++) expect(maxAbsDiff(one[i]!, many[i]!)).toBeLessThan(2e-5);
+    }
+    // And the method matters: per-frame attention gives other frames (frame 0 attends to itself in both).
+    const perFrame = (await render({ ...base, attention: "per-frame" }, 1)).latents;
+    const first = (await render(base, 1)).latents;
+    expect(maxAbsDiff(perFrame[0]!, first[0]!)).toBeLessThan(2e-5);
+    expect(maxAbsDiff(perFrame[3]!, first[3]!)).toBeGreaterThan(1e-2);
+  }, 240_000);
+
+  it("`per-frame` noise is the study's seed + i: frame i equals text-to-image with seed + i", async () => {
+    const video = (await render({ ...base, noise: "per-frame", attention: "per-frame" }, 1, 3, 11n)).images;
+    const source = await SourceVideo.open(CLIP, SIZE);
+    const sd = await StableDiffusionPipeline.load(MODEL, { controlnets: [CONTROLNET] });
+    try {
+      for (let i = 0; i < 3; i++) {
+        const control = await cannyAnnotator().annotate(await source.frame(i));
+        const rgb = {
+          ...control,
+          channels: 3 as const,
+          data: new Uint8Array(64 * 64 * 3).map((_, k) => control.data[Math.floor(k / 3)] ?? 0),
+        };
+        const { image } = await sd.generate({
+          prompt: "a red car on a road",
+          ...SIZE,
+          numInferenceSteps: 3,
+          guidanceScale: 7.5,
+          seed: 11 + i,
+          scheduler: "ddim",
+          controls: [{ image: imageToTensor(rgb, "0,1") }],
+        });
+        expect(maxPixelDiff(tensorToImages(image)[0]!, video[i]!)).toBe(0);
+      }
+    } finally {
+      await sd.release();
+      await source.close();
+    }
+  }, 120_000);
+
+  const videoArgs = (out: string, extra: string[] = []): string[] => [
+    "video",
+    CLIP,
+    "--model",
+    MODEL,
+    "--controlnet",
+    CONTROLNET,
+    "--prompt",
+    "a red car on a road",
+    "--size",
+    "64x64",
+    "--frames",
+    "6",
+    "--steps",
+    "3",
+    "--scheduler",
+    "ddim",
+    "--noise",
+    "flow-warped",
+    "--attention",
+    "first+previous",
+    "--fusion",
+    "flow",
+    "--seed",
+    "5",
+    "--out",
+    out,
+    ...extra,
+  ];
+
+  it("a render killed mid-way resumes with --resume and equals an uninterrupted one, frame for frame", async () => {
+    const whole = join(dir, "whole");
+    const io = captureIO();
+    expect(await main(videoArgs(whole), io)).toBe(0);
+
+    const killed = join(dir, "killed");
+    const partial = `${killed}.steadyframe-partial`;
+    const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...videoArgs(killed)], {
+      stdio: "ignore",
+    });
+    const exited = new Promise((resolve) => child.on("exit", resolve));
+    // Kill it (no chance to clean up) once two frames are finished.
+    for (let t = 0; t < 1200; t++) {
+      const done = await readdir(join(partial, "frames")).catch(() => [] as string[]);
+      if (done.filter((n) => n.endsWith(".png")).length >= 2) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    child.kill("SIGKILL");
+    await exited;
+    const before = (await readdir(join(partial, "frames"))).filter((n) => n.endsWith(".png"));
+    expect(before.length).toBeGreaterThanOrEqual(2);
+    expect(before.length).toBeLessThan(6);
+    expect(existsSync(killed)).toBe(false);
+
+    // Without --resume it refuses to start over the unfinished render.
+    const refused = captureIO();
+    expect(await main(videoArgs(killed), refused)).toBe(2);
+    expect(refused.err()).toMatch(/--resume/);
+
+    const resumed = captureIO();
+    expect(await main(videoArgs(killed, ["--resume", "--json"]), resumed)).toBe(0);
+    const summary = JSON.parse(resumed.out()) as { generated: number; frames: number };
+    expect(summary.frames).toBe(6);
+    expect(summary.generated).toBe(6 - before.length);
+    expect(existsSync(partial)).toBe(false);
+    for (let i = 0; i < 6; i++) {
+      const name = `frame_${String(i).padStart(6, "0")}.png`;
+      expect(Buffer.compare(await readFile(join(whole, name)), await readFile(join(killed, name)))).toBe(0);
+    }
+    const run = JSON.parse(await readFile(join(killed, "run.json"), "utf8")) as { secondsPerFrame: number[] };
+    expect(run.secondsPerFrame).toHaveLength(6);
+    expect(existsSync(join(killed, "metrics.json"))).toBe(true);
+  }, 300_000);
+
+  it("refuses what cannot work, naming the option, before writing anything", async () => {
+    const cases: [string[], RegExp][] = [
+      [["--controls-from", "previous-output", "--out", join(dir, "a")], /--controls-from previous-output/],
+      [["--controls-from", "content-flow", "--out", join(dir, "b")], /--controls-from content-flow/],
+      [["--frames", "40", "--out", join(dir, "c")], /--frames/],
+      [["--resume", "--out", join(dir, "d")], /--resume/],
+      [["--noise", "sideways", "--out", join(dir, "e")], /--noise/],
+      [["--attention", "keyframes", "--fusion", "flow", "--out", join(dir, "f")], /--fusion flow/],
+    ];
+    for (const [extra, message] of cases) {
+      const io = captureIO();
+      const args = [
+        "video",
+        CLIP,
+        "--model",
+        MODEL,
+        "--prompt",
+        "x",
+        "--size",
+        "64x64",
+        ...(extra.includes("previous-output") ? [] : ["--controlnet", CONTROLNET]),
+        ...extra,
+      ];
+      expect(await main(args, io), io.err()).toBe(2);
+      expect(io.err()).toMatch(message);
+      const out = extra[extra.indexOf("--out") + 1]!;
+      expect(existsSync(out)).toBe(false);
+      expect(existsSync(`${out}.steadyframe-partial`)).toBe(false);
+    }
+    // Resuming with other settings names the ones that differ.
+    const out = join(dir, "other");
+    await WorkFolder.open(out, { steps: 3, seed: "5" }, false);
+    await expect(WorkFolder.open(out, { steps: 4, seed: "5" }, true)).rejects.toThrow(
+      /other values of: steps/,
+    );
+    await expect(WorkFolder.open(out, { steps: 3, seed: "5" }, false)).rejects.toThrow(/--resume/);
+    expect((await WorkFolder.open(out, { steps: 3, seed: "5" }, true)).dir).toBe(
+      `${out}.steadyframe-partial`,
+    );
+  }, 120_000);
+});
