@@ -63,6 +63,11 @@ export interface GenerateVideoOptions extends LongTaskOptions {
   readonly controls?: readonly ControlSettings[];
   /** Finished frames (and, on resume, the ones already there). */
   readonly store: FrameStore;
+  /**
+   * (optional) generate only the frames this accepts (a render split into segments, e.g. by the render
+   * farm); the others must already be in the store when a later frame needs them (anchors, state).
+   */
+  readonly only?: (index: number) => boolean;
   /** Called after each finished frame, in the order they finish. */
   readonly onFrame?: (index: number, image: Image) => Promise<void> | void;
   /** Receives named intermediates (`b0.step03.latents_out`, ...). */
@@ -157,6 +162,16 @@ export function planRender(
   return info;
 }
 
+/**
+ * True when frames must be generated in order by one process: a method reads the previous frame's
+ * output or carries state from frame to frame. Otherwise, once the first batch (frame 0 or the key
+ * frames) is finished, any subset of the other frames can be generated independently, with the same
+ * result (the render farm splits such renders into parallel segments).
+ */
+export function isChained(methods: readonly VideoMethod[]): boolean {
+  return methods.some((m) => m.sequential === true || m.saveState !== undefined);
+}
+
 /** The order frames are generated in: the key-frame batch first, then the rest in batches. */
 export function batchPlan(info: RenderInfo, methods: readonly VideoMethod[], batch: number): number[][] {
   const sequential = methods.some((m) => m.sequential);
@@ -210,7 +225,8 @@ export async function generateVideo(
   // 3. Resume: skip finished frames, restore the methods' state from the last finished one
   const done = new Set<number>();
   for (let i = 0; i < info.frames; i++) if (await o.store.has(i)) done.add(i);
-  const remaining = plan.map((b) => b.filter((i) => !done.has(i))).filter((b) => b.length > 0);
+  const wanted = o.only ?? (() => true);
+  const remaining = plan.map((b) => b.filter((i) => !done.has(i) && wanted(i))).filter((b) => b.length > 0);
   const firstTodo = remaining[0]?.[0];
   if (firstTodo !== undefined && done.size > 0) {
     const last = [...done].filter((i) => i < firstTodo).sort((a, b) => b - a)[0];
