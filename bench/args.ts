@@ -4,8 +4,10 @@
 import { availableParallelism } from "node:os";
 import { InvalidArgumentError } from "../src/errors.js";
 
-export const PARTS = ["matmul", "conv", "flops", "unet", "pipeline"] as const;
+export const PARTS = ["matmul", "conv", "flops", "unet", "pipeline", "video"] as const;
 export type Part = (typeof PARTS)[number];
+/** Parts run without --only: `video` takes over 10 minutes at full size, so it runs only when asked. */
+export const DEFAULT_PARTS: readonly Part[] = ["matmul", "conv", "flops", "unet", "pipeline"];
 export const SIZES = [512, 256] as const;
 export type ImageSize = (typeof SIZES)[number];
 
@@ -27,11 +29,37 @@ export interface BenchArgs {
   readonly keep: boolean;
   /** Also write the JSON report to this file. */
   readonly out: string | null;
+  /** The `video` part's settings (see video.ts). */
+  readonly video: VideoArgs;
+}
+
+export interface VideoArgs {
+  /** "sd15" (default): full-size SD-1.5 random weights; "tiny": the tiny test pipeline (quick check). */
+  readonly model: "sd15" | "tiny";
+  /** Output sizes (square) of the per-strategy timings. */
+  readonly sizes: readonly number[];
+  /** Denoising steps of every video run. */
+  readonly steps: number;
+  /** Frames of each per-strategy run. */
+  readonly frames: number;
+  /** The batch that amortises the anchor frames (every strategy also runs with batch 1). */
+  readonly batch: number;
+  /** The two frame counts of the linearity check (at the smallest size). */
+  readonly linearFrames: readonly [number, number];
+  /** The two frame counts of the peak-RSS check (tiny model, 64x64). */
+  readonly rssFrames: readonly [number, number];
 }
 
 export const USAGE = `npm run bench -- [--only ${PARTS.join(",")}] [--size 512,256] [--steps 20] [--runs 3]
                  [--pipeline full|estimate] [--profile] [--no-cache-timing] [--threads N]
-                 [--keep] [--out report.json]`;
+                 [--keep] [--out report.json]
+                 [--video-model sd15|tiny] [--video-size 256,512] [--video-skip-512]
+                 [--video-steps 2] [--video-frames 4] [--video-batch 4]
+                 [--video-frames-linear 8,32] [--video-rss-frames 8,128]
+  Without --only every part but video runs (about 8-9 minutes on the idle 2-core machine).
+  --only video (full-size SD-1.5, defaults) takes about 75-90 minutes on the idle 2-core machine
+  (256x256: ~30 min incl. the 8+32-frame linearity runs; 512x512: ~45 min; model builds ~10 min);
+  --video-skip-512 brings it to about 35-40 minutes, --video-model tiny to about 2 minutes.`;
 
 function list<T extends string | number>(flag: string, raw: string, allowed: readonly T[]): T[] {
   const out: T[] = [];
@@ -56,9 +84,37 @@ function positiveInt(flag: string, raw: string | undefined): number {
   return n;
 }
 
+/** Comma-separated positive integers, each a multiple of `multiple`, duplicates dropped. */
+function intList(flag: string, raw: string, multiple: number): number[] {
+  const out: number[] = [];
+  for (const item of raw.split(",").map((x) => x.trim())) {
+    const n = Number(item);
+    if (item === "" || !Number.isInteger(n) || n < multiple || n % multiple !== 0)
+      throw new InvalidArgumentError(flag, `a comma-separated list of multiples of ${multiple}`, raw);
+    if (!out.includes(n)) out.push(n);
+  }
+  return out;
+}
+
+/** Two positive integers "A,B" with A < B. */
+function pair(flag: string, raw: string): [number, number] {
+  const [a, b, ...rest] = raw.split(",").map((x) => Number(x.trim()));
+  if (
+    a === undefined ||
+    b === undefined ||
+    rest.length > 0 ||
+    !Number.isInteger(a) ||
+    !Number.isInteger(b) ||
+    a < 1 ||
+    b <= a
+  )
+    throw new InvalidArgumentError(flag, "two frame counts A,B with 1 <= A < B", raw);
+  return [a, b];
+}
+
 /** Parses argv (without node and the script). */
 export function parseArgs(argv: readonly string[]): BenchArgs {
-  let parts: readonly Part[] = PARTS;
+  let parts: readonly Part[] = DEFAULT_PARTS;
   let sizes: readonly ImageSize[] = SIZES;
   let steps = 20;
   let runs = 3;
@@ -68,6 +124,16 @@ export function parseArgs(argv: readonly string[]): BenchArgs {
   let keep = false;
   let pipeline: BenchArgs["pipeline"] = "full";
   let out: string | null = null;
+  let video: VideoArgs = {
+    model: "sd15",
+    sizes: [256, 512],
+    steps: 2,
+    frames: 4,
+    batch: 4,
+    linearFrames: [8, 32],
+    rssFrames: [8, 128],
+  };
+  let skip512 = false;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] ?? "";
     const [flag, inline] = arg.includes("=")
@@ -114,14 +180,52 @@ export function parseArgs(argv: readonly string[]): BenchArgs {
       case "--keep":
         keep = true;
         break;
+      case "--video-model": {
+        const v = value();
+        if (v !== "sd15" && v !== "tiny")
+          throw new InvalidArgumentError("--video-model", '"sd15" or "tiny"', v);
+        video = { ...video, model: v };
+        break;
+      }
+      case "--video-size":
+        video = { ...video, sizes: intList("--video-size", value(), 8) };
+        break;
+      case "--video-skip-512":
+        skip512 = true;
+        break;
+      case "--video-steps":
+        video = { ...video, steps: positiveInt("--video-steps", value()) };
+        break;
+      case "--video-frames":
+        video = { ...video, frames: positiveInt("--video-frames", value()) };
+        break;
+      case "--video-batch":
+        video = { ...video, batch: positiveInt("--video-batch", value()) };
+        break;
+      case "--video-frames-linear":
+        video = { ...video, linearFrames: pair("--video-frames-linear", value()) };
+        break;
+      case "--video-rss-frames":
+        video = { ...video, rssFrames: pair("--video-rss-frames", value()) };
+        break;
       default:
         throw new InvalidArgumentError(
           "flag",
-          `one of --only, --size, --steps, --runs, --threads, --pipeline, --profile, --no-cache-timing, --keep, --out`,
+          `one of --only, --size, --steps, --runs, --threads, --pipeline, --profile, --no-cache-timing, --keep, --out, --video-*`,
           arg,
           { hint: USAGE },
         );
     }
   }
-  return { parts, sizes, steps, runs, profile, cacheTiming, threads, pipeline, keep, out };
+  if (skip512) {
+    const sizes = video.sizes.filter((s) => s !== 512);
+    if (sizes.length === 0)
+      throw new InvalidArgumentError(
+        "--video-skip-512",
+        "another size in --video-size",
+        video.sizes.join(","),
+      );
+    video = { ...video, sizes };
+  }
+  return { parts, sizes, steps, runs, profile, cacheTiming, threads, pipeline, keep, out, video };
 }

@@ -16,6 +16,11 @@
  *             `--pipeline full` (default) runs `textToImage` for real; `--pipeline estimate` measures
  *             the text encoder and VAE decode and adds --steps x the UNet step time (marked
  *             `estimated: true`, with the formula).
+ * - video:    the video engine (video.ts; not run unless named in --only): seconds per frame of each
+ *             strategy family with full-size SD-1.5 random weights at 256 and 512 (batch 1 and
+ *             --video-batch), ratio to per-frame attention, cost linear in frames (8 vs 32), peak
+ *             RSS flat in frame count (tiny pipeline, 8 vs 128 frames). About 75-90 minutes on the
+ *             idle 2-core machine with the defaults; --video-skip-512 about 35-40 minutes.
  *
  * Parts that fail or are not selected print `{ "result": null, "reason": ... }`. Start with `summary`.
  *
@@ -35,6 +40,7 @@ import ort from "onnxruntime-node";
 import { type BenchArgs, USAGE, parseArgs } from "./args.js";
 import { benchConv, benchMatMul } from "./kernels.js";
 import { benchPipeline } from "./pipeline.js";
+import { benchVideo } from "./video.js";
 import { CFG_BATCH, TEXT_LENGTH, benchUNet, countFor, sd15Config } from "./unet.js";
 import { log, mib, reasonOf, round, skipped } from "./stats.js";
 import { summarise } from "./summary.js";
@@ -117,7 +123,11 @@ async function main(): Promise<void> {
     report["matmulAfterUnet"] = matmulAfter;
     const pipeline = await part("pipeline", has("pipeline"), () => benchPipeline({ args, unet }));
     report["pipeline"] = pipeline;
-    summary = summarise({ matmul, matmulAfter, unet, pipeline });
+    const video = await part("video", has("video"), () =>
+      benchVideo({ video: args.video, threads: args.threads, dir }),
+    );
+    report["video"] = video;
+    summary = summarise({ matmul, matmulAfter, unet, pipeline, video });
   } finally {
     if (args.keep) log(`kept ${dir}`);
     else await rm(dir, { recursive: true, force: true });

@@ -130,6 +130,31 @@ export class MissingWeightsError extends SteadyframeError {
   }
 }
 
+/**
+ * LoRA files that do not fit the model: every key that has no known LoRA format, names no module of
+ * the model, or whose shapes do not fit the module's weight, from every file, together (nothing is
+ * dropped silently and nothing is loaded). `problems` holds them all; the message lists them all.
+ */
+export class LoraMismatchError extends SteadyframeError {
+  readonly code = "E_LORA_MISMATCH";
+  constructor(
+    readonly problems: readonly { readonly file: string; readonly key: string; readonly reason: string }[],
+    options: ErrorOptions = {},
+  ) {
+    const files = [...new Set(problems.map((p) => p.file))];
+    const byFile = files.map((file) => {
+      const mine = problems.filter((p) => p.file === file);
+      return `${file}: ${mine.length} key(s): ${mine.map((p) => `${p.key} (${p.reason})`).join("; ")}`;
+    });
+    super(
+      `${problems.length} LoRA key(s) could not be applied: ${byFile.join(" | ")}; ` +
+        (options.hint ??
+          "every key of a LoRA file must fit the model: use a LoRA trained for this base model (SD 1.x, 2.x and SDXL LoRAs do not mix)"),
+      options,
+    );
+  }
+}
+
 /** A feed for an inference session that misses inputs or has wrong dtypes/shapes. */
 export class SessionInputError extends SteadyframeError {
   readonly code = "E_SESSION_INPUT";

@@ -19,6 +19,7 @@ export {
 export { readTorchStateDict, readTorchCheckpoint } from "./weights/pickle/index.js";
 export { openCheckpointStore, splitSingleFile, type SingleFileStores } from "./weights/single-file.js";
 export { mapLdmCheckpoint, type LdmLayout, type KeyMapping } from "./weights/key-maps/ldm.js";
+export { applyLoras, readLoraFile, type LoraSetting, type AppliedLoras } from "./weights/lora/index.js";
 export {
   safetensorsStore,
   mapStore,

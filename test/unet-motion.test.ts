@@ -165,7 +165,7 @@ describe("unet_motion golden fixture (diffusers 0.26.3 UNetMotionModel.from_unet
     }
   });
 
-  it("adds per-frame ControlNet residuals (zeros change nothing)", async () => {
+  it("adds per-frame ControlNet residuals (zeros change nothing; none given = zeros, as the UNet runner)", async () => {
     const withResiduals = await UNetMotionModel.load(
       { unet: unetDir, motionAdapter: adapterDir },
       { cacheDir, residuals: true },
@@ -180,11 +180,19 @@ describe("unet_motion golden fixture (diffusers 0.26.3 UNetMotionModel.from_unet
         midBlockAdditionalResidual: zeros(64, 8),
       });
       expectClose(out, fixtureTensor(outputs, "noise_pred"), { atol: TOL, rtol: 0 });
+      // No residuals: zeros of each skip's per-frame shape are fed, bit-identical to explicit zeros.
+      expect(maxAbsDiff(await withResiduals.forward(call()), out)).toBe(0);
       await expectError(
-        () => withResiduals.forward(call()),
+        () => withResiduals.forward({ ...call(), downBlockAdditionalResiduals: down }),
         InvalidArgumentError,
         "E_INVALID_ARGUMENT",
-        "6 down residuals and a mid residual",
+        "6 down residuals and a mid residual, or neither",
+      );
+      await expectError(
+        () => withResiduals.forward({ ...call(), downBlockAdditionalResiduals: down.slice(1) }),
+        InvalidArgumentError,
+        "E_INVALID_ARGUMENT",
+        "Expected 6 tensors (one per skip connection) for downBlockAdditionalResiduals",
       );
     } finally {
       await withResiduals.release();

@@ -126,6 +126,19 @@ describe("unet golden fixture (diffusers 0.26.3 UNet2DConditionModel)", () => {
         "E_INVALID_ARGUMENT",
         "Expected 6 tensors (one per skip connection) for downBlockAdditionalResiduals",
       );
+      // A mid residual without the down ones is refused, as by the UNetMotionModel runner.
+      await expectError(
+        () =>
+          withResiduals.forward({
+            sample: fixtureTensor(inputs, "sample"),
+            timestep: 500,
+            encoderHiddenStates: fixtureTensor(inputs, "encoder_hidden_states"),
+            midBlockAdditionalResidual: tensor("float32", [2, 64, 8, 8]),
+          }),
+        InvalidArgumentError,
+        "E_INVALID_ARGUMENT",
+        "6 down residuals and a mid residual, or neither",
+      );
     } finally {
       await withResiduals.release();
     }
@@ -138,7 +151,7 @@ describe("unet golden fixture (diffusers 0.26.3 UNet2DConditionModel)", () => {
       () => unet.forward({ sample, timestep: 1, encoderHiddenStates, midBlockAdditionalResidual: sample }),
       InvalidArgumentError,
       "E_INVALID_ARGUMENT",
-      "load the UNet with { residuals: true }",
+      "load the UNet2DConditionModel with { residuals: true }",
     );
     await expectError(
       () =>

@@ -14,9 +14,15 @@ import { controlsCommand } from "./commands/controls.js";
 import { imageCommand } from "./commands/image.js";
 import { metricsCommand } from "./commands/metrics.js";
 import { videoCommand } from "./commands/video.js";
+import { studyCommand } from "./commands/study.js";
+import { studioCommand } from "./commands/studio.js";
+import { workerCommand } from "./commands/worker.js";
 
 const COMMANDS: readonly CliCommand[] = [
   videoCommand,
+  studyCommand,
+  studioCommand,
+  workerCommand,
   imageCommand,
   controlsCommand,
   metricsCommand,

@@ -7,7 +7,10 @@ import { clipTextEncoderKind } from "./kinds/clip-text-encoder.js";
 import { controlnetKind } from "./kinds/controlnet.js";
 import { crossFrameAttnKind } from "./kinds/cross-frame-attn.js";
 import { ddimInversionKind } from "./kinds/ddim-inversion.js";
+import { gradientsKind } from "./kinds/gradients.js";
+import { loraKind } from "./kinds/lora.js";
 import { opencvKind } from "./kinds/opencv.js";
+import { optimizerKind } from "./kinds/optimizer.js";
 import { pickleSafetyKind } from "./kinds/pickle-safety.js";
 import { pipelineAnimatediffKind, pipelineAnimatediffV2vKind } from "./kinds/pipeline-animatediff.js";
 import { pipelineControlnetKind } from "./kinds/pipeline-controlnet.js";
@@ -29,7 +32,10 @@ export const FIXTURE_KINDS: readonly FixtureKind[] = [
   controlnetKind,
   crossFrameAttnKind,
   ddimInversionKind,
+  gradientsKind,
+  loraKind,
   opencvKind,
+  optimizerKind,
   pickleSafetyKind,
   pipelineAnimatediffKind,
   pipelineAnimatediffV2vKind,

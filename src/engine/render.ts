@@ -5,27 +5,38 @@
  * setting, generate every frame into the work folder (./work-folder.ts), then publish the output: a
  * PNG folder with `run.json` and `metrics.json`, or a video file with `<name>.run.json` and
  * `<name>.metrics.json` beside it. Nothing is published unless every frame is there.
+ *
+ * With `settings.motion` the frames come from a whole-video pipeline instead (AnimateDiff motion
+ * modules or Text2Video-Zero: ./motion-render.ts); the publish step (./render-common.ts) is shared.
  */
-import { readdir, rename, stat } from "node:fs/promises";
-import { extname, join, resolve } from "node:path";
-import { InvalidArgumentError, throwIfAborted } from "../errors.js";
+import { resolve } from "node:path";
+import { UnsupportedError, throwIfAborted } from "../errors.js";
 import type { Image } from "../image.js";
-import { DepthEstimator } from "../control/depth.js";
 import { readImageFile } from "../control/png.js";
-import { SoftEdgeDetector } from "../control/soft-edge.js";
 import type { ExecutionProvider } from "../runtime/session.js";
+import type { LoraSetting } from "../weights/lora/index.js";
 import { StableDiffusionPipeline } from "../pipeline/stable-diffusion.js";
 import type { LongTaskOptions } from "../progress.js";
-import { withAtomicDir, writeFileAtomic } from "../util/atomic-write.js";
 import { probeVideo } from "../video/probe.js";
-import { writeVideo } from "../video/write.js";
-import { generateVideo, planRender } from "./generate-video.js";
-import type { RenderInfo } from "./method.js";
-import { cannyAnnotator, depthAnnotator, softEdgeAnnotator, type Annotator } from "./methods/annotator.js";
+import type { CrossFrameSetting } from "../models/unet/build.js";
+import { generateVideo, planRender, type GenerateVideoOptions } from "./generate-video.js";
+import type { RenderInfo, VideoMethod } from "./method.js";
+import { renderMotionVideo, type MotionSettings } from "./motion-render.js";
 import type { PromptSchedule } from "./prompt-schedule.js";
+import {
+  annotatorsFor,
+  defaultSize,
+  identity,
+  isFolderOutput,
+  packageVersion,
+  publishRender,
+} from "./render-common.js";
 import { SourceVideo } from "./source.js";
 import { strategyMethods, strategyName, type Strategy } from "./strategies.js";
-import { sidecarPath, WorkFolder } from "./work-folder.js";
+import { WorkFolder } from "./work-folder.js";
+
+export { defaultSize };
+export type { MotionSettings };
 
 export type ControlKind = "canny" | "depth" | "softedge";
 
@@ -47,6 +58,8 @@ export interface VideoRenderSettings {
   /** Config folder for a single-file checkpoint. */
   readonly config?: string;
   readonly controlnets?: readonly ControlNetSetting[];
+  /** (optional) LoRA files fused into the UNet and text encoder at load, each with its scale. */
+  readonly loras?: readonly LoraSetting[];
   /** ONNX depth model (for --control depth) and soft-edge model (for --control softedge). */
   readonly depthModel?: string;
   readonly softEdgeModel?: string;
@@ -75,6 +88,13 @@ export interface VideoRenderSettings {
   readonly fps?: number;
   readonly device?: readonly ExecutionProvider[];
   readonly cacheDir?: string;
+  /**
+   * (optional) generate the whole video with a motion pipeline instead of the per-frame engine
+   * (`strategy` is then not used): AnimateDiff motion modules (`adapter`: a MotionAdapter folder or an
+   * original motion-module file) with context windows, or Text2Video-Zero's motion field (`t2vZero`).
+   * See ./motion-render.ts.
+   */
+  readonly motion?: MotionSettings;
 }
 
 export interface RenderedVideo {
@@ -96,44 +116,66 @@ export interface RenderOptions extends LongTaskOptions {
   readonly metrics?: (framesDir: string, info: RenderInfo) => Promise<unknown>;
 }
 
-const VIDEO_EXTENSIONS = [".mp4", ".m4v", ".mov", ".mkv", ".webm", ".gif"];
-
-/** The version in package.json, for run.json. */
-async function packageVersion(): Promise<string> {
-  const { readFile } = await import("node:fs/promises");
-  try {
-    const pkg = JSON.parse(await readFile(new URL("../../package.json", import.meta.url), "utf8")) as {
-      version?: string;
-    };
-    return pkg.version ?? "unknown";
-  } catch {
-    return "unknown";
-  }
-}
-
-/** Short side 512, aspect kept, both multiples of 8. */
-export function defaultSize(source: { width: number; height: number } | undefined): {
-  width: number;
-  height: number;
-} {
-  if (!source) return { width: 512, height: 512 };
-  const scale = 512 / Math.min(source.width, source.height);
-  const r8 = (x: number): number => Math.max(8, Math.round((x * scale) / 8) * 8);
-  return { width: r8(source.width), height: r8(source.height) };
-}
-
-async function identity(path: string): Promise<string> {
-  const s = await stat(path).catch(() => null);
-  return s ? `${resolve(path)}:${s.size}:${Math.round(s.mtimeMs)}` : resolve(path);
-}
-
 export async function renderVideo(
   settings: VideoRenderSettings,
   options: RenderOptions = {},
 ): Promise<RenderedVideo> {
-  const isFolder = !VIDEO_EXTENSIONS.includes(extname(settings.out).toLowerCase());
-  if (!isFolder && settings.out.endsWith("/"))
-    throw new InvalidArgumentError("--out", "a folder or a video file", settings.out);
+  if (settings.motion && (settings.loras ?? []).length > 0) {
+    throw new UnsupportedError("--lora with the motion pipelines (--motion-adapter, --motion-field)", {
+      hint: "LoRAs are fused for the per-frame strategies; drop --lora or the motion flags",
+    });
+  }
+  if (settings.motion) return renderMotionVideo({ ...settings, motion: settings.motion }, options);
+  const prepared = await prepareRender(settings, options);
+  let pipeline: StableDiffusionPipeline | undefined;
+  try {
+    // 4. Models, built with the attention method's cross-frame setting
+    pipeline = await loadRenderPipeline(settings, prepared, options);
+    const components = pipeline.videoComponents(settings.scheduler);
+
+    // 5. Frames
+    const started = Date.now();
+    const result = await generateVideo(components, {
+      ...prepared.generateOptions,
+      store: prepared.work,
+      ...(options.onFrame ? { onFrame: options.onFrame } : {}),
+      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+    throwIfAborted(options.signal, "video");
+    return await publishPreparedRender(settings, prepared, { generated: result.generated, started }, options);
+  } finally {
+    await pipeline?.release();
+    await prepared.close();
+  }
+}
+
+/**
+ * What a render has checked and opened before any model loads (steps 1-3 of renderVideo): the
+ * methods, the engine options, the plan, the resume fingerprint and the open work folder. The render
+ * farm (src/farm/) prepares the same way on the coordinator and on every worker. `close()` releases
+ * the annotators and the source.
+ */
+export interface PreparedRender {
+  readonly isFolder: boolean;
+  readonly methods: readonly VideoMethod[];
+  readonly generateOptions: Omit<GenerateVideoOptions, "store">;
+  readonly info: RenderInfo;
+  /** Frame rate of a video output (x (N+1) for interpolated controls without --fps). */
+  readonly fps: number;
+  /** What the frames depend on: the work folder's settings.json, run.json's settings. */
+  readonly fingerprint: Readonly<Record<string, unknown>>;
+  readonly work: WorkFolder;
+  readonly crossFrame: CrossFrameSetting | undefined;
+  close(): Promise<void>;
+}
+
+/** Steps 1-3 of renderVideo (per-frame engine only): every check, the source, the work folder. */
+export async function prepareRender(
+  settings: VideoRenderSettings,
+  options: RenderOptions = {},
+): Promise<PreparedRender> {
+  const isFolder = isFolderOutput(settings.out);
   // 1. Source and size
   const probed = settings.source ? await probeVideo(settings.source) : undefined;
   const size =
@@ -156,36 +198,13 @@ export async function renderVideo(
       })
     : undefined;
   const releases: (() => Promise<void>)[] = [];
-  let pipeline: StableDiffusionPipeline | undefined;
+  const close = async (): Promise<void> => {
+    for (const r of releases) await r();
+    await source?.close();
+  };
   try {
     // 2. Annotators and methods, checked before any model loads
-    const annotators: Annotator[] = [];
-    for (const [k, net] of nets.entries()) {
-      if (net.control === "canny")
-        annotators.push(cannyAnnotator(settings.canny?.threshold1 ?? 100, settings.canny?.threshold2 ?? 200));
-      else if (net.control === "depth") {
-        if (!settings.depthModel)
-          throw new InvalidArgumentError("--depth", "an ONNX depth model for --control depth", undefined, {
-            hint: `ControlNet ${k + 1} (${net.path}) reads depth maps; pass --depth model.onnx (see docs/models.md)`,
-          });
-        const estimator = await DepthEstimator.create(settings.depthModel);
-        releases.push(() => estimator.release());
-        annotators.push(depthAnnotator(estimator, settings.depthModel));
-      } else {
-        if (!settings.softEdgeModel)
-          throw new InvalidArgumentError(
-            "--softedge",
-            "an ONNX soft-edge (HED) model for --control softedge",
-            undefined,
-            {
-              hint: `ControlNet ${k + 1} (${net.path}) reads soft edges; pass --softedge hed.onnx (see docs/models.md)`,
-            },
-          );
-        const detector = await SoftEdgeDetector.create(settings.softEdgeModel);
-        releases.push(() => detector.release());
-        annotators.push(softEdgeAnnotator(detector, settings.softEdgeModel));
-      }
-    }
+    const annotators = await annotatorsFor(settings, releases);
     const firstControlImage = settings.firstControlImage
       ? await readImageFile(settings.firstControlImage)
       : undefined;
@@ -230,6 +249,13 @@ export async function renderVideo(
       model: await identity(settings.model),
       config: settings.config ? resolve(settings.config) : null,
       controlnets: await Promise.all(nets.map(async (n) => ({ ...n, path: await identity(n.path) }))),
+      ...((settings.loras ?? []).length === 0
+        ? {}
+        : {
+            loras: await Promise.all(
+              (settings.loras ?? []).map(async (l) => ({ path: await identity(l.path), scale: l.scale })),
+            ),
+          }),
       depthModel: settings.depthModel ? await identity(settings.depthModel) : null,
       softEdgeModel: settings.softEdgeModel ? await identity(settings.softEdgeModel) : null,
       canny: settings.canny ?? null,
@@ -251,108 +277,88 @@ export async function renderVideo(
       firstControlImage: settings.firstControlImage ? await identity(settings.firstControlImage) : null,
     };
     const work = await WorkFolder.open(settings.out, fingerprint, settings.resume === true);
-
-    // 4. Models, built with the attention method's cross-frame setting
     const crossFrame = methods.find((m) => m.crossFrame)?.crossFrame?.();
-    pipeline = await StableDiffusionPipeline.load(settings.model, {
-      ...(settings.config ? { configDir: settings.config } : {}),
-      controlnets: nets.map((n) => n.path),
-      ...(crossFrame ? { crossFrame } : {}),
-      ...(settings.device ? { executionProviders: settings.device } : {}),
-      ...(settings.cacheDir ? { cacheDir: settings.cacheDir } : {}),
-      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
-      ...(options.signal ? { signal: options.signal } : {}),
-    });
-    const components = pipeline.videoComponents(settings.scheduler);
-
-    // 5. Frames
-    const started = Date.now();
-    const result = await generateVideo(components, {
-      ...generateOptions,
-      store: work,
-      ...(options.onFrame ? { onFrame: options.onFrame } : {}),
-      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
-      ...(options.signal ? { signal: options.signal } : {}),
-    });
-    throwIfAborted(options.signal, "video");
-
-    // 6. run.json, metrics.json, and the output
-    const seconds = await work.recordedSeconds(info.frames);
-    const run = {
-      steadyframe: await packageVersion(),
-      node: process.version,
-      created: new Date().toISOString(),
-      settings: { ...fingerprint, seed: String(info.seed) },
-      strategy: strategyName(settings.strategy),
-      methods: methods.map((m) => ({ id: m.id, ...(m.settings ?? {}) })),
-      crossFrame: crossFrame ?? null,
-      frameSeeds: Array.from({ length: info.frames }, (_, i) =>
-        String(methods.find((m) => m.frameSeed)?.frameSeed?.(i, info) ?? info.seed + BigInt(i)),
-      ),
-      fps: interpolatedFps,
-      frames: info.frames,
-      generatedThisRun: result.generated,
-      wallSecondsThisRun: (Date.now() - started) / 1000,
-      secondsPerFrame: seconds,
-    };
-    const metrics = options.metrics ? await options.metrics(join(work.dir, "frames"), info) : undefined;
-    const runJson = sidecarPath(settings.out, isFolder, "run.json");
-    if (isFolder) {
-      await withAtomicDir(
-        settings.out,
-        async (temp) => {
-          for (const name of await readdir(join(work.dir, "frames")))
-            await rename(join(work.dir, "frames", name), join(temp, name));
-          await rename(join(work.dir, "controls"), join(temp, "controls")).catch(() => undefined);
-          await writeFileAtomic(join(temp, "run.json"), `${JSON.stringify(run, null, 2)}\n`);
-          if (metrics !== undefined)
-            await writeFileAtomic(join(temp, "metrics.json"), `${JSON.stringify(metrics, null, 2)}\n`);
-        },
-        { canReplace: replaceableRender },
-      );
-    } else {
-      await writeVideo(settings.out, framesOf(work, info.frames), {
-        fps: interpolatedFps,
-        totalFrames: info.frames,
-        ...(options.signal ? { signal: options.signal } : {}),
-      });
-      await writeFileAtomic(runJson, `${JSON.stringify(run, null, 2)}\n`);
-      if (metrics !== undefined)
-        await writeFileAtomic(
-          sidecarPath(settings.out, false, "metrics.json"),
-          `${JSON.stringify(metrics, null, 2)}\n`,
-        );
-    }
-    await work.remove();
     return {
-      out: settings.out,
       isFolder,
-      frames: info.frames,
-      generated: result.generated,
-      width: info.width,
-      height: info.height,
-      runJson,
-      secondsPerFrame: seconds,
-      strategy: strategyName(settings.strategy),
+      methods,
+      generateOptions,
+      info,
+      fps: interpolatedFps,
+      fingerprint,
+      work,
+      crossFrame,
+      close,
     };
-  } finally {
-    await pipeline?.release();
-    for (const r of releases) await r();
-    await source?.close();
+  } catch (error) {
+    await close();
+    throw error;
   }
 }
 
-/** An existing output folder is replaced only when it holds an earlier render (its run.json). */
-async function replaceableRender(dir: string): Promise<void> {
-  const { readFile } = await import("node:fs/promises");
-  const run = await readFile(join(dir, "run.json"), "utf8").catch(() => "");
-  if (!run.includes('"steadyframe"')) {
-    throw new InvalidArgumentError("--out", "a new folder or an earlier render's folder", dir, {
-      hint: "the folder exists and holds no run.json of an earlier render; choose another --out or remove it",
-    });
-  }
+/** Step 4 of renderVideo: the pipeline, built with the attention method's cross-frame setting. */
+export async function loadRenderPipeline(
+  settings: VideoRenderSettings,
+  prepared: Pick<PreparedRender, "crossFrame">,
+  options: LongTaskOptions = {},
+): Promise<StableDiffusionPipeline> {
+  const { crossFrame } = prepared;
+  const nets = settings.controlnets ?? [];
+  return StableDiffusionPipeline.load(settings.model, {
+    ...(settings.config ? { configDir: settings.config } : {}),
+    controlnets: nets.map((n) => n.path),
+    ...(settings.loras && settings.loras.length > 0 ? { loras: settings.loras } : {}),
+    ...(crossFrame ? { crossFrame } : {}),
+    ...(settings.device ? { executionProviders: settings.device } : {}),
+    ...(settings.cacheDir ? { cacheDir: settings.cacheDir } : {}),
+    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
 }
 
-async function* framesOf(work: WorkFolder, frames: number): AsyncGenerator<Image> {
-  for (let i = 0; i < frames; i++) yield await work.image(i);
+/**
+ * Step 6 of renderVideo, once every frame is in the work folder: run.json, metrics.json, and the
+ * output. `generated` is the frames made by this run, `started` when it began generating (Date.now()).
+ */
+export async function publishPreparedRender(
+  settings: VideoRenderSettings,
+  prepared: PreparedRender,
+  result: { readonly generated: number; readonly started: number },
+  options: RenderOptions = {},
+): Promise<RenderedVideo> {
+  const { isFolder, methods, info, fps: interpolatedFps, fingerprint, work, crossFrame } = prepared;
+  const started = result.started;
+  // 6. run.json, metrics.json, and the output
+  const seconds = await work.recordedSeconds(info.frames);
+  const run = {
+    steadyframe: await packageVersion(),
+    node: process.version,
+    created: new Date().toISOString(),
+    settings: { ...fingerprint, seed: String(info.seed) },
+    strategy: strategyName(settings.strategy),
+    methods: methods.map((m) => ({ id: m.id, ...(m.settings ?? {}) })),
+    crossFrame: crossFrame ?? null,
+    frameSeeds: Array.from({ length: info.frames }, (_, i) =>
+      String(methods.find((m) => m.frameSeed)?.frameSeed?.(i, info) ?? info.seed + BigInt(i)),
+    ),
+    fps: interpolatedFps,
+    frames: info.frames,
+    generatedThisRun: result.generated,
+    wallSecondsThisRun: (Date.now() - started) / 1000,
+    secondsPerFrame: seconds,
+  };
+  const runJson = await publishRender(
+    { out: settings.out, isFolder, work, info, fps: interpolatedFps, run },
+    options,
+  );
+  return {
+    out: settings.out,
+    isFolder,
+    frames: info.frames,
+    generated: result.generated,
+    width: info.width,
+    height: info.height,
+    runJson,
+    secondsPerFrame: seconds,
+    strategy: strategyName(settings.strategy),
+  };
 }

@@ -1,7 +1,7 @@
 /**
- * Shared plumbing of the model runners (UNet, ControlNet): open a diffusers component folder's
- * weights, build the graph, write it with external data into a cache folder, and open an ONNX
- * Runtime session on it.
+ * Shared plumbing of the model runners (./model-runner.ts): open a diffusers component folder's
+ * weights, write a built graph with external data into a cache folder, and open an ONNX Runtime
+ * session on it.
  *
  * The cache folder name hashes the graph structure (nodes, constants, inputs/outputs, initializer
  * names/dtypes/shapes: so config and build options are covered, and a changed builder never reuses
@@ -15,8 +15,8 @@
 import { createHash } from "node:crypto";
 import { mkdir, mkdtemp, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { FileNotFoundError, InvalidArgumentError } from "../errors.js";
-import { GraphBuilder } from "../graph/builder.js";
+import { FileNotFoundError } from "../errors.js";
+import type { GraphBuilder } from "../graph/builder.js";
 import { writeModel } from "../graph/serialize.js";
 import { type WeightStore, safetensorsStore } from "../nn/weight-store.js";
 import type { LongTaskOptions } from "../progress.js";
@@ -27,10 +27,14 @@ import {
   type Session,
   createSession,
 } from "../runtime/session.js";
-import type { HostTensor } from "../tensor.js";
 import { openSafetensors } from "../weights/safetensors.js";
 
 export interface ModelLoadOptions extends LongTaskOptions {
+  /**
+   * (optional, default "load") when a runner writes and opens its graphs: in `load`, or on the first
+   * call that needs each one ("first-use"). The same policy for every runner (./model-runner.ts).
+   */
+  readonly compile?: "load" | "first-use";
   /** (optional, default $STEADYFRAME_CACHE_DIR, else `<os tmpdir>/steadyframe/models`) folder for the written ONNX models. */
   readonly cacheDir?: string;
   /** (optional, default ["cpu"]) execution providers to try in order. */
@@ -196,19 +200,4 @@ export async function compileGraph(
     if (temporary) await rm(folder, { recursive: true, force: true });
     throw error;
   }
-}
-
-/** A fresh graph builder for a model runner. */
-export function newGraph(name: string): GraphBuilder {
-  return new GraphBuilder({ name });
-}
-
-/** The float32 output `name` of a session run; InvalidArgumentError when it is missing or of another dtype. */
-export function float32Output(
-  outputs: Readonly<Record<string, HostTensor>>,
-  name: string,
-): HostTensor<"float32"> {
-  const t = outputs[name];
-  if (t?.dtype !== "float32") throw new InvalidArgumentError(name, "a float32 output", t?.dtype);
-  return t as HostTensor<"float32">;
 }

@@ -11,6 +11,8 @@
  * - context windows (./context-windows.ts) for videos longer than the motion module's window: each step
  *   runs the (ControlNets and) UNet per window and fuses each frame's predictions. With frames <= the
  *   context length the one window is the whole video and the plain path runs unchanged.
+ * For resumable renders both pipelines (and Text2Video-Zero's) report every finished step (`onStep`) and
+ * can replay recorded steps through the scheduler without UNet calls (`replay`, ResumableDenoising).
  */
 import { InvalidArgumentError, throwIfAborted } from "../errors.js";
 import { type Image } from "../image.js";
@@ -102,7 +104,44 @@ export interface VideoControlUnit {
   readonly guidanceEnd?: number;
 }
 
-export interface AnimateDiffCommonOptions extends LongTaskOptions {
+/** One finished denoising step, as a resumable render records it. */
+export interface DenoisingStepRecord {
+  /** Index among all of the run's steps (0-based). */
+  readonly step: number;
+  /** The run's step count. */
+  readonly total: number;
+  /** The guided noise prediction the scheduler stepped with. */
+  readonly noisePred: HostTensor<"float32">;
+  /** The latents after the step. */
+  readonly latents: HostTensor<"float32">;
+  /** True when the step was replayed from `replay` (no UNet call). */
+  readonly replayed: boolean;
+}
+
+/** Options of the whole-video pipelines (AnimateDiff, Text2Video-Zero) that let a render resume. */
+export interface ResumableDenoising {
+  /** (optional) called after every step, replayed ones included; awaited before the next step. */
+  readonly onStep?: (record: DenoisingStepRecord) => Promise<void> | void;
+  /**
+   * (optional) the guided noise predictions of steps already done, in order: those steps skip the UNet
+   * and go through the scheduler with the recorded prediction (same scheduler state, same generator
+   * draws), so the run continues bit-identically after the last of them.
+   */
+  readonly replay?: readonly HostTensor<"float32">[];
+}
+
+/** The recorded prediction of step `i` (checked against the latents' shape), or undefined. */
+export function replayedPrediction(
+  o: ResumableDenoising,
+  i: number,
+  latents: HostTensor<"float32">,
+): HostTensor<"float32"> | undefined {
+  const saved = o.replay?.[i];
+  if (saved !== undefined) checkShape(`replay[${i}]`, saved, latents.shape, "the prediction of that step");
+  return saved;
+}
+
+export interface AnimateDiffCommonOptions extends LongTaskOptions, ResumableDenoising {
   /** The prompt as text (needs the tokenizer and text encoder), or ... */
   readonly prompt?: string;
   /** ... its embeddings [1, L, D] (win over `prompt`). */
@@ -405,29 +444,32 @@ async function denoise(
     throwIfAborted(o.signal, task);
     const tag = stepTag(i);
     trace(`${tag}.timestep`, scalar(t));
-    // scale_model_input is elementwise: scaling one copy equals scaling cat([latents] * 2).
-    const scaled = c.scheduler.scaleModelInput(latents, t);
-    trace(`${tag}.model_input`, scaled);
-    const input = cfg ? concatBatch([scaled, scaled]) : scaled;
-    const windows = context ? contextWindows(frames, context, i) : [];
-    const noise =
-      context === undefined || isWholeVideo(windows, frames)
-        ? await predict(
-            Array.from({ length: frames }, (_, f) => f),
-            input,
-            t,
-            i,
-          )
-        : await predictInWindows(input, windows, fuse, (window, x) => {
-            throwIfAborted(o.signal, task);
-            return predict(window, x, t, i);
-          });
-    let guided = noise;
-    if (cfg) {
-      const [uncond, cond] = chunkBatch(noise, 2) as [HostTensor<"float32">, HostTensor<"float32">];
-      trace(`${tag}.noise_pred_uncond`, uncond);
-      trace(`${tag}.noise_pred_text`, cond);
-      guided = classifierFreeGuidance(uncond, cond, s.guidance);
+    let guided = replayedPrediction(o, i, latents);
+    if (guided === undefined) {
+      // scale_model_input is elementwise: scaling one copy equals scaling cat([latents] * 2).
+      const scaled = c.scheduler.scaleModelInput(latents, t);
+      trace(`${tag}.model_input`, scaled);
+      const input = cfg ? concatBatch([scaled, scaled]) : scaled;
+      const windows = context ? contextWindows(frames, context, i) : [];
+      const noise =
+        context === undefined || isWholeVideo(windows, frames)
+          ? await predict(
+              Array.from({ length: frames }, (_, f) => f),
+              input,
+              t,
+              i,
+            )
+          : await predictInWindows(input, windows, fuse, (window, x) => {
+              throwIfAborted(o.signal, task);
+              return predict(window, x, t, i);
+            });
+      guided = noise;
+      if (cfg) {
+        const [uncond, cond] = chunkBatch(noise, 2) as [HostTensor<"float32">, HostTensor<"float32">];
+        trace(`${tag}.noise_pred_uncond`, uncond);
+        trace(`${tag}.noise_pred_text`, cond);
+        guided = classifierFreeGuidance(uncond, cond, s.guidance);
+      }
     }
     trace(`${tag}.noise_pred`, guided);
     latents = c.scheduler.step(guided, t, latents, {
@@ -435,6 +477,13 @@ async function denoise(
       ...(o.eta === undefined ? {} : { eta: o.eta }),
     }).prevSample;
     trace(`${tag}.latents_out`, latents);
+    await o.onStep?.({
+      step: i,
+      total: timesteps.length,
+      noisePred: guided,
+      latents,
+      replayed: o.replay?.[i] !== undefined,
+    });
     o.onProgress?.({ status: "progress", task, done: i + 1, total: timesteps.length });
   }
   o.onProgress?.({ status: "done", task });

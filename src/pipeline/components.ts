@@ -4,10 +4,14 @@
  * src/diffusers/pipelines/pipeline_utils.py: DiffusionPipeline.from_pretrained / save_pretrained).
  * This module resolves the folder into typed component locations; nothing is loaded yet.
  */
-import { readdir, stat } from "node:fs/promises";
+import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import { ConfigError, FileNotFoundError } from "../errors.js";
 import { readJsonFile } from "../config/parse.js";
+import { findWeightsFile } from "../models/component-source.js";
+
+/** The weights-file choice lives with the model runners (they open component folders too). */
+export { findWeightsFile };
 
 export type ComponentName = "unet" | "vae" | "text_encoder" | "tokenizer" | "scheduler" | "controlnet";
 
@@ -28,11 +32,6 @@ export interface PipelineFolder {
   readonly components: ReadonlyMap<ComponentName, ComponentLocation>;
 }
 
-const WEIGHT_FILES: Readonly<Record<string, readonly string[]>> = {
-  diffusers: ["diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors"],
-  transformers: ["model.safetensors", "model.fp16.safetensors"],
-};
-
 const KNOWN: readonly ComponentName[] = [
   "unet",
   "vae",
@@ -44,25 +43,6 @@ const KNOWN: readonly ComponentName[] = [
 
 async function exists(path: string): Promise<boolean> {
   return (await stat(path).catch(() => undefined)) !== undefined;
-}
-
-/** Picks the weights file of a component folder: full precision first, then the fp16 variant. */
-export async function findWeightsFile(dir: string, library: string): Promise<string> {
-  const candidates = WEIGHT_FILES[library] ?? [
-    ...(WEIGHT_FILES["diffusers"] ?? []),
-    ...(WEIGHT_FILES["transformers"] ?? []),
-  ];
-  for (const file of candidates) {
-    if (await exists(join(dir, file))) return join(dir, file);
-  }
-  const present = (await readdir(dir).catch(() => [] as string[])).join(", ") || "nothing";
-  const legacy = (await readdir(dir).catch(() => [] as string[])).find((f) => f.endsWith(".bin"));
-  throw new FileNotFoundError(join(dir, candidates[0] ?? "weights"), "component weights", {
-    hint:
-      legacy !== undefined
-        ? `found ${legacy}, a PyTorch pickle: convert it to .safetensors (Steadyframe never executes pickles)`
-        : `the folder holds ${present}; expected one of ${candidates.join(", ")}`,
-  });
 }
 
 /**

@@ -20,10 +20,11 @@ import type { WeightStore } from "../nn/weight-store.js";
 import { fromConfig } from "../schedulers/registry.js";
 import { CLIPTokenizer } from "../tokenizer/clip-tokenizer.js";
 import { LDM_KEY_MAP_VERSION } from "../weights/key-maps/ldm.js";
-import { ldmLayoutFor } from "../weights/key-maps/ldm-layout.js";
+import { ldmLayoutFor } from "../models/ldm-layout.js";
 import { openCheckpointStore, splitSingleFile } from "../weights/single-file.js";
 import type { CrossFrameSetting } from "../models/unet/build.js";
 import { readPipelineFolder } from "./components.js";
+import { type LoraSetting, withLoras } from "./lora.js";
 import { droppedPromptText } from "./prompt-truncation.js";
 import { scale } from "./guidance.js";
 import type { LatentEncoder } from "./img2img.js";
@@ -64,6 +65,12 @@ export interface LoadPipelineOptions extends ModelLoadOptions {
    * attention methods: see src/engine/methods/attention-*.ts).
    */
   readonly crossFrame?: CrossFrameSetting;
+  /**
+   * (optional) LoRA files (kohya/A1111, diffusers, PEFT) fused into the UNet and text-encoder weights
+   * at load, each with its scale; several add up. Every key that does not fit is reported in one
+   * LoraMismatchError before anything is built (./lora.ts, src/weights/lora).
+   */
+  readonly loras?: readonly LoraSetting[];
 }
 
 export interface GenerateOptions extends Omit<TextToImageOptions, "controls"> {
@@ -265,19 +272,36 @@ export class StableDiffusionPipeline {
       }
       return nets;
     };
+    const fused =
+      (options.loras ?? []).length === 0
+        ? undefined
+        : await withLoras(options.loras ?? [], {
+            unet: await unetSource(),
+            unetConfig: configs.unet,
+            textEncoder: await source("text_encoder", "text_encoder"),
+          });
     const [tokenizer, textEncoder, unet, vae] = await Promise.all([
       CLIPTokenizer.fromPretrained(dirOf("tokenizer")),
       tracked("loading text_encoder", async () =>
-        CLIPTextModel.load(await source("text_encoder", "text_encoder"), loadFor("text_encoder")),
+        CLIPTextModel.load(
+          fused?.textEncoder ?? (await source("text_encoder", "text_encoder")),
+          loadFor("text_encoder"),
+        ),
       ),
       tracked("loading unet", async () =>
-        UNet2DConditionModel.load(await unetSource(), {
+        UNet2DConditionModel.load(fused?.unet ?? (await unetSource()), {
           ...loadFor("unet"),
           residuals: netPaths.length > 0,
           ...(options.crossFrame ? { crossFrame: options.crossFrame } : {}),
         }),
       ),
-      tracked("loading vae", async () => AutoencoderKL.load(await source("vae", "vae"), loadFor("vae"))),
+      // The VAE compiles each half on first use unless told otherwise: text-to-image never writes the encoder.
+      tracked("loading vae", async () =>
+        AutoencoderKL.load(await source("vae", "vae"), {
+          ...loadFor("vae"),
+          compile: options.compile ?? "first-use",
+        }),
+      ),
     ]);
     const controlnets = await loadNets(options.guessMode === true);
     const vaeScaleFactor = 2 ** (configs.vae.block_out_channels.length - 1);
@@ -421,8 +445,8 @@ export function vaeLatentEncoder(vae: AutoencoderKL): LatentEncoder {
   };
 }
 
-/** A ControlNet folder, or an original single file whose config follows the UNet's (as diffusers does). */
-async function loadControlNet(
+/** A ControlNet folder, or an original single file whose config follows the UNet's (as diffusers does); checked against the UNet. */
+export async function loadControlNet(
   path: string,
   unetConfig: UNet2DConditionModelConfig,
   options: ControlNetLoadOptions,

@@ -18,6 +18,7 @@ import type { LongTaskOptions } from "../progress.js";
 import { TorchGenerator } from "../random/torch-generator.js";
 import type { NoiseGenerator, Scheduler, SchedulerClassName } from "../schedulers/scheduler.js";
 import { shapeToString, tensor, type HostTensor } from "../tensor.js";
+import { type ResumableDenoising, replayedPrediction } from "./animatediff.js";
 import { chunkBatch, classifierFreeGuidance, concatBatch, scale } from "./guidance.js";
 import { denormalize } from "./images.js";
 import type { DenoisingUNet, LatentDecoder, PromptTokenizer, TextEncoder } from "./types.js";
@@ -273,7 +274,8 @@ export interface TextToVideoZeroComponents {
   readonly textEncoder?: TextEncoder;
 }
 
-export interface TextToVideoZeroOptions extends LongTaskOptions {
+/** `onStep` / `replay` count the steps of the three passes together (pass 1, pass 2, pass 3). */
+export interface TextToVideoZeroOptions extends LongTaskOptions, ResumableDenoising {
   /** (optional) the prompt as text (needs the tokenizer and text encoder); or give promptEmbeds. */
   readonly prompt?: string;
   /** (optional, default "") the negative prompt as text. */
@@ -492,23 +494,33 @@ export async function textToVideoZero(
     for (const [i, t] of ts.entries()) {
       throwIfAborted(o.signal, task);
       const tag = `${pass}.step${String(i).padStart(2, "0")}`;
-      const input = c.scheduler.scaleModelInput(concatBatch([current, current]), t);
-      const batch = input.shape[0] ?? 1;
       trace(`${tag}.timestep`, tensor("int64", [], new BigInt64Array([BigInt(Math.round(t))])));
-      const noise = await c.unet.forward({
-        sample: input,
-        timestep: tensor("float32", [batch], new Float32Array(batch).fill(t)),
-        encoderHiddenStates: emb,
-      });
-      const [uncond, cond] = chunkBatch(noise, 2) as [HostTensor<"float32">, HostTensor<"float32">];
-      trace(`${tag}.noise_pred_uncond`, uncond);
-      trace(`${tag}.noise_pred_text`, cond);
-      const guided = classifierFreeGuidance(uncond, cond, r.guidance);
+      let guided = replayedPrediction(o, done, current);
+      if (guided === undefined) {
+        const input = c.scheduler.scaleModelInput(concatBatch([current, current]), t);
+        const batch = input.shape[0] ?? 1;
+        const noise = await c.unet.forward({
+          sample: input,
+          timestep: tensor("float32", [batch], new Float32Array(batch).fill(t)),
+          encoderHiddenStates: emb,
+        });
+        const [uncond, cond] = chunkBatch(noise, 2) as [HostTensor<"float32">, HostTensor<"float32">];
+        trace(`${tag}.noise_pred_uncond`, uncond);
+        trace(`${tag}.noise_pred_text`, cond);
+        guided = classifierFreeGuidance(uncond, cond, r.guidance);
+      }
       current = c.scheduler.step(guided, t, current, {
         generator,
         ...(o.eta === undefined ? {} : { eta: o.eta }),
       }).prevSample;
       trace(`${tag}.latents_out`, current);
+      await o.onStep?.({
+        step: done,
+        total,
+        noisePred: guided,
+        latents: current,
+        replayed: o.replay?.[done] !== undefined,
+      });
       done += 1;
       o.onProgress?.({ status: "progress", task, done, total });
     }

@@ -1,10 +1,20 @@
 /**
  * What the pipelines need from each model, as small structural interfaces. The ONNX-backed runners in
- * `src/models/*` satisfy them; tests and other backends can supply their own.
+ * `src/models/*` satisfy them; tests and other backends can supply their own. The UNet and ControlNet
+ * interfaces are defined in src/models/model-interfaces.ts (the models implement them) and re-exported.
  */
+import type { ControlNet, DenoisingUNet } from "../models/model-interfaces.js";
 import type { Scheduler } from "../schedulers/scheduler.js";
 import type { HostTensor } from "../tensor.js";
 import type { LatentEncoder } from "./img2img.js";
+
+export type {
+  ControlNet,
+  ControlNetInputs,
+  ControlNetOutputs,
+  DenoisingUNet,
+  UNetInputs,
+} from "../models/model-interfaces.js";
 
 export interface PromptTokenizer {
   /** Token ids padded/truncated to the model length: int64 [batch, 77]. */
@@ -17,37 +27,6 @@ export interface TextEncoder {
     inputIds: HostTensor<"int64">,
     options?: { readonly clipSkip?: number },
   ): Promise<HostTensor<"float32">>;
-}
-
-export interface UNetInputs {
-  readonly sample: HostTensor<"float32">;
-  /** One timestep per batch item (float32: Euler-family timesteps are fractional). */
-  readonly timestep: HostTensor<"float32">;
-  readonly encoderHiddenStates: HostTensor<"float32">;
-  readonly downBlockAdditionalResiduals?: readonly HostTensor<"float32">[];
-  readonly midBlockAdditionalResidual?: HostTensor<"float32">;
-}
-
-export interface DenoisingUNet {
-  forward(inputs: UNetInputs): Promise<HostTensor<"float32">>;
-}
-
-export interface ControlNetInputs {
-  readonly sample: HostTensor<"float32">;
-  readonly timestep: HostTensor<"float32">;
-  readonly encoderHiddenStates: HostTensor<"float32">;
-  /** The control image in [0, 1], [batch, 3, H, W]. */
-  readonly controlnetCond: HostTensor<"float32">;
-  readonly conditioningScale: number;
-}
-
-export interface ControlNetOutputs {
-  readonly downBlockResSamples: readonly HostTensor<"float32">[];
-  readonly midBlockResSample: HostTensor<"float32">;
-}
-
-export interface ControlNet {
-  forward(inputs: ControlNetInputs): Promise<ControlNetOutputs>;
 }
 
 export interface LatentDecoder {

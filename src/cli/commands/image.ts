@@ -22,6 +22,7 @@ import type { CliCommand } from "../command.js";
 import { checkOutputPath } from "../output-path.js";
 import { progressBar } from "../progress-bar.js";
 import { deviceOption } from "./cli-options.js";
+import { LORA_HELP, loraOption } from "./lora-option.js";
 
 /** How single-file owners get the diffusers folder --config needs. */
 const CONFIG_HOWTO =
@@ -50,7 +51,7 @@ Options:
   --guess-mode              ControlNet guess mode (diffusers: residuals scaled 0.1 -> 1.0 over the
                             blocks, no control on the unconditional half; on by itself for ControlNets
                             whose config has global_pool_conditions)
-  --init-image <image>      img2img: start from this image (resized to the output size)
+${LORA_HELP}  --init-image <image>      img2img: start from this image (resized to the output size)
   --strength <s>            img2img: how much of the schedule is run, 0..1 (default 0.8)
   --steps <N>               denoising steps (default 30)
   --scheduler <name>        ddim, ddpm, pndm, euler, euler_ancestral, dpmpp_2m, lms (default: the model's)
@@ -219,6 +220,7 @@ export const imageCommand: CliCommand = {
         prompt: { type: "string" },
         "negative-prompt": { type: "string" },
         controlnet: { type: "string", multiple: true },
+        lora: { type: "string", multiple: true },
         control: { type: "string", multiple: true },
         "control-scale": { type: "string", multiple: true },
         "guess-mode": { type: "boolean", default: false },
@@ -314,6 +316,7 @@ export const imageCommand: CliCommand = {
         throw new FileNotFoundError(path, "--controlnet (a diffusers ControlNet folder or checkpoint file)");
       }
     }
+    const loras = await loraOption(v.lora);
     const summary = await StableDiffusionPipeline.inspect(
       v.model,
       singleFile && v.config !== undefined ? { configDir: v.config } : {},
@@ -368,6 +371,7 @@ export const imageCommand: CliCommand = {
       ...(singleFile && v.config !== undefined ? { configDir: v.config } : {}),
       controlnets,
       guessMode,
+      ...(loras.length === 0 ? {} : { loras }),
       executionProviders: providers,
       onFallback,
       ...(threads === undefined ? {} : { intraOpNumThreads: threads }),

@@ -4,7 +4,11 @@
  * checked before a model loads; frames go to `<out>.steadyframe-partial/` as they finish and the
  * output is published when the last one is done; `--resume` continues a killed render.
  */
-import { InvalidArgumentError } from "../../errors.js";
+import { readdir } from "node:fs/promises";
+import { join } from "node:path";
+import { CancelledError, InvalidArgumentError } from "../../errors.js";
+import { workFolderFor } from "../../engine/work-folder.js";
+import type { RenderInfo } from "../../engine/method.js";
 import {
   parseCanny,
   parseCommandArgs,
@@ -14,7 +18,13 @@ import {
   resolveSize,
 } from "./cli-options.js";
 import { parsePromptSchedule, type PromptSchedule } from "../../engine/prompt-schedule.js";
-import { renderVideo, type ControlKind, type ControlNetSetting } from "../../engine/render.js";
+import {
+  renderVideo,
+  type ControlKind,
+  type ControlNetSetting,
+  type MotionSettings,
+} from "../../engine/render.js";
+import { CONTEXT_FUSES, CONTEXT_SCHEDULES } from "../../pipeline/context-windows.js";
 import {
   ATTENTION,
   CONTROLS_FROM,
@@ -29,6 +39,9 @@ import { checkOutputPath } from "../output-path.js";
 import { videoProgress } from "../video-progress.js";
 import { parseSeed } from "./image.js";
 import { renderMetrics } from "./video-metrics.js";
+import { loraOption } from "./lora-option.js";
+import { parseRedisUrl } from "../../farm/connection.js";
+import { renderOnFarm } from "../../farm/coordinator.js";
 
 export const VIDEO_FLAGS = {
   model: { type: "string" },
@@ -37,6 +50,7 @@ export const VIDEO_FLAGS = {
   "prompt-schedule": { type: "string" },
   "negative-prompt": { type: "string" },
   controlnet: { type: "string", multiple: true },
+  lora: { type: "string", multiple: true },
   control: { type: "string", multiple: true },
   "control-scale": { type: "string", multiple: true },
   canny: { type: "string" },
@@ -69,6 +83,15 @@ export const VIDEO_FLAGS = {
   out: { type: "string" },
   resume: { type: "boolean" },
   json: { type: "boolean" },
+  "motion-adapter": { type: "string" },
+  context: { type: "string" },
+  overlap: { type: "string" },
+  "context-schedule": { type: "string" },
+  "context-fuse": { type: "string" },
+  invert: { type: "boolean" },
+  "motion-field": { type: "string" },
+  t0: { type: "string" },
+  t1: { type: "string" },
 } as const;
 
 export const VIDEO_STRATEGY_HELP = `Where control maps come from (--controls-from, default source):
@@ -104,6 +127,8 @@ run.json (every setting, seeds, versions, per-frame timings) and metrics.json wh
 Model:
   --model DIR|FILE          diffusers folder, or a single .safetensors/.ckpt file (then --config)
   --config DIR              diffusers folder with the configs of a single-file checkpoint
+  --lora FILE[:SCALE]       a LoRA (kohya/A1111, diffusers or PEFT .safetensors) fused into the UNet
+                            and text encoder at SCALE (default 1; repeatable, the LoRAs add up)
   --controlnet DIR|FILE     a ControlNet (repeat for several); each reads the map named by --control
   --control canny|depth|softedge   the map of each --controlnet (default canny)
   --control-scale S         conditioning scale per --controlnet (default 1)
@@ -116,6 +141,23 @@ Prompt:
   --negative-prompt TEXT    (default "")
 Strategy:
 ${VIDEO_STRATEGY_HELP.replace(/^/gm, "  ")}
+Motion (whole-video pipelines instead of the strategies above):
+  --motion-adapter DIR|FILE AnimateDiff: a MotionAdapter folder (or an original mm_sd_*.ckpt) on the
+                            model's UNet (a diffusers folder); every frame of a window in one UNet call.
+                            With SOURCE: video-to-video at --strength (default 0.6; 1 starts from
+                            noise), --controlnet maps from the source frames, or --invert
+  --context N               frames per context window (default 16, at most the adapter's length)
+  --overlap N               frames shared by neighbouring windows (default 4, below --context)
+  --context-schedule uniform|sliding|static   window placement (default uniform: looped, shifted
+                            every step; sliding: not looped; static: the same windows every step)
+  --context-fuse flat|pyramid   weights of overlapping windows (default pyramid)
+  --invert                  start from the DDIM inversion of SOURCE (needs a DDIM scheduler)
+  --motion-field X,Y        Text2Video-Zero text-to-video: frame 0's latent moved X,Y pixels (512 grid)
+                            per frame, cross-frame attention to frame 0; no SOURCE or ControlNet
+  --t0 N --t1 N             Text2Video-Zero's t0 < t1, in steps from the end (default 44/50, 47/50 of
+                            --steps)
+  Their scheduler is the model folder's (class and config) unless --scheduler names another class;
+  AnimateDiff was trained with DDIM on linear betas: use a folder whose scheduler config has them.
 Sampling:
   --frames N                frames to generate (default: all the source gives)
   --size N|WxH              N = short side, aspect kept (default 512); WxH exact (multiples of 8)
@@ -133,7 +175,16 @@ Output:
   --device cpu|cuda|webgpu  execution provider (falls back to CPU, saying why)
   --cache-dir DIR           compiled-model cache folder
   --json                    print the result as JSON on stdout
+Render farm (see 'steadyframe worker --help'):
+  --queue redis://HOST:PORT enqueue the frames as segment jobs for 'steadyframe worker's instead of
+                            rendering here, show their progress, publish when all are done (the same
+                            output, bit for bit). --out and the inputs must be on a filesystem every
+                            worker sees at the same paths
+  --segment N               frames per segment job (default 8; whole --batch batches)
 `;
+
+/** Flags of \`video\` only (not of \`study\`): the render farm. */
+const FARM_FLAGS = { queue: { type: "string" }, segment: { type: "string" } } as const;
 
 function num(
   flag: string,
@@ -149,6 +200,122 @@ function num(
 }
 
 type VideoFlagValues = ReturnType<typeof parseCommandArgs<typeof VIDEO_FLAGS>>["values"];
+
+/** Flags of the per-frame strategies, which the whole-video motion pipelines do not take. */
+const STRATEGY_FLAGS = [
+  "controls-from",
+  "interpolate",
+  "interpolate-mode",
+  "first-control-image",
+  "noise",
+  "noise-ratio",
+  "attention",
+  "keyframes",
+  "fusion",
+  "fusion-strength",
+  "fusion-end",
+  "batch",
+  "prompt-schedule",
+] as const;
+
+/**
+ * The motion pipeline the flags ask for (--motion-adapter or --motion-field), or undefined; refuses
+ * the combinations that cannot work, naming the flags.
+ */
+export function motionFromFlags(v: VideoFlagValues, source: string | undefined): MotionSettings | undefined {
+  const adapter = v["motion-adapter"];
+  const field = v["motion-field"];
+  const given = (flag: keyof VideoFlagValues): boolean => v[flag] !== undefined;
+  if (adapter !== undefined && field !== undefined)
+    throw new InvalidArgumentError("--motion-field", "either --motion-adapter or --motion-field", field);
+  const adapterOnly = ["context", "overlap", "context-schedule", "context-fuse", "invert"] as const;
+  const fieldOnly = ["t0", "t1"] as const;
+  if (adapter === undefined)
+    for (const flag of adapterOnly)
+      if (given(flag))
+        throw new InvalidArgumentError(
+          `--${flag}`,
+          "--motion-adapter (it sets AnimateDiff's windows / start)",
+          v[flag],
+        );
+  if (field === undefined)
+    for (const flag of fieldOnly)
+      if (given(flag))
+        throw new InvalidArgumentError(`--${flag}`, "--motion-field (Text2Video-Zero)", v[flag]);
+  if (adapter === undefined && field === undefined) return undefined;
+  const which = adapter !== undefined ? "--motion-adapter" : "--motion-field";
+  for (const flag of STRATEGY_FLAGS)
+    if (given(flag))
+      throw new InvalidArgumentError(`--${flag}`, `no per-frame strategy flag with ${which}`, v[flag], {
+        hint: `${which} generates the whole video with a motion pipeline; drop --${flag}, or drop ${which} to use the strategies`,
+      });
+  const strength = num("--strength", v.strength, (n) => n > 0 && n <= 1, "a number in (0, 1]");
+  if (field !== undefined) {
+    if (source !== undefined)
+      throw new InvalidArgumentError("[SOURCE]", "no source video with --motion-field", source, {
+        hint: "Text2Video-Zero is text-to-video: drop the source, or use --motion-adapter for video-to-video",
+      });
+    if ((v.controlnet ?? []).length > 0)
+      throw new InvalidArgumentError(
+        "--controlnet",
+        "no ControlNet with --motion-field",
+        v.controlnet?.join(", "),
+        {
+          hint: "Text2Video-Zero here is text-only; use --motion-adapter with a source for control maps",
+        },
+      );
+    if (strength !== undefined)
+      throw new InvalidArgumentError("--strength", "no --strength with --motion-field", v.strength);
+    const parts = field.split(",");
+    const [x, y] = parts.map((p) => Number(p));
+    if (
+      parts.length !== 2 ||
+      parts.some((p) => p.trim() === "") ||
+      !Number.isFinite(x) ||
+      !Number.isFinite(y)
+    )
+      throw new InvalidArgumentError(
+        "--motion-field",
+        "X,Y: two numbers (pixels per frame, e.g. 12,12)",
+        field,
+      );
+    const t0 = intOption("--t0", v.t0, 0);
+    const t1 = intOption("--t1", v.t1, 1);
+    return {
+      t2vZero: {
+        motionX: x ?? 0,
+        motionY: y ?? 0,
+        ...(t0 === undefined ? {} : { t0 }),
+        ...(t1 === undefined ? {} : { t1 }),
+      },
+    };
+  }
+  if (source === undefined && strength !== undefined)
+    throw new InvalidArgumentError("--strength", "a source video (AnimateDiff video-to-video)", v.strength, {
+      hint: "text-to-video starts from noise: drop --strength, or give a source",
+    });
+  if (v.invert === true && source === undefined)
+    throw new InvalidArgumentError("--invert", "a source video to invert", undefined);
+  if (v.invert === true && strength !== undefined)
+    throw new InvalidArgumentError("--strength", "no --strength with --invert", v.strength, {
+      hint: "--invert starts from the source inverted over the whole schedule",
+    });
+  const context = intOption("--context", v.context, 1);
+  const overlap = intOption("--overlap", v.overlap, 0);
+  return {
+    adapter: adapter ?? "",
+    ...(context === undefined ? {} : { context }),
+    ...(overlap === undefined ? {} : { overlap }),
+    ...(v["context-schedule"] === undefined
+      ? {}
+      : { schedule: checkChoice("--context-schedule", v["context-schedule"], CONTEXT_SCHEDULES) }),
+    ...(v["context-fuse"] === undefined
+      ? {}
+      : { fuse: checkChoice("--context-fuse", v["context-fuse"], CONTEXT_FUSES) }),
+    ...(strength === undefined ? {} : { strength }),
+    ...(v.invert === true ? { invert: true } : {}),
+  };
+}
 
 /** The strategy the flags describe. */
 export function strategyFromFlags(v: VideoFlagValues): Strategy {
@@ -238,10 +405,12 @@ export async function commonSettings(v: VideoFlagValues, source: string | undefi
   const clipSkip = intOption("--clip-skip", v["clip-skip"], 0);
   const eta = num("--eta", v.eta, (n) => n >= 0, "a number >= 0");
   const frames = intOption("--frames", v.frames, 1);
+  const loras = await loraOption(v.lora);
   return {
     ...(source === undefined ? {} : { source }),
     model: v.model,
     ...(v.config === undefined ? {} : { config: v.config }),
+    ...(loras.length === 0 ? {} : { loras }),
     controlnets,
     ...(v.depth === undefined ? {} : { depthModel: v.depth }),
     ...(v.softedge === undefined ? {} : { softEdgeModel: v.softedge }),
@@ -264,22 +433,55 @@ export async function commonSettings(v: VideoFlagValues, source: string | undefi
 }
 
 async function run(args: readonly string[], io: CliIO): Promise<number> {
-  const { values: v, positionals } = parseCommandArgs(args, VIDEO_FLAGS);
+  const { values: v, positionals } = parseCommandArgs(args, { ...VIDEO_FLAGS, ...FARM_FLAGS });
   if (positionals.length > 1)
     throw new InvalidArgumentError("[SOURCE]", "at most one source video", positionals.join(" "));
   const source = positionals[0];
   if (v.out === undefined)
     throw new InvalidArgumentError("--out", "an output video file or folder", undefined);
   const strategy = strategyFromFlags(v);
+  const motion = motionFromFlags(v, source);
+  const queue = v.queue === undefined ? undefined : parseRedisUrl("--queue", v.queue);
+  const segment = intOption("--segment", v.segment, 1);
+  if (segment !== undefined && queue === undefined)
+    throw new InvalidArgumentError("--segment", "--queue (frames per farm job)", v.segment);
   const common = await commonSettings(v, source);
   const isVideo = /\.(mp4|m4v|mov|mkv|webm|gif)$/i.test(v.out);
   await checkOutputPath("--out", v.out, isVideo ? "file" : "folder");
   const fps = num("--fps", v.fps, (n) => n > 0, "a frame rate > 0");
   const progress = videoProgress(io.stderr, io.interactive);
-  const rendered = await renderVideo(
-    { ...common, strategy, out: v.out, resume: v.resume === true, ...(fps === undefined ? {} : { fps }) },
-    { onProgress: progress, signal: io.signal, metrics: (dir, info) => renderMetrics(dir, info, common) },
-  );
+  const settings = {
+    ...common,
+    strategy,
+    out: v.out,
+    resume: v.resume === true,
+    ...(fps === undefined ? {} : { fps }),
+    ...(motion === undefined ? {} : { motion }),
+  };
+  const options = {
+    onProgress: progress,
+    signal: io.signal,
+    metrics: (dir: string, info: RenderInfo) => renderMetrics(dir, info, common),
+  };
+  const rendered = await (
+    queue === undefined
+      ? renderVideo(settings, options)
+      : renderOnFarm(settings, {
+          ...options,
+          queue,
+          ...(segment === undefined ? {} : { segment }),
+          log: (line) => io.stderr.write(`farm: ${line}\n`),
+        })
+  ).catch(async (error: unknown) => {
+    if (error instanceof CancelledError) {
+      const kept = await readdir(join(workFolderFor(v.out ?? ""), "frames")).catch(() => [] as string[]);
+      if (kept.length > 0)
+        io.stderr.write(
+          `\nstopped: ${kept.length} finished frame(s) kept in ${workFolderFor(v.out ?? "")}; run the same command with --resume to continue\n`,
+        );
+    }
+    throw error;
+  });
   const summary = {
     out: rendered.out,
     frames: rendered.frames,

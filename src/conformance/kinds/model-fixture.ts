@@ -16,10 +16,10 @@ import { readJsonFile } from "../../config/parse.js";
 import {
   type ComponentParts,
   type ResolvedComponent,
+  findWeightsFile,
   openWeightsFile,
   resolveComponent,
 } from "../../models/component-source.js";
-import { findWeightsFile } from "../../pipeline/components.js";
 import type { HostTensor } from "../../tensor.js";
 import type { LdmComponent } from "../../weights/key-maps/ldm.js";
 import { readSafetensors } from "../../weights/safetensors.js";

@@ -12,7 +12,7 @@ import { readJsonFile } from "../../config/parse.js";
 import type { ComponentParts } from "../../models/component-source.js";
 import type { WeightStore } from "../../nn/weight-store.js";
 import { LDM_PREFIXES, type LdmComponent } from "../../weights/key-maps/ldm.js";
-import { ldmLayoutFor } from "../../weights/key-maps/ldm-layout.js";
+import { ldmLayoutFor } from "../../models/ldm-layout.js";
 import { openCheckpointStore, splitSingleFile } from "../../weights/single-file.js";
 import { failedRow } from "../compare.js";
 import type { ConformanceRow, FixtureContext } from "../types.js";

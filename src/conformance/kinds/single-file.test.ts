@@ -6,7 +6,7 @@ import { expectError } from "../../../test/helpers/run-graph.js";
 import { ConfigError, UnsupportedError } from "../../errors.js";
 import { tensor } from "../../tensor.js";
 import { writeSafetensors } from "../../weights/safetensors.js";
-import { ldmLayoutFor } from "../../weights/key-maps/ldm-layout.js";
+import { ldmLayoutFor } from "../../models/ldm-layout.js";
 import { checkpointFiles, componentConfigPath } from "./single-file-sources.js";
 import { mustReproduce, runSingleFileCase } from "./single-file.js";
 

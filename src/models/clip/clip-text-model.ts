@@ -1,15 +1,16 @@
 /**
  * CLIPTextModel runner: loads a text encoder (component folder or config + weight store), builds its
- * graph (graph.ts; weights are checked at load) and runs it on ONNX Runtime.
+ * graph (graph.ts; weights are checked at load) and runs it on ONNX Runtime; compiled by the runner
+ * family's one policy (../model-runner.ts: at load unless `compile: "first-use"`).
  *
  *   const textEncoder = await CLIPTextModel.load("model/text_encoder");
  *   const { promptEmbeds } = await textEncoder.encode(tokenizer.encodeBatch(prompts), { clipSkip: 1 });
  */
 import { GraphError, InvalidArgumentError, throwIfAborted } from "../../errors.js";
 import { type HostTensor, elementAsNumber, shapeToString, tensor, toFloat32 } from "../../tensor.js";
+import type { ModelLoadOptions } from "../compiled-graph.js";
 import { type ComponentSource, resolveComponent } from "../component-source.js";
-import { type CompiledGraph, type ModelLoadOptions, compileGraph } from "../compiled-graph.js";
-import type { GraphBuilder } from "../../graph/builder.js";
+import { ModelRunner, RunnerGraph } from "../model-runner.js";
 import type { CLIPTextConfig } from "./config.js";
 import { type ClipGraphOptions, buildCLIPTextGraph } from "./graph.js";
 import { type ClipSpec, resolveClipSpec } from "./validate.js";
@@ -35,17 +36,15 @@ export interface CLIPTextOutputs {
   readonly poolerOutput: HostTensor<"float32">;
 }
 
-export class CLIPTextModel {
-  private model: Promise<CompiledGraph> | undefined;
-
+export class CLIPTextModel extends ModelRunner {
   private constructor(
+    graph: RunnerGraph,
     readonly spec: ClipSpec,
-    private readonly graph: GraphBuilder,
-    private readonly weightsId: string | null,
-    private readonly modelOptions: ModelLoadOptions,
     /** Token sequence length the graph takes. */
     readonly sequenceLength: number,
-  ) {}
+  ) {
+    super("CLIPTextModel", [graph]);
+  }
 
   /** Loads config and weights, validates the config and binds every weight (errors surface here). */
   static async load(source: ComponentSource, options: CLIPTextModelLoadOptions = {}): Promise<CLIPTextModel> {
@@ -61,12 +60,13 @@ export class CLIPTextModel {
       ...(options.keyMap === undefined ? {} : { keyMap: options.keyMap }),
       ...(options.sequenceLength === undefined ? {} : { sequenceLength: options.sequenceLength }),
     });
-    return new CLIPTextModel(
-      spec,
-      graph,
-      component.weightsId,
+    return ModelRunner.opened(
+      new CLIPTextModel(
+        new RunnerGraph("text_encoder", graph, component.weightsId, options),
+        spec,
+        options.sequenceLength ?? spec.config.max_position_embeddings,
+      ),
       options,
-      options.sequenceLength ?? spec.config.max_position_embeddings,
     );
   }
 
@@ -87,8 +87,7 @@ export class CLIPTextModel {
       );
     }
     throwIfAborted(options.signal, "CLIPTextModel encode");
-    this.model ??= compileGraph(this.graph, "text_encoder", this.weightsId, this.modelOptions);
-    const { session } = await this.model;
+    const session = await this.openSession();
     const names = ["last_hidden_state", "pooler_output", ...(clipSkip > 0 ? [`clip_skip_${clipSkip}`] : [])];
     const out = await session.run(
       { input_ids: ids },
@@ -105,13 +104,6 @@ export class CLIPTextModel {
       poolerOutput: get("pooler_output"),
       promptEmbeds: clipSkip > 0 ? get(`clip_skip_${clipSkip}`) : lastHiddenState,
     };
-  }
-
-  /** Releases the session (a later call creates it again). */
-  async release(): Promise<void> {
-    const m = this.model;
-    this.model = undefined;
-    if (m) await (await m).release();
   }
 
   private checkIds(inputIds: HostTensor): HostTensor<"int64"> {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { expectError } from "../../../test/helpers/run-graph.js";
 import { InvalidArgumentError } from "../../errors.js";
-import type { ControlNet, ControlNetInputs, ControlNetOutputs } from "../../pipeline/types.js";
+import type { ControlNet, ControlNetInputs, ControlNetOutputs } from "../model-interfaces.js";
 import { type HostTensor, tensor } from "../../tensor.js";
 import { MultiControlNetModel, controlnetKeep } from "./multi-controlnet.js";
 

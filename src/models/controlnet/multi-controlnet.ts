@@ -4,7 +4,7 @@
  * guidance window of `pipeline_controlnet.py` (`controlnet_keep`).
  */
 import { InvalidArgumentError } from "../../errors.js";
-import type { ControlNet, ControlNetOutputs } from "../../pipeline/types.js";
+import type { ControlNet, ControlNetOutputs } from "../model-interfaces.js";
 import { type HostTensor, shapeToString, tensor } from "../../tensor.js";
 
 /**

@@ -1,19 +1,25 @@
 /**
  * The ControlNet as an ONNX Runtime session: `ControlNetModel.load(dir | {config, store})` builds
- * the graph (build.ts), writes it into the model cache (../compiled-graph.ts) and opens a session;
- * `forward` returns the scaled residuals for the UNet. Implements the pipeline's ControlNet.
+ * the graph (build.ts) and compiles it (../model-runner.ts: written into the model cache, opened as a
+ * session); `forward` returns the scaled residuals for the UNet. Implements the pipeline's ControlNet.
  */
 import { InvalidArgumentError } from "../../errors.js";
 import { WeightScope } from "../../nn/weights.js";
-import type { ControlNet, ControlNetOutputs } from "../../pipeline/types.js";
-import type { Session } from "../../runtime/session.js";
 import { type HostTensor, shapeToString, tensor } from "../../tensor.js";
-import { type ModelLoadOptions, compileGraph, float32Output, newGraph } from "../compiled-graph.js";
+import type { ModelLoadOptions } from "../compiled-graph.js";
 import { type ModelSource, resolveModelSource } from "../component-source.js";
+import type { ControlNet, ControlNetOutputs } from "../model-interfaces.js";
+import {
+  ModelRunner,
+  RunnerGraph,
+  float32Output,
+  newGraph,
+  signalOption,
+  timestepFeed,
+} from "../model-runner.js";
 import type { CrossFrameSetting } from "../unet/build.js";
-import { timestepFeed } from "../unet/runner.js";
 import { CONTROLNET_INPUT, MID_BLOCK_RES_SAMPLE, buildControlNetModel, downResSampleName } from "./build.js";
-import { type ControlNetModelConfig, readControlNetModelConfig } from "./config.js";
+import { type ControlNetModelConfig, parseControlNetModelConfig } from "./config.js";
 
 /** A diffusers `controlnet/` folder (config.json + diffusion_pytorch_model.safetensors), or a config and a weight store. */
 export type ControlNetSource = ModelSource<ControlNetModelConfig>;
@@ -43,18 +49,17 @@ export interface ControlNetRunInputs {
   readonly conditioningScale: number;
 }
 
-export class ControlNetModelRunner implements ControlNet {
+export class ControlNetModelRunner extends ModelRunner implements ControlNet {
   constructor(
-    readonly session: Session,
+    graph: RunnerGraph,
     readonly config: ControlNetModelConfig,
     /** Number of down block residuals. */
     readonly numDownResiduals: number,
-    readonly modelPath: string,
-    readonly reused: boolean,
-    private readonly onRelease: () => Promise<void>,
     /** True when built with diffusers' guess-mode scaling (logspace(-1, 0) per residual). */
     readonly guessMode = false,
-  ) {}
+  ) {
+    super("ControlNetModel", [graph]);
+  }
 
   /** The control image's size factor over the latent size. */
   get condScaleFactor(): number {
@@ -89,7 +94,7 @@ export class ControlNetModelRunner implements ControlNet {
       [CONTROLNET_INPUT.controlnetCond]: cond,
       [CONTROLNET_INPUT.conditioningScale]: tensor("float32", [], Float32Array.of(inputs.conditioningScale)),
     };
-    return this.session.run(feeds, options.signal ? { signal: options.signal } : {});
+    return (await this.openSession()).run(feeds, signalOption(options));
   }
 
   /** The residuals for the UNet (down_block_additional_residuals, mid_block_additional_residual). */
@@ -102,10 +107,6 @@ export class ControlNetModelRunner implements ControlNet {
       midBlockResSample: float32Output(out, MID_BLOCK_RES_SAMPLE),
     };
   }
-
-  async release(): Promise<void> {
-    await this.onRelease();
-  }
 }
 
 /** Builds, writes (or reuses) and opens a ControlNet; see ControlNetLoadOptions. */
@@ -116,7 +117,7 @@ export async function loadControlNetModel(
   const { config, store, weightsId, configName } = await resolveModelSource(
     source,
     "controlnet/config.json",
-    readControlNetModelConfig,
+    parseControlNetModelConfig,
   );
   const g = newGraph("controlnet");
   const built = buildControlNetModel(WeightScope.bind(g, store), config, {
@@ -126,14 +127,13 @@ export async function loadControlNetModel(
     intermediates: options.intermediates ?? false,
     ...(options.crossFrame ? { crossFrame: options.crossFrame } : {}),
   });
-  const compiled = await compileGraph(g, "controlnet", weightsId, options);
-  return new ControlNetModelRunner(
-    compiled.session,
-    config,
-    built.model.numDownResiduals,
-    compiled.modelPath,
-    compiled.reused,
-    () => compiled.release(),
-    options.guessMode ?? false,
+  return ModelRunner.opened(
+    new ControlNetModelRunner(
+      new RunnerGraph("controlnet", g, weightsId, options),
+      config,
+      built.model.numDownResiduals,
+      options.guessMode ?? false,
+    ),
+    options,
   );
 }

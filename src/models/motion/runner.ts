@@ -1,19 +1,26 @@
 /**
  * UNetMotionModel as an ONNX Runtime session: `UNetMotionModel.load({ unet, motionAdapter })` resolves
  * both parts (diffusers folders, config + store, or an original AnimateDiff checkpoint for the
- * adapter), builds the graph (build.ts), writes it into the model cache (../compiled-graph.ts) and
- * opens a session; `forward` runs one denoising step on video latents [B, C, F, H, W].
+ * adapter), builds the graph (build.ts) and compiles it (../model-runner.ts: written into the model
+ * cache, opened as a session); `forward` runs one denoising step on video latents [B, C, F, H, W].
+ * Absent ControlNet residuals are fed as zeros, as the UNet's runner does (../unet/residual-feeds.ts).
  */
 import { InvalidArgumentError } from "../../errors.js";
-import type { WeightStore } from "../../nn/weight-store.js";
 import { WeightScope } from "../../nn/weights.js";
-import type { Session } from "../../runtime/session.js";
 import { type HostTensor, shapeToString } from "../../tensor.js";
-import { type ModelLoadOptions, compileGraph, float32Output, newGraph } from "../compiled-graph.js";
-import { type ModelSource, resolveComponent } from "../component-source.js";
+import type { ModelLoadOptions } from "../compiled-graph.js";
+import { type ModelSource, type ResolvedModelSource, resolveModelSource } from "../component-source.js";
+import {
+  ModelRunner,
+  RunnerGraph,
+  float32Output,
+  newGraph,
+  signalOption,
+  timestepFeed,
+} from "../model-runner.js";
 import { type UNet2DConditionModelConfig, parseUNet2DConditionModelConfig } from "../unet/config.js";
-import { isResidualInput } from "../unet/build.js";
-import { type UNetSource, timestepFeed } from "../unet/runner.js";
+import { residualFeeds, residualSpecs } from "../unet/residual-feeds.js";
+import type { UNetSource } from "../unet/runner.js";
 import { openAnimateDiffCheckpoint } from "./animatediff-checkpoint.js";
 import { UNET_MOTION_INPUT, UNET_MOTION_OUTPUT, buildUNetMotionModel } from "./build.js";
 import { MOTION_ADAPTER_DEFAULTS, type MotionAdapterConfig, parseMotionAdapterConfig } from "./config.js";
@@ -33,7 +40,7 @@ export interface UNetMotionSource {
 }
 
 export interface UNetMotionLoadOptions extends ModelLoadOptions {
-  /** (optional, default false) take per-frame ControlNet residuals (all of them, each call). */
+  /** (optional, default false) take per-frame ControlNet residuals (zeros are fed when a call gives none). */
   readonly residuals?: boolean;
 }
 
@@ -44,27 +51,21 @@ export interface UNetMotionRunInputs {
   readonly timestep: HostTensor | number;
   /** [B, L, cross_attention_dim] float32 (the same for every frame of a video). */
   readonly encoderHiddenStates: HostTensor;
-  /** Per-frame ControlNet down_block_res_samples ([B*F, C, h, w], frames of a video adjacent). */
+  /** Per-frame ControlNet down_block_res_samples ([B*F, C, h, w], frames of a video adjacent); both residual fields or neither. */
   readonly downBlockAdditionalResiduals?: readonly HostTensor[];
   readonly midBlockAdditionalResidual?: HostTensor;
 }
 
-export class UNetMotionModelRunner {
+export class UNetMotionModelRunner extends ModelRunner {
   constructor(
-    readonly session: Session,
+    graph: RunnerGraph,
     /** The UNet part's config, as UNetMotionModel builds it. */
     readonly unetConfig: UNet2DConditionModelConfig,
     readonly adapterConfig: MotionAdapterConfig,
-    /** Residual input names (empty without residuals). */
-    private readonly residualInputs: readonly string[],
-    readonly modelPath: string,
-    /** True when the written model came from the cache. */
-    readonly reused: boolean,
-    private readonly onRelease: () => Promise<void>,
-  ) {}
-
-  get acceptsResiduals(): boolean {
-    return this.residualInputs.length > 0;
+    /** True when the graph takes per-frame ControlNet residuals. */
+    readonly acceptsResiduals = false,
+  ) {
+    super("UNetMotionModel", [graph]);
   }
 
   /** The most frames one call may take (motion_max_seq_length). */
@@ -101,80 +102,40 @@ export class UNetMotionModelRunner {
         shapeToString(ehs.shape),
       );
     }
+    const session = await this.openSession();
     const feeds: Record<string, HostTensor> = {
       [UNET_MOTION_INPUT.sample]: sample,
       [UNET_MOTION_INPUT.timestep]: timestepFeed(inputs.timestep, batch),
       [UNET_MOTION_INPUT.encoderHiddenStates]: ehs,
+      ...residualFeeds(residualSpecs(session.inputs), inputs, {
+        model: this.modelName,
+        geometry: () => ({
+          batch: batch * frames,
+          height: sample.shape[3] ?? 1,
+          width: sample.shape[4] ?? 1,
+          downsamplePadding: this.unetConfig.downsample_padding,
+        }),
+      }),
     };
-    Object.assign(feeds, this.residualFeeds(inputs));
-    return this.session.run(feeds, options.signal ? { signal: options.signal } : {});
+    return session.run(feeds, signalOption(options));
   }
 
   /** noise_pred [B, out_channels, F, H, W]. */
   async forward(inputs: UNetMotionRunInputs): Promise<HostTensor<"float32">> {
     return float32Output(await this.run(inputs), UNET_MOTION_OUTPUT);
   }
-
-  async release(): Promise<void> {
-    await this.onRelease();
-  }
-
-  private residualFeeds(inputs: UNetMotionRunInputs): Record<string, HostTensor> {
-    const down = inputs.downBlockAdditionalResiduals;
-    const mid = inputs.midBlockAdditionalResidual;
-    if (!this.acceptsResiduals) {
-      if (down === undefined && mid === undefined) return {};
-      throw new InvalidArgumentError("downBlockAdditionalResiduals", "no ControlNet residuals", "residuals", {
-        hint: "load the UNetMotionModel with { residuals: true }",
-      });
-    }
-    const names = this.residualInputs.filter((n) => n !== UNET_MOTION_INPUT.midBlockAdditionalResidual);
-    if (down === undefined || mid === undefined || down.length !== names.length) {
-      throw new InvalidArgumentError(
-        "downBlockAdditionalResiduals",
-        `${names.length} down residuals and a mid residual (this model was loaded with residuals)`,
-        `${down?.length ?? 0} down residuals${mid === undefined ? " and no mid residual" : ""}`,
-      );
-    }
-    const feeds: Record<string, HostTensor> = { [UNET_MOTION_INPUT.midBlockAdditionalResidual]: mid };
-    names.forEach((name, i) => {
-      const t = down[i];
-      if (t) feeds[name] = t;
-    });
-    return feeds;
-  }
 }
 
-async function resolveAdapter(source: MotionAdapterSource): Promise<{
-  config: MotionAdapterConfig;
-  store: WeightStore;
-  weightsId: string | null;
-  configName: string;
-}> {
-  if (typeof source === "string") {
-    const c = await resolveComponent(source, "diffusers");
-    const { config } = parseMotionAdapterConfig(c.configName, c.config);
-    return { config, store: c.store, weightsId: c.weightsId, configName: c.configName };
-  }
-  if ("checkpoint" in source) {
+/** The adapter's config and weights: a diffusers folder, config + store, or an AnimateDiff checkpoint. */
+async function resolveAdapter(
+  source: MotionAdapterSource,
+): Promise<ResolvedModelSource<MotionAdapterConfig>> {
+  if (typeof source !== "string" && "checkpoint" in source) {
     const config = source.config ?? MOTION_ADAPTER_DEFAULTS;
     const { store, weightsId } = await openAnimateDiffCheckpoint(source.checkpoint, config);
     return { config, store, weightsId, configName: `motion adapter config for ${source.checkpoint}` };
   }
-  return { ...source, weightsId: source.weightsId ?? null, configName: "motion_adapter/config.json" };
-}
-
-async function resolveUNet(source: UNetSource): Promise<{
-  config: UNet2DConditionModelConfig;
-  store: WeightStore;
-  weightsId: string | null;
-  configName: string;
-}> {
-  if (typeof source !== "string")
-    return { ...source, weightsId: source.weightsId ?? null, configName: "unet/config.json" };
-  const c = await resolveComponent(source, "diffusers");
-  const { config } = parseUNet2DConditionModelConfig(c.configName, c.config);
-  return { config, store: c.store, weightsId: c.weightsId, configName: c.configName };
+  return resolveModelSource(source, "motion_adapter/config.json", parseMotionAdapterConfig);
 }
 
 /** Builds, writes (or reuses) and opens a UNetMotionModel; see UNetMotionLoadOptions. */
@@ -182,7 +143,7 @@ export async function loadUNetMotionModel(
   source: UNetMotionSource,
   options: UNetMotionLoadOptions = {},
 ): Promise<UNetMotionModelRunner> {
-  const unet = await resolveUNet(source.unet);
+  const unet = await resolveModelSource(source.unet, "unet/config.json", parseUNet2DConditionModelConfig);
   const adapter = await resolveAdapter(source.motionAdapter);
   const g = newGraph("unet_motion");
   const built = buildUNetMotionModel(
@@ -198,14 +159,13 @@ export async function loadUNetMotionModel(
   );
   const weightsId =
     unet.weightsId === null || adapter.weightsId === null ? null : `${unet.weightsId}|${adapter.weightsId}`;
-  const compiled = await compileGraph(g, "unet_motion", weightsId, options);
-  return new UNetMotionModelRunner(
-    compiled.session,
-    built.model.unetConfig,
-    adapter.config,
-    built.inputs.filter(isResidualInput),
-    compiled.modelPath,
-    compiled.reused,
-    () => compiled.release(),
+  return ModelRunner.opened(
+    new UNetMotionModelRunner(
+      new RunnerGraph("unet_motion", g, weightsId, options),
+      built.model.unetConfig,
+      adapter.config,
+      options.residuals ?? false,
+    ),
+    options,
   );
 }

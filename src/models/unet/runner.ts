@@ -1,29 +1,35 @@
 /**
  * The UNet as an ONNX Runtime session: `UNet2DConditionModel.load(dir | {config, store})` builds the
- * graph (build.ts), writes it with external data into a cache folder (../compiled-graph.ts), opens a
- * session, and `forward` runs one denoising step on host tensors.
+ * graph (build.ts) and compiles it (../model-runner.ts: written with external data into the model
+ * cache, opened as a session); `forward` runs one denoising step on host tensors. Absent ControlNet
+ * residuals are fed as zeros (./residual-feeds.ts, the same policy as UNetMotionModel's runner).
  */
 import { InvalidArgumentError } from "../../errors.js";
 import { WeightScope } from "../../nn/weights.js";
-import type { DenoisingUNet } from "../../pipeline/types.js";
-import type { Session } from "../../runtime/session.js";
-import { type HostTensor, elementAsNumber, shapeToString, tensor } from "../../tensor.js";
-import { type ModelLoadOptions, compileGraph, float32Output, newGraph } from "../compiled-graph.js";
+import type { HostTensor } from "../../tensor.js";
+import type { ModelLoadOptions } from "../compiled-graph.js";
 import { type ModelSource, resolveModelSource } from "../component-source.js";
+import type { DenoisingUNet } from "../model-interfaces.js";
 import {
-  type CrossFrameSetting,
-  UNET_INPUT,
-  UNET_OUTPUT,
-  buildUNet2DConditionModel,
-  isResidualInput,
-} from "./build.js";
-import { type UNet2DConditionModelConfig, readUNet2DConditionModelConfig } from "./config.js";
+  ModelRunner,
+  RunnerGraph,
+  float32Output,
+  newGraph,
+  signalOption,
+  timestepFeed,
+} from "../model-runner.js";
+import { type CrossFrameSetting, UNET_INPUT, UNET_OUTPUT, buildUNet2DConditionModel } from "./build.js";
+import { type UNet2DConditionModelConfig, parseUNet2DConditionModelConfig } from "./config.js";
+import { residualFeeds, residualSpecs } from "./residual-feeds.js";
+
+/** The timestep broadcast now lives with the runner base; re-exported for existing imports. */
+export { timestepFeed };
 
 /** A diffusers `unet/` folder (config.json + diffusion_pytorch_model.safetensors), or a config and a weight store. */
 export type UNetSource = ModelSource<UNet2DConditionModelConfig>;
 
 export interface UNetLoadOptions extends ModelLoadOptions {
-  /** (optional, default false) take ControlNet residuals (zeros are fed when a call gives none). */
+  /** (optional, default false) take ControlNet residuals (zeros are fed when a call gives none; ./residual-feeds.ts). */
   readonly residuals?: boolean;
   /** (optional) Text2Video-Zero cross-frame attention in every attn1. */
   readonly crossFrame?: CrossFrameSetting;
@@ -38,44 +44,21 @@ export interface UNetRunInputs {
   readonly timestep: HostTensor | number;
   /** [B, L, cross_attention_dim] float32. */
   readonly encoderHiddenStates: HostTensor;
-  /** ControlNet down_block_res_samples (one per skip connection). */
+  /** ControlNet down_block_res_samples (one per skip connection); give both residual fields or neither. */
   readonly downBlockAdditionalResiduals?: readonly HostTensor[];
   readonly midBlockAdditionalResidual?: HostTensor;
 }
 
-/** The timestep as float32 [batch]: a scalar (or one-element tensor) is broadcast. */
-export function timestepFeed(timestep: HostTensor | number, batch: number): HostTensor<"float32"> {
-  if (typeof timestep === "number") return tensor("float32", [batch], new Float32Array(batch).fill(timestep));
-  const n = timestep.data.length;
-  if (timestep.shape.length > 1 || (n !== 1 && n !== batch)) {
-    throw new InvalidArgumentError(
-      "timestep",
-      `a scalar or a [${batch}] tensor (one per batch item)`,
-      shapeToString(timestep.shape),
-    );
-  }
-  const out = new Float32Array(batch);
-  for (let i = 0; i < batch; i++) out[i] = elementAsNumber(timestep, n === 1 ? 0 : i);
-  return tensor("float32", [batch], out);
-}
-
-export class UNet2DConditionModelRunner implements DenoisingUNet {
+export class UNet2DConditionModelRunner extends ModelRunner implements DenoisingUNet {
   constructor(
-    readonly session: Session,
+    graph: RunnerGraph,
     readonly config: UNet2DConditionModelConfig,
-    /** Names of the residual graph inputs (empty when built without residuals). */
-    private readonly residualInputs: readonly string[],
-    readonly modelPath: string,
-    /** True when the written model came from the cache. */
-    readonly reused: boolean,
-    private readonly onRelease: () => Promise<void>,
     /** The cross-frame setting the graph was built with. */
     readonly crossFrame?: CrossFrameSetting,
-  ) {}
-
-  /** True when the session takes ControlNet residuals. */
-  get acceptsResiduals(): boolean {
-    return this.residualInputs.length > 0;
+    /** True when the graph takes ControlNet residuals. */
+    readonly acceptsResiduals = false,
+  ) {
+    super("UNet2DConditionModel", [graph]);
   }
 
   /** Runs the session with raw feeds and returns every output by name (noise_pred, intermediate.*). */
@@ -99,64 +82,27 @@ export class UNet2DConditionModelRunner implements DenoisingUNet {
         },
       );
     }
+    const session = await this.openSession();
     const feeds: Record<string, HostTensor> = {
       [UNET_INPUT.sample]: inputs.sample,
       [UNET_INPUT.timestep]: timestepFeed(inputs.timestep, batch),
       [UNET_INPUT.encoderHiddenStates]: inputs.encoderHiddenStates,
+      ...residualFeeds(residualSpecs(session.inputs), inputs, {
+        model: this.modelName,
+        geometry: () => ({
+          batch,
+          height: inputs.sample.shape[2] ?? 1,
+          width: inputs.sample.shape[3] ?? 1,
+          downsamplePadding: this.config.downsample_padding,
+        }),
+      }),
     };
-    const down = inputs.downBlockAdditionalResiduals;
-    const mid = inputs.midBlockAdditionalResidual;
-    if (!this.acceptsResiduals && (down !== undefined || mid !== undefined)) {
-      throw new InvalidArgumentError(
-        "downBlockAdditionalResiduals",
-        "no ControlNet residuals (this UNet was loaded without them)",
-        "residuals",
-        {
-          hint: "load the UNet with { residuals: true }",
-        },
-      );
-    }
-    if (this.acceptsResiduals) {
-      const names = this.residualInputs.filter((n) => n !== UNET_INPUT.midBlockAdditionalResidual);
-      if (down !== undefined && down.length !== names.length) {
-        throw new InvalidArgumentError(
-          "downBlockAdditionalResiduals",
-          `${names.length} tensors (one per skip connection)`,
-          `${down.length} tensors`,
-        );
-      }
-      for (const spec of this.session.inputs) {
-        if (!this.residualInputs.includes(spec.name)) continue;
-        const given =
-          spec.name === UNET_INPUT.midBlockAdditionalResidual ? mid : down?.[names.indexOf(spec.name)];
-        feeds[spec.name] = given ?? this.zerosFor(spec.name, spec.shape, inputs.sample);
-      }
-    }
-    return this.session.run(feeds, options.signal ? { signal: options.signal } : {});
+    return session.run(feeds, signalOption(options));
   }
 
   /** noise_pred [B, out_channels, H, W]. */
   async forward(inputs: UNetRunInputs): Promise<HostTensor<"float32">> {
     return float32Output(await this.run(inputs), UNET_OUTPUT);
-  }
-
-  async release(): Promise<void> {
-    await this.onRelease();
-  }
-
-  /** Zeros in place of a residual no ControlNet produced this step (same shape the skip has). */
-  private zerosFor(name: string, shape: readonly (number | string)[], sample: HostTensor): HostTensor {
-    const batch = sample.shape[0] ?? 1;
-    let [h, w] = [sample.shape[2] ?? 1, sample.shape[3] ?? 1];
-    const level = Number(/^height_(\d+)$/.exec(String(shape[2]))?.[1] ?? 0);
-    const p = this.config.downsample_padding;
-    // Downsample2D: 3x3 conv, stride 2, padding p (p = 0 pads bottom/right by one).
-    const down = (n: number): number =>
-      p === 0 ? Math.floor((n - 2) / 2) + 1 : Math.floor((n + 2 * p - 3) / 2) + 1;
-    for (let l = 0; l < level; l++) [h, w] = [down(h), down(w)];
-    const channels = Number(shape[1]);
-    if (!Number.isInteger(channels)) throw new InvalidArgumentError(name, "a static channel count", shape[1]);
-    return tensor("float32", [batch, channels, h, w]);
   }
 }
 
@@ -168,24 +114,23 @@ export async function loadUNet2DConditionModel(
   const { config, store, weightsId, configName } = await resolveModelSource(
     source,
     "unet/config.json",
-    readUNet2DConditionModelConfig,
+    parseUNet2DConditionModelConfig,
   );
   const g = newGraph("unet");
-  const w = WeightScope.bind(g, store);
-  const built = buildUNet2DConditionModel(w, config, {
+  const residuals = options.residuals ?? false;
+  buildUNet2DConditionModel(WeightScope.bind(g, store), config, {
     configFile: configName,
-    residuals: options.residuals ?? false,
+    residuals,
     intermediates: options.intermediates ?? false,
     ...(options.crossFrame ? { crossFrame: options.crossFrame } : {}),
   });
-  const compiled = await compileGraph(g, "unet", weightsId, options);
-  return new UNet2DConditionModelRunner(
-    compiled.session,
-    config,
-    built.inputs.filter(isResidualInput),
-    compiled.modelPath,
-    compiled.reused,
-    () => compiled.release(),
-    options.crossFrame,
+  return ModelRunner.opened(
+    new UNet2DConditionModelRunner(
+      new RunnerGraph("unet", g, weightsId, options),
+      config,
+      options.crossFrame,
+      residuals,
+    ),
+    options,
   );
 }

@@ -1,7 +1,8 @@
 /**
  * AutoencoderKL runner: loads a VAE (component folder or config + weight store), builds its encoder
- * and decoder graphs (graphs.ts; weights are checked at load), and runs them on ONNX Runtime. The
- * sessions are created on first use, so a decode-only pipeline never pays for the encoder.
+ * and decoder graphs (graphs.ts; weights are checked at load), and runs them on ONNX Runtime. Both are
+ * compiled by the runner family's one policy (../model-runner.ts): at load, or with
+ * `compile: "first-use"` each on its first call, so a decode-only pipeline never writes the encoder.
  *
  *   const vae = await AutoencoderKL.load("model/vae");
  *   const latents = await vae.encodeLatents(image, { generator: new TorchGenerator(0) }); // * scaling_factor
@@ -9,11 +10,11 @@
  */
 import { GraphError, InvalidArgumentError, throwIfAborted } from "../../errors.js";
 import type { LongTaskOptions } from "../../progress.js";
-import type { Session } from "../../runtime/session.js";
 import { type HostTensor, toFloat16, toFloat32 } from "../../tensor.js";
 import { concatBatch, splitBatch } from "../batch.js";
-import { type CompiledGraph, type ModelLoadOptions, compileGraph } from "../compiled-graph.js";
+import type { ModelLoadOptions } from "../compiled-graph.js";
 import { type ComponentSource, resolveComponent } from "../component-source.js";
+import { ModelRunner, RunnerGraph } from "../model-runner.js";
 import type { AutoencoderKLConfig } from "./config.js";
 import { type AutoencoderKLGraphs, type VaeGraphOptions, buildAutoencoderKLGraphs } from "./graphs.js";
 import {
@@ -41,18 +42,20 @@ export interface EncodeLatentsOptions extends RunBatchOptions, SampleOptions {
   readonly mode?: "sample" | "mean";
 }
 
-export class AutoencoderKL {
-  private encoderModel: Promise<CompiledGraph> | undefined;
-  private decoderModel: Promise<CompiledGraph> | undefined;
+/** The graph names (and model cache folder prefixes) of the two halves. */
+const ENCODER = "vae_encoder";
+const DECODER = "vae_decoder";
 
+export class AutoencoderKL extends ModelRunner {
   private constructor(
+    graphs: readonly RunnerGraph[],
     readonly spec: VaeSpec,
-    private readonly graphs: AutoencoderKLGraphs,
-    private readonly weightsId: string | null,
-    private readonly modelOptions: ModelLoadOptions,
     /** Float dtype of the graphs ("float32" whenever force_upcast is set). */
     readonly dtype: "float32" | "float16",
-  ) {}
+  ) {
+    // The decoder is the main graph (session, modelPath, reused): every pipeline decodes.
+    super("AutoencoderKL", graphs);
+  }
 
   /** Loads config and weights, validates the config and binds every weight (errors surface here). */
   static async load(source: ComponentSource, options: AutoencoderKLLoadOptions = {}): Promise<AutoencoderKL> {
@@ -66,7 +69,12 @@ export class AutoencoderKL {
       ...(options.groupNorm === undefined ? {} : { groupNorm: options.groupNorm }),
       ...(options.keyMap === undefined ? {} : { keyMap: options.keyMap }),
     });
-    return new AutoencoderKL(spec, graphs, component.weightsId, options, dtype);
+    const graph = (name: string, g: AutoencoderKLGraphs["decoder"]): RunnerGraph =>
+      new RunnerGraph(name, g, component.weightsId, options);
+    return ModelRunner.opened(
+      new AutoencoderKL([graph(DECODER, graphs.decoder), graph(ENCODER, graphs.encoder)], spec, dtype),
+      options,
+    );
   }
 
   get config(): AutoencoderKLConfig {
@@ -85,14 +93,7 @@ export class AutoencoderKL {
 
   /** image [B, in_channels, H, W] in [-1, 1] -> the latent distribution (mean, clamped logvar). */
   async encode(image: HostTensor, options: RunBatchOptions = {}): Promise<LatentDistribution> {
-    this.encoderModel ??= compileGraph(this.graphs.encoder, "vae_encoder", this.weightsId, this.modelOptions);
-    const parts = await this.runBatched(
-      (await this.encoderModel).session,
-      "image",
-      image,
-      ["mean", "logvar"],
-      options,
-    );
+    const parts = await this.runBatched(ENCODER, "image", image, ["mean", "logvar"], options);
     return {
       mean: concatBatch(parts.map((p) => p[0] ?? missing("mean"))),
       logvar: concatBatch(parts.map((p) => p[1] ?? missing("logvar"))),
@@ -113,8 +114,7 @@ export class AutoencoderKL {
 
   /** z [B, latent_channels, h, w] as the VAE sees it (not scaled) -> image [B, out_channels, H, W] (not clamped). */
   async decode(z: HostTensor, options: RunBatchOptions = {}): Promise<HostTensor<"float32">> {
-    this.decoderModel ??= compileGraph(this.graphs.decoder, "vae_decoder", this.weightsId, this.modelOptions);
-    const parts = await this.runBatched((await this.decoderModel).session, "latents", z, ["sample"], options);
+    const parts = await this.runBatched(DECODER, "latents", z, ["sample"], options);
     return toFloat32(concatBatch(parts.map((p) => p[0] ?? missing("sample"))));
   }
 
@@ -123,16 +123,8 @@ export class AutoencoderKL {
     return this.decode(unscaleTensor(latents, this.scalingFactor), options);
   }
 
-  /** Releases the sessions (a later call creates them again). */
-  async release(): Promise<void> {
-    const models = [this.encoderModel, this.decoderModel];
-    this.encoderModel = undefined;
-    this.decoderModel = undefined;
-    for (const m of models) if (m) await (await m).release();
-  }
-
   private async runBatched(
-    session: Session,
+    graph: typeof ENCODER | typeof DECODER,
     input: string,
     x: HostTensor,
     outputs: readonly string[],
@@ -148,6 +140,7 @@ export class AutoencoderKL {
       this.dtype === "float16" ? toFloat16(toFloat32(x)) : x.dtype === "float32" ? x : toFloat32(x);
     const chunks = splitBatch(feed, options.batchSize ?? Math.max(1, x.shape[0] ?? 1));
     const task = `AutoencoderKL ${input === "image" ? "encode" : "decode"}`;
+    const session = await this.openSession(graph);
     options.onProgress?.({ status: "start", task, total: chunks.length });
     const results: HostTensor[][] = [];
     for (const [i, chunk] of chunks.entries()) {

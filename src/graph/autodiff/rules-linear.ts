@@ -1,0 +1,209 @@
+/**
+ * Gradient rules of the linear ops: MatMul (numpy batch broadcasting: gradients summed over the
+ * broadcast batch dims), Gemm and Conv (any strides, pads incl. asymmetric ones, dilations, groups).
+ * Conv: grad_x is a ConvTranspose with the output padding that restores x's size (stride 2 on an
+ * even size needs 1); grad_w is an im2col product built from one strided Slice per kernel tap.
+ */
+import type { GraphBuilder, Value } from "../builder.js";
+import { attr } from "../builder.js";
+import * as op from "../ops/index.js";
+import { staticShape, unbroadcast } from "./helpers.js";
+import type { GradientRule, RuleContext } from "./rule.js";
+
+/** Swaps the last two axes. */
+function transposeLast(g: GraphBuilder, x: Value): Value {
+  const perm = x.shape.map((_, i) => i);
+  const n = perm.length;
+  [perm[n - 2], perm[n - 1]] = [n - 1, n - 2];
+  return op.Transpose(g, x, perm);
+}
+
+const matMulRule: GradientRule = (ctx, [gy]) => {
+  if (!gy) return [null, null];
+  const { g } = ctx;
+  let a = ctx.input(0);
+  let b = ctx.input(1);
+  let dy = gy;
+  // numpy promotion of 1-D operands: [K] -> [1, K] / [K, 1]
+  const aVector = a.rank === 1;
+  const bVector = b.rank === 1;
+  if (aVector) {
+    a = op.Unsqueeze(g, a, [0]);
+    dy = op.Unsqueeze(g, dy, [-2]);
+  }
+  if (bVector) {
+    b = op.Unsqueeze(g, b, [1]);
+    dy = op.Unsqueeze(g, dy, [-1]);
+  }
+  let ga: Value | null = null;
+  let gb: Value | null = null;
+  if (ctx.needs[0]) {
+    ga = unbroadcast(g, op.MatMul(g, dy, transposeLast(g, b)), a);
+    if (aVector) ga = op.Squeeze(g, ga, [0]);
+  }
+  if (ctx.needs[1]) {
+    if (b.rank === 2 && a.rank > 2) {
+      // A weight shared over every leading dim: one GEMM over the flattened rows.
+      const k = staticShape("MatMul", a).at(-1) ?? 0;
+      const n = staticShape("MatMul", dy).at(-1) ?? 0;
+      const a2 = op.Reshape(g, a, [-1, k]);
+      const dy2 = op.Reshape(g, dy, [-1, n]);
+      gb = op.Gemm(g, a2, dy2, null, { transA: true });
+    } else {
+      gb = unbroadcast(g, op.MatMul(g, transposeLast(g, a), dy), b);
+    }
+    if (bVector) gb = op.Squeeze(g, gb, [1]);
+  }
+  return [ga, gb];
+};
+
+const gemmRule: GradientRule = (ctx, [gy]) => {
+  if (!gy) return [null, null, null];
+  const { g } = ctx;
+  const a = ctx.input(0);
+  const b = ctx.input(1);
+  const alpha = ctx.float("alpha", 1);
+  const beta = ctx.float("beta", 1);
+  const transA = ctx.int("transA", 0) === 1;
+  const transB = ctx.int("transB", 0) === 1;
+  const scaled = alpha === 1 ? gy : op.Mul(g, gy, alpha);
+  // Y = A' B' with A' = transA ? A^T : A. dA' = dY B'^T, dB' = A'^T dY.
+  const ga = ctx.needs[0]
+    ? transA
+      ? op.Gemm(g, b, scaled, null, { transA: transB, transB: true }) // dA = B' dY^T
+      : op.Gemm(g, scaled, b, null, { transB: !transB })
+    : null;
+  const gb = ctx.needs[1]
+    ? transB
+      ? op.Gemm(g, scaled, a, null, { transA: true, transB: transA }) // dB = dY^T A'
+      : op.Gemm(g, a, scaled, null, { transA: !transA })
+    : null;
+  const c = ctx.inputs[2];
+  const gc = c && ctx.needs[2] ? unbroadcast(g, beta === 1 ? gy : op.Mul(g, gy, beta), c) : null;
+  return [ga, gb, gc];
+};
+
+interface ConvGeometry {
+  readonly spatial: number;
+  readonly kernel: number[];
+  readonly strides: number[];
+  readonly dilations: number[];
+  readonly pads: number[];
+  readonly group: number;
+}
+
+function convGeometry(ctx: RuleContext, w: Value): ConvGeometry {
+  const spatial = w.rank - 2;
+  const kernel = staticShape("Conv", w).slice(2);
+  if (ctx.string("auto_pad", "NOTSET") !== "NOTSET")
+    throw ctx.error("auto_pad is not supported", "give explicit pads");
+  return {
+    spatial,
+    kernel,
+    strides: ctx.ints("strides") ?? Array<number>(spatial).fill(1),
+    dilations: ctx.ints("dilations") ?? Array<number>(spatial).fill(1),
+    pads: ctx.ints("pads") ?? Array<number>(spatial * 2).fill(0),
+    group: ctx.int("group", 1),
+  };
+}
+
+/** grad_x of Conv: ConvTranspose(dy, w) with the output padding that gives back x's spatial size. */
+function convInputGrad(ctx: RuleContext, gy: Value, geo: ConvGeometry): Value {
+  const x = ctx.input(0);
+  const w = ctx.input(1);
+  const xs = staticShape("Conv", x);
+  const ys = staticShape("Conv", gy);
+  const outputPadding = geo.kernel.map((k, i) => {
+    const s = geo.strides[i] ?? 1;
+    const d = geo.dilations[i] ?? 1;
+    const produced =
+      s * ((ys[2 + i] ?? 0) - 1) + (k - 1) * d + 1 - (geo.pads[i] ?? 0) - (geo.pads[geo.spatial + i] ?? 0);
+    return (xs[2 + i] ?? 0) - produced;
+  });
+  if (outputPadding.some((p, i) => p < 0 || p >= Math.max(geo.strides[i] ?? 1, geo.dilations[i] ?? 1))) {
+    throw ctx.error(
+      `cannot restore input ${JSON.stringify(xs)} (output padding ${JSON.stringify(outputPadding)})`,
+    );
+  }
+  return ctx.g.node1(
+    "ConvTranspose",
+    [gy, w],
+    {
+      kernel_shape: attr.ints(geo.kernel),
+      strides: attr.ints(geo.strides),
+      dilations: attr.ints(geo.dilations),
+      pads: attr.ints(geo.pads),
+      group: attr.int(geo.group),
+      output_padding: outputPadding.some((p) => p > 0) ? attr.ints(outputPadding) : undefined,
+    },
+    { dtype: x.dtype, shape: xs },
+  );
+}
+
+/**
+ * grad_w of Conv: cols [N, G, C/G * K, P] (one strided slice of the padded input per kernel tap,
+ * P = output positions) times dy [N, G, M/G, P]^T, summed over N -> [M, C/G, ...kernel].
+ */
+function convWeightGrad(ctx: RuleContext, gy: Value, geo: ConvGeometry): Value {
+  const { g } = ctx;
+  const x = ctx.input(0);
+  const w = ctx.input(1);
+  const [n = 0, c = 0, ...inSpatial] = staticShape("Conv", x);
+  const [, m = 0, ...outSpatial] = staticShape("Conv", gy);
+  const positions = outSpatial.reduce((a, b) => a * b, 1);
+  const taps = geo.kernel.reduce((a, b) => a * b, 1);
+  const cg = c / geo.group;
+  const mg = m / geo.group;
+  let padded = x;
+  if (geo.pads.some((p) => p !== 0)) {
+    const begin = geo.pads.slice(0, geo.spatial);
+    const end = geo.pads.slice(geo.spatial);
+    padded = op.Pad(g, x, [0, 0, ...begin, 0, 0, ...end]);
+  }
+  let cols: Value;
+  const onePointKernel = taps === 1 && geo.strides.every((s) => s === 1) && !geo.pads.some((p) => p !== 0);
+  if (onePointKernel && outSpatial.every((d, i) => d === inSpatial[i])) {
+    cols = op.Reshape(g, x, [n, geo.group, cg, positions]);
+  } else {
+    const slices: Value[] = [];
+    for (let t = 0; t < taps; t++) {
+      // kernel offset of tap t (row-major over the kernel dims)
+      const offset: number[] = [];
+      let rest = t;
+      for (let i = geo.spatial - 1; i >= 0; i--) {
+        const k = geo.kernel[i] ?? 1;
+        offset[i] = rest % k;
+        rest = Math.floor(rest / k);
+      }
+      const starts = offset.map((o, i) => o * (geo.dilations[i] ?? 1));
+      const ends = starts.map((s, i) => s + ((outSpatial[i] ?? 1) - 1) * (geo.strides[i] ?? 1) + 1);
+      const axes = offset.map((_, i) => 2 + i);
+      const tap = op.Slice(g, padded, { starts, ends, axes, steps: geo.strides });
+      slices.push(op.Unsqueeze(g, tap, [2])); // [N, C, 1, ...out]
+    }
+    const stacked = slices.length === 1 ? (slices[0] ?? padded) : op.Concat(g, slices, 2); // [N, C, K, ...out]
+    cols = op.Reshape(g, stacked, [n, geo.group, cg * taps, positions]);
+  }
+  const dyT = op.Transpose(g, op.Reshape(g, gy, [n, geo.group, mg, positions]), [0, 1, 3, 2]); // [N, G, P, M/G]
+  const prod = op.ReduceSum(g, op.MatMul(g, cols, dyT), [0], { keepdims: false }); // [G, C/G * K, M/G]
+  const gw = op.Transpose(g, prod, [0, 2, 1]); // [G, M/G, C/G * K]
+  return op.Reshape(g, gw, staticShape("Conv", w));
+}
+
+const convRule: GradientRule = (ctx, [gy]) => {
+  if (!gy) return [null, null, null];
+  const w = ctx.input(1);
+  const geo = convGeometry(ctx, w);
+  const gx = ctx.needs[0] ? convInputGrad(ctx, gy, geo) : null;
+  const gw = ctx.needs[1] ? convWeightGrad(ctx, gy, geo) : null;
+  const b = ctx.inputs[2];
+  const axes = [0, ...geo.kernel.map((_, i) => 2 + i)];
+  const gb = b && ctx.needs[2] ? op.ReduceSum(ctx.g, gy, axes, { keepdims: false }) : null;
+  return [gx, gw, gb];
+};
+
+export const LINEAR_RULES: Readonly<Record<string, GradientRule>> = {
+  MatMul: matMulRule,
+  Gemm: gemmRule,
+  Conv: convRule,
+};

@@ -1,0 +1,118 @@
+/**
+ * Adam and AdamW as torch.optim (1.13, single-tensor path, amsgrad off), in float32 with each
+ * tensor op rounded as torch rounds it. AdamW decays decoupled, before the moments:
+ *   p *= 1 - lr*wd;  m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
+ *   p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+ * Adam's weight decay is the coupled L2 form (g += wd p before the moments).
+ */
+import { InvalidArgumentError } from "../../errors.js";
+import {
+  BufferSet,
+  type NamedArrays,
+  type Optimizer,
+  type OptimizerState,
+  checkGradient,
+} from "./optimizer.js";
+
+export interface AdamOptions {
+  readonly lr: number;
+  /** (optional, default [0.9, 0.999]) */
+  readonly betas?: readonly [number, number];
+  /** (optional, default 1e-8) */
+  readonly eps?: number;
+  /** (optional, default 0.01 for AdamW, 0 for Adam) */
+  readonly weightDecay?: number;
+}
+
+const BUFFERS = ["exp_avg", "exp_avg_sq"] as const;
+
+class AdamBase implements Optimizer {
+  private readonly buffers = new BufferSet();
+  private steps = 0;
+  readonly lr: number;
+  readonly beta1: number;
+  readonly beta2: number;
+  readonly eps: number;
+  readonly weightDecay: number;
+
+  constructor(
+    options: AdamOptions,
+    private readonly decoupled: boolean,
+  ) {
+    const [b1, b2] = options.betas ?? [0.9, 0.999];
+    for (const [name, v, lo, hi] of [
+      ["lr", options.lr, 0, Infinity],
+      ["betas[0]", b1, 0, 1],
+      ["betas[1]", b2, 0, 1],
+    ] as const) {
+      if (!(v >= lo && v < hi)) throw new InvalidArgumentError(name, `a number in [${lo}, ${hi})`, v);
+    }
+    this.lr = options.lr;
+    this.beta1 = b1;
+    this.beta2 = b2;
+    this.eps = options.eps ?? 1e-8;
+    this.weightDecay = options.weightDecay ?? (decoupled ? 0.01 : 0);
+  }
+
+  step(params: NamedArrays, grads: ReadonlyMap<string, Float32Array | null>, lr = this.lr): void {
+    this.steps += 1;
+    const t = this.steps;
+    const { beta1, beta2, eps, weightDecay } = this;
+    const decay = Math.fround(1 - lr * weightDecay);
+    const stepSize = Math.fround(-(lr / (1 - beta1 ** t)));
+    const bc2Sqrt = Math.fround(Math.sqrt(1 - beta2 ** t));
+    const [b1, b2, c1, c2, e, wd] = [
+      Math.fround(beta1),
+      Math.fround(beta2),
+      Math.fround(1 - beta1),
+      Math.fround(1 - beta2),
+      Math.fround(eps),
+      Math.fround(weightDecay),
+    ];
+    for (const [name, grad] of grads) {
+      if (grad === null) continue;
+      const p = checkGradient(name, params.get(name), grad);
+      const m = this.buffers.get(name, "exp_avg") ?? new Float32Array(p.length);
+      const v = this.buffers.get(name, "exp_avg_sq") ?? new Float32Array(p.length);
+      this.buffers.set(name, "exp_avg", m);
+      this.buffers.set(name, "exp_avg_sq", v);
+      for (let i = 0; i < p.length; i++) {
+        let gi = grad[i] ?? 0;
+        let pi = p[i] ?? 0;
+        if (this.decoupled) pi = Math.fround(pi * decay);
+        else if (weightDecay !== 0) gi = Math.fround(gi + Math.fround(wd * pi));
+        const mi = Math.fround(Math.fround((m[i] ?? 0) * b1) + Math.fround(c1 * gi));
+        const vi = Math.fround(Math.fround((v[i] ?? 0) * b2) + Math.fround(c2 * Math.fround(gi * gi)));
+        m[i] = mi;
+        v[i] = vi;
+        const denom = Math.fround(Math.fround(Math.fround(Math.sqrt(vi)) / bc2Sqrt) + e);
+        p[i] = Math.fround(pi + Math.fround(stepSize * Math.fround(mi / denom)));
+      }
+    }
+  }
+
+  state(): OptimizerState {
+    return { step: this.steps, tensors: this.buffers.toTensors() };
+  }
+
+  loadState(state: OptimizerState): void {
+    if (!Number.isInteger(state.step) || state.step < 0)
+      throw new InvalidArgumentError("optimizer state step", "a non-negative integer", state.step);
+    this.buffers.load(state.tensors, BUFFERS);
+    this.steps = state.step;
+  }
+}
+
+/** torch.optim.AdamW (decoupled weight decay, default 0.01). */
+export class AdamW extends AdamBase {
+  constructor(options: AdamOptions) {
+    super(options, true);
+  }
+}
+
+/** torch.optim.Adam (coupled L2 weight decay, default 0). */
+export class Adam extends AdamBase {
+  constructor(options: AdamOptions) {
+    super(options, false);
+  }
+}

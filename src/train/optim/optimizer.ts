@@ -1,0 +1,84 @@
+/**
+ * The optimiser contract shared by Adam/AdamW and SGD: parameters are named Float32Arrays updated
+ * in place; a step takes one gradient per parameter (null = no gradient: the parameter is skipped
+ * entirely, no decay and no state, as torch.optim does for `p.grad is None`). State is exported as
+ * named host tensors (`<param>.<buffer>`) plus the step count, and restored from them exactly.
+ */
+import { InvalidArgumentError } from "../../errors.js";
+import { type HostTensor, tensor } from "../../tensor.js";
+
+/** Parameters or gradients by name (diffusers keys). */
+export type NamedArrays = ReadonlyMap<string, Float32Array>;
+
+export interface OptimizerState {
+  /** Optimiser steps taken (torch keeps one per parameter; they are equal here). */
+  readonly step: number;
+  /** `<param>.<buffer>` -> buffer, e.g. "conv_in.weight.exp_avg". */
+  readonly tensors: Readonly<Record<string, HostTensor<"float32">>>;
+}
+
+export interface Optimizer {
+  /** Updates `params` in place with `grads` at learning rate `lr` (default: the optimiser's lr). */
+  step(params: NamedArrays, grads: ReadonlyMap<string, Float32Array | null>, lr?: number): void;
+  /** A copy of the state (buffers and step count). */
+  state(): OptimizerState;
+  /** Replaces the state with a copy of `state` (as saved by `state()`). */
+  loadState(state: OptimizerState): void;
+}
+
+/** Per-parameter buffers, created on a parameter's first step with a gradient. */
+export class BufferSet {
+  private readonly buffers = new Map<string, Map<string, Float32Array>>();
+
+  get(param: string, buffer: string): Float32Array | undefined {
+    return this.buffers.get(param)?.get(buffer);
+  }
+
+  set(param: string, buffer: string, data: Float32Array): void {
+    let m = this.buffers.get(param);
+    if (!m) this.buffers.set(param, (m = new Map()));
+    m.set(buffer, data);
+  }
+
+  toTensors(): Record<string, HostTensor<"float32">> {
+    const out: Record<string, HostTensor<"float32">> = {};
+    for (const [param, m] of this.buffers)
+      for (const [buffer, data] of m)
+        out[`${param}.${buffer}`] = tensor("float32", [data.length], data.slice());
+    return out;
+  }
+
+  load(tensors: Readonly<Record<string, HostTensor<"float32">>>, bufferNames: readonly string[]): void {
+    this.buffers.clear();
+    for (const [key, t] of Object.entries(tensors)) {
+      const buffer = bufferNames.find((b) => key.endsWith(`.${b}`));
+      if (buffer === undefined) {
+        throw new InvalidArgumentError(
+          "optimizer state",
+          `keys ending in ${bufferNames.map((b) => `.${b}`).join(" or ")}`,
+          key,
+          {
+            hint: "the state was saved by another optimiser",
+          },
+        );
+      }
+      this.set(key.slice(0, -buffer.length - 1), buffer, Float32Array.from(t.data));
+    }
+  }
+}
+
+/** Checks a gradient against its parameter. */
+export function checkGradient(
+  name: string,
+  param: Float32Array | undefined,
+  grad: Float32Array,
+): Float32Array {
+  if (!param) throw new InvalidArgumentError("grads", "gradients of known parameters only", name);
+  if (param.length !== grad.length)
+    throw new InvalidArgumentError(
+      `gradient of ${name}`,
+      `${param.length} elements`,
+      `${grad.length} elements`,
+    );
+  return param;
+}

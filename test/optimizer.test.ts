@@ -1,0 +1,61 @@
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { runConformance } from "../src/conformance/run.js";
+import { InvalidArgumentError } from "../src/errors.js";
+import { AdamW, SGD, clipGradNorm, learningRateSchedule } from "../src/train/optim/index.js";
+import { GOLDEN } from "./helpers/golden-fixture.js";
+
+describe("optimizer golden fixture (torch.optim 1.13, diffusers get_scheduler)", () => {
+  it("every run, kind, schedule and the state save/restore check pass", async () => {
+    const rows = (await runConformance([join(GOLDEN, "optimizer")])).flatMap((r) => r.rows);
+    expect(rows.length).toBeGreaterThan(50);
+    for (const row of rows) {
+      console.log(
+        `${row.fixture} ${row.tensor}: max abs err ${row.maxAbsError.toExponential(2)} (tol ${row.tolerance})`,
+      );
+      expect(row.pass, `${row.fixture} ${row.tensor} ${row.note ?? ""} err ${row.maxAbsError}`).toBe(true);
+    }
+    for (const run of ["adamw_strong_decay", "adamw_tiny_grads", "sgd_nesterov_wd", "adamw_clip_cosine"])
+      expect(rows.some((r) => r.fixture === `optimizer/${run}` && r.tensor === "param")).toBe(true);
+  });
+});
+
+describe("optimisers", () => {
+  it("skip parameters without a gradient (no decay, no state)", () => {
+    const p = Float32Array.from([1, 2]);
+    const q = Float32Array.from([3]);
+    const opt = new AdamW({ lr: 0.1, weightDecay: 0.5 });
+    opt.step(
+      new Map([
+        ["p", p],
+        ["q", q],
+      ]),
+      new Map([
+        ["p", Float32Array.from([0.1, -0.1])],
+        ["q", null],
+      ]),
+    );
+    expect(Array.from(q)).toEqual([3]);
+    expect(Object.keys(opt.state().tensors).sort()).toEqual(["p.exp_avg", "p.exp_avg_sq"]);
+  });
+
+  it("clip_grad_norm_ returns the norm before clipping and scales every gradient", () => {
+    const a = Float32Array.from([3, 0]);
+    const b = Float32Array.from([4]);
+    expect(clipGradNorm([a, b], 1)).toBeCloseTo(5, 6);
+    expect(a[0]).toBeCloseTo(0.6, 6);
+    expect(b[0]).toBeCloseTo(0.8, 6);
+  });
+
+  it("reject bad settings with typed errors", () => {
+    expect(() => new SGD({ lr: 0.1, nesterov: true })).toThrow(InvalidArgumentError);
+    expect(() => learningRateSchedule("cosine", 1e-4)).toThrow(InvalidArgumentError);
+    const opt = new AdamW({ lr: 0.1 });
+    expect(() =>
+      opt.loadState({
+        step: 1,
+        tensors: { "w.momentum_buffer": { dtype: "float32", shape: [1], data: new Float32Array(1) } },
+      }),
+    ).toThrow(InvalidArgumentError);
+  });
+});
