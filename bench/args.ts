@@ -57,9 +57,10 @@ export const USAGE = `npm run bench -- [--only ${PARTS.join(",")}] [--size 512,2
                  [--video-steps 2] [--video-frames 4] [--video-batch 4]
                  [--video-frames-linear 8,32] [--video-rss-frames 8,128]
   Without --only every part but video runs (about 8-9 minutes on the idle 2-core machine).
-  --only video (full-size SD-1.5, defaults) takes about 75-90 minutes on the idle 2-core machine
-  (256x256: ~30 min incl. the 8+32-frame linearity runs; 512x512: ~45 min; model builds ~10 min);
-  --video-skip-512 brings it to about 35-40 minutes, --video-model tiny to about 2 minutes.`;
+  --only video (full-size SD-1.5, defaults) takes about 1.5 hours on the idle 2-core machine
+  (512x512 ~55 min; 256x256 ~13 min; 8+32-frame linearity ~10 min; 4 model builds ~5 min; peak RSS
+  on the tiny model ~5 min), 3-4 times that when other processes load the cores; --video-skip-512
+  brings it to about 35 minutes. Needs ~7 GB RAM (UNet + ControlNet + VAE) and ~6 GB temp space.`;
 
 function list<T extends string | number>(flag: string, raw: string, allowed: readonly T[]): T[] {
   const out: T[] = [];

@@ -19,8 +19,8 @@
  * - video:    the video engine (video.ts; not run unless named in --only): seconds per frame of each
  *             strategy family with full-size SD-1.5 random weights at 256 and 512 (batch 1 and
  *             --video-batch), ratio to per-frame attention, cost linear in frames (8 vs 32), peak
- *             RSS flat in frame count (tiny pipeline, 8 vs 128 frames). About 75-90 minutes on the
- *             idle 2-core machine with the defaults; --video-skip-512 about 35-40 minutes.
+ *             RSS flat in frame count (tiny pipeline, 8 vs 128 frames). About 1.5 hours on the idle
+ *             2-core machine with the defaults; --video-skip-512 about 35 minutes.
  *
  * Parts that fail or are not selected print `{ "result": null, "reason": ... }`. Start with `summary`.
  *

@@ -90,6 +90,13 @@ export {
   type DDIMLoopResult,
 } from "./pipeline/ddim-inversion.js";
 export { imageToTensor, tensorToImages, denormalize } from "./pipeline/images.js";
+export {
+  encodePromptWeighted,
+  encodePromptsWeighted,
+  parsePromptAttention,
+  promptChunks,
+  type PromptSyntax,
+} from "./pipeline/prompt-weighting.js";
 
 // Video, control maps and metrics
 export { readFrames, readAllFrames, type Frame, type ReadFramesOptions } from "./video/read.js";

@@ -20,6 +20,7 @@ import { rngKind } from "./kinds/rng.js";
 import { safetensorsSafetyKind } from "./kinds/safetensors-safety.js";
 import { schedulersKind } from "./kinds/schedulers.js";
 import { singleFileKind } from "./kinds/single-file.js";
+import { t2iAdapterKind } from "./kinds/t2i-adapter.js";
 import { tokenizerKind } from "./kinds/tokenizer.js";
 import { unetKind } from "./kinds/unet.js";
 import { unetMotionKind } from "./kinds/unet-motion.js";
@@ -46,6 +47,7 @@ export const FIXTURE_KINDS: readonly FixtureKind[] = [
   safetensorsSafetyKind,
   schedulersKind,
   singleFileKind,
+  t2iAdapterKind,
   tokenizerKind,
   unetKind,
   unetMotionKind,

@@ -17,7 +17,7 @@ import type { Image } from "../image.js";
 import { chunkBatch, concatBatch, scale } from "../pipeline/guidance.js";
 import { imageToTensor, tensorToImages, denormalize } from "../pipeline/images.js";
 import { img2imgTimesteps, noiseLatentsTo, toSignedRange } from "../pipeline/img2img.js";
-import { predictNoise, type BatchControl } from "../pipeline/denoise.js";
+import { guidanceMode, predictNoise, type BatchControl } from "../pipeline/denoise.js";
 import type { LongTaskOptions } from "../progress.js";
 import { TorchGenerator } from "../random/torch-generator.js";
 import type { HostTensor } from "../tensor.js";
@@ -54,6 +54,11 @@ export interface GenerateVideoOptions extends LongTaskOptions {
   /** (optional, default 0) DDIM eta. */
   readonly eta?: number;
   readonly clipSkip?: number;
+  /**
+   * (optional, default "plain") "a1111": prompts in A1111 syntax (weights, BREAK, 75-token chunks),
+   * encoded by `components.encodeWeightedPrompts` (src/pipeline/prompt-weighting.ts).
+   */
+  readonly promptSyntax?: "plain" | "a1111";
   /** The consistency methods (at most one per role). */
   readonly methods: readonly VideoMethod[];
   /** (optional, default 1) new frames per batch (forced to 1 by sequential methods). */
@@ -211,7 +216,7 @@ export async function generateVideo(
   const info = planRender(o, { ...c, controlNets: c.controlnets.length });
   const methods = o.methods;
   const guidance = o.guidanceScale ?? 7.5;
-  const cfg = guidance > 1;
+  const { cfg, timestepCond } = guidanceMode(c.unet, guidance);
   const [lc, lh, lw] = info.latentShape;
   const plan = batchPlan(info, methods, o.batch ?? 1);
   const noiseMethod = methods.find((m) => m.initialNoise);
@@ -329,7 +334,8 @@ export async function generateVideo(
         stepIndex: i,
         numSteps: timesteps.length,
         promptEmbeds: embeds,
-        guidanceScale: guidance,
+        guidanceScale: cfg ? guidance : 1,
+        ...(timestepCond ? { timestepCond } : {}),
         controls,
         trace,
         tag: tag(i),
@@ -410,6 +416,17 @@ async function promptEmbeddings(
         "unconditional embeddings (guidance > 1)",
         undefined,
       );
+  } else if (o.promptSyntax === "a1111") {
+    if (!c.encodeWeightedPrompts) {
+      throw new InvalidArgumentError("promptSyntax", "components with encodeWeightedPrompts", "a1111");
+    }
+    const encoded = await c.encodeWeightedPrompts(
+      keys.map((k) => k.prompt),
+      o.negativePrompt ?? "",
+      o.clipSkip,
+    );
+    uncond = encoded.uncond;
+    keys.forEach((k, i) => byKey.set(k.frame, encoded.conds[i]!));
   } else {
     const prompts = [...(cfg ? [o.negativePrompt ?? ""] : []), ...keys.map((k) => k.prompt)];
     const clip = o.clipSkip === undefined ? undefined : { clipSkip: o.clipSkip };

@@ -15,6 +15,7 @@ import type { Image } from "../image.js";
 import { readImageFile } from "../control/png.js";
 import type { ExecutionProvider } from "../runtime/session.js";
 import type { LoraSetting } from "../weights/lora/index.js";
+import type { EmbeddingSetting } from "../weights/embeddings/index.js";
 import { StableDiffusionPipeline } from "../pipeline/stable-diffusion.js";
 import type { LongTaskOptions } from "../progress.js";
 import { probeVideo } from "../video/probe.js";
@@ -60,12 +61,16 @@ export interface VideoRenderSettings {
   readonly controlnets?: readonly ControlNetSetting[];
   /** (optional) LoRA files fused into the UNet and text encoder at load, each with its scale. */
   readonly loras?: readonly LoraSetting[];
+  /** (optional) textual-inversion embeddings (their words usable in the prompts). */
+  readonly embeddings?: readonly EmbeddingSetting[];
   /** ONNX depth model (for --control depth) and soft-edge model (for --control softedge). */
   readonly depthModel?: string;
   readonly softEdgeModel?: string;
   readonly canny?: { readonly threshold1: number; readonly threshold2: number };
   readonly prompt: PromptSchedule;
   readonly negativePrompt?: string;
+  /** (optional, default "plain") "a1111": A1111 prompt weights, BREAK and 75-token chunks. */
+  readonly promptSyntax?: "plain" | "a1111";
   /** Output size; default: the source's aspect with the short side 512 (512x512 without a source). */
   readonly width?: number;
   readonly height?: number;
@@ -124,6 +129,14 @@ export async function renderVideo(
     throw new UnsupportedError("--lora with the motion pipelines (--motion-adapter, --motion-field)", {
       hint: "LoRAs are fused for the per-frame strategies; drop --lora or the motion flags",
     });
+  }
+  if (settings.motion && settings.promptSyntax === "a1111") {
+    throw new UnsupportedError(
+      "--prompt-syntax a1111 with the motion pipelines (--motion-adapter, --motion-field)",
+      {
+        hint: "use --prompt-syntax plain, or a per-frame strategy",
+      },
+    );
   }
   if (settings.motion) return renderMotionVideo({ ...settings, motion: settings.motion }, options);
   const prepared = await prepareRender(settings, options);
@@ -186,7 +199,8 @@ export async function prepareRender(
     settings.model,
     settings.config ? { configDir: settings.config } : {},
   );
-  const cfg = (settings.guidanceScale ?? 7.5) > 1;
+  // An LCM-distilled UNet (time_cond_proj_dim) gets the guidance as an embedding: no CFG batch.
+  const cfg = (settings.guidanceScale ?? 7.5) > 1 && summary.unetConfig.time_cond_proj_dim === null;
   const nets = settings.controlnets ?? [];
   const source = settings.source
     ? await SourceVideo.open(settings.source, {
@@ -224,6 +238,7 @@ export async function prepareRender(
       seed: settings.seed ?? 0n,
       ...(settings.eta === undefined ? {} : { eta: settings.eta }),
       ...(settings.clipSkip === undefined ? {} : { clipSkip: settings.clipSkip }),
+      ...(settings.promptSyntax === "a1111" ? { promptSyntax: "a1111" as const } : {}),
       methods,
       batch: settings.batch ?? 1,
       ...(source ? { source } : {}),
@@ -256,12 +271,23 @@ export async function prepareRender(
               (settings.loras ?? []).map(async (l) => ({ path: await identity(l.path), scale: l.scale })),
             ),
           }),
+      ...((settings.embeddings ?? []).length === 0
+        ? {}
+        : {
+            embeddings: await Promise.all(
+              (settings.embeddings ?? []).map(async (e) => ({
+                path: await identity(e.path),
+                token: e.token ?? null,
+              })),
+            ),
+          }),
       depthModel: settings.depthModel ? await identity(settings.depthModel) : null,
       softEdgeModel: settings.softEdgeModel ? await identity(settings.softEdgeModel) : null,
       canny: settings.canny ?? null,
       source: settings.source ? await identity(settings.source) : null,
       prompt: settings.prompt,
       negativePrompt: settings.negativePrompt ?? "",
+      ...(settings.promptSyntax === "a1111" ? { promptSyntax: "a1111" } : {}),
       width: info.width,
       height: info.height,
       frames: info.frames,
@@ -307,6 +333,7 @@ export async function loadRenderPipeline(
     ...(settings.config ? { configDir: settings.config } : {}),
     controlnets: nets.map((n) => n.path),
     ...(settings.loras && settings.loras.length > 0 ? { loras: settings.loras } : {}),
+    ...(settings.embeddings && settings.embeddings.length > 0 ? { embeddings: settings.embeddings } : {}),
     ...(crossFrame ? { crossFrame } : {}),
     ...(settings.device ? { executionProviders: settings.device } : {}),
     ...(settings.cacheDir ? { cacheDir: settings.cacheDir } : {}),

@@ -184,7 +184,7 @@ export async function renderOnFarm(
             jobs.map(async ({ frames, job }) => {
               const result = await job.waitUntilFinished(events).catch((error: unknown) => {
                 throw new FarmError(
-                  `segment ${segmentLabel(frames)} (job ${job.id}) failed after its attempts: ${error instanceof Error ? error.message : String(error)}`,
+                  `segment ${segmentLabel(frames)} (job ${job.id}) failed after its attempts: ${(error instanceof Error ? error.message : String(error)).replace(/^render farm: /, "")}`,
                   {
                     hint: `the finished frames are kept in ${work.dir}; fix the cause and run the same command with --resume`,
                     cause: error,

@@ -11,12 +11,19 @@ export interface UNetInputs {
   /** One timestep per batch item (float32: Euler-family timesteps are fractional). */
   readonly timestep: HostTensor<"float32">;
   readonly encoderHiddenStates: HostTensor<"float32">;
+  /** (optional) [B, time_cond_proj_dim]: the guidance embedding of an LCM-distilled UNet. */
+  readonly timestepCond?: HostTensor<"float32">;
   /** Both residual fields or neither (neither = no ControlNet this step). */
   readonly downBlockAdditionalResiduals?: readonly HostTensor<"float32">[];
   readonly midBlockAdditionalResidual?: HostTensor<"float32">;
 }
 
 export interface DenoisingUNet {
+  /**
+   * (optional) time_cond_proj_dim of an LCM-distilled UNet: the guidance scale enters as an
+   * embedding of this width (timestepCond) instead of classifier-free guidance.
+   */
+  readonly guidanceEmbeddingDim?: number | undefined;
   forward(inputs: UNetInputs): Promise<HostTensor<"float32">>;
 }
 

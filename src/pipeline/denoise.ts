@@ -7,8 +7,10 @@
  *
  * A batch holds `n` frames (1 for an image). With guidance the UNet sees `[uncond 0..n-1, cond 0..n-1]`,
  * so `promptEmbeds` must be laid out the same way ([2n, L, C]); the control images are [n, 3, H, W].
+ * An LCM-distilled UNet gets its guidance as `timestepCond` (one row, repeated over the batch).
  */
 import { controlnetKeep } from "../models/controlnet/multi-controlnet.js";
+import { guidanceScaleEmbedding } from "../models/unet/embeddings.js";
 import type { Scheduler } from "../schedulers/scheduler.js";
 import { tensor, type HostTensor } from "../tensor.js";
 import { chunkBatch, classifierFreeGuidance, concatBatch } from "./guidance.js";
@@ -40,6 +42,8 @@ export interface NoisePredictionInput {
   readonly promptEmbeds: HostTensor<"float32">;
   /** <= 1 disables guidance. */
   readonly guidanceScale: number;
+  /** (optional) [1, time_cond_proj_dim]: the guidance embedding of an LCM-distilled UNet. */
+  readonly timestepCond?: HostTensor<"float32">;
   readonly controls?: readonly BatchControl[];
   /** ControlNet guess mode: the nets see the conditional half only; the other half gets zeros. */
   readonly guessMode?: boolean;
@@ -73,6 +77,36 @@ function padWithZeros(r: ControlNetOutputs): ControlNetOutputs {
   const pad = (x: HostTensor<"float32">): HostTensor<"float32"> =>
     concatBatch([tensor("float32", x.shape), x]);
   return { downBlockResSamples: r.downBlockResSamples.map(pad), midBlockResSample: pad(r.midBlockResSample) };
+}
+
+/** How a run is guided: classifier-free guidance, or (LCM-distilled UNet) the guidance embedding. */
+export interface GuidanceMode {
+  /** True: the [uncond, cond] batch; false: the conditional batch only. */
+  readonly cfg: boolean;
+  /** [1, time_cond_proj_dim] = get_guidance_scale_embedding(guidance_scale - 1) for an LCM-distilled UNet. */
+  readonly timestepCond?: HostTensor<"float32">;
+}
+
+/**
+ * diffusers 0.26.3 (StableDiffusionPipeline, LatentConsistencyModelPipeline): a UNet with
+ * time_cond_proj_dim runs without classifier-free guidance and gets the scale as an embedding;
+ * any other UNet uses CFG when the scale is > 1.
+ */
+export function guidanceMode(unet: DenoisingUNet, guidanceScale: number): GuidanceMode {
+  const dim = unet.guidanceEmbeddingDim;
+  if (dim === undefined) return { cfg: guidanceScale > 1 };
+  return {
+    cfg: false,
+    timestepCond: tensor("float32", [1, dim], guidanceScaleEmbedding([guidanceScale - 1], dim)),
+  };
+}
+
+/** [1, D] repeated to [batch, D]. */
+function repeatRows(row: HostTensor<"float32">, batch: number): HostTensor<"float32"> {
+  const width = row.shape[1] ?? row.data.length;
+  const out = new Float32Array(batch * width);
+  for (let b = 0; b < batch; b++) out.set(row.data.subarray(0, width), b * width);
+  return tensor("float32", [batch, width], out);
 }
 
 /** The guided noise prediction for one step (the scheduler step is the caller's). */
@@ -118,6 +152,7 @@ export async function predictNoise(p: NoisePredictionInput): Promise<NoisePredic
     sample: input,
     timestep,
     encoderHiddenStates: p.promptEmbeds,
+    ...(p.timestepCond ? { timestepCond: repeatRows(p.timestepCond, batch) } : {}),
     ...(residuals
       ? {
           downBlockAdditionalResiduals: residuals.downBlockResSamples,

@@ -25,7 +25,12 @@ import { openCheckpointStore, splitSingleFile } from "../weights/single-file.js"
 import type { CrossFrameSetting } from "../models/unet/build.js";
 import { readPipelineFolder } from "./components.js";
 import { type LoraSetting, withLoras } from "./lora.js";
+import { type EmbeddingSetting, withTextualInversions } from "./textual-inversion.js";
+import { type AdapterControl, adaptedUNet } from "./t2i-adapter.js";
+import { type T2IAdapterRunner, loadT2IAdapter } from "../models/t2i-adapter/runner.js";
 import { droppedPromptText } from "./prompt-truncation.js";
+import { encodePromptsWeighted, encodePromptWeighted, type PromptSyntax } from "./prompt-weighting.js";
+import type { HostTensor } from "../tensor.js";
 import { scale } from "./guidance.js";
 import type { LatentEncoder } from "./img2img.js";
 import {
@@ -71,6 +76,13 @@ export interface LoadPipelineOptions extends ModelLoadOptions {
    * LoraMismatchError before anything is built (./lora.ts, src/weights/lora).
    */
   readonly loras?: readonly LoraSetting[];
+  /**
+   * (optional) textual-inversion embeddings (A1111 .pt/.safetensors, diffusers learned_embeds): their
+   * tokens join the tokenizer, their vectors the text encoder's embedding table (./textual-inversion.ts).
+   */
+  readonly embeddings?: readonly EmbeddingSetting[];
+  /** (optional) a diffusers T2IAdapter folder; `generate` then takes `t2iAdapterControl` (./t2i-adapter.ts). */
+  readonly t2iAdapter?: string;
 }
 
 export interface GenerateOptions extends Omit<TextToImageOptions, "controls"> {
@@ -87,6 +99,13 @@ export interface GenerateOptions extends Omit<TextToImageOptions, "controls"> {
   readonly guessMode?: boolean;
   /** (optional) receives warnings, e.g. the text cut from a prompt longer than the tokenizer's 77 tokens. */
   readonly onWarning?: (message: string) => void;
+  /**
+   * (optional, default "plain") "plain": diffusers' prompts (cut at 77 tokens, with a warning);
+   * "a1111": A1111 weights `(word:1.3)`, `BREAK` and 75-token chunks (./prompt-weighting.ts).
+   */
+  readonly promptSyntax?: PromptSyntax;
+  /** (optional) the control image of the loaded T2I-Adapter and its scale (./t2i-adapter.ts). */
+  readonly t2iAdapterControl?: AdapterControl;
 }
 
 type ControlNetRunner = Awaited<ReturnType<typeof ControlNetModel.load>>;
@@ -119,6 +138,9 @@ export class StableDiffusionPipeline {
     /** Loads the ControlNets again, built for guess mode or not. */
     private readonly loadControlNets: (guessMode: boolean) => Promise<ControlNetRunner[]>,
   ) {}
+
+  /** The T2I-Adapter (load option `t2iAdapter`), if any. */
+  private t2iAdapter: T2IAdapterRunner | undefined;
 
   /** The ControlNets' variant for the other guess mode, once built (released with the pipeline). */
   private otherControlNets: Promise<ControlNetRunner[]> | undefined;
@@ -280,18 +302,21 @@ export class StableDiffusionPipeline {
             unetConfig: configs.unet,
             textEncoder: await source("text_encoder", "text_encoder"),
           });
-    const [tokenizer, textEncoder, unet, vae] = await Promise.all([
-      CLIPTokenizer.fromPretrained(dirOf("tokenizer")),
+    const tokenizer = await CLIPTokenizer.fromPretrained(dirOf("tokenizer"));
+    const inverted = await withTextualInversions(
+      options.embeddings ?? [],
+      tokenizer,
+      fused?.textEncoder ?? (await source("text_encoder", "text_encoder")),
+    );
+    const [textEncoder, unet, vae] = await Promise.all([
       tracked("loading text_encoder", async () =>
-        CLIPTextModel.load(
-          fused?.textEncoder ?? (await source("text_encoder", "text_encoder")),
-          loadFor("text_encoder"),
-        ),
+        CLIPTextModel.load(inverted.textEncoder, loadFor("text_encoder")),
       ),
       tracked("loading unet", async () =>
         UNet2DConditionModel.load(fused?.unet ?? (await unetSource()), {
           ...loadFor("unet"),
           residuals: netPaths.length > 0,
+          intrablockResiduals: options.t2iAdapter !== undefined,
           ...(options.crossFrame ? { crossFrame: options.crossFrame } : {}),
         }),
       ),
@@ -305,7 +330,12 @@ export class StableDiffusionPipeline {
     ]);
     const controlnets = await loadNets(options.guessMode === true);
     const vaeScaleFactor = 2 ** (configs.vae.block_out_channels.length - 1);
-    return new StableDiffusionPipeline(
+    const adapterDir = options.t2iAdapter;
+    const adapter =
+      adapterDir === undefined
+        ? undefined
+        : await tracked(`loading ${adapterDir}`, () => loadT2IAdapter(adapterDir, loadFor(adapterDir)));
+    const pipeline = new StableDiffusionPipeline(
       tokenizer,
       textEncoder,
       unet,
@@ -316,6 +346,8 @@ export class StableDiffusionPipeline {
       schedulerConfig,
       loadNets,
     );
+    pipeline.t2iAdapter = adapter;
+    return pipeline;
   }
 
   get controlnetCount(): number {
@@ -330,8 +362,17 @@ export class StableDiffusionPipeline {
       controls = [],
       guessMode: askedGuessMode,
       onWarning,
+      promptSyntax = "plain",
+      t2iAdapterControl,
       ...rest
     } = options;
+    if ((t2iAdapterControl === undefined) !== (this.t2iAdapter === undefined)) {
+      throw new InvalidArgumentError(
+        "t2iAdapterControl",
+        this.t2iAdapter ? "a control image for the loaded T2I-Adapter" : "nothing (no t2iAdapter was loaded)",
+        t2iAdapterControl === undefined ? undefined : "a control image",
+      );
+    }
     if (controls.length !== this.controlnets.length) {
       throw new InvalidArgumentError(
         "controls",
@@ -343,10 +384,16 @@ export class StableDiffusionPipeline {
     const pooled = this.controlnets[0]?.config.global_pool_conditions === true;
     const guessMode = (askedGuessMode ?? this.controlnets[0]?.guessMode ?? false) || pooled;
     const nets = await this.controlNetsFor(guessMode);
-    for (const [which, text] of [
-      ["prompt", rest.prompt],
-      ["negative prompt", rest.negativePrompt ?? ""],
-    ] as const) {
+    const weighted =
+      promptSyntax === "a1111" && rest.promptEmbeds === undefined
+        ? await this.encodeWeightedPrompt(rest.prompt, rest.negativePrompt ?? "", rest.clipSkip)
+        : undefined;
+    for (const [which, text] of weighted || rest.promptEmbeds
+      ? []
+      : ([
+          ["prompt", rest.prompt],
+          ["negative prompt", rest.negativePrompt ?? ""],
+        ] as const)) {
       const dropped = droppedPromptText(this.tokenizer, text);
       if (dropped !== undefined) {
         onWarning?.(
@@ -366,7 +413,12 @@ export class StableDiffusionPipeline {
       scalingFactor: this.vae.scalingFactor,
       decode: (z) => this.vae.decode(z, { batchSize: 1 }),
     };
-    const unet: DenoisingUNet = this.unet;
+    const unet: DenoisingUNet =
+      this.t2iAdapter && t2iAdapterControl
+        ? await adaptedUNet(this.unet, this.t2iAdapter, t2iAdapterControl, {
+            ...(rest.signal ? { signal: rest.signal } : {}),
+          })
+        : this.unet;
     const encoder = vaeLatentEncoder(this.vae);
     return textToImage(
       {
@@ -381,10 +433,37 @@ export class StableDiffusionPipeline {
       },
       {
         ...rest,
+        ...(weighted ? { promptEmbeds: { uncond: weighted[0], cond: weighted[1] } } : {}),
         guessMode,
         controls: controls.map((c, i) => ({ ...c, controlnet: nets[i] as ControlNet })),
       },
     );
+  }
+
+  /**
+   * [uncond, cond] embeddings [1, 77 * k, C] of a prompt and negative prompt in A1111 syntax (weights,
+   * BREAK, 75-token chunks; ./prompt-weighting.ts), the shorter padded to the same chunk count.
+   */
+  async encodeWeightedPrompt(
+    prompt: string,
+    negativePrompt: string,
+    clipSkip?: number,
+  ): Promise<[HostTensor<"float32">, HostTensor<"float32">]> {
+    return encodePromptWeighted(
+      this.tokenizer,
+      this.weightedTextEncoder(),
+      prompt,
+      negativePrompt,
+      clipSkip === undefined ? {} : { clipSkip },
+    );
+  }
+
+  private weightedTextEncoder(): TextEncoder {
+    return {
+      encode: async (ids, o) =>
+        (await this.textEncoder.encode(ids, o?.clipSkip === undefined ? {} : { clipSkip: o.clipSkip }))
+          .promptEmbeds,
+    };
   }
 
   /**
@@ -410,6 +489,14 @@ export class StableDiffusionPipeline {
       makeScheduler: () => fromConfig(name, schedulerConfig),
       vaeScaleFactor: this.vaeScaleFactor,
       latentChannels: this.unetConfig.in_channels,
+      encodeWeightedPrompts: (prompts, negative, clipSkip) =>
+        encodePromptsWeighted(
+          this.tokenizer,
+          this.weightedTextEncoder(),
+          prompts,
+          negative,
+          clipSkip === undefined ? {} : { clipSkip },
+        ),
     };
   }
 
@@ -429,6 +516,7 @@ export class StableDiffusionPipeline {
       this.textEncoder.release(),
       this.unet.release(),
       this.vae.release(),
+      this.t2iAdapter?.release(),
       ...this.controlnets.map((c) => c.release()),
       this.otherControlNets?.then((nets) => Promise.all(nets.map((c) => c.release()))),
     ]);

@@ -1,15 +1,18 @@
 /**
  * Text-to-image with optional ControlNets: the algorithm of diffusers 0.26.3
  * StableDiffusionControlNetPipeline / StableDiffusionPipeline (src/diffusers/pipelines/controlnet/
- * pipeline_controlnet.py), as numbered steps over the component interfaces in ./types.ts.
+ * pipeline_controlnet.py), as numbered steps over the component interfaces in ./types.ts. A UNet
+ * with time_cond_proj_dim (LCM-distilled) runs without classifier-free guidance: the guidance scale
+ * enters as `get_guidance_scale_embedding(guidance_scale - 1)` (timestep_cond), as diffusers'
+ * StableDiffusionPipeline and LatentConsistencyModelPipeline do.
  */
 import { InvalidArgumentError, throwIfAborted } from "../errors.js";
 import type { LongTaskOptions } from "../progress.js";
 import { TorchGenerator } from "../random/torch-generator.js";
 import type { NoiseGenerator, Scheduler } from "../schedulers/scheduler.js";
 import { shapeToString, type HostTensor } from "../tensor.js";
-import { predictNoise } from "./denoise.js";
-import { scale } from "./guidance.js";
+import { guidanceMode, predictNoise } from "./denoise.js";
+import { concatBatch, scale } from "./guidance.js";
 import {
   checkStrength,
   img2imgTimesteps,
@@ -78,6 +81,11 @@ export interface TextToImageOptions extends LongTaskOptions {
   readonly strength?: number;
   /** (optional) receives named intermediate tensors (prompt_embeds, stepNN.latents_out, ...). */
   readonly trace?: (name: string, value: HostTensor) => void;
+  /**
+   * (optional) precomputed embeddings [1, L, C] instead of encoding `prompt`/`negativePrompt` (e.g.
+   * A1111 weighted prompts, ./prompt-weighting.ts); `uncond` is needed with guidance, of cond's shape.
+   */
+  readonly promptEmbeds?: { readonly cond: HostTensor<"float32">; readonly uncond?: HostTensor<"float32"> };
 }
 
 export interface TextToImageResult {
@@ -147,6 +155,22 @@ function checkInputs(c: TextToImageComponents, o: TextToImageOptions): void {
   }
 }
 
+/** The caller's embeddings as the UNet batch: [uncond; cond] with guidance, else cond. */
+function givenEmbeds(
+  e: NonNullable<TextToImageOptions["promptEmbeds"]>,
+  cfg: boolean,
+): HostTensor<"float32"> {
+  if (!cfg) return e.cond;
+  if (!e.uncond || e.uncond.shape.join() !== e.cond.shape.join()) {
+    throw new InvalidArgumentError(
+      "promptEmbeds.uncond",
+      `unconditional embeddings of shape ${shapeToString(e.cond.shape)} (guidance > 1)`,
+      e.uncond ? shapeToString(e.uncond.shape) : undefined,
+    );
+  }
+  return concatBatch([e.uncond, e.cond]);
+}
+
 export async function textToImage(
   c: TextToImageComponents,
   o: TextToImageOptions,
@@ -157,15 +181,19 @@ export async function textToImage(
   checkInputs(c, o);
   const steps = o.numInferenceSteps ?? 50;
   const guidance = o.guidanceScale ?? 7.5;
-  const cfg = guidance > 1;
+  const { cfg, timestepCond } = guidanceMode(c.unet, guidance);
   const controls = o.controls ?? [];
   const guessMode = o.guessMode === true;
   const generator = o.generator ?? new TorchGenerator(o.seed ?? 0);
 
-  // 2. Encode the prompt: [uncond, cond] for guidance
-  const ids = c.tokenizer.tokenize(cfg ? [o.negativePrompt ?? "", o.prompt] : [o.prompt]);
+  // 2. Encode the prompt: [uncond, cond] for guidance (or take the caller's embeddings)
   const clip = o.clipSkip === undefined ? undefined : { clipSkip: o.clipSkip };
-  const promptEmbeds = await c.textEncoder.encode(ids, clip);
+  const promptEmbeds = o.promptEmbeds
+    ? givenEmbeds(o.promptEmbeds, cfg)
+    : await c.textEncoder.encode(
+        c.tokenizer.tokenize(cfg ? [o.negativePrompt ?? "", o.prompt] : [o.prompt]),
+        clip,
+      );
   trace("prompt_embeds", promptEmbeds);
 
   // 3. Timesteps (img2img keeps the last `strength` part of the schedule)
@@ -200,7 +228,8 @@ export async function textToImage(
       stepIndex: i,
       numSteps: timesteps.length,
       promptEmbeds,
-      guidanceScale: guidance,
+      guidanceScale: cfg ? guidance : 1,
+      ...(timestepCond ? { timestepCond } : {}),
       controls: controls.map((u) => ({ ...u, images: u.image })),
       guessMode,
       trace,

@@ -50,4 +50,13 @@ export interface VideoComponents {
   readonly makeScheduler: () => Scheduler;
   readonly vaeScaleFactor: number;
   readonly latentChannels: number;
+  /**
+   * (optional) A1111-syntax encoding (./prompt-weighting.ts encodePromptsWeighted): the negative and
+   * each prompt as [1, 77 * k, C] with one k; needed for `promptSyntax: "a1111"`.
+   */
+  readonly encodeWeightedPrompts?: (
+    prompts: readonly string[],
+    negative: string,
+    clipSkip?: number,
+  ) => Promise<{ readonly uncond: HostTensor<"float32">; readonly conds: readonly HostTensor<"float32">[] }>;
 }

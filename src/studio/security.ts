@@ -71,7 +71,7 @@ function cookieValue(req: IncomingMessage, name: string): string | undefined {
 const OPEN_URL = "open the address that 'steadyframe studio' printed (it carries this session's token)";
 
 /** Host and Origin checks, for every request (pages, files and API). */
-export function checkSite(gate: Gate, req: IncomingMessage): Refusal | undefined {
+export function checkSite(gate: Gate, req: IncomingMessage, isApi: boolean): Refusal | undefined {
   const host = req.headers.host ?? "";
   if (!gate.hosts.has(host.toLowerCase()))
     return {
@@ -89,7 +89,10 @@ export function checkSite(gate: Gate, req: IncomingMessage): Refusal | undefined
       hint: "only the studio's own page may use it; " + OPEN_URL,
     };
   const site = req.headers["sec-fetch-site"];
-  if (site === "cross-site" || site === "same-site")
+  // A link from another page may open the studio's page (it still needs the token); nothing else.
+  const opensPage =
+    !isApi && req.headers["sec-fetch-mode"] === "navigate" && req.headers["sec-fetch-dest"] === "document";
+  if ((site === "cross-site" || site === "same-site") && !opensPage)
     return {
       status: 403,
       code: "E_ORIGIN",

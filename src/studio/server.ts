@@ -311,7 +311,7 @@ export async function startStudio(options: StudioOptions): Promise<StudioServer>
     try {
       for await (const chunk of req as AsyncIterable<Buffer>) {
         size += chunk.length;
-        if (size > maxUploadBytes) break;
+        if (size > maxUploadBytes) continue; // read to the end (not kept), so that the client reads the answer
         if (!file.write(chunk)) await once(file, "drain");
       }
       file.end();
@@ -610,7 +610,7 @@ export async function startStudio(options: StudioOptions): Promise<StudioServer>
     if (gate === undefined) return sendError(res, new Error("not listening yet"));
     const url = new URL(req.url ?? "/", "http://studio.invalid");
     const isApi = url.pathname.startsWith("/api/");
-    const refusedSite = checkSite(gate, req);
+    const refusedSite = checkSite(gate, req, isApi);
     if (refusedSite) return sendRefusal(res, refusedSite, !isApi);
     if (isApi) {
       const refused = checkToken(gate, req);

@@ -9,6 +9,8 @@
  * text, as transformers does), clean each remaining piece with BERT's BasicTokenizer (NFC, drop
  * control and format characters, spaces around CJK ideographs, lower-case), cut it with CLIP's
  * regex, byte-encode each piece and apply BPE; then add bos/eos, truncate and pad.
+ * Textual-inversion tokens (`addEmbeddingTokens`) are added tokens too: matched verbatim, and a
+ * multi-vector embedding's word stands for all its tokens (diffusers' `maybe_convert_prompt`).
  * Not implemented: the ftfy clean-up path and `single_word` added tokens.
  */
 import { InvalidArgumentError } from "../errors.js";
@@ -43,8 +45,10 @@ export class CLIPTokenizer {
   private readonly vocab: ReadonlyMap<string, number>;
   private readonly bpe: BytePairEncoder;
   /** Tokens matched verbatim in the text before cleaning (special + added), longest first. */
-  private readonly verbatimTokens: readonly string[];
+  private verbatimTokens: readonly string[];
   private readonly verbatimIds = new Map<string, number>();
+  /** A multi-vector textual-inversion word -> its tokens (word, word_1, ...). */
+  private readonly expansions = new Map<string, readonly string[]>();
 
   constructor(data: CLIPTokenizerData) {
     this.vocab = data.vocab;
@@ -85,12 +89,42 @@ export class CLIPTokenizer {
     return new CLIPTokenizer(await readCLIPTokenizerFiles(dir));
   }
 
+  /** One past the highest id of the vocabulary and the added tokens (transformers' len(tokenizer)). */
+  get size(): number {
+    let max = -1;
+    for (const id of this.vocab.values()) max = Math.max(max, id);
+    for (const id of this.verbatimIds.values()) max = Math.max(max, id);
+    return max + 1;
+  }
+
+  /**
+   * Adds the tokens of a textual-inversion embedding (`tokens[i]` gets `ids[i]`), matched verbatim
+   * in text; `tokens[0]` in a prompt stands for all of them. Refuses a token already known.
+   */
+  addEmbeddingTokens(tokens: readonly string[], ids: readonly number[]): void {
+    if (tokens.length === 0 || tokens.length !== ids.length) {
+      throw new InvalidArgumentError("ids", `${tokens.length} ids (one per token)`, ids.length);
+    }
+    for (const token of tokens) {
+      if (this.verbatimIds.has(token) || this.vocab.has(token)) {
+        throw new InvalidArgumentError("--embedding TOKEN", "a word the tokenizer does not know yet", token, {
+          hint: "choose another trigger word with FILE:TOKEN",
+        });
+      }
+    }
+    tokens.forEach((token, i) => this.verbatimIds.set(token, ids[i] ?? 0));
+    if (tokens.length > 1 && tokens[0] !== undefined) this.expansions.set(tokens[0], tokens);
+    this.verbatimTokens = [...this.verbatimIds.keys()]
+      .filter((t) => t.length > 0)
+      .sort((a, b) => b.length - a.length);
+  }
+
   /** BPE token strings of `text`, without bos/eos (e.g. "photo</w>"). */
   tokenize(text: string): string[] {
     const tokens: string[] = [];
     for (const piece of this.splitVerbatim(text)) {
       if (piece.verbatim) {
-        tokens.push(piece.text);
+        tokens.push(...(this.expansions.get(piece.text) ?? [piece.text]));
         continue;
       }
       for (const word of preTokenize(cleanClipText(piece.text)))

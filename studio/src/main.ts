@@ -195,6 +195,13 @@ function layout(): void {
   );
   $("clip-select").addEventListener("change", () => void openClip(value("clip-select")));
   $<HTMLInputElement>("clip-upload").addEventListener("change", () => void uploadClip());
+  // Flow colours saturate at 1/40 of the long side (as `steadyframe controls` draws them) until set by hand.
+  const flowScale = $<HTMLInputElement>("flow-scale");
+  flowScale.addEventListener("input", () => (flowScale.dataset["touched"] = "1"));
+  for (const id of ["width", "height"])
+    $(id).addEventListener("input", () => {
+      if (!flowScale.dataset["touched"]) flowScale.value = String(Math.max(num("width"), num("height")) / 40);
+    });
 }
 
 // ---------------------------------------------------------------- state: models, clips, choices
@@ -310,6 +317,7 @@ function useClip(c: ApiClipInfo): void {
   const r8 = (x: number): number => Math.max(8, Math.round((x * 512) / short / 8) * 8);
   $<HTMLInputElement>("width").value = String(r8(c.width));
   $<HTMLInputElement>("height").value = String(r8(c.height));
+  $("height").dispatchEvent(new Event("input"));
   $<HTMLInputElement>("frames").value = String(Math.min(c.frames ?? 16, 16));
   $<HTMLInputElement>("preview-frame").max = String((c.frames ?? 1) - 1);
 }
@@ -537,7 +545,7 @@ async function loadRuns(): Promise<void> {
             h(
               "tr",
               {},
-              ["", "strategy", "clip", "size", "frames", "s/frame", "created", ""].map((t) => h("th", {}, t)),
+              ["", "strategy", "clip", "size", "frames", "s/frame", "time", ""].map((t) => h("th", {}, t)),
             ),
           ),
           h(
@@ -563,7 +571,7 @@ async function loadRuns(): Promise<void> {
                 h("td", {}, `${r.width}x${r.height}`),
                 h("td", {}, r.frames),
                 h("td", {}, sec(r.secondsPerFrame)),
-                h("td", { title: r.id }, r.created.replace("T", " ").slice(0, 19)),
+                h("td", { title: `${r.id}, ${r.created}` }, r.created.slice(11, 19)),
                 h(
                   "td",
                   {},

@@ -21,8 +21,10 @@ import { openSafetensors } from "../../weights/safetensors.js";
 import type { CliCommand } from "../command.js";
 import { checkOutputPath } from "../output-path.js";
 import { progressBar } from "../progress-bar.js";
+import { readT2IAdapterConfig } from "../../models/t2i-adapter/config.js";
 import { deviceOption } from "./cli-options.js";
 import { LORA_HELP, loraOption } from "./lora-option.js";
+import { EMBEDDING_HELP, embeddingOption } from "./embedding-option.js";
 
 /** How single-file owners get the diffusers folder --config needs. */
 const CONFIG_HOWTO =
@@ -42,16 +44,22 @@ Options:
   --config <dir>            diffusers folder with the configs and tokenizer of a single-file checkpoint
                             (weights not needed; see docs/models.md for how to get one)
   --prompt <text>           the prompt (required; CLIP reads 77 tokens, a longer prompt is cut with a
-                            warning that quotes the cut text)
+                            warning that quotes the cut text; not with --prompt-syntax a1111)
   --negative-prompt <text>  the negative prompt (default "")
+  --prompt-syntax <s>       plain (default: diffusers, 77 tokens) or a1111: (word:1.3), (word) = x1.1,
+                            [word] = /1.1, \\( \\) literal, BREAK, any length in 75-token chunks
+                            (the README has the exact rules)
   --controlnet <dir|file>   a ControlNet (repeatable; one --control image each, in the same order)
   --control <image>         a control image (PNG/JPEG; gray and RGBA are converted to RGB as diffusers
                             does; resized to the output size)
   --control-scale <s>       conditioning scale per ControlNet (repeatable, default 1)
+  --t2i-adapter <dir>       a T2I-Adapter (diffusers T2IAdapter folder, full_adapter): takes the --control
+                            image after those of the ControlNets, and the --control-scale at that
+                            position (diffusers adapter_conditioning_scale, default 1)
   --guess-mode              ControlNet guess mode (diffusers: residuals scaled 0.1 -> 1.0 over the
                             blocks, no control on the unconditional half; on by itself for ControlNets
                             whose config has global_pool_conditions)
-${LORA_HELP}  --init-image <image>      img2img: start from this image (resized to the output size)
+${LORA_HELP}${EMBEDDING_HELP}  --init-image <image>      img2img: start from this image (resized to the output size)
   --strength <s>            img2img: how much of the schedule is run, 0..1 (default 0.8)
   --steps <N>               denoising steps (default 30)
   --scheduler <name>        ddim, ddpm, pndm, euler, euler_ancestral, dpmpp_2m, lms (default: the model's)
@@ -219,8 +227,11 @@ export const imageCommand: CliCommand = {
         config: { type: "string" },
         prompt: { type: "string" },
         "negative-prompt": { type: "string" },
+        "prompt-syntax": { type: "string" },
         controlnet: { type: "string", multiple: true },
+        "t2i-adapter": { type: "string" },
         lora: { type: "string", multiple: true },
+        embedding: { type: "string", multiple: true },
         control: { type: "string", multiple: true },
         "control-scale": { type: "string", multiple: true },
         "guess-mode": { type: "boolean", default: false },
@@ -249,23 +260,30 @@ export const imageCommand: CliCommand = {
     if (v.model === undefined)
       throw new InvalidArgumentError("--model", "a diffusers folder or checkpoint file", undefined);
     if (v.prompt === undefined) throw new InvalidArgumentError("--prompt", "the prompt text", undefined);
+    const promptSyntax = v["prompt-syntax"] ?? "plain";
+    if (promptSyntax !== "plain" && promptSyntax !== "a1111") {
+      throw new InvalidArgumentError("--prompt-syntax", "plain or a1111", promptSyntax);
+    }
     if (v.out === undefined || !v.out.toLowerCase().endsWith(".png")) {
       throw new InvalidArgumentError("--out", "a .png file path", v.out);
     }
     const controlnets = v.controlnet ?? [];
     const controls = v.control ?? [];
-    if (controls.length !== controlnets.length) {
+    const adapterDir = v["t2i-adapter"];
+    const guided = controlnets.length + (adapterDir === undefined ? 0 : 1);
+    const guides = adapterDir === undefined ? "--controlnet" : "--controlnet and --t2i-adapter";
+    if (controls.length !== guided) {
       throw new InvalidArgumentError(
         "--control",
-        `one control image per --controlnet (${controlnets.length})`,
+        `one control image per ${guides} (${guided})`,
         `${controls.length} image(s)`,
       );
     }
     const scaleTexts = v["control-scale"] ?? [];
-    if (scaleTexts.length > controlnets.length) {
+    if (scaleTexts.length > guided) {
       throw new InvalidArgumentError(
         "--control-scale",
-        `at most one per --controlnet (${controlnets.length})`,
+        `at most one per ${guides} (${guided})`,
         `${scaleTexts.length} value(s)`,
       );
     }
@@ -316,7 +334,12 @@ export const imageCommand: CliCommand = {
         throw new FileNotFoundError(path, "--controlnet (a diffusers ControlNet folder or checkpoint file)");
       }
     }
+    const adapterConfig =
+      adapterDir === undefined
+        ? undefined
+        : (await readT2IAdapterConfig(join(adapterDir, "config.json"))).config;
     const loras = await loraOption(v.lora);
+    const embeddings = await embeddingOption(v.embedding);
     const summary = await StableDiffusionPipeline.inspect(
       v.model,
       singleFile && v.config !== undefined ? { configDir: v.config } : {},
@@ -340,10 +363,28 @@ export const imageCommand: CliCommand = {
     const outputs = Array.from({ length: count }, (_, i) => outputPath(v.out ?? "", count, seed + BigInt(i)));
     for (const path of outputs) await checkOutputPath("--out", path, "file");
     const controlImages = [];
-    for (const [i, path] of controls.entries()) {
+    for (const [i, path] of controls.slice(0, controlnets.length).entries()) {
       const picture = await readPicture(`--control`, path, width, height);
       controlImages.push({ image: imageToTensor(picture, "0,1"), scale: scales[i] ?? 1 });
     }
+    // The T2I-Adapter's control image is the one after the ControlNets' (see --t2i-adapter), at the
+    // latent size times its downscale_factor (the output size when that equals the VAE's factor).
+    const adapterPath = controls[controlnets.length];
+    const adapterControl =
+      adapterConfig === undefined || adapterPath === undefined
+        ? undefined
+        : {
+            image: imageToTensor(
+              await readPicture(
+                "--control",
+                adapterPath,
+                (width / factor) * adapterConfig.downscale_factor,
+                (height / factor) * adapterConfig.downscale_factor,
+              ),
+              "0,1",
+            ),
+            scale: scales[controlnets.length] ?? 1,
+          };
     const initImage =
       v["init-image"] === undefined
         ? undefined
@@ -371,7 +412,9 @@ export const imageCommand: CliCommand = {
       ...(singleFile && v.config !== undefined ? { configDir: v.config } : {}),
       controlnets,
       guessMode,
+      ...(adapterDir === undefined ? {} : { t2iAdapter: adapterDir }),
       ...(loras.length === 0 ? {} : { loras }),
+      ...(embeddings.length === 0 ? {} : { embeddings }),
       executionProviders: providers,
       onFallback,
       ...(threads === undefined ? {} : { intraOpNumThreads: threads }),
@@ -388,6 +431,7 @@ export const imageCommand: CliCommand = {
         const result = await pipeline.generate({
           prompt: v.prompt,
           negativePrompt: v["negative-prompt"] ?? "",
+          promptSyntax,
           width,
           height,
           numInferenceSteps: steps,
@@ -400,6 +444,7 @@ export const imageCommand: CliCommand = {
           ...(latents === undefined ? {} : { latents }),
           ...(initImage === undefined ? {} : { initImage, ...(strength === undefined ? {} : { strength }) }),
           controls: controlImages,
+          ...(adapterControl === undefined ? {} : { t2iAdapterControl: adapterControl }),
           onProgress: bar,
           // The prompt is the same for every image: say it once.
           onWarning: i === 0 ? warn : () => undefined,

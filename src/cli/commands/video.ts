@@ -40,6 +40,7 @@ import { videoProgress } from "../video-progress.js";
 import { parseSeed } from "./image.js";
 import { renderMetrics } from "./video-metrics.js";
 import { loraOption } from "./lora-option.js";
+import { embeddingOption } from "./embedding-option.js";
 import { parseRedisUrl } from "../../farm/connection.js";
 import { renderOnFarm } from "../../farm/coordinator.js";
 
@@ -49,8 +50,10 @@ export const VIDEO_FLAGS = {
   prompt: { type: "string" },
   "prompt-schedule": { type: "string" },
   "negative-prompt": { type: "string" },
+  "prompt-syntax": { type: "string" },
   controlnet: { type: "string", multiple: true },
   lora: { type: "string", multiple: true },
+  embedding: { type: "string", multiple: true },
   control: { type: "string", multiple: true },
   "control-scale": { type: "string", multiple: true },
   canny: { type: "string" },
@@ -129,6 +132,8 @@ Model:
   --config DIR              diffusers folder with the configs of a single-file checkpoint
   --lora FILE[:SCALE]       a LoRA (kohya/A1111, diffusers or PEFT .safetensors) fused into the UNet
                             and text encoder at SCALE (default 1; repeatable, the LoRAs add up)
+  --embedding FILE[:TOKEN]  a textual-inversion embedding (A1111 .pt/.safetensors, diffusers
+                            learned_embeds); TOKEN (default: the file's token or name) calls it (repeatable)
   --controlnet DIR|FILE     a ControlNet (repeat for several); each reads the map named by --control
   --control canny|depth|softedge   the map of each --controlnet (default canny)
   --control-scale S         conditioning scale per --controlnet (default 1)
@@ -139,6 +144,8 @@ Prompt:
   --prompt-schedule S       prompt travel: '{"0": "a car in summer", "24": "a car in winter"}' or
                             '0:a car in summer|24:a car in winter' (embeddings interpolated between keys)
   --negative-prompt TEXT    (default "")
+  --prompt-syntax S         plain (default: diffusers, 77 tokens) or a1111: (word:1.3), (word) = x1.1,
+                            [word] = /1.1, BREAK, any length in 75-token chunks (README: exact rules)
 Strategy:
 ${VIDEO_STRATEGY_HELP.replace(/^/gm, "  ")}
 Motion (whole-video pipelines instead of the strategies above):
@@ -364,6 +371,10 @@ export async function commonSettings(v: VideoFlagValues, source: string | undefi
       "either --prompt or --prompt-schedule, not both",
       v["prompt-schedule"],
     );
+  const promptSyntax = checkChoice("--prompt-syntax", v["prompt-syntax"] ?? "plain", [
+    "plain",
+    "a1111",
+  ] as const);
   const prompt: PromptSchedule =
     v["prompt-schedule"] !== undefined ? parsePromptSchedule(v["prompt-schedule"]) : (v.prompt ?? "");
   const nets = v.controlnet ?? [];
@@ -406,17 +417,20 @@ export async function commonSettings(v: VideoFlagValues, source: string | undefi
   const eta = num("--eta", v.eta, (n) => n >= 0, "a number >= 0");
   const frames = intOption("--frames", v.frames, 1);
   const loras = await loraOption(v.lora);
+  const embeddings = await embeddingOption(v.embedding);
   return {
     ...(source === undefined ? {} : { source }),
     model: v.model,
     ...(v.config === undefined ? {} : { config: v.config }),
     ...(loras.length === 0 ? {} : { loras }),
+    ...(embeddings.length === 0 ? {} : { embeddings }),
     controlnets,
     ...(v.depth === undefined ? {} : { depthModel: v.depth }),
     ...(v.softedge === undefined ? {} : { softEdgeModel: v.softedge }),
     ...(v.canny === undefined ? {} : { canny: parseCanny(v.canny) }),
     prompt,
     ...(v["negative-prompt"] === undefined ? {} : { negativePrompt: v["negative-prompt"] }),
+    ...(promptSyntax === "a1111" ? { promptSyntax } : {}),
     ...(size ?? {}),
     ...(frames === undefined ? {} : { frames }),
     steps: intOption("--steps", v.steps, 1) ?? 20,

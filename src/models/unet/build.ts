@@ -5,8 +5,10 @@
  * benchmark can build a full-size UNet from `randomWeights()` with it.
  *
  * Graph inputs: `sample` [batch, in_channels, height, width], `timestep` float32 [batch],
- * `encoder_hidden_states` [batch, sequence, cross_attention_dim]; with residuals also
- * `down_block_additional_residuals.{i}` and `mid_block_additional_residual`. Output: `noise_pred`.
+ * `encoder_hidden_states` [batch, sequence, cross_attention_dim]; with `time_cond_proj_dim` (LCM)
+ * `timestep_cond` float32 [batch, time_cond_proj_dim]; with residuals also
+ * `down_block_additional_residuals.{i}` and `mid_block_additional_residual`; with T2I-Adapter
+ * residuals `down_intrablock_additional_residuals.{i}` (one per down block). Output: `noise_pred`.
  */
 import { InvalidArgumentError, UnsupportedError } from "../../errors.js";
 import type { GraphBuilder, Value } from "../../graph/builder.js";
@@ -24,12 +26,32 @@ export const UNET_INPUT = {
   sample: "sample",
   timestep: "timestep",
   encoderHiddenStates: "encoder_hidden_states",
+  timestepCond: "timestep_cond",
   midBlockAdditionalResidual: "mid_block_additional_residual",
 } as const;
 export const UNET_OUTPUT = "noise_pred";
 
 /** Graph input name of the i-th down block residual. */
 export const downResidualName = (i: number): string => `down_block_additional_residuals.${i}`;
+
+/** Graph input name of the i-th down block's T2I-Adapter feature. */
+export const intrablockResidualName = (i: number): string => `down_intrablock_additional_residuals.${i}`;
+
+/**
+ * Declares `down_intrablock_additional_residuals.{i}`, one per down block, shaped like the tensor it
+ * is added to: a CrossAttnDownBlock2D's last layer (before its downsampler), a DownBlock2D's output.
+ */
+export function declareIntrablockInputs(
+  g: GraphBuilder,
+  dtype: DType,
+  spec: EncoderSpec,
+  batchDim: string,
+): Value[] {
+  return spec.down.map((block, i) => {
+    const level = block.type !== "CrossAttnDownBlock2D" && block.addDownsample ? i + 1 : i;
+    return g.input(intrablockResidualName(i), dtype, [batchDim, block.outChannels, ...levelDims(level)]);
+  });
+}
 
 /** True for the ControlNet residual graph inputs (down_block_additional_residuals.i, mid_block_additional_residual). */
 export const isResidualInput = (name: string): boolean =>
@@ -93,6 +115,8 @@ export interface CrossFrameSetting {
 export interface UNetBuildOptions {
   /** (optional, default false) add ControlNet residual inputs. */
   readonly residuals?: boolean;
+  /** (optional, default false) add T2I-Adapter inputs (`down_intrablock_additional_residuals.{i}`). */
+  readonly intrablockResiduals?: boolean;
   /** (optional) cross-frame attention. */
   readonly crossFrame?: CrossFrameSetting;
   /** (optional, default false) also output `intermediate.<name>` (time_proj, down_blocks.i, ...). */
@@ -154,8 +178,14 @@ export function buildUNet2DConditionModel(
   const sample = g.input(UNET_INPUT.sample, dtype, ["batch", config.in_channels, "height", "width"]);
   const timestep = g.input(UNET_INPUT.timestep, "float32", ["batch"]);
   const encoderHiddenStates = g.input(UNET_INPUT.encoderHiddenStates, dtype, ["batch", "sequence", width]);
+  const condDim = config.time_cond_proj_dim;
+  const timestepCond =
+    condDim === null ? undefined : g.input(UNET_INPUT.timestepCond, "float32", ["batch", condDim]);
   const residuals = options.residuals
     ? declareResidualInputs(g, dtype, model.spec, config.block_out_channels, "batch")
+    : undefined;
+  const intrablock = options.intrablockResiduals
+    ? declareIntrablockInputs(g, dtype, model.spec, "batch")
     : undefined;
   const taps: [string, Value][] = [];
   const noise = model.forward(
@@ -163,9 +193,11 @@ export function buildUNet2DConditionModel(
       sample,
       timestep,
       encoderHiddenStates,
+      ...(timestepCond ? { timestepCond } : {}),
       ...(residuals
         ? { downBlockAdditionalResiduals: residuals.down, midBlockAdditionalResidual: residuals.mid }
         : {}),
+      ...(intrablock ? { downIntrablockAdditionalResiduals: intrablock } : {}),
     },
     options.intermediates ? (name, v) => taps.push([name, v]) : undefined,
   );

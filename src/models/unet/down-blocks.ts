@@ -2,9 +2,13 @@
  * The UNet down path blocks, as diffusers 0.26.3 `models/unets/unet_2d_blocks.py`:
  * CrossAttnDownBlock2D (resnets.i + attentions.i) and DownBlock2D (resnets.i), each optionally
  * ending in downsamplers.0. `forward` returns the block output and every state it adds to the skip
- * connections (one per layer, plus the downsampled one).
+ * connections (one per layer, plus the downsampled one). A T2I-Adapter feature (diffusers
+ * `down_intrablock_additional_residuals`) is added where 0.26.3 adds it: in a CrossAttnDownBlock2D
+ * after the last resnet+attention pair, before the downsampler; in a DownBlock2D to the block output
+ * in place, so the last skip state (the same tensor in diffusers) carries it too.
  */
 import type { Value } from "../../graph/builder.js";
+import * as op from "../../graph/ops/index.js";
 import { Module, moduleList } from "../../nn/module.js";
 import type { WeightScope } from "../../nn/weights.js";
 import type { DownBlockSpec, SharedBlockSettings } from "./block-config.js";
@@ -21,8 +25,17 @@ export interface DownBlockOutput {
 }
 
 export interface DownBlock {
-  /** `afterLayer` (optional) runs on each layer's output before it becomes a skip connection. */
-  forward(x: Value, temb: Value, encoderHiddenStates: Value, afterLayer?: BlockLayerHook): DownBlockOutput;
+  /**
+   * `afterLayer` (optional) runs on each layer's output before it becomes a skip connection;
+   * `intrablock` (optional) is the block's T2I-Adapter feature (see the module comment).
+   */
+  forward(
+    x: Value,
+    temb: Value,
+    encoderHiddenStates: Value,
+    afterLayer?: BlockLayerHook,
+    intrablock?: Value,
+  ): DownBlockOutput;
 }
 
 export function makeResnets(
@@ -60,17 +73,25 @@ function runDownLayers(
   temb: Value,
   layer: (h: Value, i: number) => Value,
   afterLayer?: BlockLayerHook,
+  intrablock?: { readonly feature: Value; readonly at: "last-layer" | "output" },
 ): DownBlockOutput {
   const states: Value[] = [];
   let h = x;
+  const last = block.resnets.length - 1;
   block.resnets.forEach((resnet, i) => {
     h = layer(resnet.forward(h, temb), i);
     if (afterLayer) h = afterLayer(h, i);
+    if (intrablock?.at === "last-layer" && i === last) h = op.Add(h.graph, h, intrablock.feature);
     states.push(h);
   });
   for (const down of block.downsamplers) {
     h = down.forward(h);
     states.push(h);
+  }
+  if (intrablock?.at === "output") {
+    // diffusers `sample += residual` on the block output: the last skip state is that same tensor.
+    h = op.Add(h.graph, h, intrablock.feature);
+    states[states.length - 1] = h;
   }
   return { hidden: h, states };
 }
@@ -85,8 +106,15 @@ export class DownBlock2D extends Module implements DownBlock {
     this.downsamplers = makeDownsamplers(w, spec);
   }
 
-  forward(x: Value, temb: Value, _encoderHiddenStates?: Value, afterLayer?: BlockLayerHook): DownBlockOutput {
-    return runDownLayers(this, x, temb, (h) => h, afterLayer);
+  forward(
+    x: Value,
+    temb: Value,
+    _encoderHiddenStates?: Value,
+    afterLayer?: BlockLayerHook,
+    intrablock?: Value,
+  ): DownBlockOutput {
+    const residual = intrablock ? { feature: intrablock, at: "output" as const } : undefined;
+    return runDownLayers(this, x, temb, (h) => h, afterLayer, residual);
   }
 }
 
@@ -102,9 +130,16 @@ export class CrossAttnDownBlock2D extends Module implements DownBlock {
     this.downsamplers = makeDownsamplers(w, spec);
   }
 
-  forward(x: Value, temb: Value, encoderHiddenStates: Value, afterLayer?: BlockLayerHook): DownBlockOutput {
+  forward(
+    x: Value,
+    temb: Value,
+    encoderHiddenStates: Value,
+    afterLayer?: BlockLayerHook,
+    intrablock?: Value,
+  ): DownBlockOutput {
     const attend = (h: Value, i: number): Value => this.attentions[i]?.forward(h, encoderHiddenStates) ?? h;
-    return runDownLayers(this, x, temb, attend, afterLayer);
+    const residual = intrablock ? { feature: intrablock, at: "last-layer" as const } : undefined;
+    return runDownLayers(this, x, temb, attend, afterLayer, residual);
   }
 }
 
@@ -118,7 +153,8 @@ export function makeDownBlock(w: WeightScope, spec: DownBlockSpec, shared: Share
 /**
  * Runs the down path from the conv_in output `x`: returns the last hidden state and every skip
  * connection (x first). `tap` receives each block's output as "down_blocks.i"; `afterLayer`
- * (optional) runs after each layer (see layer-hook.ts).
+ * (optional) runs after each layer (see layer-hook.ts); `intrablock` (optional) holds one T2I-Adapter
+ * feature per block.
  */
 export function runDownBlocks(
   blocks: readonly DownBlock[],
@@ -127,11 +163,13 @@ export function runDownBlocks(
   encoderHiddenStates: Value,
   tap: (name: string, value: Value) => void = () => undefined,
   afterLayer?: AfterLayerHook,
+  intrablock?: readonly Value[],
 ): { hidden: Value; skips: Value[] } {
   const skips: Value[] = [x];
   let h = x;
   blocks.forEach((block, i) => {
-    const out = block.forward(h, temb, encoderHiddenStates, blockHook(afterLayer, "down_blocks", i));
+    const hook = blockHook(afterLayer, "down_blocks", i);
+    const out = block.forward(h, temb, encoderHiddenStates, hook, intrablock?.[i]);
     h = out.hidden;
     skips.push(...out.states);
     tap(`down_blocks.${i}`, h);

@@ -1,7 +1,9 @@
 /**
  * Embeddings, as diffusers 0.26.3 `models/embeddings.py`: `Timesteps` (the sinusoid of
- * `get_timestep_embedding`, always float32), `TimestepEmbedding` (linear_1 - act - linear_2) and
- * `SinusoidalPositionalEmbedding` (the motion modules' `pos_embed`).
+ * `get_timestep_embedding`, always float32), `TimestepEmbedding` (linear_1 - act - linear_2, with
+ * the optional bias-free `cond_proj` of LCM-distilled UNets), `SinusoidalPositionalEmbedding` (the
+ * motion modules' `pos_embed`) and `guidanceScaleEmbedding` (the LCM pipelines'
+ * `get_guidance_scale_embedding`, computed on the host).
  */
 import { GraphError } from "../../errors.js";
 import type { GraphBuilder, Value } from "../../graph/builder.js";
@@ -78,12 +80,15 @@ export interface TimestepEmbeddingOptions {
   readonly actFn?: string;
   /** timestep_post_act (default none). */
   readonly postActFn?: string | null;
+  /** time_cond_proj_dim: adds `cond_proj` (no bias, [inChannels, condProjDim]) (default none). */
+  readonly condProjDim?: number | null;
 }
 
-/** diffusers TimestepEmbedding: keys linear_1, linear_2. */
+/** diffusers TimestepEmbedding: keys linear_1, linear_2 (and cond_proj with condProjDim). */
 export class TimestepEmbedding extends Module {
   readonly linear_1: Linear;
   readonly linear_2: Linear;
+  readonly cond_proj: Linear | null;
 
   constructor(
     w: WeightScope,
@@ -98,11 +103,22 @@ export class TimestepEmbedding extends Module {
       inFeatures: options.timeEmbedDim,
       outFeatures: options.outDim ?? options.timeEmbedDim,
     });
+    const cond = options.condProjDim;
+    this.cond_proj =
+      cond === undefined || cond === null
+        ? null
+        : new Linear(w.at("cond_proj"), { inFeatures: cond, outFeatures: options.inChannels, bias: false });
   }
 
-  forward(sample: Value): Value {
+  /** `condition` [B, condProjDim] (the guidance embedding) is projected and added to `sample` first. */
+  forward(sample: Value, condition?: Value): Value {
     const g = this.graph;
     return this.scoped(() => {
+      if (condition !== undefined) {
+        if (this.cond_proj === null)
+          throw new GraphError("TimestepEmbedding", "got a condition but the model has no cond_proj");
+        sample = op.Add(g, sample, this.cond_proj.forward(condition));
+      }
       let h = diffusersActivation(g, this.linear_1.forward(sample), this.options.actFn ?? "silu");
       h = this.linear_2.forward(h);
       const post = this.options.postActFn;
@@ -173,4 +189,31 @@ export class SinusoidalPositionalEmbedding extends Module {
       return op.Add(g, x, op.Slice(g, this.pe, { starts: [0], ends, axes: [1] }));
     });
   }
+}
+
+/**
+ * diffusers' `get_guidance_scale_embedding(w, embedding_dim)` of the LCM pipelines (the VDM
+ * sinusoid): for each w, with W = 1000 w and half = floor(dim / 2),
+ * [sin(W f_0) .. sin(W f_{half-1}), cos(W f_0) .. cos(W f_{half-1})] (zero-padded to `dim` when odd),
+ * f_i = exp(-i ln(10000) / (half - 1)); each step rounded to float32 as torch computes it.
+ * Returns float32 [w.length, dim] row-major. The pipelines pass w = guidance_scale - 1.
+ */
+export function guidanceScaleEmbedding(w: readonly number[], dim: number): Float32Array {
+  const half = Math.floor(dim / 2);
+  if (!Number.isInteger(dim) || half < 2) {
+    throw new GraphError("guidanceScaleEmbedding", `embedding_dim must be an integer >= 4, got ${dim}`);
+  }
+  const step = Math.fround(Math.fround(Math.log(10000)) / (half - 1));
+  const freqs = new Float32Array(half);
+  for (let i = 0; i < half; i++) freqs[i] = Math.fround(Math.exp(Math.fround(i * -step)));
+  const out = new Float32Array(w.length * dim);
+  w.forEach((value, b) => {
+    const scaled = Math.fround(Math.fround(value) * 1000);
+    for (let i = 0; i < half; i++) {
+      const arg = Math.fround(scaled * (freqs[i] ?? 0));
+      out[b * dim + i] = Math.fround(Math.sin(arg));
+      out[b * dim + half + i] = Math.fround(Math.cos(arg));
+    }
+  });
+  return out;
 }

@@ -11,11 +11,14 @@
  * - only one of the two: InvalidArgumentError. diffusers 0.26.3 would read down residuals without a
  *   mid residual as T2I-Adapter residuals (another injection point) and ignore a lone mid residual:
  *   a partial set is a caller's mistake, never silently completed.
+ *
+ * T2I-Adapter features (`down_intrablock_additional_residuals.{i}`, one per down block) follow the
+ * same policy on their own (`intrablockFeeds`): none given -> zeros, all given -> fed as they are.
  */
 import { InvalidArgumentError } from "../../errors.js";
 import type { TensorSpec } from "../../runtime/validate-feeds.js";
 import { type HostTensor, tensor } from "../../tensor.js";
-import { UNET_INPUT, isResidualInput } from "./build.js";
+import { UNET_INPUT, intrablockResidualName, isResidualInput } from "./build.js";
 
 export interface GivenResiduals {
   readonly downBlockAdditionalResiduals?: readonly HostTensor[] | undefined;
@@ -90,6 +93,38 @@ export function residualFeeds(
   }
   const geometry = options.geometry();
   for (const spec of specs) feeds[spec.name] = zerosFor(spec, geometry);
+  return feeds;
+}
+
+/** Feeds for a session's T2I-Adapter inputs (none when it has none); see the module comment. */
+export function intrablockFeeds(
+  inputs: readonly TensorSpec[],
+  given: readonly HostTensor[] | undefined,
+  options: ResidualFeedOptions,
+): Record<string, HostTensor> {
+  const specs = inputs.filter((s) => /^down_intrablock_additional_residuals\.\d+$/.test(s.name));
+  if (specs.length === 0) {
+    if (given === undefined) return {};
+    throw new InvalidArgumentError(
+      "downIntrablockAdditionalResiduals",
+      `no T2I-Adapter residuals (this ${options.model} was loaded without them)`,
+      `${given.length} tensors`,
+      { hint: `load the ${options.model} with { intrablockResiduals: true }` },
+    );
+  }
+  if (given !== undefined && given.length !== specs.length) {
+    throw new InvalidArgumentError(
+      "downIntrablockAdditionalResiduals",
+      `${specs.length} tensors (one adapter feature per down block)`,
+      `${given.length} tensors`,
+    );
+  }
+  const feeds: Record<string, HostTensor> = {};
+  const geometry = given === undefined ? options.geometry() : undefined;
+  specs.forEach((spec, i) => {
+    const t = given?.[i] ?? (geometry ? zerosFor(spec, geometry) : undefined);
+    if (t !== undefined) feeds[intrablockResidualName(i)] = t;
+  });
   return feeds;
 }
 

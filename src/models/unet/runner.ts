@@ -6,7 +6,7 @@
  */
 import { InvalidArgumentError } from "../../errors.js";
 import { WeightScope } from "../../nn/weights.js";
-import type { HostTensor } from "../../tensor.js";
+import { type HostTensor, shapeToString, tensor } from "../../tensor.js";
 import type { ModelLoadOptions } from "../compiled-graph.js";
 import { type ModelSource, resolveModelSource } from "../component-source.js";
 import type { DenoisingUNet } from "../model-interfaces.js";
@@ -20,7 +20,7 @@ import {
 } from "../model-runner.js";
 import { type CrossFrameSetting, UNET_INPUT, UNET_OUTPUT, buildUNet2DConditionModel } from "./build.js";
 import { type UNet2DConditionModelConfig, parseUNet2DConditionModelConfig } from "./config.js";
-import { residualFeeds, residualSpecs } from "./residual-feeds.js";
+import { intrablockFeeds, residualFeeds, residualSpecs } from "./residual-feeds.js";
 
 /** The timestep broadcast now lives with the runner base; re-exported for existing imports. */
 export { timestepFeed };
@@ -31,6 +31,8 @@ export type UNetSource = ModelSource<UNet2DConditionModelConfig>;
 export interface UNetLoadOptions extends ModelLoadOptions {
   /** (optional, default false) take ControlNet residuals (zeros are fed when a call gives none; ./residual-feeds.ts). */
   readonly residuals?: boolean;
+  /** (optional, default false) take T2I-Adapter features (zeros are fed when a call gives none). */
+  readonly intrablockResiduals?: boolean;
   /** (optional) Text2Video-Zero cross-frame attention in every attn1. */
   readonly crossFrame?: CrossFrameSetting;
   /** (optional, default false) also output `intermediate.*` tensors (see `run`). */
@@ -44,9 +46,16 @@ export interface UNetRunInputs {
   readonly timestep: HostTensor | number;
   /** [B, L, cross_attention_dim] float32. */
   readonly encoderHiddenStates: HostTensor;
+  /**
+   * [B, time_cond_proj_dim] float32: the guidance embedding of an LCM-distilled UNet (zeros when left
+   * out, which equals diffusers' timestep_cond=None: cond_proj has no bias).
+   */
+  readonly timestepCond?: HostTensor;
   /** ControlNet down_block_res_samples (one per skip connection); give both residual fields or neither. */
   readonly downBlockAdditionalResiduals?: readonly HostTensor[];
   readonly midBlockAdditionalResidual?: HostTensor;
+  /** T2I-Adapter features, one per down block (diffusers down_intrablock_additional_residuals). */
+  readonly downIntrablockAdditionalResiduals?: readonly HostTensor[];
 }
 
 export class UNet2DConditionModelRunner extends ModelRunner implements DenoisingUNet {
@@ -83,21 +92,45 @@ export class UNet2DConditionModelRunner extends ModelRunner implements Denoising
       );
     }
     const session = await this.openSession();
+    const residualOptions = {
+      model: this.modelName,
+      geometry: () => ({
+        batch,
+        height: inputs.sample.shape[2] ?? 1,
+        width: inputs.sample.shape[3] ?? 1,
+        downsamplePadding: this.config.downsample_padding,
+      }),
+    };
     const feeds: Record<string, HostTensor> = {
       [UNET_INPUT.sample]: inputs.sample,
       [UNET_INPUT.timestep]: timestepFeed(inputs.timestep, batch),
       [UNET_INPUT.encoderHiddenStates]: inputs.encoderHiddenStates,
-      ...residualFeeds(residualSpecs(session.inputs), inputs, {
-        model: this.modelName,
-        geometry: () => ({
-          batch,
-          height: inputs.sample.shape[2] ?? 1,
-          width: inputs.sample.shape[3] ?? 1,
-          downsamplePadding: this.config.downsample_padding,
-        }),
-      }),
+      ...this.timestepCondFeed(inputs.timestepCond, batch),
+      ...residualFeeds(residualSpecs(session.inputs), inputs, residualOptions),
+      ...intrablockFeeds(session.inputs, inputs.downIntrablockAdditionalResiduals, residualOptions),
     };
     return session.run(feeds, signalOption(options));
+  }
+
+  /** time_cond_proj_dim of the UNet (the width of the guidance embedding), undefined when it has none. */
+  get guidanceEmbeddingDim(): number | undefined {
+    return this.config.time_cond_proj_dim ?? undefined;
+  }
+
+  private timestepCondFeed(cond: HostTensor | undefined, batch: number): Record<string, HostTensor> {
+    const dim = this.config.time_cond_proj_dim;
+    if (dim === null) {
+      if (cond === undefined) return {};
+      throw new InvalidArgumentError(
+        "timestepCond",
+        "nothing (the UNet has no time_cond_proj_dim)",
+        "a tensor",
+      );
+    }
+    if (cond === undefined) return { [UNET_INPUT.timestepCond]: tensor("float32", [batch, dim]) };
+    if (cond.shape.join() !== [batch, dim].join())
+      throw new InvalidArgumentError("timestepCond", `shape [${batch}, ${dim}]`, shapeToString(cond.shape));
+    return { [UNET_INPUT.timestepCond]: cond };
   }
 
   /** noise_pred [B, out_channels, H, W]. */
@@ -121,6 +154,7 @@ export async function loadUNet2DConditionModel(
   buildUNet2DConditionModel(WeightScope.bind(g, store), config, {
     configFile: configName,
     residuals,
+    intrablockResiduals: options.intrablockResiduals ?? false,
     intermediates: options.intermediates ?? false,
     ...(options.crossFrame ? { crossFrame: options.crossFrame } : {}),
   });

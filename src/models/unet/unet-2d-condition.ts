@@ -36,8 +36,12 @@ export interface UNetForwardInputs {
   /** One per skip connection (ControlNet down_block_res_samples). */
   readonly downBlockAdditionalResiduals?: readonly Value[];
   readonly midBlockAdditionalResidual?: Value;
+  /** One per down block: T2I-Adapter features (diffusers down_intrablock_additional_residuals). */
+  readonly downIntrablockAdditionalResiduals?: readonly Value[];
   /** Runs after each layer of the down, mid and up blocks (motion modules; see layer-hook.ts). */
   readonly afterLayer?: AfterLayerHook;
+  /** [B, time_cond_proj_dim]: the guidance embedding of LCM-distilled UNets (diffusers timestep_cond). */
+  readonly timestepCond?: Value;
 }
 
 export class UNet2DConditionModel extends Module {
@@ -68,7 +72,7 @@ export class UNet2DConditionModel extends Module {
     this.spec = resolveUNet(file, c);
     const s = this.spec;
     const ch0 = c.block_out_channels[0] ?? 0;
-    const time = timeConditioning(w, c, s.timeEmbedDim, c.timestep_post_act);
+    const time = timeConditioning(w, c, s.timeEmbedDim, c.timestep_post_act, c.time_cond_proj_dim);
     this.time_proj = time.time_proj;
     this.time_embedding = time.time_embedding;
     const padIn = (c.conv_in_kernel - 1) / 2;
@@ -107,12 +111,19 @@ export class UNet2DConditionModel extends Module {
     const ehs = inputs.encoderHiddenStates;
     let sample = inputs.sample;
     if (c.center_input_sample) sample = op.Sub(g, op.Mul(g, sample, 2), 1);
-    let emb = embedTimestep(g, this, inputs.timestep, sample.dtype, tap);
+    let emb = embedTimestep(g, this, inputs.timestep, sample.dtype, tap, inputs.timestepCond);
     if (c.time_embedding_act_fn !== null) emb = diffusersActivation(g, emb, c.time_embedding_act_fn);
     let h = this.conv_in.forward(sample);
     tap("conv_in", h);
     const hook = inputs.afterLayer;
-    const down = runDownBlocks(this.down_blocks, h, emb, ehs, tap, hook);
+    const intrablock = inputs.downIntrablockAdditionalResiduals;
+    if (intrablock && intrablock.length !== this.down_blocks.length) {
+      throw new GraphError(
+        "UNet2DConditionModel",
+        `got ${intrablock.length} down intrablock residuals but the UNet has ${this.down_blocks.length} down blocks`,
+      );
+    }
+    const down = runDownBlocks(this.down_blocks, h, emb, ehs, tap, hook, intrablock);
     h = down.hidden;
     let skips = [...down.skips];
     const residuals = inputs.downBlockAdditionalResiduals;

@@ -41,8 +41,8 @@ function checkUNetSupported(c: UNet2DConditionModelConfig): void {
   check(
     "time_cond_proj_dim",
     c.time_cond_proj_dim,
-    c.time_cond_proj_dim === null,
-    "timestep conditioning (LCM) is not implemented",
+    c.time_cond_proj_dim === null || (Number.isInteger(c.time_cond_proj_dim) && c.time_cond_proj_dim >= 4),
+    "the guidance embedding needs an integer time_cond_proj_dim >= 4",
   );
   check(
     "time_embedding_type",

@@ -149,7 +149,7 @@ describe("UNet2DConditionModel graph", () => {
     const cases: [Partial<Record<keyof UNet2DConditionModelConfig, unknown>>, string][] = [
       [{ class_embed_type: "timestep" }, "class_embed_type"],
       [{ addition_embed_type: "text_time" }, "addition_embed_type"],
-      [{ time_cond_proj_dim: 256 }, "time_cond_proj_dim"],
+      [{ time_cond_proj_dim: 2 }, "time_cond_proj_dim"],
       [{ resnet_time_scale_shift: "scale_shift" }, "resnet_time_scale_shift"],
       [{ dual_cross_attention: true }, "dual_cross_attention"],
       [{ encoder_hid_dim: 32 }, "encoder_hid_dim"],
