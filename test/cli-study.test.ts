@@ -125,6 +125,16 @@ describe("steadyframe study", () => {
     expect(await readdir(dir)).not.toContain("bad");
   });
 
+  it("refuses motion-pipeline options (they are not strategies of the study) before anything is written", async () => {
+    const bad = join(dir, "motion");
+    const cli = captureIO();
+    expect(
+      await main(studyArgs(bad, ["--motion-adapter", `${GOLDEN}/unet_motion/motion_adapter`]), cli),
+    ).toBe(2);
+    expect(cli.err()).toContain("--motion-adapter");
+    expect(await readdir(dir)).not.toContain("motion");
+  });
+
   it("refuses a listed strategy that needs a ControlNet when none is given", async () => {
     const bad = join(dir, "bad");
     const cli = captureIO();

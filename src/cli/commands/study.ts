@@ -317,6 +317,28 @@ const mean = (xs: readonly number[]): number =>
 
 async function run(args: readonly string[], io: CliIO): Promise<number> {
   const { values: v, positionals } = parseCommandArgs(args, STUDY_FLAGS);
+  // The study compares the per-frame engine's strategies; the whole-video motion pipelines are not among them.
+  for (const flag of [
+    "motion-adapter",
+    "motion-field",
+    "context",
+    "overlap",
+    "context-schedule",
+    "context-fuse",
+    "invert",
+    "t0",
+    "t1",
+  ] as const) {
+    if (v[flag] !== undefined)
+      throw new InvalidArgumentError(
+        `--${flag}`,
+        "no motion-pipeline option in a study (it compares --strategies of the per-frame engine)",
+        v[flag],
+        {
+          hint: "render AnimateDiff / Text2Video-Zero with 'steadyframe video' and compare with 'steadyframe metrics'",
+        },
+      );
+  }
   const [clip, ...more] = positionals;
   if (clip === undefined || more.length > 0)
     throw new InvalidArgumentError(
