@@ -76,15 +76,14 @@ import type { SchedulerClassName } from "../schedulers/scheduler.js";
 import { type HostTensor, numel, tensor } from "../tensor.js";
 import { CLIPTokenizer } from "../tokenizer/clip-tokenizer.js";
 import { writeFileAtomic } from "../util/atomic-write.js";
-import { probeVideo } from "../video/probe.js";
 import { openCheckpointStore } from "../weights/single-file.js";
 import { readSafetensors, serializeSafetensors } from "../weights/safetensors.js";
 import type { RenderInfo } from "./method.js";
 import type { RenderedVideo, RenderOptions, VideoRenderSettings } from "./render.js";
 import {
   annotatorsFor,
-  defaultSize,
   identity,
+  inspectRender,
   isFolderOutput,
   packageVersion,
   publishRender,
@@ -521,15 +520,7 @@ export async function renderMotionVideo(
       },
     );
   const prompt = settings.prompt;
-  const probed = settings.source ? await probeVideo(settings.source) : undefined;
-  const size =
-    settings.width !== undefined && settings.height !== undefined
-      ? { width: settings.width, height: settings.height }
-      : defaultSize(probed);
-  const summary = await StableDiffusionPipeline.inspect(
-    settings.model,
-    settings.config ? { configDir: settings.config } : {},
-  );
+  const { probed, size, summary } = await inspectRender(settings);
   const step8 = Math.max(8, summary.vaeScaleFactor);
   for (const [name, v] of [
     ["width", size.width],

@@ -10,7 +10,9 @@ import { InvalidArgumentError } from "../errors.js";
 import type { Image } from "../image.js";
 import { DepthEstimator } from "../control/depth.js";
 import { SoftEdgeDetector } from "../control/soft-edge.js";
+import { StableDiffusionPipeline, type PipelineSummary } from "../pipeline/stable-diffusion.js";
 import { withAtomicDir, writeFileAtomic } from "../util/atomic-write.js";
+import { probeVideo, type VideoInfo } from "../video/probe.js";
 import { writeVideo } from "../video/write.js";
 import type { RenderInfo } from "./method.js";
 import { cannyAnnotator, depthAnnotator, softEdgeAnnotator, type Annotator } from "./methods/annotator.js";
@@ -51,6 +53,27 @@ export function defaultSize(source: { width: number; height: number } | undefine
 }
 
 /** A file's identity for the resume fingerprint: absolute path, size and modification time. */
+/**
+ * What every render path reads before anything loads: the source's probe, the output size (given, or
+ * the source's aspect with the short side 512) and the model's configs (no weights).
+ */
+export async function inspectRender(settings: VideoRenderSettings): Promise<{
+  readonly probed: VideoInfo | undefined;
+  readonly size: { readonly width: number; readonly height: number };
+  readonly summary: PipelineSummary;
+}> {
+  const probed = settings.source ? await probeVideo(settings.source) : undefined;
+  const size =
+    settings.width !== undefined && settings.height !== undefined
+      ? { width: settings.width, height: settings.height }
+      : defaultSize(probed);
+  const summary = await StableDiffusionPipeline.inspect(
+    settings.model,
+    settings.config ? { configDir: settings.config } : {},
+  );
+  return { probed, size, summary };
+}
+
 export async function identity(path: string): Promise<string> {
   const s = await stat(path).catch(() => null);
   return s ? `${resolve(path)}:${s.size}:${Math.round(s.mtimeMs)}` : resolve(path);

@@ -18,7 +18,6 @@ import type { LoraSetting } from "../weights/lora/index.js";
 import type { EmbeddingSetting } from "../weights/embeddings/index.js";
 import { StableDiffusionPipeline } from "../pipeline/stable-diffusion.js";
 import type { LongTaskOptions } from "../progress.js";
-import { probeVideo } from "../video/probe.js";
 import type { CrossFrameSetting } from "../models/unet/build.js";
 import { generateVideo, planRender, type GenerateVideoOptions } from "./generate-video.js";
 import type { RenderInfo, VideoMethod } from "./method.js";
@@ -28,6 +27,7 @@ import {
   annotatorsFor,
   defaultSize,
   identity,
+  inspectRender,
   isFolderOutput,
   packageVersion,
   publishRender,
@@ -190,15 +190,7 @@ export async function prepareRender(
 ): Promise<PreparedRender> {
   const isFolder = isFolderOutput(settings.out);
   // 1. Source and size
-  const probed = settings.source ? await probeVideo(settings.source) : undefined;
-  const size =
-    settings.width !== undefined && settings.height !== undefined
-      ? { width: settings.width, height: settings.height }
-      : defaultSize(probed);
-  const summary = await StableDiffusionPipeline.inspect(
-    settings.model,
-    settings.config ? { configDir: settings.config } : {},
-  );
+  const { probed, size, summary } = await inspectRender(settings);
   // An LCM-distilled UNet (time_cond_proj_dim) gets the guidance as an embedding: no CFG batch.
   const cfg = (settings.guidanceScale ?? 7.5) > 1 && summary.unetConfig.time_cond_proj_dim === null;
   const nets = settings.controlnets ?? [];
