@@ -4,9 +4,9 @@
 import { availableParallelism } from "node:os";
 import { InvalidArgumentError } from "../src/errors.js";
 
-export const PARTS = ["matmul", "conv", "flops", "unet", "pipeline", "video"] as const;
+export const PARTS = ["matmul", "conv", "flops", "unet", "pipeline", "video", "train", "lcm", "uni"] as const;
 export type Part = (typeof PARTS)[number];
-/** Parts run without --only: `video` takes over 10 minutes at full size, so it runs only when asked. */
+/** Parts run without --only: `video` and `train` take many minutes at full size, so they run only when asked. */
 export const DEFAULT_PARTS: readonly Part[] = ["matmul", "conv", "flops", "unet", "pipeline"];
 export const SIZES = [512, 256] as const;
 export type ImageSize = (typeof SIZES)[number];
@@ -56,7 +56,12 @@ export const USAGE = `npm run bench -- [--only ${PARTS.join(",")}] [--size 512,2
                  [--video-model sd15|tiny] [--video-size 256,512] [--video-skip-512]
                  [--video-steps 2] [--video-frames 4] [--video-batch 4]
                  [--video-frames-linear 8,32] [--video-rss-frames 8,128]
-  Without --only every part but video runs (about 8-9 minutes on the idle 2-core machine).
+  --only train: one SD-1.5 UNet training step at 256x256 (every weight trainable) against the
+  inference step, and with recompute (peak RSS); about 10 minutes, ~16 GB RAM, ~11 GB temp space.
+  --only lcm: a 16-frame 512x512 ControlNet video, LCM 4 steps, with a synthetic 144-layer LoRA fused
+  (and the fusing time); about 10 minutes.
+  --only uni: a full-size Uni-ControlNet step at 512x512 (CFG batch 2) against the plain UNet step; ~5 min.
+  Without --only every part but video, train, lcm and uni runs (about 8-9 minutes on the idle 2-core machine).
   --only video (full-size SD-1.5, defaults) takes about 1.5 hours on the idle 2-core machine
   (512x512 ~55 min; 256x256 ~13 min; 8+32-frame linearity ~10 min; 4 model builds ~5 min; peak RSS
   on the tiny model ~5 min), 3-4 times that when other processes load the cores; --video-skip-512

@@ -21,6 +21,11 @@
  *             --video-batch), ratio to per-frame attention, cost linear in frames (8 vs 32), peak
  *             RSS flat in frame count (tiny pipeline, 8 vs 128 frames). About 1.5 hours on the idle
  *             2-core machine with the defaults; --video-skip-512 about 35 minutes.
+ * - train:    one training step of the SD-1.5 UNet at 256x256 (train.ts; only with --only train):
+ *             forward + loss + every parameter's gradient vs the inference step, and with recompute.
+ * - lcm:      a 16-frame 512x512 ControlNet video, LCM 4 steps, a 144-layer LoRA fused (lcm.ts; only
+ *             with --only lcm), and the LoRA fusing time.
+ * - uni:      a full-size Uni-ControlNet step at 512x512 vs the plain UNet step (uni.ts; --only uni).
  *
  * Parts that fail or are not selected print `{ "result": null, "reason": ... }`. Start with `summary`.
  *
@@ -41,6 +46,9 @@ import { type BenchArgs, USAGE, parseArgs } from "./args.js";
 import { benchConv, benchMatMul } from "./kernels.js";
 import { benchPipeline } from "./pipeline.js";
 import { benchVideo } from "./video.js";
+import { benchTrain } from "./train.js";
+import { benchLcm } from "./lcm.js";
+import { benchUni } from "./uni.js";
 import { CFG_BATCH, TEXT_LENGTH, benchUNet, countFor, sd15Config } from "./unet.js";
 import { log, mib, reasonOf, round, skipped } from "./stats.js";
 import { summarise } from "./summary.js";
@@ -127,6 +135,13 @@ async function main(): Promise<void> {
       benchVideo({ video: args.video, threads: args.threads, dir }),
     );
     report["video"] = video;
+    report["train"] = await part("train", has("train"), () =>
+      benchTrain({ threads: args.threads, runs: Math.min(args.runs, 2), dir }),
+    );
+    report["lcm"] = await part("lcm", has("lcm"), () => benchLcm({ threads: args.threads, dir }));
+    report["uni"] = await part("uni", has("uni"), () =>
+      benchUni({ threads: args.threads, dir, runs: Math.min(args.runs, 3) }),
+    );
     summary = summarise({ matmul, matmulAfter, unet, pipeline, video });
   } finally {
     if (args.keep) log(`kept ${dir}`);

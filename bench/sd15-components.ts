@@ -10,6 +10,7 @@ import { randomWeights } from "../src/nn/weight-store.js";
 import type { TextToImageComponents } from "../src/pipeline/text-to-image.js";
 import { fromConfig } from "../src/schedulers/registry.js";
 import { type HostTensor, tensor } from "../src/tensor.js";
+import { parseControlNetModelConfig } from "../src/models/controlnet/index.js";
 import { sd15Config } from "./unet.js";
 
 export const SD15_TEXT_ENCODER = {
@@ -101,4 +102,11 @@ export async function loadComponents(
       await vae.release();
     },
   };
+}
+
+/** A ControlNet of SD-1.5's architecture (lllyasviel/sd-controlnet-canny's config). */
+export function sd15ControlNetConfig(): ReturnType<typeof parseControlNetModelConfig>["config"] {
+  return parseControlNetModelConfig("sd15 controlnet (diffusers defaults + cross_attention_dim 768)", {
+    cross_attention_dim: 768,
+  }).config;
 }

@@ -19,7 +19,7 @@ import { renderVideo } from "../src/engine/render.js";
 import { SourceVideo } from "../src/engine/source.js";
 import { type Strategy, strategyMethods, strategyName } from "../src/engine/strategies.js";
 import type { CrossFrameSetting } from "../src/models/unet/build.js";
-import { loadControlNetModel, parseControlNetModelConfig } from "../src/models/controlnet/index.js";
+import { loadControlNetModel } from "../src/models/controlnet/index.js";
 import { loadUNet2DConditionModel } from "../src/models/unet/runner.js";
 import { AutoencoderKL } from "../src/models/vae/autoencoder-kl.js";
 import { randomWeights } from "../src/nn/weight-store.js";
@@ -29,7 +29,7 @@ import { TorchGenerator } from "../src/random/torch-generator.js";
 import { fromConfig } from "../src/schedulers/registry.js";
 import { type HostTensor, tensor } from "../src/tensor.js";
 import { RssSampler, maxRssMiB, rssMiB } from "./rss.js";
-import { SD15_SCHEDULER, SD15_VAE } from "./sd15-components.js";
+import { SD15_SCHEDULER, SD15_VAE, sd15ControlNetConfig } from "./sd15-components.js";
 import { log, round } from "./stats.js";
 import { sd15Config } from "./unet.js";
 
@@ -145,13 +145,6 @@ export interface RssResult {
   readonly sampledPeakRssMiB: number;
   /** getrusage maxrss of the process: the figure compared across frame counts. */
   readonly maxRssMiB: number;
-}
-
-/** A ControlNet of SD-1.5's architecture (lllyasviel/sd-controlnet-canny's config). */
-export function sd15ControlNetConfig(): ReturnType<typeof parseControlNetModelConfig>["config"] {
-  return parseControlNetModelConfig("sd15 controlnet (diffusers defaults + cross_attention_dim 768)", {
-    cross_attention_dim: 768,
-  }).config;
 }
 
 const totals = (): CallTotals => ({ calls: 0, seconds: 0, items: 0 });

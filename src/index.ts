@@ -52,7 +52,16 @@ export {
   controlnetKeep,
 } from "./models/controlnet/index.js";
 export { AutoencoderKL } from "./models/vae/index.js";
+export {
+  UNI_V15_CONFIG,
+  buildRandomUniControlNet,
+  loadUniControlNet,
+} from "./models/uni-controlnet/index.js";
+export { generateUni, predictUniNoise, stackLocalConditions } from "./pipeline/uni-controlnet.js";
 export { CLIPTextModel } from "./models/clip/index.js";
+export { ClipVisionRunner, clipPixelValues } from "./models/clip-vision/index.js";
+export { IpAdapterRunner } from "./models/ip-adapter/index.js";
+export { IpAdapterConditioner, ipAdaptedUNet } from "./pipeline/ip-adapter.js";
 export {
   UNetMotionModel,
   MotionAdapter,
@@ -60,6 +69,26 @@ export {
   openAnimateDiffCheckpoint,
   type UNetMotionModelRunner,
 } from "./models/motion/index.js";
+export {
+  UNet3DConditionModel,
+  loadUNet3DConditionModel,
+  type UNet3DConditionModelRunner,
+} from "./models/unet3d/index.js";
+export {
+  generateTuneAVideo,
+  type TuneAVideoGenerateOptions,
+  type TuneAVideoGenerateResult,
+} from "./pipeline/tune-a-video.js";
+export { tuneAVideo, type TuneAVideoOptions, type TuneAVideoResult } from "./train/tune-a-video.js";
+export {
+  CheckpointMismatchError,
+  RECIPES as TRAINING_RECIPES,
+  type StepInfo as TrainStepInfo,
+  type TrainOptions,
+  type TrainResult,
+  TrainingDivergedError,
+  trainDiffusion,
+} from "./train/loop/index.js";
 export { CLIPTokenizer } from "./tokenizer/clip-tokenizer.js";
 
 // Diffusion
@@ -118,11 +147,13 @@ export { clipWarpError, pairWarpError } from "./metrics/warp-error.js";
 export { flickerIndex, pixelFlicker, meanLuminance } from "./metrics/flicker.js";
 export { edgeF1, clipEdgeFidelity } from "./metrics/edge-fidelity.js";
 export { depthAgreement, clipDepthFidelity } from "./metrics/depth-fidelity.js";
+export { ClipScorer, clipF, clipT } from "./metrics/clip-score.js";
 export {
   writeStudyReport,
   type StudyEntry,
   type StudyReportOptions,
   type StudyReport,
+  type StudyClipOptions,
 } from "./study/report.js";
 
 // Conformance

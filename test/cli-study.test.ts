@@ -6,9 +6,11 @@
 import { readFile, readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { clipPrompt } from "../src/cli/commands/study.js";
 import { main } from "../src/cli/main.js";
 import { probeVideo } from "../src/video/probe.js";
 import { captureIO } from "./helpers/cli-io.js";
+import { writeTinyClipModel } from "./helpers/tiny-clip-model.js";
 import { makeTempDir } from "./helpers/video.js";
 
 const GOLDEN = "test/fixtures/golden";
@@ -153,5 +155,68 @@ describe("steadyframe study", () => {
     expect(cli.err()).toContain("strategy 1/1: content-flow/shared/per-frame/none");
     const csv = (await readFile(join(only, "metrics.csv"), "utf8")).trim().split("\n");
     expect(csv.slice(1).map((row) => row.split(",")[0])).toEqual(["content-flow/shared/per-frame/none"]);
+  });
+
+  it("--clip adds CLIP-F and CLIP-T (against --prompt) to table.md, metrics.csv and metrics.json", async () => {
+    const model = join(dir, "tiny-clip");
+    await writeTinyClipModel(model);
+    const out = join(dir, "with-clip");
+    const cli = captureIO();
+    const extra = [
+      "--strategies",
+      "content-flow/shared/per-frame",
+      "--frames",
+      "3",
+      "--steps",
+      "1",
+      "--clip",
+      model,
+      "--json",
+    ];
+    const code = await main(studyArgs(out, extra, false), cli);
+    expect(code, cli.err()).toBe(0);
+    const table = await readFile(join(out, "table.md"), "utf8");
+    expect(table).toContain("| CLIP-F ↑ | CLIP-T ↑ | s/frame ↓ |");
+    expect(table).toContain("“a red car”");
+    const csv = (await readFile(join(out, "metrics.csv"), "utf8")).trim().split("\n");
+    expect(csv[0]).toContain(",clip_f,clip_t,seconds_per_frame");
+    const report = JSON.parse(await readFile(join(out, "metrics.json"), "utf8")) as {
+      input: { clipF: number };
+      entries: { clipF: number; clipT: number }[];
+    };
+    for (const c of [report.entries[0]?.clipF, report.entries[0]?.clipT, report.input.clipF]) {
+      expect(Number.isFinite(c)).toBe(true);
+      expect(Math.abs(c ?? 2)).toBeLessThanOrEqual(1 + 1e-9);
+    }
+    const summary = JSON.parse(cli.out()) as { strategies: { clipF: number }[] };
+    expect(summary.strategies[0]?.clipF).toBe(report.entries[0]?.clipF);
+  });
+
+  it("--clip without a CLIPModel folder is refused before anything is written", async () => {
+    const bad = join(dir, "no-clip-model");
+    const cli = captureIO();
+    const args = studyArgs(
+      bad,
+      ["--strategies", "content-flow/shared/per-frame", "--clip", join(dir, "nothing")],
+      false,
+    );
+    expect(await main(args, cli)).toBe(2);
+    expect(cli.err()).toMatch(/--clip.*CLIPModel/);
+    expect(await readdir(dir)).not.toContain("no-clip-model");
+  });
+
+  it("a --prompt-schedule scores each frame against the nearest key's prompt", () => {
+    const { prompt, promptNote } = clipPrompt({ 0: "summer", 10: "winter" });
+    if (typeof prompt !== "function") throw new Error("expected a prompt function");
+    expect([0, 4, 5, 9, 10, 30].map(prompt)).toEqual([
+      "summer",
+      "summer",
+      "winter",
+      "winter",
+      "winter",
+      "winter",
+    ]);
+    expect(promptNote).toContain("0: summer | 10: winter");
+    expect(clipPrompt("a red car")).toEqual({ prompt: "a red car" });
   });
 });

@@ -4,18 +4,19 @@
  * one error for every key that does not fit, a cache identity per LoRA set and scale, and
  * `steadyframe image --lora` on the tiny model.
  */
-import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { cp, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { main } from "../src/cli/main.js";
 import { parseLoraFlag } from "../src/cli/commands/lora-option.js";
 import { runConformance } from "../src/conformance/run.js";
-import { LoraMismatchError } from "../src/errors.js";
+import { InvalidArgumentError, LoraMismatchError } from "../src/errors.js";
+import { StableDiffusionPipeline } from "../src/pipeline/stable-diffusion.js";
 import { UNet2DConditionModel } from "../src/models/unet/unet-2d-condition.js";
 import { parseUNet2DConditionModelConfig } from "../src/models/unet/config.js";
 import { openWeightsFile } from "../src/models/component-source.js";
-import { type HostTensor, tensor } from "../src/tensor.js";
+import { type HostTensor, maxAbsDiff, tensor } from "../src/tensor.js";
 import { applyLoras, parseLoraKey } from "../src/weights/lora/index.js";
 import { readSafetensors, serializeSafetensors } from "../src/weights/safetensors.js";
 import { captureIO } from "./helpers/cli-io.js";
@@ -247,6 +248,63 @@ describe("the fused model's cache identity", () => {
   });
 });
 
+describe("unfused LoRAs with live scales", () => {
+  it("match the fused model at each scale, change scale without a new model, and keep one cache folder", async () => {
+    const cacheDir = join(dir, "live-cache");
+    const MODEL = join(GOLDEN, "tiny-sd");
+    const render = async (sd: StableDiffusionPipeline) =>
+      (
+        await sd.generate({
+          prompt: "a red car",
+          width: 64,
+          height: 64,
+          numInferenceSteps: 2,
+          guidanceScale: 7.5,
+          seed: 5,
+          scheduler: "ddim",
+        })
+      ).image;
+    const fusedAt = async (scale: number) => {
+      const sd = await StableDiffusionPipeline.load(MODEL, { loras: [{ path: KOHYA, scale }], cacheDir });
+      try {
+        return await render(sd);
+      } finally {
+        await sd.release();
+      }
+    };
+    const [half, full] = [await fusedAt(0.5), await fusedAt(1)];
+    const live = await StableDiffusionPipeline.load(MODEL, {
+      loras: [{ path: KOHYA, scale: 0.5 }],
+      liveLoras: true,
+      cacheDir,
+    });
+    try {
+      expect(live.loraScales?.scales).toEqual([0.5]);
+      const a = await render(live);
+      live.loraScales?.set(0, 1);
+      const b = await render(live);
+      // unfused x·W + s·(x·down)·up vs x·(W + s·up·down): float32 rounding only
+      expect(maxAbsDiff(a, half)).toBeLessThan(1e-4);
+      expect(maxAbsDiff(b, full)).toBeLessThan(1e-4);
+      expect(maxAbsDiff(half, full)).toBeGreaterThan(1e-3);
+      expect(() => live.loraScales?.set(1, 1)).toThrow(InvalidArgumentError);
+    } finally {
+      await live.release();
+    }
+    // another scale loads the same compiled models from the cache (the identity names files, not scales)
+    const unets = async () => (await readdir(cacheDir)).filter((n) => n.startsWith("unet")).length;
+    const before = await unets();
+    const again = await StableDiffusionPipeline.load(MODEL, {
+      loras: [{ path: KOHYA, scale: 0.2 }],
+      liveLoras: true,
+      cacheDir,
+    });
+    await again.release();
+    expect(before).toBe(3); // fused 0.5, fused 1, live
+    expect(await unets()).toBe(before);
+  }, 180_000);
+});
+
 describe("steadyframe image --lora", () => {
   const args = (out: string, extra: string[] = []): string[] => [
     "image",
@@ -294,6 +352,19 @@ describe("steadyframe image --lora", () => {
     for (const command of ["image", "video"]) {
       const help = await run([command, "--help"]);
       expect(help.out).toMatch(/--lora (<file\[:scale\]>|FILE\[:SCALE\])/);
+      expect(help.out).toContain("--lora-live");
     }
+  });
+
+  it("--lora-live generates with two stacked unfused LoRAs, and wants a --lora", async () => {
+    const out = join(dir, "live.png");
+    const r = await run(
+      args(out, ["--lora", `${KOHYA}:0.7`, "--lora", join(FIXTURE, "lora_peft.safetensors"), "--lora-live"]),
+    );
+    expect(r.err).not.toContain("error");
+    expect(r.code).toBe(0);
+    const alone = await run(args(join(dir, "y.png"), ["--lora-live"]));
+    expect(alone.code).not.toBe(0);
+    expect(alone.err).toContain("--lora-live");
   });
 });

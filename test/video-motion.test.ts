@@ -241,3 +241,34 @@ describe("resume of a motion render", () => {
     expect(await exists(workFolderFor(killed))).toBe(false);
   });
 });
+
+describe("LoRAs with the motion pipelines", () => {
+  const LORA = join(GOLDEN, "lora", "lora_kohya.safetensors");
+  it.each([
+    ["--motion-adapter", ["--motion-adapter", ADAPTER]],
+    ["--motion-field", ["--motion-field", "8,4"]],
+  ] as const)(
+    "%s: a LoRA at scale 0 gives the plain video exactly, at scale 1 another one; run.json records it",
+    async (name, flags) => {
+      const common = [...BASE, ...flags, "--frames", "4", "--steps", "2", "--seed", "9"];
+      const outs = ["plain", "zero", "one"].map((n) => join(dir, `lora${name}-${n}`));
+      const extras = [[], ["--lora", `${LORA}:0`], ["--lora", `${LORA}:1`]];
+      for (const [k, out] of outs.entries()) {
+        const r = await video([...common, ...(extras[k] ?? []), "--out", out]);
+        expect(r.err, r.err).not.toMatch(/error/i);
+        expect(r.code).toBe(0);
+      }
+      const [plain, zero, one] = await Promise.all(outs.map(framesOf));
+      expect(plain?.length).toBe(4);
+      plain?.forEach((f, i) =>
+        expect(Buffer.compare(f, zero?.[i] ?? new Uint8Array()), `frame ${i}`).toBe(0),
+      );
+      expect(plain?.some((f, i) => Buffer.compare(f, one?.[i] ?? new Uint8Array()) !== 0)).toBe(true);
+      const run = JSON.parse(await readFile(join(outs[2]!, "run.json"), "utf8")) as {
+        settings: { loras?: { scale: number }[] };
+      };
+      expect(run.settings.loras?.map((l) => l.scale)).toEqual([1]);
+    },
+    180_000,
+  );
+});

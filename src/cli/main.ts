@@ -8,6 +8,7 @@ import { pathToFileURL } from "node:url";
 import { SteadyframeError } from "../errors.js";
 import type { CliCommand, CliIO } from "./command.js";
 import { handleInterrupts } from "./interrupt.js";
+import { atlasCommand } from "./commands/atlas.js";
 import { cacheCommand } from "./commands/cache.js";
 import { conformanceCommand } from "./commands/conformance.js";
 import { controlsCommand } from "./commands/controls.js";
@@ -16,6 +17,8 @@ import { metricsCommand } from "./commands/metrics.js";
 import { videoCommand } from "./commands/video.js";
 import { studyCommand } from "./commands/study.js";
 import { studioCommand } from "./commands/studio.js";
+import { trainCommand } from "./commands/train.js";
+import { tuneCommand } from "./commands/tune.js";
 import { workerCommand } from "./commands/worker.js";
 
 const COMMANDS: readonly CliCommand[] = [
@@ -24,6 +27,9 @@ const COMMANDS: readonly CliCommand[] = [
   studioCommand,
   workerCommand,
   imageCommand,
+  trainCommand,
+  tuneCommand,
+  atlasCommand,
   controlsCommand,
   metricsCommand,
   conformanceCommand,
@@ -104,7 +110,12 @@ function isEntryPoint(): boolean {
 
 if (isEntryPoint()) {
   const controller = new AbortController();
-  handleInterrupts(controller);
+  // A training step can outlast the default grace; `train`, `tune` and `atlas` save after the step they are in.
+  const command = process.argv.slice(2).find((a) => a !== "--verbose");
+  handleInterrupts(
+    controller,
+    command === "train" || command === "tune" || command === "atlas" ? { graceMs: 600_000 } : {},
+  );
   const io: CliIO = {
     stdout: process.stdout,
     stderr: process.stderr,

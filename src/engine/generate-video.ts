@@ -9,10 +9,14 @@
  *   1. slots = anchors + fresh frames; each slot gets its own generator (seed from the noise method)
  *   2. per slot: initial noise, control images (recorded recipe for anchors), img2img start
  *   3. timesteps (img2img keeps the last `strength` part) and initial latents
- *   4. denoising loop: predictNoise (CFG, ControlNets, UNet) -> scheduler step -> afterStep hooks
+ *   4. denoising loop: predictNoise (CFG, ControlNets, T2I-Adapter features, UNet) -> scheduler step ->
+ *      afterStep hooks
+ *
+ * The controls of a frame are one map per control: each ControlNet, then the T2I-Adapter if any.
  *   5. decode the fresh slots, hand them to the methods (frameDone), store image + recipe + state
  */
 import { InvalidArgumentError, throwIfAborted } from "../errors.js";
+import { resizeImage } from "../control/resize.js";
 import type { Image } from "../image.js";
 import { chunkBatch, concatBatch, scale } from "../pipeline/guidance.js";
 import { imageToTensor, tensorToImages, denormalize } from "../pipeline/images.js";
@@ -20,17 +24,17 @@ import { img2imgTimesteps, noiseLatentsTo, toSignedRange } from "../pipeline/img
 import { guidanceMode, predictNoise, type BatchControl } from "../pipeline/denoise.js";
 import type { LongTaskOptions } from "../progress.js";
 import { TorchGenerator } from "../random/torch-generator.js";
-import type { HostTensor } from "../tensor.js";
+import { type HostTensor, tensor } from "../tensor.js";
 import { SlotNoiseGenerator } from "./frame-noise.js";
 import type { FrameRecipe, FrameStore } from "./frame-store.js";
 import type { FrameContext, FrameStart, RenderInfo, SourceAccess, VideoMethod } from "./method.js";
-import type { VideoComponents } from "../pipeline/types.js";
+import type { DenoisingUNet, VideoAdapter, VideoComponents } from "../pipeline/types.js";
 export type { VideoComponents };
 import { keysAround, lerpTensors, scheduleKeys, type PromptSchedule } from "./prompt-schedule.js";
 
-/** Per-ControlNet strength and schedule. */
+/** Per-control strength and schedule (ControlNets, then the T2I-Adapter). */
 export interface ControlSettings {
-  /** (optional, default 1) controlnet_conditioning_scale. */
+  /** (optional, default 1) controlnet_conditioning_scale (adapter_conditioning_scale for the adapter). */
   readonly scale?: number;
   readonly guidanceStart?: number;
   readonly guidanceEnd?: number;
@@ -64,8 +68,18 @@ export interface GenerateVideoOptions extends LongTaskOptions {
   /** (optional, default 1) new frames per batch (forced to 1 by sequential methods). */
   readonly batch?: number;
   readonly source?: SourceAccess;
-  /** One entry per ControlNet. */
+  /** One entry per control: each ControlNet, then the T2I-Adapter (which has no start/end schedule). */
   readonly controls?: readonly ControlSettings[];
+  /**
+   * (optional) the IP-Adapter's reference images (`reference`, for every batch unless a `reference`
+   * method gives its own, e.g. frame 0's output) and ip scale (default 1). Needs components.ipAdapter.
+   */
+  readonly ipAdapter?: { readonly reference?: readonly Image[]; readonly scale?: number };
+  /**
+   * (optional) the global (content) adapter's reference images for every batch unless a `reference`
+   * method gives its own (e.g. the previous output). Needs components.globalAdapter; none: no content.
+   */
+  readonly globalReference?: readonly Image[];
   /** Finished frames (and, on resume, the ones already there). */
   readonly store: FrameStore;
   /**
@@ -91,7 +105,16 @@ export interface GenerateVideoResult {
 /** Resolves the render's frame count and checks everything that can be checked before models run. */
 export function planRender(
   o: Omit<GenerateVideoOptions, "store">,
-  c: Pick<VideoComponents, "vaeScaleFactor" | "latentChannels"> & { readonly controlNets: number },
+  c: Pick<VideoComponents, "vaeScaleFactor" | "latentChannels"> & {
+    /** Control maps per frame (one per ControlNet and T2I-Adapter; a Uni-ControlNet reads several). */
+    readonly controlNets: number;
+    /** (optional, default controlNets) ControlNets and T2I-Adapter: one `controls` entry each. */
+    readonly controlUnits?: number;
+    /** An IP-Adapter is loaded (default false). */
+    readonly ipAdapter?: boolean;
+    /** A global (content) adapter is loaded (default false). */
+    readonly globalAdapter?: boolean;
+  },
 ): RenderInfo {
   const step = Math.max(8, c.vaeScaleFactor);
   for (const [name, v] of [
@@ -130,10 +153,11 @@ export function planRender(
       hint: "use a longer source or fewer frames",
     });
   }
-  if ((o.controls ?? []).length !== c.controlNets) {
+  const units = c.controlUnits ?? c.controlNets;
+  if ((o.controls ?? []).length !== units) {
     throw new InvalidArgumentError(
       "controls",
-      `${c.controlNets} entries (one per ControlNet)`,
+      `${units} entries (one per ControlNet or T2I-Adapter)`,
       (o.controls ?? []).length,
     );
   }
@@ -150,6 +174,8 @@ export function planRender(
       hasSource: o.source !== undefined,
       sourceFrames,
       controlNets: c.controlNets,
+      ipAdapter: c.ipAdapter === true,
+      globalAdapter: c.globalAdapter === true,
       methods: o.methods,
       batch,
     });
@@ -213,7 +239,22 @@ export async function generateVideo(
   const task = "video frames";
   const trace = o.trace ?? (() => undefined);
   // 1. Check inputs and plan the batches
-  const info = planRender(o, { ...c, controlNets: c.controlnets.length });
+  // Control maps of a frame: each net's (one, or `maps`), then the T2I-Adapter's.
+  const netMaps = c.controlnets.map((n) => n.maps ?? 1);
+  const netOffsets = netMaps.map((_, k) => netMaps.slice(0, k).reduce((a, b) => a + b, 0));
+  const adapterOffset = netMaps.reduce((a, b) => a + b, 0);
+  const units = adapterOffset + (c.adapter ? 1 : 0);
+  const info = planRender(o, {
+    ...c,
+    controlNets: units,
+    controlUnits: c.controlnets.length + (c.adapter ? 1 : 0),
+    ipAdapter: c.ipAdapter !== undefined,
+    globalAdapter: c.globalAdapter !== undefined,
+  });
+  if (o.ipAdapter !== undefined && c.ipAdapter === undefined)
+    throw new InvalidArgumentError("ipAdapter", "components with an IP-Adapter loaded", "none", {
+      hint: "load the pipeline with the ipAdapter option (--ip-adapter FILE)",
+    });
   const methods = o.methods;
   const guidance = o.guidanceScale ?? 7.5;
   const { cfg, timestepCond } = guidanceMode(c.unet, guidance);
@@ -223,6 +264,24 @@ export async function generateVideo(
   const seedOf = (i: number): bigint => noiseMethod?.frameSeed?.(i, info) ?? info.seed + BigInt(i);
   const sourceIndexOf = (i: number): number | undefined =>
     methods.find((m) => m.sourceIndex)?.sourceIndex?.(i) ?? (o.source ? i : undefined);
+  const referenceMethod = methods.find((m) => m.reference);
+  // The UNet per reference image set (conditioned once per distinct array).
+  const adapted = new Map<readonly Image[], DenoisingUNet>();
+  const unetFor = async (own: readonly Image[] | undefined): Promise<DenoisingUNet> => {
+    const images = own ?? o.ipAdapter?.reference;
+    if (images === undefined || c.ipAdapter === undefined) return c.unet;
+    let unet = adapted.get(images);
+    if (unet === undefined) {
+      unet = await c.ipAdapter.adapt(
+        images,
+        o.ipAdapter?.scale ?? 1,
+        cfg,
+        o.signal ? { signal: o.signal } : {},
+      );
+      adapted.set(images, unet);
+    }
+    return unet;
+  };
 
   // 2. Prompt embeddings per schedule key (the unconditional one once)
   const embedsOf = await promptEmbeddings(c, o, cfg);
@@ -283,7 +342,7 @@ export async function generateVideo(
       for (const m of methods) start = (await m.start?.(ctx)) ?? start;
       slots.push({ index, fresh: true, generator, noise, controls, ...(start ? { start } : {}) });
     }
-    checkControls(slots, c.controlnets.length, info);
+    checkControls(slots, units, info);
     const withStart = slots.filter((s) => s.start);
     if (withStart.length > 0 && slots.length > 1) {
       throw new InvalidArgumentError(
@@ -312,11 +371,32 @@ export async function generateVideo(
     }
     const stepNoise = new SlotNoiseGenerator(slots.map((s) => s.generator));
     const embeds = embedsOf(slots.map((s) => s.index));
-    const controls: BatchControl[] = c.controlnets.map((net, k) => ({
-      controlnet: net,
-      images: concatBatch(slots.map((s) => imageToTensor(toRgb(s.controls[k]!), "0,1"))),
-      ...(o.controls?.[k] ?? {}),
-    }));
+    const controls: BatchControl[] = [];
+    for (const [k, net] of c.controlnets.entries()) {
+      const from = netOffsets[k] ?? 0;
+      const mapsOf = (s: Slot): readonly Image[] => s.controls.slice(from, from + (netMaps[k] ?? 1));
+      controls.push({
+        controlnet: net,
+        images: net.condition
+          ? await net.condition(slots.map(mapsOf), { width: info.width, height: info.height })
+          : concatBatch(slots.map((s) => imageToTensor(toRgb(s.controls[from]!), "0,1"))),
+        ...(o.controls?.[k] ?? {}),
+      });
+    }
+    // Reference images of the batch (a `reference` method's, else the render's): IP-Adapter, global adapter
+    const own = await referenceMethod?.reference?.(fresh, (i) => o.store.image(i));
+    const unet = await unetFor(own);
+    const context = c.globalAdapter
+      ? await c.globalAdapter.extend(
+          embeds,
+          own ?? o.globalReference,
+          cfg,
+          o.signal ? { signal: o.signal } : {},
+        )
+      : embeds;
+    const intrablockResiduals = c.adapter
+      ? await adapterResiduals(c.adapter, slots, adapterOffset, c.controlnets.length, info, o)
+      : undefined;
     const keep = methods.some((m) => m.keepStepLatents);
     const stepLatents: HostTensor<"float32">[] = [];
     const tag = (i: number) => `b${b}.step${String(i).padStart(2, "0")}`;
@@ -327,16 +407,17 @@ export async function generateVideo(
       throwIfAborted(o.signal, task);
       trace(`${tag(i)}.latents_in`, latents);
       const { noisePred } = await predictNoise({
-        unet: c.unet,
+        unet,
         scheduler,
         latents,
         t,
         stepIndex: i,
         numSteps: timesteps.length,
-        promptEmbeds: embeds,
+        promptEmbeds: context,
         guidanceScale: cfg ? guidance : 1,
         ...(timestepCond ? { timestepCond } : {}),
         controls,
+        ...(intrablockResiduals ? { intrablockResiduals } : {}),
         trace,
         tag: tag(i),
       });
@@ -445,6 +526,44 @@ async function promptEmbeddings(
   };
 }
 
+/**
+ * The T2I-Adapter's residuals for a batch: its control map of each slot (the one after the
+ * ControlNets'), resized to the latent size times the adapter's downscale_factor when that is not
+ * the output size, run once and times adapter_conditioning_scale.
+ */
+async function adapterResiduals(
+  adapter: VideoAdapter,
+  slots: readonly Slot[],
+  k: number,
+  unit: number,
+  info: RenderInfo,
+  o: Pick<GenerateVideoOptions, "controls" | "signal">,
+): Promise<HostTensor<"float32">[]> {
+  const [, lh, lw] = info.latentShape;
+  const width = lw * adapter.downscaleFactor;
+  const height = lh * adapter.downscaleFactor;
+  const images = await Promise.all(
+    slots.map(async (s) => {
+      const map = toRgb(s.controls[k]!);
+      return map.width === width && map.height === height
+        ? map
+        : resizeImage(map, { width, height, interpolation: width > map.width ? "linear" : "area" });
+    }),
+  );
+  const features = await adapter.features(
+    concatBatch(images.map((img) => imageToTensor(img, "0,1"))),
+    o.signal ? { signal: o.signal } : {},
+  );
+  const scale = o.controls?.[unit]?.scale ?? 1;
+  return features.map((f) =>
+    tensor(
+      "float32",
+      f.shape,
+      f.data.map((v) => Math.fround(v * scale)),
+    ),
+  );
+}
+
 function pickState(
   state: Readonly<Record<string, HostTensor<"float32">>>,
   id: string,
@@ -459,7 +578,7 @@ function checkControls(slots: readonly Slot[], nets: number, info: RenderInfo): 
     if (s.controls.length !== nets) {
       throw new InvalidArgumentError(
         `control maps of frame ${s.index}`,
-        `${nets} (one per ControlNet)`,
+        `${nets} (one per ControlNet or T2I-Adapter)`,
         s.controls.length,
       );
     }

@@ -10,6 +10,8 @@
  * - the **attention K/V source** (`crossFrame` + `anchors`: which finished frames are prepended to a
  *   batch so that self-attention can read their keys/values, and how the graphs are built),
  * - a change of the latents **after each step** (`afterStep`: flow-guided fusion, motion warps),
+ * - the **reference images** of an IP-Adapter for a batch (`reference`: frame 0's output, an identity
+ *   lock),
  * - the **per-frame state** carried to the next frame (`frameDone`, saved with each finished frame
  *   through `saveState`/`loadState` so a resumed render continues bit-identically).
  *
@@ -89,8 +91,12 @@ export interface StepContext {
 export interface CheckContext {
   readonly hasSource: boolean;
   readonly sourceFrames: number;
-  /** ControlNets loaded. */
+  /** Controls loaded: ControlNets and the T2I-Adapter. */
   readonly controlNets: number;
+  /** An IP-Adapter is loaded. */
+  readonly ipAdapter: boolean;
+  /** A global (content) adapter is loaded (Uni-ControlNet). */
+  readonly globalAdapter: boolean;
   /** Every method of the render (to refuse combinations that cannot work). */
   readonly methods: readonly VideoMethod[];
   /** Frames per batch asked for. */
@@ -108,7 +114,7 @@ export interface FinishedFrame {
 /** Named tensors a method stores with a finished frame and reads back on resume. */
 export type MethodState = Readonly<Record<string, HostTensor<"float32">>>;
 
-export type MethodRole = "noise" | "controls" | "attention" | "fusion" | "motion";
+export type MethodRole = "noise" | "controls" | "attention" | "fusion" | "motion" | "reference";
 
 export interface VideoMethod {
   /** `role:name`, e.g. "noise:shared"; recorded in run.json. */
@@ -153,6 +159,15 @@ export interface VideoMethod {
   anchors?(fresh: readonly number[]): readonly number[];
   /** Frames to generate before all others, together in one batch (key frames). */
   firstBatch?(info: RenderInfo): readonly number[] | undefined;
+
+  /**
+   * The IP-Adapter reference images for a batch of new frames (the same array object while it does
+   * not change, so the engine conditions once), or undefined for the render's own reference (if any).
+   */
+  reference?(
+    fresh: readonly number[],
+    output: (i: number) => Promise<Image>,
+  ): Promise<readonly Image[] | undefined>;
 
   /** Changes the batch latents after a scheduler step; returns the new latents or undefined. */
   afterStep?(ctx: StepContext): Promise<HostTensor<"float32"> | undefined>;

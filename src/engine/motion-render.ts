@@ -42,6 +42,7 @@ import {
   parseMotionAdapterConfig,
 } from "../models/motion/config.js";
 import type { MotionAdapterSource, UNetMotionModelRunner } from "../models/motion/runner.js";
+import type { UNetSource } from "../models/unet/runner.js";
 import { checkAdapterFitsUNet } from "../models/motion/unet-motion-config.js";
 import { UNetMotionModel } from "../models/motion/unet-motion-model.js";
 import { AutoencoderKL } from "../models/vae/index.js";
@@ -70,6 +71,8 @@ import { concatBatch } from "../pipeline/guidance.js";
 import { imageToTensor, tensorToImages, toRGB } from "../pipeline/images.js";
 import { StableDiffusionPipeline, loadControlNet } from "../pipeline/stable-diffusion.js";
 import { textToVideoZero } from "../pipeline/text2video-zero.js";
+import { withLoras } from "../pipeline/lora.js";
+import { withTextualInversions } from "../pipeline/textual-inversion.js";
 import type { DenoisingUNet } from "../pipeline/types.js";
 import { fromConfig, resolveSchedulerName } from "../schedulers/registry.js";
 import type { SchedulerClassName } from "../schedulers/scheduler.js";
@@ -81,6 +84,7 @@ import { readSafetensors, serializeSafetensors } from "../weights/safetensors.js
 import type { RenderInfo } from "./method.js";
 import type { RenderedVideo, RenderOptions, VideoRenderSettings } from "./render.js";
 import {
+  addOnIdentities,
   annotatorsFor,
   identity,
   inspectRender,
@@ -267,6 +271,20 @@ async function planMotion(
 ): Promise<MotionPlan> {
   const m = settings.motion;
   const nets = settings.controlnets ?? [];
+  if (settings.ipAdapter !== undefined)
+    throw new InvalidArgumentError(
+      "--ip-adapter",
+      "the per-frame strategies (not a motion pipeline)",
+      settings.ipAdapter.file,
+      { hint: "drop --motion-adapter/--motion-field to use the IP-Adapter" },
+    );
+  if (settings.t2iAdapter !== undefined)
+    throw new InvalidArgumentError(
+      "--t2i-adapter",
+      "the per-frame strategies (not a motion pipeline)",
+      settings.t2iAdapter.path,
+      { hint: "drop --motion-adapter/--motion-field, or use a --controlnet with the motion pipeline" },
+    );
   if (!isAnimateDiff(m)) {
     const z = m.t2vZero;
     if (settings.source !== undefined)
@@ -479,7 +497,7 @@ function sameBits(a: HostTensor<"float32">, b: HostTensor<"float32">): boolean {
 
 /** Loads an original-file adapter's or a folder's MotionAdapter; weight mismatches name --motion-adapter. */
 async function loadMotionUNet(
-  unetDir: string,
+  unetDir: UNetSource,
   plan: AnimateDiffPlan,
   path: string,
   options: ModelLoadOptions & { residuals: boolean },
@@ -594,6 +612,7 @@ export async function renderMotionVideo(
       config: settings.config ? await identity(settings.config) : null,
       motion: motionSetting,
       controlnets: await Promise.all(nets.map(async (n) => ({ ...n, path: await identity(n.path) }))),
+      ...(await addOnIdentities(settings)),
       depthModel: settings.depthModel ? await identity(settings.depthModel) : null,
       softEdgeModel: settings.softEdgeModel ? await identity(settings.softEdgeModel) : null,
       canny: settings.canny ?? null,
@@ -694,6 +713,9 @@ export async function renderMotionVideo(
         const pipeline = await StableDiffusionPipeline.load(settings.model, {
           ...load,
           ...(settings.config ? { configDir: settings.config } : {}),
+          ...((settings.loras ?? []).length > 0 ? { loras: settings.loras } : {}),
+          ...(settings.liveLoras === true ? { liveLoras: true } : {}),
+          ...((settings.embeddings ?? []).length > 0 ? { embeddings: settings.embeddings } : {}),
           crossFrame: { batchSize: 2, mode: "first" },
         });
         releases.push(() => pipeline.release());
@@ -742,13 +764,32 @@ export async function renderMotionVideo(
           return dir;
         };
         const adapterPath = isAnimateDiff(settings.motion) ? settings.motion.adapter : "";
-        const unet = await loadMotionUNet(dirOf("unet"), plan, adapterPath, {
+        // LoRAs fused into the UNet (under the motion modules) and the text encoder; embeddings added
+        // to the tokenizer and the text encoder's table (src/pipeline/lora.ts, textual-inversion.ts).
+        const fused =
+          (settings.loras ?? []).length === 0
+            ? undefined
+            : await withLoras(
+                settings.loras ?? [],
+                {
+                  unet: dirOf("unet"),
+                  unetConfig: summary.unetConfig,
+                  textEncoder: dirOf("text_encoder"),
+                },
+                settings.liveLoras === true ? { live: true } : {},
+              );
+        const unet = await loadMotionUNet(fused?.unet ?? dirOf("unet"), plan, adapterPath, {
           ...load,
           residuals: nets.length > 0,
         });
         releases.push(() => unet.release());
         const tokenizer = await CLIPTokenizer.fromPretrained(dirOf("tokenizer"));
-        const text = await CLIPTextModel.load(dirOf("text_encoder"), load);
+        const inverted = await withTextualInversions(
+          settings.embeddings ?? [],
+          tokenizer,
+          fused?.textEncoder ?? dirOf("text_encoder"),
+        );
+        const text = await CLIPTextModel.load(inverted.textEncoder, load);
         releases.push(() => text.release());
         const vae = await AutoencoderKL.load(dirOf("vae"), load);
         releases.push(() => vae.release());

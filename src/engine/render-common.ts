@@ -79,9 +79,39 @@ export async function identity(path: string): Promise<string> {
   return s ? `${resolve(path)}:${s.size}:${Math.round(s.mtimeMs)}` : resolve(path);
 }
 
+/** The LoRAs and embeddings of a render as its fingerprint records them (absent when there are none). */
+export async function addOnIdentities(
+  settings: Pick<VideoRenderSettings, "loras" | "embeddings" | "liveLoras">,
+): Promise<{
+  loras?: { path: string; scale: number }[];
+  liveLoras?: true;
+  embeddings?: { path: string; token: string | null }[];
+}> {
+  const loras = settings.loras ?? [];
+  const embeddings = settings.embeddings ?? [];
+  return {
+    // unfused and fused LoRAs differ by float rounding: a resume must not mix them
+    ...(settings.liveLoras === true && loras.length > 0 ? { liveLoras: true as const } : {}),
+    ...(loras.length === 0
+      ? {}
+      : {
+          loras: await Promise.all(
+            loras.map(async (l) => ({ path: await identity(l.path), scale: l.scale })),
+          ),
+        }),
+    ...(embeddings.length === 0
+      ? {}
+      : {
+          embeddings: await Promise.all(
+            embeddings.map(async (e) => ({ path: await identity(e.path), token: e.token ?? null })),
+          ),
+        }),
+  };
+}
+
 /**
- * One annotator per ControlNet (the map its `control` names); depth and soft-edge models are opened
- * here and their release pushed onto `releases`.
+ * One annotator per control (ControlNets, then the T2I-Adapter: the map its `control` names); depth
+ * and soft-edge models are opened here and their release pushed onto `releases`.
  */
 export async function annotatorsFor(
   settings: Pick<VideoRenderSettings, "controlnets" | "canny" | "depthModel" | "softEdgeModel">,
@@ -94,7 +124,7 @@ export async function annotatorsFor(
     else if (net.control === "depth") {
       if (!settings.depthModel)
         throw new InvalidArgumentError("--depth", "an ONNX depth model for --control depth", undefined, {
-          hint: `ControlNet ${k + 1} (${net.path}) reads depth maps; pass --depth model.onnx (see docs/models.md)`,
+          hint: `control ${k + 1} (${net.path}) reads depth maps; pass --depth model.onnx (see docs/models.md)`,
         });
       const estimator = await DepthEstimator.create(settings.depthModel);
       releases.push(() => estimator.release());
@@ -106,7 +136,7 @@ export async function annotatorsFor(
           "an ONNX soft-edge (HED) model for --control softedge",
           undefined,
           {
-            hint: `ControlNet ${k + 1} (${net.path}) reads soft edges; pass --softedge hed.onnx (see docs/models.md)`,
+            hint: `control ${k + 1} (${net.path}) reads soft edges; pass --softedge hed.onnx (see docs/models.md)`,
           },
         );
       const detector = await SoftEdgeDetector.create(settings.softEdgeModel);

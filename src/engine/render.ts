@@ -13,6 +13,17 @@ import { resolve } from "node:path";
 import { UnsupportedError, throwIfAborted } from "../errors.js";
 import type { Image } from "../image.js";
 import { readImageFile } from "../control/png.js";
+import { identityLock } from "./methods/identity-lock.js";
+import { renderTunedVideo, type TunedSettings } from "./tuned-render.js";
+import {
+  type UniRenderSetting,
+  checkUniRender,
+  loadUniRenderPipeline,
+  uniAnnotators,
+  uniFingerprint,
+  uniReferences,
+} from "./uni-render.js";
+import type { VideoComponents } from "../pipeline/types.js";
 import type { ExecutionProvider } from "../runtime/session.js";
 import type { LoraSetting } from "../weights/lora/index.js";
 import type { EmbeddingSetting } from "../weights/embeddings/index.js";
@@ -24,6 +35,7 @@ import type { RenderInfo, VideoMethod } from "./method.js";
 import { renderMotionVideo, type MotionSettings } from "./motion-render.js";
 import type { PromptSchedule } from "./prompt-schedule.js";
 import {
+  addOnIdentities,
   annotatorsFor,
   defaultSize,
   identity,
@@ -51,6 +63,24 @@ export interface ControlNetSetting {
   readonly guidanceEnd?: number;
 }
 
+/** An IP-Adapter and what it is conditioned on. */
+export interface IpAdapterRenderSetting {
+  /** The adapter file (ip-adapter_sd15.safetensors, ip-adapter-plus_sd15.safetensors, .bin). */
+  readonly file: string;
+  /** (optional) the CLIP image encoder folder; default image_encoder/ beside the file. */
+  readonly imageEncoder?: string;
+  /** A reference image file, or "first-output": frame 0's own output (identity lock). */
+  readonly image: string;
+  /** (optional, default 1) the ip scale. */
+  readonly scale?: number;
+}
+
+export interface T2IAdapterSetting {
+  readonly path: string;
+  readonly control: ControlKind;
+  readonly scale?: number;
+}
+
 export interface VideoRenderSettings {
   /** Source video (file or PNG folder); optional for text-only generation. */
   readonly source?: string;
@@ -59,8 +89,27 @@ export interface VideoRenderSettings {
   /** Config folder for a single-file checkpoint. */
   readonly config?: string;
   readonly controlnets?: readonly ControlNetSetting[];
+  /**
+   * (optional) a T2I-Adapter (diffusers T2IAdapter folder), a cheaper control than a ControlNet: it
+   * reads the map `control` names, after the ControlNets' maps; `scale` is adapter_conditioning_scale.
+   */
+  readonly t2iAdapter?: T2IAdapterSetting;
+  /** (optional) an IP-Adapter with a reference image or frame 0's output (identity lock). */
+  readonly ipAdapter?: IpAdapterRenderSetting;
+  /**
+   * (optional) a Uni-ControlNet (uni.ckpt) with its local conditions and content image, on the SD-1.5
+   * folder `model` (its text encoder, VAE, tokenizer and scheduler); see ./uni-render.ts.
+   */
+  readonly uni?: UniRenderSetting;
+  /**
+   * (optional) a Tune-A-Video render: the tuned folder's inflated UNet generates the whole clip from
+   * the inverted source (`strategy` is then not used); see ./tuned-render.ts.
+   */
+  readonly tuned?: TunedSettings;
   /** (optional) LoRA files fused into the UNet and text encoder at load, each with its scale. */
   readonly loras?: readonly LoraSetting[];
+  /** (optional, default false) keep the LoRAs unfused, their scales live model inputs. */
+  readonly liveLoras?: boolean;
   /** (optional) textual-inversion embeddings (their words usable in the prompts). */
   readonly embeddings?: readonly EmbeddingSetting[];
   /** ONNX depth model (for --control depth) and soft-edge model (for --control softedge). */
@@ -125,11 +174,6 @@ export async function renderVideo(
   settings: VideoRenderSettings,
   options: RenderOptions = {},
 ): Promise<RenderedVideo> {
-  if (settings.motion && (settings.loras ?? []).length > 0) {
-    throw new UnsupportedError("--lora with the motion pipelines (--motion-adapter, --motion-field)", {
-      hint: "LoRAs are fused for the per-frame strategies; drop --lora or the motion flags",
-    });
-  }
   if (settings.motion && settings.promptSyntax === "a1111") {
     throw new UnsupportedError(
       "--prompt-syntax a1111 with the motion pipelines (--motion-adapter, --motion-field)",
@@ -138,9 +182,10 @@ export async function renderVideo(
       },
     );
   }
+  if (settings.tuned) return renderTunedVideo({ ...settings, tuned: settings.tuned }, options);
   if (settings.motion) return renderMotionVideo({ ...settings, motion: settings.motion }, options);
   const prepared = await prepareRender(settings, options);
-  let pipeline: StableDiffusionPipeline | undefined;
+  let pipeline: RenderPipeline | undefined;
   try {
     // 4. Models, built with the attention method's cross-frame setting
     pipeline = await loadRenderPipeline(settings, prepared, options);
@@ -194,6 +239,7 @@ export async function prepareRender(
   // An LCM-distilled UNet (time_cond_proj_dim) gets the guidance as an embedding: no CFG batch.
   const cfg = (settings.guidanceScale ?? 7.5) > 1 && summary.unetConfig.time_cond_proj_dim === null;
   const nets = settings.controlnets ?? [];
+  const adapter = settings.t2iAdapter;
   const source = settings.source
     ? await SourceVideo.open(settings.source, {
         ...size,
@@ -210,16 +256,28 @@ export async function prepareRender(
   };
   try {
     // 2. Annotators and methods, checked before any model loads
-    const annotators = await annotatorsFor(settings, releases);
+    const uni = settings.uni;
+    if (uni) await checkUniRender(settings, uni);
+    const annotators = uni
+      ? uniAnnotators(settings, uni, releases)
+      : await annotatorsFor({ ...settings, controlnets: [...nets, ...(adapter ? [adapter] : [])] }, releases);
+    const uniRefs = uni ? await uniReferences(uni) : { methods: [] };
     const firstControlImage = settings.firstControlImage
       ? await readImageFile(settings.firstControlImage)
       : undefined;
-    const methods = strategyMethods(settings.strategy, {
-      annotators,
-      videos: cfg ? 2 : 1,
-      ...(source ? { source } : {}),
-      ...(firstControlImage ? { firstControlImage } : {}),
-    });
+    const ip = settings.ipAdapter;
+    const ipReference =
+      ip === undefined || ip.image === "first-output" ? undefined : [await readImageFile(ip.image)];
+    const methods = [
+      ...strategyMethods(settings.strategy, {
+        annotators,
+        videos: cfg ? 2 : 1,
+        ...(source ? { source } : {}),
+        ...(firstControlImage ? { firstControlImage } : {}),
+      }),
+      ...(ip?.image === "first-output" ? [identityLock()] : []),
+      ...uniRefs.methods,
+    ];
     const generateOptions = {
       prompt: settings.prompt,
       ...(settings.negativePrompt === undefined ? {} : { negativePrompt: settings.negativePrompt }),
@@ -234,16 +292,27 @@ export async function prepareRender(
       methods,
       batch: settings.batch ?? 1,
       ...(source ? { source } : {}),
-      controls: nets.map((n) => ({
-        ...(n.scale === undefined ? {} : { scale: n.scale }),
-        ...(n.guidanceStart === undefined ? {} : { guidanceStart: n.guidanceStart }),
-        ...(n.guidanceEnd === undefined ? {} : { guidanceEnd: n.guidanceEnd }),
-      })),
+      controls: [
+        ...(uni ? [{ scale: uni.localStrength ?? 1 }] : []),
+        ...nets.map((n) => ({
+          ...(n.scale === undefined ? {} : { scale: n.scale }),
+          ...(n.guidanceStart === undefined ? {} : { guidanceStart: n.guidanceStart }),
+          ...(n.guidanceEnd === undefined ? {} : { guidanceEnd: n.guidanceEnd }),
+        })),
+        ...(adapter ? [adapter.scale === undefined ? {} : { scale: adapter.scale }] : []),
+      ],
+      ...(ip
+        ? { ipAdapter: { ...(ipReference ? { reference: ipReference } : {}), scale: ip.scale ?? 1 } }
+        : {}),
+      ...(uniRefs.globalReference ? { globalReference: uniRefs.globalReference } : {}),
     };
     const info = planRender(generateOptions, {
       vaeScaleFactor: summary.vaeScaleFactor,
       latentChannels: summary.unetConfig.in_channels,
-      controlNets: nets.length,
+      controlNets: uni ? uni.local.length : nets.length + (adapter ? 1 : 0),
+      controlUnits: (uni ? 1 : 0) + nets.length + (adapter ? 1 : 0),
+      ipAdapter: ip !== undefined,
+      globalAdapter: uni !== undefined,
     });
     const fps = settings.fps ?? (probed ? probed.fps.num / probed.fps.den : 8);
     const interpolatedFps =
@@ -256,23 +325,19 @@ export async function prepareRender(
       model: await identity(settings.model),
       config: settings.config ? resolve(settings.config) : null,
       controlnets: await Promise.all(nets.map(async (n) => ({ ...n, path: await identity(n.path) }))),
-      ...((settings.loras ?? []).length === 0
-        ? {}
-        : {
-            loras: await Promise.all(
-              (settings.loras ?? []).map(async (l) => ({ path: await identity(l.path), scale: l.scale })),
-            ),
-          }),
-      ...((settings.embeddings ?? []).length === 0
-        ? {}
-        : {
-            embeddings: await Promise.all(
-              (settings.embeddings ?? []).map(async (e) => ({
-                path: await identity(e.path),
-                token: e.token ?? null,
-              })),
-            ),
-          }),
+      ...(adapter ? { t2iAdapter: { ...adapter, path: await identity(adapter.path) } } : {}),
+      ...(uni ? { uni: await uniFingerprint(uni) } : {}),
+      ...(ip
+        ? {
+            ipAdapter: {
+              file: await identity(ip.file),
+              imageEncoder: ip.imageEncoder ? resolve(ip.imageEncoder) : null,
+              image: ip.image === "first-output" ? ip.image : await identity(ip.image),
+              scale: ip.scale ?? 1,
+            },
+          }
+        : {}),
+      ...(await addOnIdentities(settings)),
       depthModel: settings.depthModel ? await identity(settings.depthModel) : null,
       softEdgeModel: settings.softEdgeModel ? await identity(settings.softEdgeModel) : null,
       canny: settings.canny ?? null,
@@ -313,18 +378,35 @@ export async function prepareRender(
   }
 }
 
+/** What a render runs on: the engine's components (scheduler by name) and a release. */
+export interface RenderPipeline {
+  videoComponents(scheduler?: string): VideoComponents;
+  release(): Promise<void>;
+}
+
 /** Step 4 of renderVideo: the pipeline, built with the attention method's cross-frame setting. */
 export async function loadRenderPipeline(
   settings: VideoRenderSettings,
   prepared: Pick<PreparedRender, "crossFrame">,
   options: LongTaskOptions = {},
-): Promise<StableDiffusionPipeline> {
+): Promise<RenderPipeline> {
   const { crossFrame } = prepared;
   const nets = settings.controlnets ?? [];
+  if (settings.uni) return loadUniRenderPipeline(settings, settings.uni, crossFrame, options);
   return StableDiffusionPipeline.load(settings.model, {
     ...(settings.config ? { configDir: settings.config } : {}),
     controlnets: nets.map((n) => n.path),
+    ...(settings.t2iAdapter ? { t2iAdapter: settings.t2iAdapter.path } : {}),
+    ...(settings.ipAdapter
+      ? {
+          ipAdapter: {
+            file: settings.ipAdapter.file,
+            ...(settings.ipAdapter.imageEncoder ? { imageEncoder: settings.ipAdapter.imageEncoder } : {}),
+          },
+        }
+      : {}),
     ...(settings.loras && settings.loras.length > 0 ? { loras: settings.loras } : {}),
+    ...(settings.liveLoras === true ? { liveLoras: true } : {}),
     ...(settings.embeddings && settings.embeddings.length > 0 ? { embeddings: settings.embeddings } : {}),
     ...(crossFrame ? { crossFrame } : {}),
     ...(settings.device ? { executionProviders: settings.device } : {}),

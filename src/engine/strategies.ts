@@ -6,6 +6,7 @@ import { InvalidArgumentError } from "../errors.js";
 import type { Image } from "../image.js";
 import type { SourceAccess, VideoMethod } from "./method.js";
 import type { Annotator } from "./methods/annotator.js";
+import { atlasGuided } from "./methods/atlas-guided.js";
 import { firstFrameAttention } from "./methods/attention-first.js";
 import { keyframeAttention } from "./methods/attention-keyframes.js";
 import { sparseCausalAttention } from "./methods/attention-sparse-causal.js";
@@ -23,7 +24,7 @@ import { sharedNoise } from "./methods/noise-shared.js";
 export const CONTROLS_FROM = ["source", "previous-output", "interpolated", "content-flow"] as const;
 export const NOISE = ["per-frame", "fixed", "shared", "mixed", "flow-warped"] as const;
 export const ATTENTION = ["per-frame", "first", "first+previous", "keyframes"] as const;
-export const FUSION = ["none", "flow"] as const;
+export const FUSION = ["none", "flow", "atlas"] as const;
 
 export type ControlsFrom = (typeof CONTROLS_FROM)[number];
 export type NoiseMode = (typeof NOISE)[number];
@@ -40,7 +41,7 @@ export interface Strategy {
   readonly interpolate?: number;
   /** --interpolate-mode: blend (the study's addWeighted) or flow-warped maps. */
   readonly interpolateMode?: "blend" | "flow";
-  /** --strength: img2img strength of content-flow. */
+  /** --strength: img2img strength of content-flow and of atlas fusion's starts. */
   readonly strength?: number;
   /** --noise-ratio: residual share of mixed noise. */
   readonly noiseRatio?: number;
@@ -120,6 +121,9 @@ export function strategyMethods(
         ...(s.fusionEnd === undefined ? {} : { end: s.fusionEnd }),
       }),
     );
+  }
+  if (s.fusion === "atlas") {
+    methods.push(atlasGuided(context.source, s.strength === undefined ? {} : { strength: s.strength }));
   }
   return methods;
 }

@@ -26,10 +26,10 @@ import {
   loadRenderPipeline,
   prepareRender,
   type PreparedRender,
+  type RenderPipeline,
   type VideoRenderSettings,
 } from "../engine/render.js";
 import { workFolderFor } from "../engine/work-folder.js";
-import type { StableDiffusionPipeline } from "../pipeline/stable-diffusion.js";
 import type { ExecutionProvider } from "../runtime/session.js";
 import { CheckedFrameStore } from "./checked-store.js";
 import { FarmError } from "./farm-error.js";
@@ -37,7 +37,7 @@ import { WORKER_OPTIONS_ENV, readSegmentJob, type SegmentJobData, type SegmentRe
 import { segmentLabel } from "./segments.js";
 
 interface CachedPipeline {
-  readonly pipeline: Promise<StableDiffusionPipeline>;
+  readonly pipeline: Promise<RenderPipeline>;
   users: number;
 }
 
@@ -49,7 +49,7 @@ class PipelineCache {
     settings: VideoRenderSettings,
     prepared: PreparedRender,
     signal: AbortSignal,
-  ): Promise<{ pipeline: StableDiffusionPipeline; release: () => void }> {
+  ): Promise<{ pipeline: RenderPipeline; release: () => void }> {
     const fp = prepared.fingerprint;
     const key = JSON.stringify([
       fp["model"],

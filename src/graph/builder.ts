@@ -132,6 +132,21 @@ export class GraphBuilder {
     }
   }
 
+  /**
+   * Inputs whose value a provider supplies on every run unless the caller feeds them (e.g. the live
+   * scale of an unfused LoRA): model runners add them to each session run (src/models/model-runner.ts).
+   */
+  readonly liveInputs = new Map<string, () => HostTensor>();
+
+  /** The live input `name` (see liveInputs): declared on first use, the same value afterwards. */
+  liveInput(name: string, dtype: DType, shape: readonly number[], provide: () => HostTensor): Value {
+    const known = this.inputs.find((v) => v.name === name);
+    if (known !== undefined && this.liveInputs.has(name)) return known;
+    const v = this.input(name, dtype, shape);
+    this.liveInputs.set(name, provide);
+    return v;
+  }
+
   /** Declares a graph input. Dims are sizes or symbolic names ("batch", "frames"). */
   input(name: string, dtype: DType, shape: readonly (number | string)[]): Value {
     for (const d of shape) {

@@ -51,6 +51,28 @@ export function reshapedSource(source: WeightSource, shape: Shape): WeightSource
   };
 }
 
+/** Part `part` of `of` equal slices of `source` along dim 0 (e.g. q of a stacked q/k/v projection). */
+export function rowPartSource(source: WeightSource, part: number, of: number): WeightSource {
+  const rows = source.shape[0];
+  if (rows === undefined || !Number.isInteger(part) || part < 0 || part >= of || rows % of !== 0) {
+    throw new InvalidArgumentError(
+      "rows",
+      `part 0..${of - 1} of a tensor whose first dim divides by ${of}`,
+      `part ${part} of ${shapeToString(source.shape)}`,
+    );
+  }
+  const shape = [rows / of, ...source.shape.slice(1)];
+  const size = numel(shape);
+  return {
+    dtype: source.dtype,
+    shape,
+    load: async () => {
+      const t = await source.load();
+      return { dtype: t.dtype, shape, data: t.data.slice(part * size, (part + 1) * size) } as HostTensor;
+    },
+  };
+}
+
 const FLOATS: readonly DType[] = ["float32", "float16", "bfloat16", "float64"];
 
 /** True when `castTensor` can convert `from` to `to`. */

@@ -5,6 +5,7 @@
  */
 import type { LdmComponent, LdmLayout } from "../weights/key-maps/ldm.js";
 import { ldmLayout } from "../weights/key-maps/ldm-layout.js";
+import { parseCLIPTextConfig } from "./clip/config.js";
 import { parseControlNetModelConfig } from "./controlnet/config.js";
 import { parseUNet2DConditionModelConfig } from "./unet/config.js";
 import { parseAutoencoderKLConfig } from "./vae/config.js";
@@ -17,5 +18,7 @@ export function ldmLayoutFor(component: LdmComponent, configName: string, json: 
     return ldmLayout(component, configName, parseControlNetModelConfig(configName, json).config);
   if (component === "vae")
     return ldmLayout(component, configName, parseAutoencoderKLConfig(configName, json).config);
+  if (component === "text_encoder")
+    return ldmLayout(component, configName, parseCLIPTextConfig(configName, json).config);
   return ldmLayout(component, configName, {});
 }

@@ -65,6 +65,22 @@ export class RunnerGraph {
     return this.pending;
   }
 
+  /**
+   * `session` adding the graph's live inputs (GraphBuilder.liveInputs: e.g. unfused LoRA scales) to
+   * every run that does not feed them itself; the session as it is when the graph has none.
+   */
+  withLiveInputs(session: Session): Session {
+    const live = this.graph.liveInputs;
+    if (live.size === 0) return session;
+    const wrapped = Object.create(session) as Session;
+    wrapped.run = (feeds, options) => {
+      const all: Record<string, HostTensor> = { ...feeds };
+      for (const [name, provide] of live) if (!(name in all)) all[name] = provide();
+      return session.run(all, options);
+    };
+    return wrapped;
+  }
+
   /** The compiled graph when it is compiled now, else undefined. */
   get compiled(): CompiledGraph | undefined {
     return this.done;
@@ -115,7 +131,7 @@ export abstract class ModelRunner {
 
   /** The main graph's session; throws before it is compiled (`compile: "first-use"`, or after release). */
   get session(): Session {
-    return this.compiledMain().session;
+    return this.mainGraph.withLiveInputs(this.compiledMain().session);
   }
 
   /** The main graph's ONNX file in the model cache. */
@@ -143,7 +159,7 @@ export abstract class ModelRunner {
   /** The session of graph `name` (default: the main graph), compiling the graph first when needed. */
   protected async openSession(name?: string): Promise<Session> {
     const graph = name === undefined ? this.mainGraph : this.graph(name);
-    return (await graph.compile()).session;
+    return graph.withLiveInputs((await graph.compile()).session);
   }
 
   private get mainGraph(): RunnerGraph {

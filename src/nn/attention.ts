@@ -2,8 +2,9 @@
  * Attention, as diffusers `models/attention_processor.py: Attention` with the default processor:
  * keys `to_q`, `to_k`, `to_v`, `to_out.0` (and `group_norm` when norm_num_groups is set, as in the
  * VAE mid-block). Accepts [B, S, C] or [B, C, H, W] hidden states; optional encoder hidden states
- * make it cross-attention. The lowering (contrib MultiHeadAttention or plain MatMul/Softmax) and an
- * optional key/value transform (cross-frame attention) come from the scope's GraphBuildOptions.
+ * make it cross-attention. The lowering (contrib MultiHeadAttention or plain MatMul/Softmax), an
+ * optional key/value transform (cross-frame attention) and optional extra key/value sources attended
+ * with their own softmax and added before to_out (IP-Adapter) come from the scope's GraphBuildOptions.
  */
 import type { Value } from "../graph/builder.js";
 import * as op from "../graph/ops/index.js";
@@ -98,34 +99,36 @@ export class Attention extends Module {
       const context = call.encoderHiddenStates ?? x;
       const query = this.to_q.forward(x);
       let kv: KeyValue = { key: this.to_k.forward(context), value: this.to_v.forward(context) };
+      const kvContext = {
+        graph: g,
+        path: this.path,
+        isSelfAttention: call.encoderHiddenStates === undefined,
+        heads: this.heads,
+      };
       const transform = this.w.options.keyValueTransform;
-      if (transform) {
-        kv = transform(kv, {
-          graph: g,
-          path: this.path,
-          isSelfAttention: call.encoderHiddenStates === undefined,
-          heads: this.heads,
-        });
-      }
+      if (transform) kv = transform(kv, kvContext);
       const upcast = (o.upcastAttention === true || o.upcastSoftmax === true) && query.dtype !== "float32";
       const implementation = this.w.options.attention ?? "mha";
       const scale = (o.scaleQk ?? true) ? this.dimHead ** -0.5 : 1;
-      let out: Value;
-      if (upcast && implementation === "mha") {
-        const f32 = (v: Value): Value => op.Cast(g, v, "float32");
-        out = op.MultiHeadAttention(g, f32(query), f32(kv.key), f32(kv.value), {
-          numHeads: this.heads,
-          scale,
-        });
-        out = op.Cast(g, out, query.dtype);
-      } else {
-        out = op.multiHeadAttention(g, query, kv.key, kv.value, {
+      const attend = (source: KeyValue): Value => {
+        if (upcast && implementation === "mha") {
+          const f32 = (v: Value): Value => op.Cast(g, v, "float32");
+          const up = op.MultiHeadAttention(g, f32(query), f32(source.key), f32(source.value), {
+            numHeads: this.heads,
+            scale,
+          });
+          return op.Cast(g, up, query.dtype);
+        }
+        return op.multiHeadAttention(g, query, source.key, source.value, {
           numHeads: this.heads,
           scale,
           implementation,
           upcast,
         });
-      }
+      };
+      let out = attend(kv);
+      const extra = this.w.options.extraKeyValues?.(kvContext, this.heads * this.dimHead) ?? [];
+      for (const source of extra) out = op.Add(g, out, attend(source));
       out = this.to_out[0].forward(out);
       if (spatial) out = op.ReshapeLike(g, op.Transpose(g, out, [0, 2, 1]), residual); // back to [B, C, H, W]
       if (o.residualConnection) out = op.Add(g, out, residual);

@@ -5,6 +5,7 @@
 import { GraphError } from "../errors.js";
 import type { Value } from "../graph/builder.js";
 import * as op from "../graph/ops/index.js";
+import { type ConvBranch, type ConvGeometry, addConvBranches, convBranches } from "./low-rank.js";
 import { Module } from "./module.js";
 import type { WeightScope } from "./weights.js";
 
@@ -31,6 +32,8 @@ const pair = (v: number | readonly [number, number]): [number, number] =>
 export class Conv2d extends Module {
   readonly weight: Value;
   readonly bias: Value | null;
+  /** Unfused LoRA branches with live scales (GraphBuildOptions.lowRank); usually none. */
+  private readonly branches: readonly ConvBranch[];
 
   constructor(
     w: WeightScope,
@@ -52,18 +55,32 @@ export class Conv2d extends Module {
     }
     this.weight = w.param("weight", [options.outChannels, options.inChannels / groups, kh, kw]);
     this.bias = options.bias === false ? null : w.param("bias", [options.outChannels]);
+    this.branches = convBranches(w, options.inChannels, options.outChannels, [kh, kw]);
   }
 
   /** x [N, in, H, W] -> [N, out, H', W']. */
   forward(x: Value): Value {
     const [ph, pw] = pair(this.options.padding ?? 0);
-    return this.scoped(() =>
-      op.Conv(this.graph, x, this.weight, this.bias, {
-        strides: pair(this.options.stride ?? 1),
-        pads: [ph, pw, ph, pw],
-        dilations: pair(this.options.dilation ?? 1),
+    return this.convolve(x, {
+      strides: pair(this.options.stride ?? 1),
+      pads: [ph, pw, ph, pw],
+      dilations: pair(this.options.dilation ?? 1),
+    });
+  }
+
+  /**
+   * The conv with explicit geometry (Downsample2D pads asymmetrically), plus the layer's unfused
+   * LoRA branches when it has any.
+   */
+  convolve(x: Value, geometry: ConvGeometry): Value {
+    return this.scoped(() => {
+      const y = op.Conv(this.graph, x, this.weight, this.bias, {
+        strides: [...geometry.strides],
+        pads: [...geometry.pads],
+        ...(geometry.dilations ? { dilations: [...geometry.dilations] } : {}),
         group: this.options.groups ?? 1,
-      }),
-    );
+      });
+      return this.branches.length === 0 ? y : addConvBranches(this.graph, x, y, this.branches, geometry);
+    });
   }
 }

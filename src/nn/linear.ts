@@ -7,6 +7,7 @@
  */
 import type { Value } from "../graph/builder.js";
 import * as op from "../graph/ops/index.js";
+import { type LinearBranch, addLinearBranches, linearBranches } from "./low-rank.js";
 import { Module } from "./module.js";
 import type { WeightScope } from "./weights.js";
 
@@ -23,6 +24,8 @@ export class Linear extends Module {
   /** W^T, shape [in_features, out_features]; initializer name `<path>.weight`. */
   readonly weight: Value;
   readonly bias: Value | null;
+  /** Unfused LoRA branches with live scales (GraphBuildOptions.lowRank); usually none. */
+  private readonly branches: readonly LinearBranch[];
 
   constructor(
     w: WeightScope,
@@ -34,13 +37,15 @@ export class Linear extends Module {
       allowReshape: options.allowReshape ?? false,
     });
     this.bias = options.bias === false ? null : w.param("bias", [options.outFeatures]);
+    this.branches = linearBranches(w, options.inFeatures, options.outFeatures);
   }
 
   /** x [..., in_features] -> [..., out_features]. */
   forward(x: Value): Value {
     return this.scoped(() => {
       const y = op.MatMul(this.graph, x, this.weight);
-      return this.bias ? op.Add(this.graph, y, this.bias) : y;
+      const out = this.bias ? op.Add(this.graph, y, this.bias) : y;
+      return this.branches.length === 0 ? out : addLinearBranches(this.graph, x, out, this.branches);
     });
   }
 }

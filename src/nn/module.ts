@@ -5,6 +5,7 @@
  */
 import type { GraphBuilder, Value } from "../graph/builder.js";
 import type { AttentionImplementation } from "../graph/ops/attention.js";
+import type { LowRankBranches } from "./low-rank.js";
 import type { WeightScope } from "./weights.js";
 
 /** Context given to a key/value transform: which attention module and what it attends to. */
@@ -29,6 +30,14 @@ export interface KeyValue {
  */
 export type KeyValueTransform = (kv: KeyValue, context: KeyValueContext) => KeyValue;
 
+/**
+ * Extra key/value sources an Attention module attends to besides its own, each with its own softmax
+ * over the same query; the results are added to the attention output before `to_out` (IP-Adapter's
+ * decoupled cross-attention). `queryWidth` is heads * head_dim, the width the keys/values must have.
+ * Return [] to leave a module alone.
+ */
+export type ExtraKeyValues = (context: KeyValueContext, queryWidth: number) => readonly KeyValue[];
+
 /** How modules lower to ONNX; fixed when the graph is built. */
 export interface GraphBuildOptions {
   /** "mha": com.microsoft MultiHeadAttention (default); "matmul": plain ONNX ops (no contrib ops). */
@@ -40,6 +49,10 @@ export interface GraphBuildOptions {
   readonly groupNorm?: "instance-norm" | "onnx";
   /** Applied in every Attention module (see KeyValueTransform). */
   readonly keyValueTransform?: KeyValueTransform;
+  /** Asked by every Attention module (see ExtraKeyValues). */
+  readonly extraKeyValues?: ExtraKeyValues;
+  /** Asked by every Linear and Conv2d: unfused LoRA branches with live scales (./low-rank.ts). */
+  readonly lowRank?: LowRankBranches;
 }
 
 export abstract class Module {

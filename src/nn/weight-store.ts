@@ -6,6 +6,7 @@
 import { InvalidArgumentError } from "../errors.js";
 import { type WeightSource, castTensor, lazySource, tensorSource } from "../graph/weight-source.js";
 import { type DType, type HostTensor, type Shape, numel, tensor } from "../tensor.js";
+import type { LowRankBranches } from "./low-rank.js";
 
 export interface WeightInfo {
   readonly dtype: DType;
@@ -21,6 +22,11 @@ export interface WeightStore {
   source(key: string): WeightSource;
   /** Present on synthesizing stores: a source for any key, shape and dtype. */
   synthesize?(key: string, shape: Shape, dtype: DType): WeightSource;
+  /**
+   * Present on stores with unfused LoRAs (src/weights/lora/live.ts): the low-rank branches every model
+   * bound to this store adds to its layers (WeightScope.bind passes them on as a build option).
+   */
+  readonly lowRank?: LowRankBranches;
 }
 
 /** The part of `SafetensorsFile` (src/weights/safetensors.ts) the adapter needs. */

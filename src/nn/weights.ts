@@ -98,7 +98,8 @@ export class WeightScope {
 
   /** A root scope over `store` that adds initializers to `graph`. */
   static bind(graph: GraphBuilder, store: WeightStore, options: BindOptions = {}): WeightScope {
-    return new WeightScope(new Binder(graph, store, options), "");
+    const lowRank = options.lowRank ?? store.lowRank;
+    return new WeightScope(new Binder(graph, store, lowRank ? { ...options, lowRank } : options), "");
   }
 
   get graph(): GraphBuilder {

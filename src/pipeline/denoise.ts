@@ -47,6 +47,12 @@ export interface NoisePredictionInput {
   readonly controls?: readonly BatchControl[];
   /** ControlNet guess mode: the nets see the conditional half only; the other half gets zeros. */
   readonly guessMode?: boolean;
+  /**
+   * (optional) T2I-Adapter features of the batch's frames, already times adapter_conditioning_scale
+   * ([n, C_l, h_l, w_l] per UNet down block): the UNet's down_intrablock_additional_residuals, given to
+   * both halves of the CFG batch as diffusers does.
+   */
+  readonly intrablockResiduals?: readonly HostTensor<"float32">[];
   /** Receives named intermediates (`<tag>.latent_model_input`, `<tag>.noise_pred_text`, ...). */
   readonly trace?: (name: string, value: HostTensor) => void;
   /** Prefix of the trace names (e.g. "step03"). */
@@ -153,6 +159,13 @@ export async function predictNoise(p: NoisePredictionInput): Promise<NoisePredic
     timestep,
     encoderHiddenStates: p.promptEmbeds,
     ...(p.timestepCond ? { timestepCond: repeatRows(p.timestepCond, batch) } : {}),
+    ...(p.intrablockResiduals
+      ? {
+          downIntrablockAdditionalResiduals: cfg
+            ? p.intrablockResiduals.map((r) => concatBatch([r, r]))
+            : p.intrablockResiduals,
+        }
+      : {}),
     ...(residuals
       ? {
           downBlockAdditionalResiduals: residuals.downBlockResSamples,

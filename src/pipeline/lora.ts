@@ -3,6 +3,8 @@
  * weights are opened (a folder, or the stores of a single-file checkpoint), every LoRA is placed and
  * fused through src/weights/lora, and the models load from the fused stores. As diffusers'
  * `load_lora_weights` + `fuse_lora(lora_scale)`: one scale per file for both models; several files add up.
+ * With `live: true` they stay unfused (diffusers without `fuse_lora`, `set_adapters` weights): each
+ * file's scale is a model input the returned `live` changes between runs, with no new model.
  */
 import type { UNet2DConditionModelConfig } from "../models/unet/config.js";
 import type { UNetSource } from "../models/unet/runner.js";
@@ -13,7 +15,7 @@ import {
   openWeightsFile,
   resolveComponent,
 } from "../models/component-source.js";
-import { type LoraSetting, applyLoras } from "../weights/lora/index.js";
+import { type LiveLoraScales, type LoraSetting, applyLoras } from "../weights/lora/index.js";
 
 export type { LoraSetting };
 
@@ -29,7 +31,13 @@ export interface LoraTargets {
 export async function withLoras(
   loras: readonly LoraSetting[],
   targets: LoraTargets,
-): Promise<{ readonly unet: Exclude<UNetSource, string>; readonly textEncoder: ComponentParts }> {
+  options: { readonly live?: boolean } = {},
+): Promise<{
+  readonly unet: Exclude<UNetSource, string>;
+  readonly textEncoder: ComponentParts;
+  /** With `live`: the scales the models read on every run. */
+  readonly live?: LiveLoraScales;
+}> {
   const unet =
     typeof targets.unet === "string"
       ? {
@@ -38,10 +46,14 @@ export async function withLoras(
         }
       : targets.unet;
   const textEncoder = await resolveComponent(targets.textEncoder, "transformers");
-  const applied = await applyLoras(loras, {
-    unet: { store: unet.store, weightsId: unet.weightsId ?? null },
-    text_encoder: { store: textEncoder.store, weightsId: textEncoder.weightsId },
-  });
+  const applied = await applyLoras(
+    loras,
+    {
+      unet: { store: unet.store, weightsId: unet.weightsId ?? null },
+      text_encoder: { store: textEncoder.store, weightsId: textEncoder.weightsId },
+    },
+    options.live === true ? { live: true } : {},
+  );
   const fusedUNet = applied.models.unet;
   const fusedText = applied.models.text_encoder;
   return {
@@ -56,5 +68,6 @@ export async function withLoras(
       store: fusedText?.store ?? textEncoder.store,
       ...(fusedText?.weightsId == null ? {} : { weightsId: fusedText.weightsId }),
     },
+    ...(applied.live ? { live: applied.live } : {}),
   };
 }

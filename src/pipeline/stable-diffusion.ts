@@ -5,7 +5,9 @@
  */
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
-import { InvalidArgumentError } from "../errors.js";
+import { InvalidArgumentError, UnsupportedError } from "../errors.js";
+import type { Image } from "../image.js";
+import { guidanceMode } from "./denoise.js";
 import { readJsonFile } from "../config/parse.js";
 import { CLIPTextModel } from "../models/clip/index.js";
 import { readCLIPTextConfig } from "../models/clip/config.js";
@@ -19,15 +21,17 @@ import { AutoencoderKL } from "../models/vae/index.js";
 import type { WeightStore } from "../nn/weight-store.js";
 import { fromConfig } from "../schedulers/registry.js";
 import { CLIPTokenizer } from "../tokenizer/clip-tokenizer.js";
-import { LDM_KEY_MAP_VERSION } from "../weights/key-maps/ldm.js";
+import { LDM_KEY_MAP_VERSION, type LdmLayout } from "../weights/key-maps/ldm.js";
 import { ldmLayoutFor } from "../models/ldm-layout.js";
 import { openCheckpointStore, splitSingleFile } from "../weights/single-file.js";
 import type { CrossFrameSetting } from "../models/unet/build.js";
 import { readPipelineFolder } from "./components.js";
 import { type LoraSetting, withLoras } from "./lora.js";
+import type { LiveLoraScales } from "../weights/lora/index.js";
 import { type EmbeddingSetting, withTextualInversions } from "./textual-inversion.js";
-import { type AdapterControl, adaptedUNet } from "./t2i-adapter.js";
+import { type AdapterControl, adaptedUNet, videoAdapter } from "./t2i-adapter.js";
 import { type T2IAdapterRunner, loadT2IAdapter } from "../models/t2i-adapter/runner.js";
+import { type IpAdapterSetting, IpAdapterConditioner, ipAdaptedUNet, videoIpAdapter } from "./ip-adapter.js";
 import { droppedPromptText } from "./prompt-truncation.js";
 import { encodePromptsWeighted, encodePromptWeighted, type PromptSyntax } from "./prompt-weighting.js";
 import type { HostTensor } from "../tensor.js";
@@ -77,12 +81,20 @@ export interface LoadPipelineOptions extends ModelLoadOptions {
    */
   readonly loras?: readonly LoraSetting[];
   /**
+   * (optional, default false) keep the LoRAs unfused, each file's scale a live model input:
+   * `pipeline.loraScales.set(i, s)` changes it between runs without a new model (slower per step than
+   * fused weights; the compiled models are the same for every scale).
+   */
+  readonly liveLoras?: boolean;
+  /**
    * (optional) textual-inversion embeddings (A1111 .pt/.safetensors, diffusers learned_embeds): their
    * tokens join the tokenizer, their vectors the text encoder's embedding table (./textual-inversion.ts).
    */
   readonly embeddings?: readonly EmbeddingSetting[];
   /** (optional) a diffusers T2IAdapter folder; `generate` then takes `t2iAdapterControl` (./t2i-adapter.ts). */
   readonly t2iAdapter?: string;
+  /** (optional) an IP-Adapter file and its image encoder; `generate` then takes `ipAdapterImage` (./ip-adapter.ts). */
+  readonly ipAdapter?: IpAdapterSetting;
 }
 
 export interface GenerateOptions extends Omit<TextToImageOptions, "controls"> {
@@ -106,6 +118,8 @@ export interface GenerateOptions extends Omit<TextToImageOptions, "controls"> {
   readonly promptSyntax?: PromptSyntax;
   /** (optional) the control image of the loaded T2I-Adapter and its scale (./t2i-adapter.ts). */
   readonly t2iAdapterControl?: AdapterControl;
+  /** (optional) the reference image(s) of the loaded IP-Adapter and its scale (diffusers set_ip_adapter_scale, default 1). */
+  readonly ipAdapterImage?: { readonly images: readonly Image[]; readonly scale?: number };
 }
 
 type ControlNetRunner = Awaited<ReturnType<typeof ControlNetModel.load>>;
@@ -141,6 +155,12 @@ export class StableDiffusionPipeline {
 
   /** The T2I-Adapter (load option `t2iAdapter`), if any. */
   private t2iAdapter: T2IAdapterRunner | undefined;
+
+  /** With the load option `liveLoras`: the LoRA scales the UNet and text encoder read on every run. */
+  loraScales: LiveLoraScales | undefined;
+
+  /** The IP-Adapter and its image encoder (load option `ipAdapter`), if any (the video engine may use it). */
+  ipAdapter: IpAdapterConditioner | undefined;
 
   /** The ControlNets' variant for the other guess mode, once built (released with the pipeline). */
   private otherControlNets: Promise<ControlNetRunner[]> | undefined;
@@ -237,9 +257,11 @@ export class StableDiffusionPipeline {
       const info = await stat(model);
       // The key map picks the tensors: its version is part of the cached model's identity.
       weightsId = `${model}:${info.size}:${info.mtimeMs}:${LDM_KEY_MAP_VERSION}`;
+      const textConfig = join(dirOf("text_encoder"), "config.json");
       const split = splitSingleFile(await openCheckpointStore(model), {
         ...ldmLayoutFor("unet", join(dirOf("unet"), "config.json"), unetJson),
         vaeLevels: configs.vae.block_out_channels.length,
+        ...pickTextLayers(ldmLayoutFor("text_encoder", textConfig, await readJsonFile(textConfig))),
       });
       stores = split.components;
     }
@@ -297,11 +319,15 @@ export class StableDiffusionPipeline {
     const fused =
       (options.loras ?? []).length === 0
         ? undefined
-        : await withLoras(options.loras ?? [], {
-            unet: await unetSource(),
-            unetConfig: configs.unet,
-            textEncoder: await source("text_encoder", "text_encoder"),
-          });
+        : await withLoras(
+            options.loras ?? [],
+            {
+              unet: await unetSource(),
+              unetConfig: configs.unet,
+              textEncoder: await source("text_encoder", "text_encoder"),
+            },
+            options.liveLoras === true ? { live: true } : {},
+          );
     const tokenizer = await CLIPTokenizer.fromPretrained(dirOf("tokenizer"));
     const inverted = await withTextualInversions(
       options.embeddings ?? [],
@@ -317,6 +343,7 @@ export class StableDiffusionPipeline {
           ...loadFor("unet"),
           residuals: netPaths.length > 0,
           intrablockResiduals: options.t2iAdapter !== undefined,
+          ipAdapter: options.ipAdapter !== undefined,
           ...(options.crossFrame ? { crossFrame: options.crossFrame } : {}),
         }),
       ),
@@ -347,6 +374,12 @@ export class StableDiffusionPipeline {
       loadNets,
     );
     pipeline.t2iAdapter = adapter;
+    pipeline.loraScales = fused?.live;
+    const ip = options.ipAdapter;
+    pipeline.ipAdapter =
+      ip === undefined
+        ? undefined
+        : await tracked(`loading ${ip.file}`, () => IpAdapterConditioner.load(unet, ip, loadFor(ip.file)));
     return pipeline;
   }
 
@@ -364,8 +397,21 @@ export class StableDiffusionPipeline {
       onWarning,
       promptSyntax = "plain",
       t2iAdapterControl,
+      ipAdapterImage,
       ...rest
     } = options;
+    if ((ipAdapterImage === undefined) !== (this.ipAdapter === undefined)) {
+      throw new InvalidArgumentError(
+        "ipAdapterImage",
+        this.ipAdapter ? "a reference image for the loaded IP-Adapter" : "nothing (no ipAdapter was loaded)",
+        ipAdapterImage === undefined ? undefined : "a reference image",
+      );
+    }
+    if (this.ipAdapter && this.t2iAdapter) {
+      throw new UnsupportedError("an IP-Adapter together with a T2I-Adapter in one run", {
+        hint: "use one of them (or a ControlNet with the IP-Adapter)",
+      });
+    }
     if ((t2iAdapterControl === undefined) !== (this.t2iAdapter === undefined)) {
       throw new InvalidArgumentError(
         "t2iAdapterControl",
@@ -418,7 +464,15 @@ export class StableDiffusionPipeline {
         ? await adaptedUNet(this.unet, this.t2iAdapter, t2iAdapterControl, {
             ...(rest.signal ? { signal: rest.signal } : {}),
           })
-        : this.unet;
+        : this.ipAdapter && ipAdapterImage
+          ? ipAdaptedUNet(
+              this.unet,
+              await this.ipAdapter.condition(ipAdapterImage.images, ipAdapterImage.scale ?? 1, {
+                ...(rest.signal ? { signal: rest.signal } : {}),
+              }),
+              { cfg: guidanceMode(this.unet, rest.guidanceScale ?? 7.5).cfg },
+            )
+          : this.unet;
     const encoder = vaeLatentEncoder(this.vae);
     return textToImage(
       {
@@ -484,6 +538,8 @@ export class StableDiffusionPipeline {
       },
       unet: this.unet,
       controlnets: this.controlnets,
+      ...(this.t2iAdapter ? { adapter: videoAdapter(this.unet, this.t2iAdapter) } : {}),
+      ...(this.ipAdapter ? { ipAdapter: videoIpAdapter(this.unet, this.ipAdapter) } : {}),
       vae: { scalingFactor: this.vae.scalingFactor, decode: (z) => this.vae.decode(z, { batchSize: 1 }) },
       encoder: vaeLatentEncoder(this.vae),
       makeScheduler: () => fromConfig(name, schedulerConfig),
@@ -517,6 +573,7 @@ export class StableDiffusionPipeline {
       this.unet.release(),
       this.vae.release(),
       this.t2iAdapter?.release(),
+      this.ipAdapter?.release(),
       ...this.controlnets.map((c) => c.release()),
       this.otherControlNets?.then((nets) => Promise.all(nets.map((c) => c.release()))),
     ]);
@@ -606,4 +663,9 @@ export function controlNetConfigFromUNet(
   config["conditioning_embedding_out_channels"] = widths;
   config["conditioning_channels"] = store.info("controlnet_cond_embedding.conv_in.weight")?.shape[1] ?? 3;
   return config;
+}
+
+/** The text encoder's layer count, the one field of its LDM layout the single-file split needs. */
+function pickTextLayers(layout: LdmLayout): Pick<LdmLayout, "textLayers"> {
+  return layout.textLayers === undefined ? {} : { textLayers: layout.textLayers };
 }

@@ -8,6 +8,7 @@ import { ConfigError, InvalidArgumentError } from "../errors.js";
 import type { DenoisingUNet, UNetInputs } from "../models/model-interfaces.js";
 import { type T2IAdapterRunner, adapterResiduals } from "../models/t2i-adapter/runner.js";
 import type { UNet2DConditionModelRunner } from "../models/unet/runner.js";
+import type { VideoAdapter } from "./types.js";
 import { type HostTensor, shapeToString, tensor } from "../tensor.js";
 
 /** A control image for the loaded T2I-Adapter. */
@@ -43,16 +44,8 @@ export function adapterControlImage(image: HostTensor<"float32">, channels: numb
   return out;
 }
 
-/** `unet` with the adapter's features for `control` added in every call. */
-export async function adaptedUNet(
-  unet: UNet2DConditionModelRunner,
-  adapter: T2IAdapterRunner,
-  control: AdapterControl,
-  options: { signal?: AbortSignal } = {},
-): Promise<DenoisingUNet> {
-  const scale = control.scale ?? 1;
-  if (!(Number.isFinite(scale) && scale >= 0))
-    throw new InvalidArgumentError("t2iAdapterControl.scale", "a number >= 0", scale);
+/** The adapter's block channels must be the UNet's: one feature per down block. */
+function checkAdapterChannels(unet: UNet2DConditionModelRunner, adapter: T2IAdapterRunner): void {
   const blocks = unet.config.block_out_channels;
   if (adapter.config.channels.join() !== blocks.join()) {
     throw new ConfigError(
@@ -63,6 +56,29 @@ export async function adaptedUNet(
       { hint: "use a T2I-Adapter trained for this base model" },
     );
   }
+}
+
+/** The adapter as the video engine takes it (features per batch of frames; the engine scales them). */
+export function videoAdapter(unet: UNet2DConditionModelRunner, adapter: T2IAdapterRunner): VideoAdapter {
+  checkAdapterChannels(unet, adapter);
+  return {
+    downscaleFactor: adapter.downscaleFactor,
+    features: (images, options = {}) =>
+      adapter.forward(adapterControlImage(images, adapter.config.in_channels), options),
+  };
+}
+
+/** `unet` with the adapter's features for `control` added in every call. */
+export async function adaptedUNet(
+  unet: UNet2DConditionModelRunner,
+  adapter: T2IAdapterRunner,
+  control: AdapterControl,
+  options: { signal?: AbortSignal } = {},
+): Promise<DenoisingUNet> {
+  const scale = control.scale ?? 1;
+  if (!(Number.isFinite(scale) && scale >= 0))
+    throw new InvalidArgumentError("t2iAdapterControl.scale", "a number >= 0", scale);
+  checkAdapterChannels(unet, adapter);
   const image = adapterControlImage(control.image, adapter.config.in_channels);
   const features = await adapter.forward(image, options);
   const perBatch = new Map<number, HostTensor<"float32">[]>();

@@ -5,7 +5,8 @@
  * - `grid.mp4`: the input video and every render side by side, each tile captioned with its name;
  * - `table.md`, `metrics.csv`, `metrics-per-frame.csv`, `metrics.json`: warp error (against the
  *   source's flow and occlusion), flicker index, edge F1 (against the source's Canny edges), depth
- *   agreement (with a depth model) and seconds per frame, per strategy and per frame;
+ *   agreement (with a depth model), CLIP-F and CLIP-T (with a CLIP model, see ./clip-scores.ts) and
+ *   seconds per frame, per strategy and per frame;
  * - `plot.svg`: per-frame flicker and warp-error curves per strategy.
  *
  * This is the founding study's comparison (methods.md C/E) made reproducible; the per-pair formulas
@@ -31,6 +32,13 @@ import { probeVideo, rationalValue } from "../video/probe.js";
 import { readFrames, type Frame } from "../video/read.js";
 import { resolveSource } from "../video/source.js";
 import { writeVideo } from "../video/write.js";
+import {
+  ClipScoreMeter,
+  PromptEmbeddings,
+  checkClipOptions,
+  clipDefinition,
+  type StudyClipOptions,
+} from "./clip-scores.js";
 import { captionHeight, captioned, renderCaptions } from "./labels.js";
 import {
   ClipMeter,
@@ -44,6 +52,7 @@ import { markdownTable, perFrameCsv, reportJson, summaryCsv } from "./table.js";
 import type { EntryReport, StudyDefinitions, StudyEntry, StudyFiles, StudyReport } from "./types.js";
 
 export type { DepthModel } from "./measure.js";
+export type { StudyClipOptions } from "./clip-scores.js";
 export type * from "./types.js";
 
 export interface StudyReportOptions extends LongTaskOptions {
@@ -68,6 +77,11 @@ export interface StudyReportOptions extends LongTaskOptions {
   readonly warpDistance?: WarpDistance;
   /** (optional, default true) caption each grid tile with its name. */
   readonly labels?: boolean;
+  /**
+   * (optional) a CLIP model (e.g. a loaded `ClipScorer`) and the prompt: adds CLIP-F (and, with a
+   * prompt, CLIP-T) of each render and of the input video, measured at the source's frames.
+   */
+  readonly clip?: StudyClipOptions;
 }
 
 /** Where the six outputs go in `dir`. */
@@ -108,6 +122,7 @@ function checkArguments(dir: string, entries: readonly StudyEntry[], o: StudyRep
   }
   if (o.warpDistance !== undefined && o.warpDistance !== "l1" && o.warpDistance !== "l2")
     throw new InvalidArgumentError("warpDistance", '"l1" or "l2"', o.warpDistance);
+  if (o.clip !== undefined) checkClipOptions(o.clip);
   const seen = new Set<string>();
   for (const [i, e] of entries.entries()) {
     if (typeof e.name !== "string" || e.name.trim().length === 0)
@@ -262,6 +277,7 @@ function definitions(
       "in-between frames are shown in the grid but not measured); a render covering fewer source frames is " +
       "measured on those it covers (“n measured”). The grid runs on the finest time base, K = the largest k, " +
       "at fps · K: a render with k < K shows each frame K / k times, and a clip that ends early holds its last frame.",
+    ...(options.clip === undefined ? {} : { clip: clipDefinition(options.clip) }),
   };
 }
 
@@ -311,6 +327,15 @@ export async function writeStudyReport(
   const source = new SourceFrames(options.source, options, needed);
   const input = new ClipMeter(settings);
   const meters = renders.map(() => new ClipMeter(settings));
+  // CLIP-F / CLIP-T: a few frames per clip are queued and encoded together (see ./clip-scores.ts).
+  const clip = options.clip;
+  const prompts = clip === undefined ? undefined : new PromptEmbeddings(clip.encoder);
+  const clipMeter = (label: string): ClipScoreMeter | undefined =>
+    clip === undefined || prompts === undefined
+      ? undefined
+      : new ClipScoreMeter(clip, prompts, label, signal);
+  const inputClip = clipMeter("the input video");
+  const renderClips = renders.map((r) => clipMeter(r.label));
   let gridSize = { width: 0, height: 0 };
   async function* frames(): AsyncGenerator<Image, void, undefined> {
     let instant: SourceInstant | undefined;
@@ -325,14 +350,17 @@ export async function writeStudyReport(
           edges: instant.edges,
           ...(instant.depth ? { depth: instant.depth } : {}),
         });
+        await inputClip?.add(src, i);
       }
       const images: Image[] = [src];
       for (const [e, r] of renders.entries()) {
         const image = await r.frame(Math.floor((g * r.perSourceFrame) / K));
         images.push(image);
         // At g = i·K the render shows its frame i·k exactly: the one that belongs to source frame i.
-        if (measure && instant !== undefined && i * r.perSourceFrame < r.count)
+        if (measure && instant !== undefined && i * r.perSourceFrame < r.count) {
           await meters[e]?.add(cv, image, instant);
+          await renderClips[e]?.add(image, i * r.perSourceFrame);
+        }
       }
       const cells =
         captions === undefined ? images : images.map((im, t) => captioned(captions?.[t] ?? im, im));
@@ -354,9 +382,13 @@ export async function writeStudyReport(
           totalFrames: gridFrames,
           ...(signal === undefined ? {} : { signal }),
         });
-        // 5. The numbers, then the text outputs.
+        // 5. The numbers (the last CLIP batches first), then the text outputs.
+        for (const m of [inputClip, ...renderClips]) await m?.flush();
+        const clipNumbers = (m: ClipScoreMeter | undefined) =>
+          m === undefined ? { numbers: {}, series: {} } : { numbers: m.summary(), series: m.series };
         const entryReports: EntryReport[] = renders.map((r, e) => {
           const meter = meters[e] ?? new ClipMeter(settings);
+          const scores = clipNumbers(renderClips[e]);
           return {
             name: r.entry.name,
             framesDir: r.entry.framesDir,
@@ -364,9 +396,11 @@ export async function writeStudyReport(
             framesPerSourceFrame: r.perSourceFrame,
             secondsPerFrame: r.entry.secondsPerFrame,
             ...meter.summary(),
-            perFrame: meter.series,
+            ...scores.numbers,
+            perFrame: { ...meter.series, ...scores.series },
           };
         });
+        const inputScores = clipNumbers(inputClip);
         const report: StudyReport = {
           dir,
           files,
@@ -375,7 +409,12 @@ export async function writeStudyReport(
           height: size.height,
           fps,
           sourceFrames: source.decoded,
-          input: { name: "input", ...input.summary(), perFrame: input.series },
+          input: {
+            name: "input",
+            ...input.summary(),
+            ...inputScores.numbers,
+            perFrame: { ...input.series, ...inputScores.series },
+          },
           entries: entryReports,
           grid: {
             frames: gridFrames,

@@ -4,6 +4,7 @@
  * (metrics-per-frame.csv) and the JSON of everything (metrics.json). Pure functions: report in, text
  * out. The CSVs follow RFC 4180 (comma, CRLF-free "\n" rows, fields quoted when they hold a comma,
  * quote or line break); empty fields are values that do not exist; numbers are written in full.
+ * CLIP-F / CLIP-T columns appear only when the report has them (`definitions.clip`).
  */
 import type { ClipReport, EntryReport, StudyReport } from "./types.js";
 
@@ -27,24 +28,48 @@ function framesCell(e: EntryReport): string {
   return e.measuredFrames === e.frames ? String(e.frames) : `${e.frames} (${e.measuredFrames} measured)`;
 }
 
-function row(name: string, frames: string, c: ClipReport, hasDepth: boolean, spf: string): string {
+/** Which optional CLIP columns the table has: none, CLIP-F, or CLIP-F and CLIP-T. */
+interface ClipColumns {
+  readonly f: boolean;
+  readonly t: boolean;
+}
+
+function clipColumns(report: StudyReport): ClipColumns {
+  const clip = report.definitions.clip;
+  return { f: clip !== undefined, t: clip !== undefined && clip.prompt !== null };
+}
+
+function row(
+  name: string,
+  frames: string,
+  c: ClipReport,
+  hasDepth: boolean,
+  spf: string,
+  clip: ClipColumns,
+): string {
   const depth = hasDepth ? formatNumber(c.depthPearson) : "–";
-  return `| ${cell(name)} | ${frames} | ${formatNumber(c.warpError)} | ${formatNumber(c.flickerIndex)} | ${formatNumber(c.edgeF1)} | ${depth} | ${spf} |`;
+  const scores = `${clip.f ? ` ${formatNumber(c.clipF)} |` : ""}${clip.t ? ` ${formatNumber(c.clipT)} |` : ""}`;
+  return `| ${cell(name)} | ${frames} | ${formatNumber(c.warpError)} | ${formatNumber(c.flickerIndex)} | ${formatNumber(c.edgeF1)} | ${depth} |${scores} ${spf} |`;
 }
 
 /** table.md: the table (the input video first, as the reference), a legend and the notes. */
 export function markdownTable(report: StudyReport): string {
   const d = report.definitions;
   const hasDepth = d.depth !== null;
+  const clip = clipColumns(report);
+  const clipHeader = `${clip.f ? " CLIP-F ↑ |" : ""}${clip.t ? " CLIP-T ↑ |" : ""}`;
+  const clipRule = `${clip.f ? "---:|" : ""}${clip.t ? "---:|" : ""}`;
   const lines = [
     `# Study of ${cell(report.source)}`,
     "",
     `${report.sourceFrames} source frames at ${report.width}x${report.height}, ${formatNumber(report.fps)} fps.`,
     "",
-    "| strategy | frames | warp error ↓ | flicker index ↓ | edge F1 ↑ | depth agreement ↑ | s/frame ↓ |",
-    "|---|---:|---:|---:|---:|---:|---:|",
-    row("input video (reference)", String(report.input.measuredFrames), report.input, hasDepth, "–"),
-    ...report.entries.map((e) => row(e.name, framesCell(e), e, hasDepth, formatNumber(e.secondsPerFrame))),
+    `| strategy | frames | warp error ↓ | flicker index ↓ | edge F1 ↑ | depth agreement ↑ |${clipHeader} s/frame ↓ |`,
+    `|---|---:|---:|---:|---:|---:|${clipRule}---:|`,
+    row("input video (reference)", String(report.input.measuredFrames), report.input, hasDepth, "–", clip),
+    ...report.entries.map((e) =>
+      row(e.name, framesCell(e), e, hasDepth, formatNumber(e.secondsPerFrame), clip),
+    ),
     "",
     "↓ lower is better, ↑ higher is better. The first row is the input video measured against itself:",
     "the warp error and flicker a perfectly consistent render would have (its edge F1 and depth are 1).",
@@ -55,6 +80,7 @@ export function markdownTable(report: StudyReport): string {
     hasDepth
       ? `- **depth agreement** (higher is better): ${d.depth ?? ""}`
       : "- **depth agreement**: – (no depth model was given).",
+    ...(d.clip === undefined ? [] : [`- **CLIP-F, CLIP-T** (higher is better): ${d.clip.text}`]),
     "- **s/frame** (lower is better): generation seconds per output frame, as measured by the renderer.",
     `- **frames**: frames in the render. ${d.sampling}`,
     "",
@@ -91,10 +117,20 @@ export const CSV_HEADER = [
   "seconds_per_frame",
 ] as const;
 
-/** metrics.csv: a header and one row per strategy (the input video's numbers are in metrics.json). */
+/** The columns a CLIP model adds: before seconds_per_frame in metrics.csv, last in metrics-per-frame.csv. */
+export const CLIP_CSV_COLUMNS = ["clip_f", "clip_t"] as const;
+
+/**
+ * metrics.csv: a header and one row per strategy (the input video's numbers are in metrics.json);
+ * with a CLIP model, clip_f and clip_t come before seconds_per_frame (clip_t empty without a prompt).
+ */
 export function summaryCsv(report: StudyReport): string {
+  const clip = report.definitions.clip !== undefined;
+  const header = clip
+    ? [...CSV_HEADER.slice(0, -1), ...CLIP_CSV_COLUMNS, ...CSV_HEADER.slice(-1)]
+    : CSV_HEADER;
   return csv([
-    CSV_HEADER,
+    header,
     ...report.entries.map((e) => [
       e.name,
       e.frames,
@@ -105,6 +141,7 @@ export function summaryCsv(report: StudyReport): string {
       e.edgeF1,
       e.depthPearson,
       e.depthAlignedMse,
+      ...(clip ? [e.clipF, e.clipT] : []),
       e.secondsPerFrame,
     ]),
   ]);
@@ -125,10 +162,14 @@ export const PER_FRAME_CSV_HEADER = [
 
 /**
  * metrics-per-frame.csv: one row per strategy and measured source frame t (render frame
- * t · framesPerSourceFrame); flicker and warp error belong to the pair (t-1, t).
+ * t · framesPerSourceFrame); flicker, warp error and CLIP-F belong to the pair (t-1, t). With a CLIP
+ * model, clip_f and clip_t are the last columns.
  */
 export function perFrameCsv(report: StudyReport): string {
-  const rows: (string | number | null | undefined)[][] = [[...PER_FRAME_CSV_HEADER]];
+  const clip = report.definitions.clip !== undefined;
+  const rows: (string | number | null | undefined)[][] = [
+    [...PER_FRAME_CSV_HEADER, ...(clip ? CLIP_CSV_COLUMNS : [])],
+  ];
   for (const e of report.entries) {
     const s = e.perFrame;
     for (let t = 0; t < e.measuredFrames; t++) {
@@ -143,6 +184,7 @@ export function perFrameCsv(report: StudyReport): string {
         s.edgeF1[t],
         s.depthPearson?.[t],
         s.depthAlignedMse?.[t],
+        ...(clip ? [s.clipF?.[t], s.clipT?.[t]] : []),
       ]);
     }
   }

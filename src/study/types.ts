@@ -2,6 +2,7 @@
  * The study report's inputs and results: what `writeStudyReport` is given (finished renders as PNG
  * folders) and what it returns and writes to metrics.json.
  */
+import type { ClipScoreSeries } from "./clip-scores.js";
 import type { ClipSummary, FrameSeries } from "./measure.js";
 import type { WarpDistance } from "../metrics/warp-error.js";
 
@@ -23,8 +24,12 @@ export interface StudyEntry {
 /** The numbers of one strategy (or of the input video itself). */
 export interface ClipReport extends ClipSummary {
   readonly name: string;
-  /** Per source frame: see {@link FrameSeries}. */
-  readonly perFrame: FrameSeries;
+  /** Mean CLIP-F (consecutive-frame cosine); only with the `clip` option. */
+  readonly clipF?: number | null;
+  /** Mean CLIP-T (frame-prompt cosine); only with the `clip` option (null without a prompt). */
+  readonly clipT?: number | null;
+  /** Per source frame: see {@link FrameSeries} (and {@link ClipScoreSeries} with the `clip` option). */
+  readonly perFrame: FrameSeries & Partial<ClipScoreSeries>;
 }
 
 export interface EntryReport extends ClipReport {
@@ -51,6 +56,8 @@ export interface StudyDefinitions {
   };
   readonly depth: string | null;
   readonly sampling: string;
+  /** CLIP-F / CLIP-T: the model, the prompt (null: CLIP-F only) and the text; only with the `clip` option. */
+  readonly clip?: { readonly model: string; readonly prompt: string | null; readonly text: string };
 }
 
 export interface StudyFiles {

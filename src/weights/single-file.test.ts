@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { UnsupportedError } from "../errors.js";
 import { mapStore, safetensorsStore } from "../nn/weight-store.js";
-import { tensor } from "../tensor.js";
+import { type HostTensor, tensor } from "../tensor.js";
 import { openSafetensors } from "./safetensors.js";
 import { openCheckpointStore, splitSingleFile } from "./single-file.js";
 import type { LdmLayout } from "./key-maps/ldm.js";
@@ -57,9 +57,85 @@ describe("single-file checkpoints", () => {
     );
   });
 
-  it("refuses unknown file types and OpenCLIP text encoders with the fix", async () => {
+  it("refuses unknown file types with the fix", async () => {
     await expect(openCheckpointStore("model.gguf")).rejects.toThrow(UnsupportedError);
-    const sd2 = mapStore({ "cond_stage_model.model.token_embedding.weight": tensor("float32", [1]) });
-    expect(() => splitSingleFile(sd2, layout)).toThrow("OpenCLIP");
+  });
+
+  it("maps an SD 2.x OpenCLIP text model onto the diffusers text encoder (in_proj split, penultimate layer)", async () => {
+    // Built by construction from the tiny diffusers text encoder, renamed and stacked as open_clip
+    // stores it (diffusers 0.26.3 convert_open_clip_checkpoint is the reference for the names).
+    const file = `${GOLDEN}/tiny-sd/text_encoder/model.safetensors`;
+    const hf = safetensorsStore(await openSafetensors(file));
+    const load = async (key: string) => (await hf.source(`text_model.${key}`).load()).data as Float32Array;
+    const open: Record<string, HostTensor> = {};
+    const put = (key: string, shape: number[], data: Float32Array) => {
+      open[`cond_stage_model.model.${key}`] = { dtype: "float32", shape, data };
+    };
+    const shapeOf = (key: string) => [...(hf.info(`text_model.${key}`)?.shape ?? [])];
+    for (const [from, to] of [
+      ["embeddings.token_embedding.weight", "token_embedding.weight"],
+      ["embeddings.position_embedding.weight", "positional_embedding"],
+      ["final_layer_norm.weight", "ln_final.weight"],
+      ["final_layer_norm.bias", "ln_final.bias"],
+    ] as const) {
+      put(to, shapeOf(from), await load(from));
+    }
+    const layers = 2;
+    // resblock 2 is the OpenCLIP last layer SD 2.x skips: a copy of layer 1
+    for (const [i, src] of [
+      [0, 0],
+      [1, 1],
+      [2, 1],
+    ] as const) {
+      const p = `encoder.layers.${src}.`;
+      for (const [from, to] of [
+        ["layer_norm1", "ln_1"],
+        ["layer_norm2", "ln_2"],
+        ["mlp.fc1", "mlp.c_fc"],
+        ["mlp.fc2", "mlp.c_proj"],
+        ["self_attn.out_proj", "attn.out_proj"],
+      ] as const) {
+        for (const kind of ["weight", "bias"]) {
+          put(
+            `transformer.resblocks.${i}.${to}.${kind}`,
+            shapeOf(`${p}${from}.${kind}`),
+            await load(`${p}${from}.${kind}`),
+          );
+        }
+      }
+      for (const kind of ["weight", "bias"]) {
+        const parts = await Promise.all(["q", "k", "v"].map((n) => load(`${p}self_attn.${n}_proj.${kind}`)));
+        const stacked = new Float32Array(parts.reduce((n, a) => n + a.length, 0));
+        parts.forEach((a, j) => stacked.set(a, j * a.length));
+        const shape = shapeOf(`${p}self_attn.q_proj.${kind}`);
+        put(
+          `transformer.resblocks.${i}.attn.in_proj_${kind}`,
+          [3 * (shape[0] ?? 0), ...shape.slice(1)],
+          stacked,
+        );
+      }
+    }
+    put("text_projection", [32, 32], new Float32Array(32 * 32));
+    put("logit_scale", [], new Float32Array([1]));
+
+    const stores = splitSingleFile(mapStore(open, "sd2.safetensors"), { ...layout, textLayers: layers });
+    expect(stores.unmapped).toEqual([]);
+    expect(stores.ignored.filter((k) => k.includes("resblocks.2.")).length).toBe(12);
+    await expectSameTensors(stores, "text_encoder", file);
+
+    // Without the layer count every resblock is mapped (binding then reports layers.2 as unexpected).
+    const all = splitSingleFile(mapStore(open, "sd2.safetensors"), layout);
+    expect([...(all.components.get("text_encoder")?.keys() ?? [])]).toContain(
+      "text_model.encoder.layers.2.self_attn.v_proj.bias",
+    );
+    // An unknown OpenCLIP key is reported, never dropped.
+    const odd = splitSingleFile(
+      mapStore({
+        ...open,
+        "cond_stage_model.model.transformer.resblocks.0.attn.odd": tensor("float32", [1]),
+      }),
+      { ...layout, textLayers: layers },
+    );
+    expect(odd.unmapped).toEqual(["cond_stage_model.model.transformer.resblocks.0.attn.odd"]);
   });
 });

@@ -6,7 +6,7 @@
  */
 import { extname } from "node:path";
 import { UnsupportedError } from "../errors.js";
-import { reshapedSource } from "../graph/weight-source.js";
+import { reshapedSource, rowPartSource } from "../graph/weight-source.js";
 import { mapStore, safetensorsStore, type WeightStore } from "../nn/weight-store.js";
 import { readTorchStateDict } from "./pickle/index.js";
 import { openSafetensors } from "./safetensors.js";
@@ -33,6 +33,9 @@ function componentStore(
   const byKey = new Map(mappings.filter((m) => m.component === component).map((m) => [m.key, m]));
   const squeeze = (shape: readonly number[]): readonly number[] =>
     shape.length === 4 && shape[2] === 1 && shape[3] === 1 ? shape.slice(0, 2) : shape;
+  // A stacked source whose first dim does not split evenly is left whole: binding reports its shape.
+  const split = (m: KeyMapping, shape: readonly number[]): KeyMapping["rows"] =>
+    m.rows !== undefined && shape.length > 0 && (shape[0] ?? 0) % m.rows.of === 0 ? m.rows : undefined;
   return {
     name: `${store.name} (${component})`,
     keys: () => byKey.keys(),
@@ -40,12 +43,18 @@ function componentStore(
       const m = byKey.get(key);
       const info = m === undefined ? undefined : store.info(m.source);
       if (m === undefined || info === undefined) return undefined;
+      const rows = split(m, info.shape);
+      if (rows !== undefined) {
+        return { dtype: info.dtype, shape: [(info.shape[0] ?? 0) / rows.of, ...info.shape.slice(1)] };
+      }
       return m.squeeze1x1 ? { dtype: info.dtype, shape: squeeze(info.shape) } : info;
     },
     source: (key) => {
       const m = byKey.get(key);
       if (m === undefined) return store.source(key);
       const source = store.source(m.source);
+      const rows = split(m, source.shape);
+      if (rows !== undefined) return rowPartSource(source, rows.part, rows.of);
       return m.squeeze1x1 ? reshapedSource(source, squeeze(source.shape)) : source;
     },
   };
@@ -64,14 +73,6 @@ export interface SingleFileStores {
 export function splitSingleFile(store: WeightStore, layout: LdmLayout): SingleFileStores {
   const keys = [...store.keys()];
   const result = mapLdmCheckpoint(keys, layout);
-  if (keys.some((k) => k.startsWith("cond_stage_model.model."))) {
-    throw new UnsupportedError(
-      `${store.name}: OpenCLIP text-encoder keys (cond_stage_model.model.*, SD 2.x single files)`,
-      {
-        hint: "use the diffusers folder of this model, whose text_encoder is already in transformers' layout",
-      },
-    );
-  }
   const components = new Map<LdmComponent, WeightStore>();
   for (const component of new Set(result.mappings.map((m) => m.component))) {
     components.set(component, componentStore(store, component, result.mappings));

@@ -23,8 +23,9 @@ import { checkOutputPath } from "../output-path.js";
 import { progressBar } from "../progress-bar.js";
 import { readT2IAdapterConfig } from "../../models/t2i-adapter/config.js";
 import { deviceOption } from "./cli-options.js";
-import { LORA_HELP, loraOption } from "./lora-option.js";
+import { LORA_HELP, checkLoraLive, loraOption } from "./lora-option.js";
 import { EMBEDDING_HELP, embeddingOption } from "./embedding-option.js";
+import { UNI_IMAGE_HELP, UNI_IMAGE_OPTIONS, runUniImage } from "./image-uni.js";
 
 /** How single-file owners get the diffusers folder --config needs. */
 const CONFIG_HOWTO =
@@ -56,10 +57,16 @@ Options:
   --t2i-adapter <dir>       a T2I-Adapter (diffusers T2IAdapter folder, full_adapter): takes the --control
                             image after those of the ControlNets, and the --control-scale at that
                             position (diffusers adapter_conditioning_scale, default 1)
+  --ip-adapter <file>       an IP-Adapter (published SD1.5 ip-adapter / ip-adapter-plus .safetensors or
+                            .bin): the image(s) of --ip-image steer the generation
+  --ip-image <image>        the IP-Adapter's reference image (repeatable: several images of one adapter)
+  --ip-scale <s>            IP-Adapter scale (diffusers set_ip_adapter_scale; default 1, 0 = no effect)
+  --image-encoder <dir>     the IP-Adapter's CLIP image encoder (CLIPVisionModelWithProjection folder;
+                            default: image_encoder/ beside the --ip-adapter file, h94's layout)
   --guess-mode              ControlNet guess mode (diffusers: residuals scaled 0.1 -> 1.0 over the
                             blocks, no control on the unconditional half; on by itself for ControlNets
                             whose config has global_pool_conditions)
-${LORA_HELP}${EMBEDDING_HELP}  --init-image <image>      img2img: start from this image (resized to the output size)
+${UNI_IMAGE_HELP}${LORA_HELP}${EMBEDDING_HELP}  --init-image <image>      img2img: start from this image (resized to the output size)
   --strength <s>            img2img: how much of the schedule is run, 0..1 (default 0.8)
   --steps <N>               denoising steps (default 30)
   --scheduler <name>        ddim, ddpm, pndm, euler, euler_ancestral, dpmpp_2m, lms (default: the model's)
@@ -230,7 +237,12 @@ export const imageCommand: CliCommand = {
         "prompt-syntax": { type: "string" },
         controlnet: { type: "string", multiple: true },
         "t2i-adapter": { type: "string" },
+        "ip-adapter": { type: "string" },
+        "ip-image": { type: "string", multiple: true },
+        "ip-scale": { type: "string" },
+        "image-encoder": { type: "string" },
         lora: { type: "string", multiple: true },
+        "lora-live": { type: "boolean" },
         embedding: { type: "string", multiple: true },
         control: { type: "string", multiple: true },
         "control-scale": { type: "string", multiple: true },
@@ -252,9 +264,11 @@ export const imageCommand: CliCommand = {
         threads: { type: "string" },
         json: { type: "boolean", default: false },
         out: { type: "string" },
+        ...UNI_IMAGE_OPTIONS,
       },
     });
     const warn = (message: string): void => void io.stderr.write(`warning: ${message}\n`);
+    if (v.uni !== undefined) return runUniImage(v, io);
 
     // 1. Arguments that need no file.
     if (v.model === undefined)
@@ -292,6 +306,22 @@ export const imageCommand: CliCommand = {
     if (guessMode && controlnets.length === 0) {
       throw new InvalidArgumentError("--guess-mode", "a --controlnet to act on", "no --controlnet");
     }
+    const ipAdapterFile = v["ip-adapter"];
+    const ipImages = v["ip-image"] ?? [];
+    if (ipAdapterFile === undefined) {
+      for (const flag of ["ip-image", "ip-scale", "image-encoder"] as const) {
+        if (v[flag] !== undefined)
+          throw new InvalidArgumentError(`--${flag}`, "--ip-adapter to go with it", v[flag]);
+      }
+    } else if (ipImages.length === 0) {
+      throw new InvalidArgumentError("--ip-image", "a reference image for --ip-adapter", undefined);
+    }
+    if (ipAdapterFile !== undefined && adapterDir !== undefined) {
+      throw new InvalidArgumentError("--ip-adapter", "no --t2i-adapter in the same run", ipAdapterFile, {
+        hint: "use the IP-Adapter with ControlNets, or the T2I-Adapter alone",
+      });
+    }
+    const ipScale = number("--ip-scale", v["ip-scale"], (n) => n >= 0, "a number >= 0") ?? 1;
     const steps = int("--steps", v.steps, 1) ?? 30;
     const count = int("--num-images", v["num-images"], 1, 10_000) ?? 1;
     const seed = parseSeed(v.seed, count);
@@ -338,7 +368,23 @@ export const imageCommand: CliCommand = {
       adapterDir === undefined
         ? undefined
         : (await readT2IAdapterConfig(join(adapterDir, "config.json"))).config;
+    if (ipAdapterFile !== undefined) await needFile("--ip-adapter", ipAdapterFile);
+    const imageEncoder = v["image-encoder"];
+    if (imageEncoder !== undefined) await needFile("--image-encoder", join(imageEncoder, "config.json"));
+    const ipReferences = [];
+    for (const path of ipImages) {
+      await needFile("--ip-image", path);
+      const picture = await readImageFile(path).catch((error: unknown) => {
+        if (!(error instanceof CorruptFileError)) throw error;
+        throw new CorruptFileError(error.path, `--ip-image image: ${error.reason}`, undefined, {
+          cause: error,
+          hint: "use an 8-bit PNG, JPEG or WebP file",
+        });
+      });
+      ipReferences.push(toRGB(picture)); // resized and cropped by the encoder's CLIPImageProcessor
+    }
     const loras = await loraOption(v.lora);
+    const liveLoras = checkLoraLive(v["lora-live"], loras);
     const embeddings = await embeddingOption(v.embedding);
     const summary = await StableDiffusionPipeline.inspect(
       v.model,
@@ -413,7 +459,11 @@ export const imageCommand: CliCommand = {
       controlnets,
       guessMode,
       ...(adapterDir === undefined ? {} : { t2iAdapter: adapterDir }),
+      ...(ipAdapterFile === undefined
+        ? {}
+        : { ipAdapter: { file: ipAdapterFile, ...(imageEncoder === undefined ? {} : { imageEncoder }) } }),
       ...(loras.length === 0 ? {} : { loras }),
+      ...(liveLoras ? { liveLoras } : {}),
       ...(embeddings.length === 0 ? {} : { embeddings }),
       executionProviders: providers,
       onFallback,
@@ -445,6 +495,9 @@ export const imageCommand: CliCommand = {
           ...(initImage === undefined ? {} : { initImage, ...(strength === undefined ? {} : { strength }) }),
           controls: controlImages,
           ...(adapterControl === undefined ? {} : { t2iAdapterControl: adapterControl }),
+          ...(ipAdapterFile === undefined
+            ? {}
+            : { ipAdapterImage: { images: ipReferences, scale: ipScale } }),
           onProgress: bar,
           // The prompt is the same for every image: say it once.
           onWarning: i === 0 ? warn : () => undefined,

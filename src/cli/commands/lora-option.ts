@@ -9,7 +9,18 @@ import type { LoraSetting } from "../../weights/lora/index.js";
 /** The --help line(s) of the flag. */
 export const LORA_HELP =
   "  --lora <file[:scale]>     a LoRA (kohya/A1111, diffusers or PEFT .safetensors) fused into the UNet\n" +
-  "                            and text encoder at that scale (default 1; repeatable, the LoRAs add up)\n";
+  "                            and text encoder at that scale (default 1; repeatable, the LoRAs add up)\n" +
+  "  --lora-live               keep the LoRAs unfused, their scales live model inputs: one compiled\n" +
+  "                            model for every scale (slower steps than the default fused weights)\n";
+
+/** --lora-live needs a --lora. */
+export function checkLoraLive(live: boolean | undefined, loras: readonly LoraSetting[]): boolean {
+  if (live === true && loras.length === 0)
+    throw new InvalidArgumentError("--lora-live", "at least one --lora", "none", {
+      hint: "add --lora FILE[:SCALE], or drop --lora-live",
+    });
+  return live === true;
+}
 
 /**
  * "style.safetensors:0.8" -> { path, scale: 0.8 }; "style.safetensors" -> scale 1. The scale is the

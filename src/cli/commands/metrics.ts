@@ -6,7 +6,9 @@
  *   Lai et al. 2018), also of the reference itself as a baseline;
  * - flicker index and per-pixel flicker;
  * - edge F1 against the Canny maps of a `steadyframe controls` folder (same thresholds);
- * - depth fidelity against the reference with --depth <model.onnx>.
+ * - depth fidelity against the reference with --depth <model.onnx>;
+ * - CLIP-F (consecutive-frame) and, with --prompt, CLIP-T (frame-prompt) cosines with --clip <CLIPModel
+ *   folder> (src/metrics/clip-score.ts), on the compared frames.
  * With --controls and no --reference, the folder's source/ frames are the reference. Frames are
  * decoded OpenCV-compatibly and resized with cv2.INTER_AREA to --size, else the controls' size,
  * else kept.
@@ -25,6 +27,7 @@ import { pairFlows } from "../../control/flow.js";
 import { loadCv } from "../../control/opencv.js";
 import { readImageFile } from "../../control/png.js";
 import { resizeImageSync } from "../../control/resize.js";
+import { ClipScorer } from "../../metrics/clip-score.js";
 import { clipDepthFidelity } from "../../metrics/depth-fidelity.js";
 import { clipEdgeFidelity } from "../../metrics/edge-fidelity.js";
 import { flickerIndex, pixelFlicker } from "../../metrics/flicker.js";
@@ -64,6 +67,10 @@ Options:
                          (each video frame with the reference frame nearest in time)
   --depth <model.onnx>   depth fidelity against the reference with this depth model
   --depth-preset <p>     depth-anything (default), dpt or midas
+  --clip <dir>           CLIP-F (mean cosine of consecutive frames' image embeddings) with this
+                         CLIPModel folder (e.g. openai/clip-vit-large-patch14: config.json,
+                         model.safetensors, tokenizer files)
+  --prompt <text>        with --clip: also CLIP-T (mean cosine of each frame with the prompt)
   --out <file.json>      where to write the JSON (default: <video name>.metrics.json in the
                          current folder)
 `;
@@ -242,6 +249,8 @@ export const metricsCommand: CliCommand = {
       controls: { type: "string" },
       ...VIDEO_OPTIONS,
       align: { type: "string" },
+      clip: { type: "string" },
+      prompt: { type: "string" },
       out: { type: "string" },
     });
     // 1. Arguments, the output location and the input folders/files: all before any decoding.
@@ -274,6 +283,16 @@ export const metricsCommand: CliCommand = {
         throw new FileNotFoundError(values.depth, "--depth model", {
           hint: "give the path of a depth ONNX model",
         });
+    }
+    if (values.prompt !== undefined && values.clip === undefined)
+      throw new InvalidArgumentError("--prompt", "--clip <CLIPModel folder> to go with it", values.prompt);
+    if (
+      values.clip !== undefined &&
+      !(await stat(join(values.clip, "config.json")).catch(() => null))?.isFile()
+    ) {
+      throw new FileNotFoundError(join(values.clip, "config.json"), "--clip model config", {
+        hint: "give a transformers CLIPModel folder (config.json, model.safetensors, tokenizer files)",
+      });
     }
     if (align !== undefined && referencePath === undefined) {
       throw new InvalidArgumentError("--align", "a --reference (or --controls) clip to align with", align);
@@ -398,6 +417,27 @@ export const metricsCommand: CliCommand = {
         );
       } finally {
         await estimator.release();
+      }
+    }
+    if (values.clip !== undefined) {
+      const scorer = await ClipScorer.load(values.clip, { signal });
+      try {
+        const clip = await scorer.score(frames, values.prompt, { signal });
+        result["clip"] = {
+          model: values.clip,
+          definition:
+            "cosines of L2-normalised CLIP image_embeds (and text_embeds) at the compared frame size; CLIP-F: consecutive frames, CLIP-T: each frame with the prompt",
+          clipF: clip.clipF ?? null,
+          consecutive: clip.consecutive ?? [],
+          ...(values.prompt === undefined
+            ? {}
+            : { prompt: values.prompt, clipT: clip.clipT ?? null, frameText: clip.frameText ?? [] }),
+        };
+        lines.push(
+          `  CLIP-F         ${round(clip.clipF ?? NaN)}${clip.clipT === undefined ? "" : `  CLIP-T ${round(clip.clipT)}`}`,
+        );
+      } finally {
+        await scorer.release();
       }
     }
     // 4. Written atomically; parent folders of --out are created now (and removed if this fails).

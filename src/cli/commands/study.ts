@@ -11,27 +11,30 @@
  * run before the first model loads: flags, entries, source, DIR, and each strategy through the
  * engine's own planRender and method checks, so a combination that cannot work fails in a second, not
  * after the renders before it. `--resume` keeps the finished renders (their run.json is there, made
- * with the same options) and resumes a partial one through renderVideo's resume.
+ * with the same options) and resumes a partial one through renderVideo's resume. `--clip DIR` (a
+ * transformers CLIPModel folder) adds CLIP-F and CLIP-T to the report (src/study/clip-scores.ts).
  */
 import { readdir, readFile, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { InvalidArgumentError, SteadyframeError, throwIfAborted } from "../../errors.js";
 import { DepthEstimator } from "../../control/depth.js";
+import { keysAround, scheduleKeys, type PromptSchedule } from "../../engine/prompt-schedule.js";
 import { planRender } from "../../engine/generate-video.js";
 import { cannyAnnotator } from "../../engine/methods/annotator.js";
 import { renderVideo } from "../../engine/render.js";
 import { SourceVideo } from "../../engine/source.js";
 import { parseStrategy, strategyMethods, strategyName, type Strategy } from "../../engine/strategies.js";
 import { settingsDiff, workFolderFor } from "../../engine/work-folder.js";
+import { ClipScorer } from "../../metrics/clip-score.js";
 import { StableDiffusionPipeline } from "../../pipeline/stable-diffusion.js";
-import { studyFiles, writeStudyReport, type StudyEntry } from "../../study/report.js";
+import { studyFiles, writeStudyReport, type StudyClipOptions, type StudyEntry } from "../../study/report.js";
 import type { CliCommand, CliIO } from "../command.js";
 import { checkOutputPath } from "../output-path.js";
 import { videoProgress } from "../video-progress.js";
 import { parseCommandArgs } from "./cli-options.js";
 import { VIDEO_FLAGS, VIDEO_STRATEGY_HELP, commonSettings, strategyFromFlags } from "./video.js";
 
-const STUDY_FLAGS = { ...VIDEO_FLAGS, strategies: { type: "string" } } as const;
+const STUDY_FLAGS = { ...VIDEO_FLAGS, strategies: { type: "string" }, clip: { type: "string" } } as const;
 
 /**
  * The default matrix: the study's baseline (per-frame everything), its strategies 2–4, and the
@@ -55,7 +58,8 @@ Renders CLIP with each strategy of LIST and compares them, as the founding study
   renders/<name>/         each strategy's frames (PNG), run.json (settings, seeds, timings), metrics.json
   grid.mp4                the input and every render side by side, each tile captioned with its name
   table.md, metrics.csv   warp error, flicker index, edge F1 against the source's Canny edges, depth
-                          agreement (with --depth), seconds per frame: one row per strategy
+                          agreement (with --depth), CLIP-F and CLIP-T (with --clip), seconds per
+                          frame: one row per strategy
   metrics-per-frame.csv, metrics.json   the same per source frame, and every definition
   plot.svg                per-frame flicker and warp-error curves per strategy
 
@@ -71,6 +75,9 @@ Strategies:
   --resume                  continue a stopped study in DIR: finished renders are kept, an unfinished
                             one resumes where it stopped (same options)
   --out DIR                 the study's folder (new, empty, or an earlier study's)
+  --clip DIR                a transformers CLIPModel folder (e.g. openai/clip-vit-large-patch14):
+                            adds CLIP-F (consecutive-frame cosine) and CLIP-T (frame-prompt cosine;
+                            with --prompt-schedule each frame against the prompt of the nearest key)
 
 Every option of 'steadyframe video' applies to every strategy (see steadyframe video --help): --model,
 --config, --controlnet, --control, --control-scale, --canny (also the edge F1's thresholds), --depth
@@ -312,6 +319,22 @@ async function finishedRender(p: Planned, common: CommonSettings): Promise<numbe
   return seconds;
 }
 
+/**
+ * CLIP-T's prompt: --prompt itself, or for a --prompt-schedule the prompt of the key nearest to the
+ * frame (the engine blends the two keys around a frame; the nearer one dominates it).
+ */
+export function clipPrompt(schedule: PromptSchedule): Pick<StudyClipOptions, "prompt" | "promptNote"> {
+  if (typeof schedule === "string") return { prompt: schedule };
+  const keys = scheduleKeys(schedule);
+  return {
+    prompt: (frame) => {
+      const [a, b, w] = keysAround(keys, frame);
+      return (w < 0.5 ? a : b).prompt;
+    },
+    promptNote: `each frame against the --prompt-schedule key nearest to it (${keys.map((k) => `${k.frame}: ${k.prompt}`).join(" | ")})`,
+  };
+}
+
 const mean = (xs: readonly number[]): number =>
   xs.length === 0 ? 0 : xs.reduce((a, b) => a + b, 0) / xs.length;
 
@@ -361,6 +384,10 @@ async function run(args: readonly string[], io: CliIO): Promise<number> {
     throw new InvalidArgumentError("--fps", "a frame rate > 0", v.fps);
   if (v.depth !== undefined && !(await stat(v.depth).catch(() => null))?.isFile())
     throw new InvalidArgumentError("--depth", "an ONNX depth model file", v.depth);
+  if (v.clip !== undefined && !(await stat(join(v.clip, "config.json")).catch(() => null))?.isFile())
+    throw new InvalidArgumentError("--clip", "a CLIPModel folder with a config.json", v.clip, {
+      hint: "give a transformers CLIPModel folder (config.json, model.safetensors, tokenizer files)",
+    });
   if (common.width === undefined || common.height === undefined)
     throw new InvalidArgumentError("--size", "a frame size", v.size);
   const size = { width: common.width, height: common.height };
@@ -434,18 +461,24 @@ async function run(args: readonly string[], io: CliIO): Promise<number> {
   io.stderr.write(`report: ${studyFiles(dir).grid} and the tables\n`);
   const depth = v.depth === undefined ? undefined : await DepthEstimator.create(v.depth);
   let report;
+  let scorer: ClipScorer | undefined;
   try {
+    scorer = v.clip === undefined ? undefined : await ClipScorer.load(v.clip, { signal: io.signal });
     report = await writeStudyReport(dir, entries, {
       source: clip,
       ...size,
       ...(fps === undefined ? {} : { fps }),
       ...(common.canny === undefined ? {} : { canny: common.canny }),
       ...(depth === undefined ? {} : { depth }),
+      ...(scorer === undefined || v.clip === undefined
+        ? {}
+        : { clip: { encoder: scorer, model: v.clip, ...clipPrompt(common.prompt) } }),
       onProgress: videoProgress(io.stderr, io.interactive),
       signal: io.signal,
     });
   } finally {
     await depth?.release();
+    await scorer?.release();
   }
 
   if (v.json === true) {
@@ -464,10 +497,14 @@ async function run(args: readonly string[], io: CliIO): Promise<number> {
         flickerIndex: e.flickerIndex,
         edgeF1: e.edgeF1,
         depthPearson: e.depthPearson,
+        ...(e.clipF === undefined ? {} : { clipF: e.clipF, clipT: e.clipT ?? null }),
       })),
       input: {
         warpError: report.input.warpError,
         flickerIndex: report.input.flickerIndex,
+        ...(report.input.clipF === undefined
+          ? {}
+          : { clipF: report.input.clipF, clipT: report.input.clipT ?? null }),
       },
     };
     io.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);

@@ -39,10 +39,12 @@ import { checkOutputPath } from "../output-path.js";
 import { videoProgress } from "../video-progress.js";
 import { parseSeed } from "./image.js";
 import { renderMetrics } from "./video-metrics.js";
-import { loraOption } from "./lora-option.js";
+import { checkLoraLive, loraOption } from "./lora-option.js";
 import { embeddingOption } from "./embedding-option.js";
 import { parseRedisUrl } from "../../farm/connection.js";
 import { renderOnFarm } from "../../farm/coordinator.js";
+import type { UniRenderSetting } from "../../engine/uni-render.js";
+import { checkConditionName } from "../../control/annotators/index.js";
 
 export const VIDEO_FLAGS = {
   model: { type: "string" },
@@ -52,7 +54,25 @@ export const VIDEO_FLAGS = {
   "negative-prompt": { type: "string" },
   "prompt-syntax": { type: "string" },
   controlnet: { type: "string", multiple: true },
+  "t2i-adapter": { type: "string" },
+  "ip-adapter": { type: "string" },
+  uni: { type: "string" },
+  tuned: { type: "string" },
+  "no-invert": { type: "boolean" },
+  local: { type: "string" },
+  global: { type: "string" },
+  "local-strength": { type: "string" },
+  "global-strength": { type: "string" },
+  hed: { type: "string" },
+  mlsd: { type: "string" },
+  sketch: { type: "string" },
+  openpose: { type: "string" },
+  seg: { type: "string" },
+  "ip-image": { type: "string" },
+  "ip-scale": { type: "string" },
+  "image-encoder": { type: "string" },
   lora: { type: "string", multiple: true },
+  "lora-live": { type: "boolean" },
   embedding: { type: "string", multiple: true },
   control: { type: "string", multiple: true },
   "control-scale": { type: "string", multiple: true },
@@ -118,6 +138,9 @@ Fusion (--fusion, default none):
   flow              blend latents with the previous frame's, warped by the source's flow, where it is
                     consistent, during the first --fusion-end (default 0.5) of the steps at
                     --fusion-strength (default 0.8) (Rerender-style; sequential)
+  atlas             fit a small layered atlas (NLA) to the frames generated so far with the source's
+                    flows; each later frame starts from its atlas rendering as img2img at --strength
+                    (default 0.6) (needs a source and --attention per-frame; sequential)
 `;
 
 const USAGE = `Usage: steadyframe video [SOURCE] --model DIR|FILE --prompt TEXT --out FILE.mp4|DIR [options]
@@ -132,11 +155,37 @@ Model:
   --config DIR              diffusers folder with the configs of a single-file checkpoint
   --lora FILE[:SCALE]       a LoRA (kohya/A1111, diffusers or PEFT .safetensors) fused into the UNet
                             and text encoder at SCALE (default 1; repeatable, the LoRAs add up)
+  --lora-live               keep the LoRAs unfused with live scales (one compiled model for every scale)
   --embedding FILE[:TOKEN]  a textual-inversion embedding (A1111 .pt/.safetensors, diffusers
                             learned_embeds); TOKEN (default: the file's token or name) calls it (repeatable)
   --controlnet DIR|FILE     a ControlNet (repeat for several); each reads the map named by --control
   --control canny|depth|softedge   the map of each --controlnet (default canny)
   --control-scale S         conditioning scale per --controlnet (default 1)
+  --t2i-adapter DIR         a T2I-Adapter (diffusers T2IAdapter folder), a cheaper control: it takes
+                            the --control and --control-scale positions after the ControlNets'
+                            (map default canny; scale = adapter_conditioning_scale, default 1)
+  --ip-adapter FILE         an IP-Adapter (ip-adapter_sd15 / ip-adapter-plus_sd15 .safetensors or .bin)
+  --ip-image IMG|first-output   its reference: an image, or (default) frame 0's own output for every
+                            later batch (identity lock: frame 0 is made without a reference)
+  --ip-scale S              IP-Adapter scale (default 1); --image-encoder DIR its CLIP image encoder
+                            (default image_encoder/ beside the file)
+  --tuned DIR               Tune-A-Video: the folder of steadyframe tune; generates the whole clip from
+                            the DDIM inversion of SOURCE (default: the clip it was tuned on) with the
+                            edited --prompt (defaults --steps 50, --guidance 12.5; --no-invert starts
+                            from seeded noise; --model defaults to DIR)
+  --uni FILE                Uni-ControlNet (uni.ckpt or a .safetensors copy) instead of --controlnet; --model
+                            is the SD-1.5 folder (text encoder, VAE, tokenizer, scheduler)
+  --local NAMES             with --uni: the local conditions computed from each frame (comma-separated:
+                            canny, mlsd, hed, sketch, openpose, depth, seg); the controls method says
+                            which frames they come from (source, previous output, interpolated)
+  --global IMG|previous     with --uni: the content image, or each frame the previous frame's output
+                            (with --controls-from content-flow: the study's strategy 4); needs
+                            --image-encoder DIR (CLIP ViT-L/14, CLIPVisionModelWithProjection)
+  --local-strength S        --global-strength S: Uni-ControlNet's strengths (default 1)
+  --hed FILE --mlsd FILE --sketch FILE --openpose FILE --seg FILE.onnx
+                            annotator weights for --local (ControlNetHED.pth or network-bsds500.pth,
+                            mlsd_large_512_fp32.pth, model_gan.pth, body_pose_model.pth, an ADE20k ONNX
+                            model); depth uses --depth MODEL.onnx
   --canny LOW,HIGH          Canny thresholds (default 100,200)
   --depth MODEL.onnx        depth model for --control depth; --softedge MODEL.onnx for softedge
 Prompt:
@@ -224,6 +273,55 @@ const STRATEGY_FLAGS = [
   "batch",
   "prompt-schedule",
 ] as const;
+
+const LOCAL_ALIASES: Readonly<Record<string, string>> = {
+  midas: "depth",
+  pose: "openpose",
+  segmentation: "seg",
+  lines: "mlsd",
+  softedge: "hed",
+};
+
+/** The Uni-ControlNet settings the flags ask for (--uni ...), or undefined; refuses stray Uni flags. */
+function uniFromFlags(v: VideoFlagValues): UniRenderSetting | undefined {
+  const uniFlags = [
+    "local",
+    "global",
+    "local-strength",
+    "global-strength",
+    "hed",
+    "mlsd",
+    "sketch",
+    "openpose",
+    "seg",
+  ] as const;
+  if (v.uni === undefined) {
+    for (const flag of uniFlags)
+      if (v[flag] !== undefined) throw new InvalidArgumentError(`--${flag}`, "--uni to go with it", v[flag]);
+    return undefined;
+  }
+  const local = (v.local ?? "")
+    .split(",")
+    .map((s) => s.trim().toLowerCase())
+    .filter((s) => s !== "")
+    .map((s) => checkConditionName(LOCAL_ALIASES[s] ?? s));
+  const localStrength = num("--local-strength", v["local-strength"], (n) => n >= 0, "a number >= 0");
+  const globalStrength = num("--global-strength", v["global-strength"], (n) => n >= 0, "a number >= 0");
+  const annotators = Object.fromEntries(
+    (["hed", "mlsd", "sketch", "openpose", "seg"] as const).flatMap((k) =>
+      v[k] === undefined ? [] : [[k, v[k]]],
+    ),
+  ) as UniRenderSetting["annotators"];
+  return {
+    checkpoint: v.uni,
+    local,
+    ...(v.global === undefined ? {} : { global: v.global }),
+    ...(localStrength === undefined ? {} : { localStrength }),
+    ...(globalStrength === undefined ? {} : { globalStrength }),
+    ...(v["image-encoder"] === undefined ? {} : { imageEncoder: v["image-encoder"] }),
+    ...(annotators && Object.keys(annotators).length > 0 ? { annotators } : {}),
+  };
+}
 
 /**
  * The motion pipeline the flags ask for (--motion-adapter or --motion-field), or undefined; refuses
@@ -378,23 +476,28 @@ export async function commonSettings(v: VideoFlagValues, source: string | undefi
   const prompt: PromptSchedule =
     v["prompt-schedule"] !== undefined ? parsePromptSchedule(v["prompt-schedule"]) : (v.prompt ?? "");
   const nets = v.controlnet ?? [];
+  const adapterDir = v["t2i-adapter"];
+  // The controls in order: each ControlNet, then the T2I-Adapter; --control/--control-scale follow it.
+  const units = [...nets, ...(adapterDir === undefined ? [] : [adapterDir])];
+  const guides = adapterDir === undefined ? "--controlnet" : "--controlnet and --t2i-adapter";
   const kinds = v.control ?? [];
-  if (kinds.length > nets.length)
+  if (kinds.length > units.length)
     throw new InvalidArgumentError(
       "--control",
-      `at most one per --controlnet (${nets.length})`,
+      `at most one per ${guides} (${units.length})`,
       kinds.join(", "),
     );
   const scales = v["control-scale"] ?? [];
-  if (scales.length > nets.length)
+  if (scales.length > units.length)
     throw new InvalidArgumentError(
       "--control-scale",
-      `at most one per --controlnet (${nets.length})`,
+      `at most one per ${guides} (${units.length})`,
       scales.join(", "),
     );
-  const controlnets: ControlNetSetting[] = nets.map((path, k) => {
+  const [controlnets, adapters]: [ControlNetSetting[], ControlNetSetting[]] = [[], []];
+  for (const [k, path] of units.entries()) {
     const scale = num("--control-scale", scales[k], (n) => n >= 0, "a number >= 0");
-    return {
+    (k < nets.length ? controlnets : adapters).push({
       path,
       control: checkChoice("--control", kinds[k] ?? "canny", [
         "canny",
@@ -402,8 +505,25 @@ export async function commonSettings(v: VideoFlagValues, source: string | undefi
         "softedge",
       ] as const) as ControlKind,
       ...(scale === undefined ? {} : { scale }),
-    };
-  });
+    });
+  }
+  const t2iAdapter = adapters[0];
+  const uni = uniFromFlags(v);
+  const ipFile = v["ip-adapter"];
+  if (ipFile === undefined)
+    for (const flag of ["ip-image", "ip-scale", "image-encoder"] as const)
+      if (v[flag] !== undefined && !(flag === "image-encoder" && v.uni !== undefined))
+        throw new InvalidArgumentError(`--${flag}`, "--ip-adapter (or --uni) to go with it", v[flag]);
+  const ipScale = num("--ip-scale", v["ip-scale"], (n) => n >= 0, "a number >= 0");
+  const ipAdapter =
+    ipFile === undefined
+      ? undefined
+      : {
+          file: ipFile,
+          image: v["ip-image"] ?? "first-output",
+          ...(v["image-encoder"] === undefined ? {} : { imageEncoder: v["image-encoder"] }),
+          ...(ipScale === undefined ? {} : { scale: ipScale }),
+        };
   const sizeOption = v.size === undefined ? undefined : parseSize(v.size);
   let size: { width: number; height: number } | undefined;
   if (sizeOption && "width" in sizeOption) size = sizeOption;
@@ -417,14 +537,19 @@ export async function commonSettings(v: VideoFlagValues, source: string | undefi
   const eta = num("--eta", v.eta, (n) => n >= 0, "a number >= 0");
   const frames = intOption("--frames", v.frames, 1);
   const loras = await loraOption(v.lora);
+  const liveLoras = checkLoraLive(v["lora-live"], loras);
   const embeddings = await embeddingOption(v.embedding);
   return {
     ...(source === undefined ? {} : { source }),
     model: v.model,
     ...(v.config === undefined ? {} : { config: v.config }),
     ...(loras.length === 0 ? {} : { loras }),
+    ...(liveLoras ? { liveLoras } : {}),
     ...(embeddings.length === 0 ? {} : { embeddings }),
     controlnets,
+    ...(t2iAdapter === undefined ? {} : { t2iAdapter }),
+    ...(ipAdapter === undefined ? {} : { ipAdapter }),
+    ...(uni === undefined ? {} : { uni }),
     ...(v.depth === undefined ? {} : { depthModel: v.depth }),
     ...(v.softedge === undefined ? {} : { softEdgeModel: v.softedge }),
     ...(v.canny === undefined ? {} : { canny: parseCanny(v.canny) }),
@@ -453,6 +578,8 @@ async function run(args: readonly string[], io: CliIO): Promise<number> {
   const source = positionals[0];
   if (v.out === undefined)
     throw new InvalidArgumentError("--out", "an output video file or folder", undefined);
+  if (v.tuned !== undefined) return runTuned(v, source, io);
+  if (v["no-invert"] === true) throw new InvalidArgumentError("--no-invert", "--tuned to go with it", true);
   const strategy = strategyFromFlags(v);
   const motion = motionFromFlags(v, source);
   const queue = v.queue === undefined ? undefined : parseRedisUrl("--queue", v.queue);
@@ -510,6 +637,50 @@ async function run(args: readonly string[], io: CliIO): Promise<number> {
     io.stdout.write(
       `wrote ${rendered.out}: ${rendered.frames} frames ${summary.size} (${rendered.generated} generated now), ${rendered.strategy}\n`,
     );
+  return 0;
+}
+
+/** `video --tuned DIR`: a Tune-A-Video render (src/engine/tuned-render.ts). */
+async function runTuned(
+  v: VideoFlagValues & { readonly queue?: string | undefined; readonly segment?: string | undefined },
+  source: string | undefined,
+  io: CliIO,
+): Promise<number> {
+  const tuned = v.tuned ?? "";
+  for (const flag of [...STRATEGY_FLAGS, "motion-adapter", "motion-field", "queue", "segment"] as const)
+    if (v[flag] !== undefined)
+      throw new InvalidArgumentError(
+        `--${flag}`,
+        "no per-frame strategy or motion flag with --tuned",
+        v[flag],
+        {
+          hint: "a Tune-A-Video render generates the whole clip with the tuned model",
+        },
+      );
+  const common = await commonSettings({ ...v, model: v.model ?? tuned }, source);
+  const sized = v.size === undefined ? { ...common, width: undefined, height: undefined } : common;
+  const { width, height, ...rest } = sized;
+  const out = v.out ?? "";
+  const isVideo = /\.(mp4|m4v|mov|mkv|webm|gif)$/i.test(out);
+  await checkOutputPath("--out", out, isVideo ? "file" : "folder");
+  const fps = num("--fps", v.fps, (n) => n > 0, "a frame rate > 0");
+  const rendered = await renderVideo(
+    {
+      ...rest,
+      ...(width === undefined || height === undefined ? {} : { width, height }),
+      ...(v.steps === undefined ? { steps: 50 } : {}),
+      ...(v.guidance === undefined ? { guidanceScale: 12.5 } : {}),
+      strategy: strategyFromFlags({}),
+      tuned: { dir: tuned, invert: v["no-invert"] !== true },
+      out,
+      resume: v.resume === true,
+      ...(fps === undefined ? {} : { fps }),
+    },
+    { onProgress: videoProgress(io.stderr, io.interactive), signal: io.signal },
+  );
+  io.stdout.write(
+    `wrote ${rendered.out}: ${rendered.frames} frames ${rendered.width}x${rendered.height} (${rendered.generated} generated now), tune-a-video\n`,
+  );
   return 0;
 }
 

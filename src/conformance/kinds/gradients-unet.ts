@@ -8,7 +8,7 @@
 import { join, resolve } from "node:path";
 import { ConfigError } from "../../errors.js";
 import { GraphBuilder } from "../../graph/builder.js";
-import { gradients } from "../../graph/autodiff/index.js";
+import { type BackwardOptions, gradients } from "../../graph/autodiff/index.js";
 import * as op from "../../graph/ops/index.js";
 import { readJsonFile } from "../../config/parse.js";
 import { parseUNet2DConditionModelConfig } from "../../models/unet/config.js";
@@ -59,7 +59,16 @@ function noiseTargets(
   };
 }
 
-export async function runUNetLossFixture(ctx: FixtureContext): Promise<ConformanceRow[]> {
+/** Test hooks of the unet_loss run: build the backward with recompute, see the graph. */
+export interface UNetLossOptions {
+  readonly checkpoint?: BackwardOptions["checkpoint"];
+  readonly onGraph?: (g: GraphBuilder) => void;
+}
+
+export async function runUNetLossFixture(
+  ctx: FixtureContext,
+  options: UNetLossOptions = {},
+): Promise<ConformanceRow[]> {
   const file = caseFile(ctx);
   const fixture = fixtureName(ctx, "gradients/unet_loss");
   const weights = ctx.caseJson.weights;
@@ -116,7 +125,13 @@ export async function runUNetLossFixture(ctx: FixtureContext): Promise<Conforman
     { keepdims: false },
   );
   const params = makeTrainable(g, tracker);
-  const { grads } = gradients(g, loss, [sample, context, ...params.map((p) => p.value)]);
+  const { grads } = gradients(
+    g,
+    loss,
+    [sample, context, ...params.map((p) => p.value)],
+    options.checkpoint ? { checkpoint: options.checkpoint } : {},
+  );
+  options.onGraph?.(g);
   g.output(pred, "model_pred");
   g.output(loss, "loss");
   grads.forEach((gr, i) => g.output(gr, `grad_out.${i}`));

@@ -23,7 +23,7 @@ const COMPONENTS: readonly LdmComponent[] = ["unet", "vae", "text_encoder", "con
 
 /**
  * The key prefix each component is looked for under. The text encoder takes all of
- * `cond_stage_model.`, so SD2 OpenCLIP keys reach the key map and are refused with its message.
+ * `cond_stage_model.`, so SD2 OpenCLIP keys (`cond_stage_model.model.`) reach the key map too.
  */
 const VIEW_PREFIX: Readonly<Record<LdmComponent, string>> = {
   ...LDM_PREFIXES,

@@ -6,10 +6,19 @@
  * each node's vector-Jacobian product comes from its op's rule (./rules-*.ts), gradients reaching a
  * value through several consumers are summed, and only nodes on a path from a differentiated value
  * to an output get backward nodes (a frozen weight costs no weight-gradient computation).
+ *
+ * Recompute (activation checkpointing, torch.utils.checkpoint): nodes given a segment name by
+ * `options.checkpoint` are emitted a second time just before the first backward node of their segment,
+ * and the segment's rules read those copies, so the forward values inside a segment are dead once the
+ * forward pass has used them and ONNX Runtime's memory planner frees them; only the values entering
+ * a segment live until its backward. The copies' activation inputs are gated by `x + 0·Σ(upstream
+ * gradient)`: the recomputation cannot start before the gradient reaches the segment, and ORT's common
+ * subexpression elimination cannot merge the copies back into the originals.
  */
-import { GraphError, InvalidArgumentError, UnsupportedError } from "../../errors.js";
+import { GraphError, InvalidArgumentError } from "../../errors.js";
 import type { GraphBuilder, NodeRecord, Value } from "../builder.js";
 import { isFloatDType } from "../dtype.js";
+import * as op from "../ops/index.js";
 import { shapeStr } from "../shape.js";
 import { filledLike, sameShape, sumAll, zerosLike } from "./helpers.js";
 import { type GradientRule, RuleContext, ruleKey } from "./rule.js";
@@ -38,9 +47,9 @@ export interface Seed {
 
 export interface BackwardOptions {
   /**
-   * (optional) Reserved for recompute (activation checkpointing): nodes for which this returns a
-   * segment name are re-emitted once per segment just before that segment's backward, and the
-   * segment's rules read the recomputed values. Not implemented yet: passing it throws.
+   * (optional) recompute (activation checkpointing): nodes for which this returns a segment name are
+   * re-emitted once per segment just before that segment's backward, and the segment's rules read the
+   * recomputed values (see the module comment; `checkpointByScope` makes one segment per module).
    */
   readonly checkpoint?: (node: NodeRecord) => string | undefined;
   /** (optional, default "grad") name scope of the backward nodes. */
@@ -66,11 +75,6 @@ export function backward(
   wrt: readonly Value[],
   options: BackwardOptions = {},
 ): BackwardResult {
-  if (options.checkpoint) {
-    throw new UnsupportedError("recompute (checkpoint) in backward()", {
-      hint: "build the backward without `checkpoint` for now",
-    });
-  }
   if (seeds.length === 0) throw new InvalidArgumentError("seeds", "at least one output to differentiate", []);
   for (const s of seeds) {
     if (!isFloatDType(s.value.dtype))
@@ -114,14 +118,34 @@ export function backward(
       else contributions.set(name, [grad]);
     };
     for (const s of seeds) add(s.value.name, s.grad ?? filledLike(g, s.value, 1));
+    const segmentOf = new Map<NodeRecord, string>();
+    if (options.checkpoint) {
+      for (const n of forward) {
+        const segment = options.checkpoint(n);
+        if (segment !== undefined) segmentOf.set(n, segment);
+      }
+    }
+    const recomputed = new Map<string, Map<string, Value>>();
     for (const n of active) {
       const rule = RULES.get(ruleKey(n.domain, n.opType));
-      const outputs = n.outputs.map((name) => mustValue(g, name));
-      const gradOutputs = outputs.map((v) => {
+      const originals = n.outputs.map((name) => mustValue(g, name));
+      const gradOutputs = originals.map((v) => {
         const parts = contributions.get(v.name);
         return parts ? sumAll(g, parts) : null;
       });
       if (gradOutputs.every((x) => x === null)) continue;
+      const segment = segmentOf.get(n);
+      let copies: Map<string, Value> | undefined;
+      if (segment !== undefined) {
+        copies = recomputed.get(segment);
+        if (copies === undefined) {
+          const gate = gradOutputs.find((x): x is Value => x !== null) as Value;
+          copies = recompute(g, forward, (m) => segmentOf.get(m) === segment, gate);
+          recomputed.set(segment, copies);
+        }
+      }
+      const seen = (v: Value): Value => copies?.get(v.name) ?? v;
+      const outputs = originals.map(seen);
       if (!rule) {
         throw new GraphError(
           "backward",
@@ -131,7 +155,13 @@ export function backward(
       }
       const inputs = n.inputs.map((name) => (name === "" ? undefined : mustValue(g, name)));
       const needs = inputs.map((v) => v !== undefined && live.has(v.name) && isFloatDType(v.dtype));
-      const ctx = new RuleContext(g, n, inputs, outputs, needs);
+      const ctx = new RuleContext(
+        g,
+        n,
+        inputs.map((v) => v && seen(v)),
+        outputs,
+        needs,
+      );
       const grads = rule(ctx, gradOutputs);
       inputs.forEach((v, i) => {
         const grad = grads[i];
@@ -155,6 +185,72 @@ export function backward(
     });
     return { grads, unreachable, nodes: g.nodes.length - nodesBefore };
   });
+}
+
+/**
+ * Emits the nodes `inSegment` accepts a second time, in forward order: inputs made inside the segment
+ * come from the copies, float activations from outside it pass through `x + 0·Σ gate` (see the module
+ * comment). Returns original value name -> copy.
+ */
+function recompute(
+  g: GraphBuilder,
+  forward: readonly NodeRecord[],
+  inSegment: (n: NodeRecord) => boolean,
+  gate: Value,
+): Map<string, Value> {
+  const copies = new Map<string, Value>();
+  const gated = new Map<string, Value>();
+  let zero: Value | undefined;
+  const zeroOf = (dtype: Value["dtype"]): Value => {
+    if (zero === undefined) {
+      const total =
+        gate.rank === 0 ? gate : op.ReduceSum(g, gate, [...Array(gate.rank).keys()], { keepdims: false });
+      zero = op.Mul(g, total, g.scalar(0, gate.dtype));
+    }
+    return zero.dtype === dtype ? zero : op.Cast(g, zero, dtype);
+  };
+  g.withScope("recompute", () => {
+    for (const n of forward) {
+      if (!inSegment(n)) continue;
+      const inputs = n.inputs.map((name) => {
+        if (name === "") return undefined;
+        const copy = copies.get(name);
+        if (copy) return copy;
+        const v = mustValue(g, name);
+        if (v.kind !== "node" || !isFloatDType(v.dtype)) return v;
+        let gatedValue = gated.get(name);
+        if (gatedValue === undefined) {
+          gatedValue = op.Add(g, v, zeroOf(v.dtype));
+          gated.set(name, gatedValue);
+        }
+        return gatedValue;
+      });
+      const outputs = g.node(n.opType, inputs, n.attributes, {
+        ...(n.domain === "" ? {} : { domain: n.domain }),
+        outputs: n.outputs.map((name) => {
+          const v = mustValue(g, name);
+          return { dtype: v.dtype, shape: v.shape };
+        }),
+      });
+      n.outputs.forEach((name, i) => {
+        const copy = outputs[i];
+        if (copy) copies.set(name, copy);
+      });
+    }
+  });
+  return copies;
+}
+
+/**
+ * A `checkpoint` option with one recompute segment per module: a node belongs to the first of
+ * `modules` (diffusers module paths such as "down_blocks.1", "mid_block") its name's scope starts with.
+ */
+export function checkpointByScope(modules: readonly string[]): (node: NodeRecord) => string | undefined {
+  return (node) => {
+    const slash = node.name.lastIndexOf("/");
+    const scope = slash < 0 ? "" : node.name.slice(0, slash);
+    return modules.find((m) => scope === m || scope.startsWith(`${m}.`) || scope.startsWith(`${m}/`));
+  };
 }
 
 /** Gradients of a scalar (or any-shaped, summed) loss with respect to each value of `wrt`. */

@@ -7,6 +7,7 @@ export {
   type BackwardResult,
   type Seed,
   backward,
+  checkpointByScope,
   differentiableOps,
   gradients,
 } from "./backward.js";

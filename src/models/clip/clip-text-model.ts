@@ -16,7 +16,9 @@ import { type ClipGraphOptions, buildCLIPTextGraph } from "./graph.js";
 import { type ClipSpec, resolveClipSpec } from "./validate.js";
 
 export interface CLIPTextModelLoadOptions
-  extends ModelLoadOptions, Pick<ClipGraphOptions, "dtype" | "attention" | "keyMap" | "sequenceLength"> {}
+  extends
+    ModelLoadOptions,
+    Pick<ClipGraphOptions, "dtype" | "attention" | "keyMap" | "sequenceLength" | "textProjection"> {}
 
 export interface CLIPTextEncodeOptions {
   /**
@@ -34,6 +36,8 @@ export interface CLIPTextOutputs {
   readonly lastHiddenState: HostTensor<"float32">;
   /** lastHiddenState at each sequence's eos token, [B, hidden]. */
   readonly poolerOutput: HostTensor<"float32">;
+  /** text_projection(poolerOutput), [B, projection_dim]: only when loaded with `textProjection`. */
+  readonly textEmbeds?: HostTensor<"float32">;
 }
 
 export class CLIPTextModel extends ModelRunner {
@@ -59,6 +63,7 @@ export class CLIPTextModel extends ModelRunner {
       ...(options.attention === undefined ? {} : { attention: options.attention }),
       ...(options.keyMap === undefined ? {} : { keyMap: options.keyMap }),
       ...(options.sequenceLength === undefined ? {} : { sequenceLength: options.sequenceLength }),
+      ...(options.textProjection === undefined ? {} : { textProjection: options.textProjection }),
     });
     return ModelRunner.opened(
       new CLIPTextModel(
@@ -88,7 +93,13 @@ export class CLIPTextModel extends ModelRunner {
     }
     throwIfAborted(options.signal, "CLIPTextModel encode");
     const session = await this.openSession();
-    const names = ["last_hidden_state", "pooler_output", ...(clipSkip > 0 ? [`clip_skip_${clipSkip}`] : [])];
+    const projected = session.outputs.some((o) => o.name === "text_embeds");
+    const names = [
+      "last_hidden_state",
+      "pooler_output",
+      ...(clipSkip > 0 ? [`clip_skip_${clipSkip}`] : []),
+      ...(projected ? ["text_embeds"] : []),
+    ];
     const out = await session.run(
       { input_ids: ids },
       { outputs: names, ...(options.signal === undefined ? {} : { signal: options.signal }) },
@@ -103,6 +114,7 @@ export class CLIPTextModel extends ModelRunner {
       lastHiddenState,
       poolerOutput: get("pooler_output"),
       promptEmbeds: clipSkip > 0 ? get(`clip_skip_${clipSkip}`) : lastHiddenState,
+      ...(projected ? { textEmbeds: get("text_embeds") } : {}),
     };
   }
 

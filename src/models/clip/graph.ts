@@ -5,6 +5,10 @@
  * final_layer_norm) and `clip_skip_{k}` = final_layer_norm(hidden_states[L - k]) (diffusers'
  * encode_prompt with clip_skip=k).
  *
+ * With `textProjection` (CLIPTextModelWithProjection, or a CLIPModel's text tower) also `text_embeds`
+ * [B, projection_dim] = text_projection(pooler_output) (`text_projection.weight`, no bias), what CLIP
+ * scores compare with image embeddings.
+ *
  * Pooling (transformers 4.36 CLIPTextTransformer.forward): when the config's eos_token_id is 2 (the
  * legacy default) the eos position is argmax(input_ids) (the highest id, 49407 in CLIP's vocab);
  * otherwise it is the first position where input_ids == eos_token_id. ArgMax returns the first
@@ -15,6 +19,7 @@ import { GraphBuilder, type Value, attr } from "../../graph/builder.js";
 import * as op from "../../graph/ops/index.js";
 import type { GraphBuildOptions } from "../../nn/module.js";
 import type { WeightStore } from "../../nn/weight-store.js";
+import { Linear } from "../../nn/linear.js";
 import { WeightScope } from "../../nn/weights.js";
 import { CLIPTextTransformer } from "./text-transformer.js";
 import type { ClipSpec } from "./validate.js";
@@ -30,6 +35,8 @@ export interface ClipGraphOptions extends GraphBuildOptions {
   readonly hiddenStates?: boolean;
   /** Also output `clip_skip_{k}` for each k (1 <= k < num_hidden_layers). */
   readonly clipSkips?: readonly number[];
+  /** (optional) projection_dim: bind `text_projection.weight` and output `text_embeds`. */
+  readonly textProjection?: number;
 }
 
 /** Checkpoint buffers that carry no weights (older transformers saved the position ids). */
@@ -93,10 +100,18 @@ export function buildCLIPTextGraph(
   const ids = g.input("input_ids", "int64", ["batch", seq]);
   const out = model.forward(ids, seq);
   g.output(out.lastHiddenState, "last_hidden_state");
-  g.output(
+  const pooled = g.output(
     g.scope("pooler", () => gatherPerBatch(g, out.lastHiddenState, eosPositions(g, ids, c.eos_token_id))),
     "pooler_output",
   );
+  if (options.textProjection !== undefined) {
+    const projection = new Linear(w.at("text_projection"), {
+      inFeatures: c.hidden_size,
+      outFeatures: options.textProjection,
+      bias: false,
+    });
+    g.output(projection.forward(pooled), "text_embeds");
+  }
   if (options.hiddenStates) out.hiddenStates.forEach((h, i) => g.output(h, `hidden_states.${i}`));
   for (const k of new Set(options.clipSkips ?? [])) {
     const h = out.hiddenStates[layers - k];

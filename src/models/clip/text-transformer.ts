@@ -15,6 +15,19 @@ import { Module, moduleList } from "../../nn/module.js";
 import type { WeightScope } from "../../nn/weights.js";
 import type { ClipSpec } from "./validate.js";
 
+/**
+ * What the encoder layers read from a spec: the text and the vision towers (../clip-vision) share
+ * these layers (same keys, same maths; only the text tower passes a causal bias).
+ */
+export interface ClipLayerSpec {
+  readonly config: Pick<
+    ClipSpec["config"],
+    "hidden_size" | "intermediate_size" | "num_attention_heads" | "layer_norm_eps"
+  >;
+  readonly act: ClipSpec["act"];
+  readonly headDim: number;
+}
+
 export class CLIPTextEmbeddings extends Module {
   readonly token_embedding: Embedding;
   readonly position_embedding: Embedding;
@@ -55,7 +68,7 @@ export class CLIPAttention extends Module {
 
   constructor(
     w: WeightScope,
-    readonly spec: ClipSpec,
+    readonly spec: ClipLayerSpec,
   ) {
     super(w);
     const d = spec.config.hidden_size;
@@ -66,8 +79,8 @@ export class CLIPAttention extends Module {
     this.out_proj = linear("out_proj");
   }
 
-  /** x [B, S, hidden], causal bias [1, 1, S, S] -> [B, S, hidden]. */
-  forward(x: Value, causalBias: Value): Value {
+  /** x [B, S, hidden], causal bias [1, 1, S, S] (none: bidirectional, the vision tower) -> [B, S, hidden]. */
+  forward(x: Value, causalBias?: Value): Value {
     return this.scoped(() => {
       const out = op.multiHeadAttention(
         this.graph,
@@ -78,7 +91,7 @@ export class CLIPAttention extends Module {
           numHeads: this.spec.config.num_attention_heads,
           scale: this.spec.headDim ** -0.5,
           implementation: this.w.options.attention ?? "mha",
-          attentionBias: causalBias,
+          ...(causalBias === undefined ? {} : { attentionBias: causalBias }),
         },
       );
       return this.out_proj.forward(out);
@@ -92,7 +105,7 @@ export class CLIPMLP extends Module {
 
   constructor(
     w: WeightScope,
-    readonly spec: ClipSpec,
+    readonly spec: ClipLayerSpec,
   ) {
     super(w);
     const c = spec.config;
@@ -111,7 +124,7 @@ export class CLIPEncoderLayer extends Module {
   readonly mlp: CLIPMLP;
   readonly layer_norm2: LayerNorm;
 
-  constructor(w: WeightScope, spec: ClipSpec) {
+  constructor(w: WeightScope, spec: ClipLayerSpec) {
     super(w);
     const norm = { normalizedShape: spec.config.hidden_size, eps: spec.config.layer_norm_eps };
     this.self_attn = new CLIPAttention(w.at("self_attn"), spec);
@@ -120,7 +133,7 @@ export class CLIPEncoderLayer extends Module {
     this.layer_norm2 = new LayerNorm(w.at("layer_norm2"), norm);
   }
 
-  forward(x: Value, causalBias: Value): Value {
+  forward(x: Value, causalBias?: Value): Value {
     const g = this.graph;
     return this.scoped(() => {
       const h = op.Add(g, x, this.self_attn.forward(this.layer_norm1.forward(x), causalBias));
@@ -131,7 +144,10 @@ export class CLIPEncoderLayer extends Module {
 
 export class CLIPEncoder extends Module {
   readonly layers: readonly CLIPEncoderLayer[];
-  constructor(w: WeightScope, spec: ClipSpec) {
+  constructor(
+    w: WeightScope,
+    spec: ClipLayerSpec & { readonly config: { readonly num_hidden_layers: number } },
+  ) {
     super(w);
     this.layers = moduleList(
       w.at("layers"),

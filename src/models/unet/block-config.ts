@@ -11,6 +11,7 @@
  * SimpleCrossAttn...), so diffusers ignores them for the blocks below, and so do we.
  */
 import { ConfigError, UnsupportedError } from "../../errors.js";
+import type { UNetModuleHooks } from "./layer-hook.js";
 
 export type DownBlockType = "CrossAttnDownBlock2D" | "DownBlock2D";
 export type UpBlockType = "CrossAttnUpBlock2D" | "UpBlock2D";
@@ -52,6 +53,8 @@ export interface SharedBlockSettings {
   readonly tembChannels: number;
   readonly useLinearProjection: boolean;
   readonly upcastAttention: boolean;
+  /** (optional) video UNet hooks (see layer-hook.ts). */
+  readonly hooks?: UNetModuleHooks;
 }
 
 /** The transformer settings of a block (see block-layers.ts: blockAttentions). */

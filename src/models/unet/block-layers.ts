@@ -22,6 +22,7 @@ export function blockResnetOptions(
     groups: shared.resnetGroups,
     eps: shared.resnetEps,
     actFn: shared.actFn,
+    ...(shared.hooks?.groupNorm ? { applyNorm: shared.hooks.groupNorm } : {}),
   };
 }
 
@@ -47,6 +48,7 @@ export function blockAttentions(
         useLinearProjection: shared.useLinearProjection,
         ...(spec.onlyCrossAttention === undefined ? {} : { onlyCrossAttention: spec.onlyCrossAttention }),
         upcastAttention: shared.upcastAttention,
+        ...(shared.hooks ? { hooks: shared.hooks } : {}),
       }),
   );
 }

@@ -8,13 +8,15 @@
  * `encoder_hidden_states` [batch, sequence, cross_attention_dim]; with `time_cond_proj_dim` (LCM)
  * `timestep_cond` float32 [batch, time_cond_proj_dim]; with residuals also
  * `down_block_additional_residuals.{i}` and `mid_block_additional_residual`; with T2I-Adapter
- * residuals `down_intrablock_additional_residuals.{i}` (one per down block). Output: `noise_pred`.
+ * residuals `down_intrablock_additional_residuals.{i}` (one per down block); with IP-Adapter inputs
+ * `ip_key.<attn2 path>` / `ip_value.<attn2 path>` [batch, ip_tokens, inner] for every cross-attention
+ * (attended with their own softmax and added before to_out: src/models/ip-adapter). Output: `noise_pred`.
  */
 import { InvalidArgumentError, UnsupportedError } from "../../errors.js";
 import type { GraphBuilder, Value } from "../../graph/builder.js";
 import type { DType } from "../../tensor.js";
 import { type CrossFrameMode, crossFrameAttention } from "../../nn/cross-frame.js";
-import type { KeyValueTransform } from "../../nn/module.js";
+import type { ExtraKeyValues, KeyValueTransform } from "../../nn/module.js";
 import type { WeightScope } from "../../nn/weights.js";
 import type { ModelGraph } from "../model-graph.js";
 import type { EncoderSpec } from "./block-config.js";
@@ -97,6 +99,52 @@ export function declareResidualInputs(
   return { down, mid };
 }
 
+/** Graph input names of the IP-Adapter keys/values of the cross-attention at `path` (its weight path). */
+export const ipKeyName = (path: string): string => `ip_key.${path}`;
+export const ipValueName = (path: string): string => `ip_value.${path}`;
+
+/** One cross-attention that takes IP-Adapter keys/values: its weight path and width (heads * head_dim). */
+export interface IpAdapterLayer {
+  readonly path: string;
+  readonly innerDim: number;
+}
+
+/**
+ * The IP-Adapter layers of a built UNet graph (from its `ip_key.*` inputs) in diffusers'
+ * `unet.attn_processors` order, which numbers the published files' `ip_adapter.<n>` keys: module
+ * registration order, i.e. down blocks, then UP blocks, then the mid block; within a part by block,
+ * attention and transformer block index.
+ */
+export function ipAdapterLayers(inputs: readonly Value[]): IpAdapterLayer[] {
+  const part = (p: string): number => (p.startsWith("down_blocks") ? 0 : p.startsWith("up_blocks") ? 1 : 2);
+  const numbers = (p: string): number[] => (p.match(/\d+/g) ?? []).map(Number);
+  const layers = inputs
+    .filter((v) => v.name.startsWith("ip_key."))
+    .map((v) => ({ path: v.name.slice("ip_key.".length), innerDim: Number(v.shape[2]) }));
+  return layers.sort((a, b) => {
+    if (part(a.path) !== part(b.path)) return part(a.path) - part(b.path);
+    const x = numbers(a.path);
+    const y = numbers(b.path);
+    for (let i = 0; i < Math.max(x.length, y.length); i++) {
+      if ((x[i] ?? -1) !== (y[i] ?? -1)) return (x[i] ?? -1) - (y[i] ?? -1);
+    }
+    return 0;
+  });
+}
+
+/** Declares `ip_key.<path>` / `ip_value.<path>` for every cross-attention (attn2) as it is built. */
+function ipAdapterKeyValues(g: GraphBuilder, dtype: DType): ExtraKeyValues {
+  return (context, width) => {
+    if (context.isSelfAttention) return [];
+    return [
+      {
+        key: g.input(ipKeyName(context.path), dtype, ["batch", "ip_tokens", width]),
+        value: g.input(ipValueName(context.path), dtype, ["batch", "ip_tokens", width]),
+      },
+    ];
+  };
+}
+
 /** Text2Video-Zero cross-frame attention in every self-attention (attn1). */
 export interface CrossFrameSetting {
   /** Frames per video; the batch holds batch / videoLength videos. Give this or batchSize. */
@@ -119,6 +167,8 @@ export interface UNetBuildOptions {
   readonly intrablockResiduals?: boolean;
   /** (optional) cross-frame attention. */
   readonly crossFrame?: CrossFrameSetting;
+  /** (optional, default false) add IP-Adapter key/value inputs to every cross-attention (`ip_key.*`, `ip_value.*`). */
+  readonly ipAdapter?: boolean;
   /** (optional, default false) also output `intermediate.<name>` (time_proj, down_blocks.i, ...). */
   readonly intermediates?: boolean;
   /** (optional, default "unet/config.json") names the config in errors. */
@@ -160,10 +210,14 @@ export function buildUNet2DConditionModel(
   config: UNet2DConditionModelConfig,
   options: UNetBuildOptions = {},
 ): UNetGraph {
-  const scope = options.crossFrame
-    ? w.withOptions({ keyValueTransform: crossFrameTransform(options.crossFrame) })
-    : w;
   const g = w.graph;
+  const scope =
+    options.crossFrame || options.ipAdapter
+      ? w.withOptions({
+          ...(options.crossFrame ? { keyValueTransform: crossFrameTransform(options.crossFrame) } : {}),
+          ...(options.ipAdapter ? { extraKeyValues: ipAdapterKeyValues(g, w.dtype) } : {}),
+        })
+      : w;
   const width = singleCrossAttentionDim(config.cross_attention_dim);
   if (width === undefined) {
     throw new UnsupportedError(

@@ -24,6 +24,8 @@ export interface ResnetBlock2DOptions {
   readonly actFn?: string;
   /** Default 1. */
   readonly outputScaleFactor?: number;
+  /** (optional) applies norm1/norm2 instead of GroupNorm.forward (UNetModuleHooks.groupNorm). */
+  readonly applyNorm?: (norm: GroupNorm, x: Value) => Value;
 }
 
 export class ResnetBlock2D extends Module {
@@ -61,13 +63,15 @@ export class ResnetBlock2D extends Module {
   forward(x: Value, temb: Value | null): Value {
     const g = this.graph;
     const act = (v: Value): Value => diffusersActivation(g, v, this.options.actFn ?? "silu");
+    const apply = this.options.applyNorm;
+    const norm = (n: GroupNorm, v: Value): Value => (apply ? apply(n, v) : n.forward(v));
     return this.scoped(() => {
-      let h = this.conv1.forward(act(this.norm1.forward(x)));
+      let h = this.conv1.forward(act(norm(this.norm1, x)));
       if (this.time_emb_proj && temb) {
         const t = this.time_emb_proj.forward(act(temb)); // [B, out]
         h = op.Add(g, h, op.Unsqueeze(g, t, [2, 3]));
       }
-      h = this.conv2.forward(act(this.norm2.forward(h)));
+      h = this.conv2.forward(act(norm(this.norm2, h)));
       const shortcut = this.conv_shortcut ? this.conv_shortcut.forward(x) : x;
       const sum = op.Add(g, shortcut, h);
       const scale = this.options.outputScaleFactor ?? 1;

@@ -18,7 +18,16 @@ import {
   signalOption,
   timestepFeed,
 } from "../model-runner.js";
-import { type CrossFrameSetting, UNET_INPUT, UNET_OUTPUT, buildUNet2DConditionModel } from "./build.js";
+import {
+  type CrossFrameSetting,
+  type IpAdapterLayer,
+  UNET_INPUT,
+  UNET_OUTPUT,
+  buildUNet2DConditionModel,
+  ipAdapterLayers,
+  ipKeyName,
+  ipValueName,
+} from "./build.js";
 import { type UNet2DConditionModelConfig, parseUNet2DConditionModelConfig } from "./config.js";
 import { intrablockFeeds, residualFeeds, residualSpecs } from "./residual-feeds.js";
 
@@ -35,6 +44,8 @@ export interface UNetLoadOptions extends ModelLoadOptions {
   readonly intrablockResiduals?: boolean;
   /** (optional) Text2Video-Zero cross-frame attention in every attn1. */
   readonly crossFrame?: CrossFrameSetting;
+  /** (optional, default false) take IP-Adapter keys/values in every attn2 (none given: no image term). */
+  readonly ipAdapter?: boolean;
   /** (optional, default false) also output `intermediate.*` tensors (see `run`). */
   readonly intermediates?: boolean;
 }
@@ -56,6 +67,11 @@ export interface UNetRunInputs {
   readonly midBlockAdditionalResidual?: HostTensor;
   /** T2I-Adapter features, one per down block (diffusers down_intrablock_additional_residuals). */
   readonly downIntrablockAdditionalResiduals?: readonly HostTensor[];
+  /**
+   * IP-Adapter keys/values by graph input name (`ip_key.<path>`, `ip_value.<path>`, [B, tokens,
+   * inner], the ip scale already in the values; src/models/ip-adapter). Left out: no image term.
+   */
+  readonly ipAdapterKeyValues?: Readonly<Record<string, HostTensor>>;
 }
 
 export class UNet2DConditionModelRunner extends ModelRunner implements DenoisingUNet {
@@ -66,6 +82,8 @@ export class UNet2DConditionModelRunner extends ModelRunner implements Denoising
     readonly crossFrame?: CrossFrameSetting,
     /** True when the graph takes ControlNet residuals. */
     readonly acceptsResiduals = false,
+    /** The cross-attentions that take IP-Adapter keys/values, in diffusers' attn_processors order (none: no ipAdapter). */
+    readonly ipAdapterLayers: readonly IpAdapterLayer[] = [],
   ) {
     super("UNet2DConditionModel", [graph]);
   }
@@ -108,8 +126,46 @@ export class UNet2DConditionModelRunner extends ModelRunner implements Denoising
       ...this.timestepCondFeed(inputs.timestepCond, batch),
       ...residualFeeds(residualSpecs(session.inputs), inputs, residualOptions),
       ...intrablockFeeds(session.inputs, inputs.downIntrablockAdditionalResiduals, residualOptions),
+      ...this.ipAdapterFeeds(inputs.ipAdapterKeyValues, batch),
     };
     return session.run(feeds, signalOption(options));
+  }
+
+  /**
+   * The IP-Adapter feeds: every `ip_key.*` / `ip_value.*` input from `given`, or, when none are given,
+   * one zero token each (zero values add exactly nothing). Partial or unknown feeds are refused.
+   */
+  private ipAdapterFeeds(
+    given: Readonly<Record<string, HostTensor>> | undefined,
+    batch: number,
+  ): Record<string, HostTensor> {
+    const layers = this.ipAdapterLayers;
+    if (layers.length === 0) {
+      if (given === undefined) return {};
+      throw new InvalidArgumentError(
+        "ipAdapterKeyValues",
+        "nothing (the UNet was loaded without ipAdapter: true)",
+        "IP-Adapter keys/values",
+        {
+          hint: "load the UNet with { ipAdapter: true }",
+        },
+      );
+    }
+    const names = layers.flatMap((l) => [ipKeyName(l.path), ipValueName(l.path)]);
+    if (given === undefined)
+      return Object.fromEntries(
+        names.map((n, i) => [n, tensor("float32", [batch, 1, layers[i >> 1]?.innerDim ?? 0])]),
+      );
+    const missing = names.filter((n) => given[n] === undefined);
+    const unknown = Object.keys(given).filter((n) => !names.includes(n));
+    if (missing.length > 0 || unknown.length > 0) {
+      throw new InvalidArgumentError(
+        "ipAdapterKeyValues",
+        `exactly the UNet's ${names.length} IP-Adapter inputs`,
+        `missing ${missing.join(", ") || "none"}; unknown ${unknown.join(", ") || "none"}`,
+      );
+    }
+    return { ...given };
   }
 
   /** time_cond_proj_dim of the UNet (the width of the guidance embedding), undefined when it has none. */
@@ -157,6 +213,7 @@ export async function loadUNet2DConditionModel(
     intrablockResiduals: options.intrablockResiduals ?? false,
     intermediates: options.intermediates ?? false,
     ...(options.crossFrame ? { crossFrame: options.crossFrame } : {}),
+    ...(options.ipAdapter ? { ipAdapter: true } : {}),
   });
   return ModelRunner.opened(
     new UNet2DConditionModelRunner(
@@ -164,6 +221,7 @@ export async function loadUNet2DConditionModel(
       config,
       options.crossFrame,
       residuals,
+      ipAdapterLayers(g.inputs),
     ),
     options,
   );

@@ -49,9 +49,7 @@ export class Downsample2D extends Module {
     const p = this.options.padding ?? 1;
     // padding 0: diffusers F.pad(x, (0, 1, 0, 1)) then conv, i.e. conv pads [top 0, left 0, bottom 1, right 1].
     const pads = p === 0 ? [0, 0, 1, 1] : [p, p, p, p];
-    return this.scoped(() =>
-      op.Conv(this.graph, x, this.conv.weight, this.conv.bias, { strides: [2, 2], pads }),
-    );
+    return this.scoped(() => this.conv.convolve(x, { strides: [2, 2], pads }));
   }
 }
 

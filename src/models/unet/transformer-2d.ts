@@ -18,6 +18,7 @@ import { Linear } from "../../nn/linear.js";
 import { Module, moduleList } from "../../nn/module.js";
 import type { WeightScope } from "../../nn/weights.js";
 import { SinusoidalPositionalEmbedding } from "./embeddings.js";
+import type { UNetModuleHooks } from "./layer-hook.js";
 
 /** diffusers FeedForward with GEGLU: keys net.0.proj (GEGLU) and net.2 (Linear); inner = 4 * dim. */
 export class FeedForward extends Module {
@@ -51,6 +52,8 @@ export interface BasicTransformerBlockOptions {
    * attn2 (diffusers positional_embeddings "sinusoidal" + num_positional_embeddings; default none).
    */
   readonly sinusoidalPositions?: number;
+  /** (optional) video UNet hooks: `transformerBlockTail` adds layers after the feed-forward. */
+  readonly hooks?: UNetModuleHooks;
 }
 
 export class BasicTransformerBlock extends Module {
@@ -61,6 +64,8 @@ export class BasicTransformerBlock extends Module {
   readonly norm3: LayerNorm;
   readonly ff: FeedForward;
   readonly pos_embed: SinusoidalPositionalEmbedding | null;
+  /** Layers a video UNet adds after the feed-forward (UNetModuleHooks.transformerBlockTail). */
+  readonly tail: ((x: Value) => Value) | null;
 
   constructor(
     w: WeightScope,
@@ -91,6 +96,7 @@ export class BasicTransformerBlock extends Module {
       positions === undefined
         ? null
         : new SinusoidalPositionalEmbedding(w.at("pos_embed"), { embedDim: dim, maxSeqLength: positions });
+    this.tail = options.hooks?.transformerBlockTail?.(w, { dim, numHeads, headDim }) ?? null;
   }
 
   /** x [B, S, dim], context [B, L, crossAttentionDim] -> [B, S, dim]. */
@@ -103,7 +109,8 @@ export class BasicTransformerBlock extends Module {
       let h = op.Add(g, this.attn1.forward(positioned(this.norm1.forward(x)), selfContext), x);
       if (this.attn2 && this.norm2)
         h = op.Add(g, this.attn2.forward(positioned(this.norm2.forward(h)), context), h);
-      return op.Add(g, this.ff.forward(this.norm3.forward(h)), h);
+      h = op.Add(g, this.ff.forward(this.norm3.forward(h)), h);
+      return this.tail ? this.tail(h) : h;
     });
   }
 }
@@ -117,6 +124,8 @@ export interface TransformerLayersOptions {
   readonly numLayers?: number;
   /** proj_in/proj_out may bind 1x1 conv weights (see Linear; default: Linear's). */
   readonly allowReshape?: boolean;
+  /** (optional) video UNet hooks (`groupNorm` applies `norm`; the blocks get them too). */
+  readonly hooks?: UNetModuleHooks;
 }
 
 /**
@@ -129,6 +138,7 @@ export abstract class TransformerLayers extends Module {
   readonly proj_in: Linear;
   readonly transformer_blocks: readonly BasicTransformerBlock[];
   readonly proj_out: Linear;
+  protected readonly hooks: UNetModuleHooks | undefined;
 
   constructor(
     w: WeightScope,
@@ -139,6 +149,7 @@ export abstract class TransformerLayers extends Module {
     const { inChannels, numHeads, headDim } = layers;
     const inner = numHeads * headDim;
     const reshape = layers.allowReshape === undefined ? {} : { allowReshape: layers.allowReshape };
+    this.hooks = layers.hooks;
     this.norm = new GroupNorm(w.at("norm"), {
       numGroups: layers.normNumGroups,
       numChannels: inChannels,
@@ -148,7 +159,14 @@ export abstract class TransformerLayers extends Module {
     this.transformer_blocks = moduleList(
       w.at("transformer_blocks"),
       layers.numLayers ?? 1,
-      (s) => new BasicTransformerBlock(s, { dim: inner, numHeads, headDim, ...block }),
+      (s) =>
+        new BasicTransformerBlock(s, {
+          dim: inner,
+          numHeads,
+          headDim,
+          ...block,
+          ...(layers.hooks ? { hooks: layers.hooks } : {}),
+        }),
     );
     this.proj_out = new Linear(w.at("proj_out"), { inFeatures: inner, outFeatures: inChannels, ...reshape });
   }
@@ -165,6 +183,8 @@ export interface Transformer2DModelOptions {
   readonly useLinearProjection: boolean;
   readonly onlyCrossAttention?: boolean;
   readonly upcastAttention?: boolean;
+  /** (optional) video UNet hooks (see layer-hook.ts). */
+  readonly hooks?: UNetModuleHooks;
 }
 
 export class Transformer2DModel extends TransformerLayers {
@@ -187,7 +207,7 @@ export class Transformer2DModel extends TransformerLayers {
   forward(x: Value, encoderHiddenStates: Value | null): Value {
     const g = this.graph;
     return this.scoped(() => {
-      const normed = this.norm.forward(x);
+      const normed = this.hooks?.groupNorm ? this.hooks.groupNorm(this.norm, x) : this.norm.forward(x);
       let h = op.Transpose(g, op.Reshape(g, normed, [0, 0, -1]), [0, 2, 1]); // [B, HW, C]
       h = this.proj_in.forward(h);
       for (const block of this.transformer_blocks) h = block.forward(h, encoderHiddenStates);

@@ -16,7 +16,7 @@ import { diffusersActivation } from "./activation.js";
 import type { UNet2DConditionModelConfig } from "./config.js";
 import { type DownBlock, makeDownBlock, runDownBlocks } from "./down-blocks.js";
 import type { TimestepEmbedding, Timesteps } from "./embeddings.js";
-import { type AfterLayerHook, blockHook } from "./layer-hook.js";
+import { type AfterLayerHook, type UNetModuleHooks, blockHook } from "./layer-hook.js";
 import { UNetMidBlock2DCrossAttn } from "./mid-block.js";
 import type { UNet2DConditionModelRunner, UNetLoadOptions, UNetSource } from "./runner.js";
 import { type UpBlock, makeUpBlock } from "./up-blocks.js";
@@ -66,10 +66,13 @@ export class UNet2DConditionModel extends Module {
     readonly config: UNet2DConditionModelConfig,
     /** Names the config in errors (default "unet/config.json"). */
     file = "unet/config.json",
+    /** (optional) video UNet hooks (see layer-hook.ts; Tune-A-Video's UNet3DConditionModel). */
+    readonly hooks?: UNetModuleHooks,
   ) {
     super(w);
     const c = config;
-    this.spec = resolveUNet(file, c);
+    const resolved = resolveUNet(file, c);
+    this.spec = hooks ? { ...resolved, shared: { ...resolved.shared, hooks } } : resolved;
     const s = this.spec;
     const ch0 = c.block_out_channels[0] ?? 0;
     const time = timeConditioning(w, c, s.timeEmbedDim, c.timestep_post_act, c.time_cond_proj_dim);
@@ -151,7 +154,9 @@ export class UNet2DConditionModel extends Module {
       h = block.forward(h, own, emb, ehs, upsampleLike, blockHook(hook, "up_blocks", i));
       tap(`up_blocks.${i}`, h);
     });
-    h = diffusersActivation(g, this.conv_norm_out.forward(h), c.act_fn);
+    const normOut = this.hooks?.groupNorm;
+    h = normOut ? normOut(this.conv_norm_out, h) : this.conv_norm_out.forward(h);
+    h = diffusersActivation(g, h, c.act_fn);
     return this.conv_out.forward(h);
   }
 }

@@ -137,5 +137,6 @@ export function withAppendedTokenRows(base: WeightStore, vectors: HostTensor<"fl
       });
     },
     ...(base.synthesize ? { synthesize: base.synthesize.bind(base) } : {}),
+    ...(base.lowRank ? { lowRank: base.lowRank } : {}),
   };
 }

@@ -15,6 +15,8 @@ export interface LdmConfigFields {
   readonly up_block_types?: readonly string[];
   /** VAE: one entry per level. */
   readonly block_out_channels?: readonly number[];
+  /** Text encoder: transformer layers (SD 2.x: 23, one fewer than OpenCLIP's file holds). */
+  readonly num_hidden_layers?: number;
 }
 
 /** One layers_per_block for the whole net (LDM numbers every level's blocks with one num_res_blocks). */
@@ -62,5 +64,14 @@ export function ldmLayout(component: LdmComponent, configName: string, fields: L
     const channels = required(configName, fields, "block_out_channels", "a list of numbers");
     return { layersPerBlock: 1, upBlockHasAttention: [], vaeLevels: channels.length };
   }
-  return { layersPerBlock: 1, upBlockHasAttention: [], vaeLevels: 1 };
+  const layers = fields.num_hidden_layers;
+  if (layers !== undefined && !(Number.isInteger(layers) && layers > 0)) {
+    throw new ConfigError(configName, "num_hidden_layers", "a positive integer", layers);
+  }
+  return {
+    layersPerBlock: 1,
+    upBlockHasAttention: [],
+    vaeLevels: 1,
+    ...(layers === undefined ? {} : { textLayers: layers }),
+  };
 }

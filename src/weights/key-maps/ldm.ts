@@ -11,7 +11,7 @@
  */
 
 /** Bumped whenever a rule changes, so models cached from single files are rebuilt. */
-export const LDM_KEY_MAP_VERSION = 1;
+export const LDM_KEY_MAP_VERSION = 2;
 
 export type LdmComponent = "unet" | "vae" | "text_encoder" | "controlnet";
 
@@ -21,6 +21,11 @@ export interface KeyMapping {
   readonly key: string;
   /** The VAE mid-block attention q/k/v/proj_out are 1x1 convs [C,C,1,1] in LDM and Linear [C,C] in diffusers. */
   readonly squeeze1x1?: true;
+  /**
+   * The target is one of `of` equal parts of the source along dim 0 (OpenCLIP's `attn.in_proj_*`
+   * stacks q, k and v; diffusers keeps `q_proj`, `k_proj`, `v_proj`).
+   */
+  readonly rows?: { readonly part: number; readonly of: number };
 }
 
 export interface LdmLayout {
@@ -30,7 +35,16 @@ export interface LdmLayout {
   readonly upBlockHasAttention: readonly boolean[];
   /** Number of VAE levels (len(block_out_channels)). */
   readonly vaeLevels: number;
+  /**
+   * The text encoder's `num_hidden_layers`. SD 2.x conditions on OpenCLIP's penultimate layer, so its
+   * diffusers text encoder has one layer fewer than the file's resblocks (23 of 24): resblocks at or
+   * past this count are unused and skipped. Undefined: every resblock is mapped.
+   */
+  readonly textLayers?: number;
 }
+
+/** SD 2.x single files hold the OpenCLIP text model (open_clip's own names) under this prefix. */
+export const OPEN_CLIP_PREFIX = "cond_stage_model.model.";
 
 export const LDM_PREFIXES: Readonly<Record<LdmComponent, string>> = {
   unet: "model.diffusion_model.",
@@ -202,6 +216,49 @@ export function mapVaeKey(key: string, layout: LdmLayout): { key: string; squeez
   return undefined;
 }
 
+const OPEN_CLIP_BLOCK_RENAMES: readonly (readonly [string, string])[] = [
+  ["ln_1.", "layer_norm1."],
+  ["ln_2.", "layer_norm2."],
+  ["mlp.c_fc.", "mlp.fc1."],
+  ["mlp.c_proj.", "mlp.fc2."],
+  ["attn.out_proj.", "self_attn.out_proj."],
+];
+
+/** OpenCLIP keys no diffusers CLIPTextModel has (the contrastive head, the causal mask buffer). */
+const OPEN_CLIP_UNUSED = new Set(["text_projection", "logit_scale", "attn_mask"]);
+
+/**
+ * One OpenCLIP text-model key (after the prefix) as diffusers CLIPTextModel keys, as diffusers
+ * 0.26.3's convert_open_clip_checkpoint renames them: `"ignored"` for the parts SD does not use,
+ * undefined for a key no rule knows.
+ */
+export function mapOpenClipKey(
+  key: string,
+  layout: LdmLayout,
+): readonly { key: string; rows?: { part: number; of: number } }[] | "ignored" | undefined {
+  if (OPEN_CLIP_UNUSED.has(key)) return "ignored";
+  if (key === "token_embedding.weight") return [{ key: "text_model.embeddings.token_embedding.weight" }];
+  if (key === "positional_embedding") return [{ key: "text_model.embeddings.position_embedding.weight" }];
+  if (key.startsWith("ln_final.")) return [{ key: `text_model.final_layer_norm.${key.slice(9)}` }];
+  const block = /^transformer\.resblocks\.(\d+)\.(.+)$/.exec(key);
+  if (block === null) return undefined;
+  const index = Number(block[1]);
+  const rest = block[2] ?? "";
+  if (layout.textLayers !== undefined && index >= layout.textLayers) return "ignored";
+  const prefix = `text_model.encoder.layers.${index}.`;
+  const inProj = /^attn\.in_proj_(weight|bias)$/.exec(rest);
+  if (inProj) {
+    return (["q_proj", "k_proj", "v_proj"] as const).map((name, part) => ({
+      key: `${prefix}self_attn.${name}.${inProj[1]}`,
+      rows: { part, of: 3 },
+    }));
+  }
+  for (const [from, to] of OPEN_CLIP_BLOCK_RENAMES) {
+    if (rest.startsWith(from)) return [{ key: `${prefix}${to}${rest.slice(from.length)}` }];
+  }
+  return undefined;
+}
+
 /** Number of hint convs between conv_in and conv_out, derived from the keys (2 in tiny, 6 in real nets). */
 export function countHintConvs(keys: Iterable<string>, prefix = LDM_PREFIXES.controlnet): number {
   let last = 0;
@@ -229,6 +286,13 @@ export function mapLdmCheckpoint(keys: readonly string[], layout: LdmLayout): Ld
   for (const source of keys) {
     if (isIgnoredLdmKey(source)) {
       ignored.push(source);
+      continue;
+    }
+    if (source.startsWith(OPEN_CLIP_PREFIX)) {
+      const mapped = mapOpenClipKey(source.slice(OPEN_CLIP_PREFIX.length), layout);
+      if (mapped === "ignored") ignored.push(source);
+      else if (mapped === undefined) unmapped.push(source);
+      else for (const m of mapped) mappings.push({ source, component: "text_encoder", ...m });
       continue;
     }
     const component = (Object.keys(LDM_PREFIXES) as LdmComponent[]).find((c) =>

@@ -14,6 +14,7 @@ import { InvalidArgumentError, LoraMismatchError } from "../../errors.js";
 import type { WeightStore } from "../../nn/weight-store.js";
 import { type MappedLoraModule, indexModelModules, mapLoraFile, type ModelModules } from "./key-map.js";
 import { type LoraFile, type LoraKeyProblem, type LoraModel, readLoraFile } from "./reader.js";
+import { LiveLoraScales, loraLiveStore } from "./live.js";
 import { type ScaledLoraModule, loraFusedStore } from "./store.js";
 
 export type { LoraFile, LoraFileModule, LoraFormat, LoraKeyProblem, LoraModel } from "./reader.js";
@@ -22,6 +23,7 @@ export { readLoraFile, parseLoraKey } from "./reader.js";
 export { indexModelModules, layerKind, mapLoraFile } from "./key-map.js";
 export { fuseLoraDeltas, type LoraDelta } from "./fuse.js";
 export { loraFusedStore, type ScaledLoraModule } from "./store.js";
+export { LiveLoraScales, loraLiveStore, type LiveLoraModule } from "./live.js";
 
 /** Bumped when the reading, mapping or fusion maths change: part of every fused model's identity. */
 export const LORA_FUSION_VERSION = 1;
@@ -43,6 +45,16 @@ export interface AppliedLoras {
   readonly models: Readonly<Partial<Record<LoraModel, ModelWeights>>>;
   /** Every placed module, file by file in the given order. */
   readonly modules: readonly MappedLoraModule[];
+  /** With `live: true`: the scales the models read on every run (one per file, in the given order). */
+  readonly live?: LiveLoraScales;
+}
+
+export interface ApplyLoraOptions {
+  /**
+   * (optional, default false) true: unfused, each file's scale a live model input (./live.ts) that
+   * `AppliedLoras.live` changes without a new model; false: fused into the weights at load (faster).
+   */
+  readonly live?: boolean;
 }
 
 /** Checks a LoRA setting (a finite scale, a path). */
@@ -60,6 +72,7 @@ function checkSetting(lora: LoraSetting, i: number): void {
 export async function applyLoras(
   loras: readonly LoraSetting[],
   models: Readonly<Partial<Record<LoraModel, ModelWeights>>>,
+  options: ApplyLoraOptions = {},
 ): Promise<AppliedLoras> {
   loras.forEach(checkSetting);
   const files: LoraFile[] = [];
@@ -77,6 +90,7 @@ export async function applyLoras(
   }
   if (problems.length > 0) throw new LoraMismatchError(problems);
 
+  if (options.live === true) return applyLive(placed, models);
   const result: Partial<Record<LoraModel, ModelWeights>> = {};
   for (const [name, weights] of Object.entries(models) as [LoraModel, ModelWeights][]) {
     const scaled: ScaledLoraModule[] = [];
@@ -99,4 +113,30 @@ export async function applyLoras(
           };
   }
   return { models: result, modules: placed.flatMap((p) => p.mapped) };
+}
+
+/** The unfused form: stores with the factors and branches; identities name the files, not the scales. */
+function applyLive(
+  placed: readonly { file: LoraFile; scale: number; mapped: MappedLoraModule[] }[],
+  models: Readonly<Partial<Record<LoraModel, ModelWeights>>>,
+): AppliedLoras {
+  const live = new LiveLoraScales(placed.map((p) => p.scale));
+  const result: Partial<Record<LoraModel, ModelWeights>> = {};
+  for (const [name, weights] of Object.entries(models) as [LoraModel, ModelWeights][]) {
+    const mine = placed.flatMap((p, fileIndex) =>
+      p.mapped.filter((m) => m.model === name).map((module) => ({ module, store: p.file.store, fileIndex })),
+    );
+    const ids = placed.map((p, i) => `${i}:${p.file.identity}`);
+    result[name] =
+      mine.length === 0
+        ? weights
+        : {
+            store: loraLiveStore(weights.store, mine, live),
+            weightsId:
+              weights.weightsId === null
+                ? null
+                : `${weights.weightsId}|lora-live-v${LORA_FUSION_VERSION}:${ids.join("+")}`,
+          };
+  }
+  return { models: result, modules: placed.flatMap((p) => p.mapped), live };
 }

@@ -1,0 +1,410 @@
+/**
+ * Fitting a Neural Layered Atlases model to a clip (ykasten/layered-neural-atlases train.py's loop):
+ * mapping pre-training (unwrap_utils.pre_train_mapping), then per iteration a batch of pixels drawn
+ * with `torch.randint` semantics from one seeded stream (the pre-training draws first, as in the
+ * release), the whole step (forward, every loss, backward) as ONE ONNX graph run, and one Adam step
+ * (lr 1e-4) over all four nets. The loss weights follow the release schedule (global rigidity until
+ * iteration 5000, bootstrapping until 10000).
+ *
+ * A model folder holds `model.json` (nets, loss config, sizes, seed, batch), `data.safetensors`
+ * (the working-size frames, masks and flows: fitting and rendering never decode the video again),
+ * and `checkpoint.safetensors` (parameters in state_dict names, `optimizer.<param>.exp_avg|
+ * exp_avg_sq`, metadata `iteration` = the next iteration to run and `adam_step`), each written
+ * atomically; resuming restores the parameters, the Adam state and the random stream exactly.
+ */
+import { mkdir, readFile, rm } from "node:fs/promises";
+import { join } from "node:path";
+import {
+  CancelledError,
+  ConfigError,
+  CorruptFileError,
+  FileNotFoundError,
+  InvalidArgumentError,
+} from "../errors.js";
+import type { FlowField } from "../control/flow.js";
+import { GraphBuilder } from "../graph/builder.js";
+import type { ProgressCallback } from "../progress.js";
+import { TorchGenerator } from "../random/torch-generator.js";
+import { type HostTensor, tensor, toFloat32 } from "../tensor.js";
+import { openGraphSession } from "../train/graph-session.js";
+import { Adam } from "../train/optim/index.js";
+import { writeFileAtomic } from "../util/atomic-write.js";
+import { openSafetensors, readSafetensors, writeSafetensors } from "../weights/safetensors.js";
+import { TorchRandint, prepareAtlasData } from "./data.js";
+import { type StepRunner, openStepRunner } from "./step.js";
+import { type AtlasLossConfig, RELEASE_LOSS_CONFIG, coefficientsAt } from "./losses.js";
+import { type AtlasNets, initialParameters, modelParameterShapes, releaseNets } from "./networks.js";
+import { buildPretrainGraph, pretrainXyt } from "./pretrain.js";
+
+export const MODEL_FILE = "model.json";
+export const DATA_FILE = "data.safetensors";
+export const CHECKPOINT_FILE = "checkpoint.safetensors";
+
+/** What model.json records. */
+export interface AtlasModelInfo {
+  readonly format: "steadyframe-nla/1";
+  readonly width: number;
+  readonly height: number;
+  readonly frames: number;
+  readonly nets: AtlasNets;
+  readonly loss: AtlasLossConfig;
+  readonly batch: number;
+  readonly seed: number;
+  readonly pretrainIterations: number;
+  readonly pretrainSamples: number;
+  readonly lr: number;
+  /** Masks were given (bootstrapping on); without them every pixel's target alpha is 0. */
+  readonly masks: boolean;
+  /** (optional) where the frames came from. */
+  readonly source?: string;
+}
+
+/** Frames, masks and flows at the working size. */
+export interface FitInput {
+  readonly width: number;
+  readonly height: number;
+  readonly count: number;
+  /** [N, H, W, 3] uint8. */
+  readonly frames: Uint8Array;
+  /** (optional) [N, H, W] uint8 masks. */
+  readonly masks?: Uint8Array;
+  readonly flowFw: readonly FlowField[];
+  readonly flowBw: readonly FlowField[];
+}
+
+export interface FitSettings {
+  /** (optional, default 256) hidden width of every net (the release's). */
+  readonly width?: number;
+  /** (optional, default 10000) pixels per iteration. */
+  readonly batch?: number;
+  /** (optional, default 0) seed of the random stream and of the initial weights. */
+  readonly seed?: number;
+  /** (optional, default 100) mapping pre-training iterations (each = one step per frame per net). */
+  readonly pretrainIterations?: number;
+  /** (optional, default 10000) pixels per pre-training step. */
+  readonly pretrainSamples?: number;
+  /** (optional, default the release's) loss weights and schedule. */
+  readonly loss?: AtlasLossConfig;
+  readonly source?: string;
+}
+
+export interface FitProgress {
+  readonly iteration: number;
+  readonly iterations: number;
+  readonly losses: Readonly<Record<string, number>>;
+  /** PSNR (dB) of the batch's reconstruction before this step. */
+  readonly psnr: number;
+  readonly msPerIteration: number;
+}
+
+export interface FitOptions {
+  /** Run until this many iterations have been done in total. */
+  readonly iterations: number;
+  /** (optional, default 1000) write a checkpoint every this many iterations. */
+  readonly checkpointEvery?: number;
+  /** (optional) per-iteration report. */
+  readonly onIteration?: (p: FitProgress) => void;
+  readonly onProgress?: ProgressCallback;
+  /** Cancels between iterations; the checkpoint of the last finished iteration is written first. */
+  readonly signal?: AbortSignal;
+  /** (optional, default 1) data-parallel shards per step (./step.ts); must divide the batch. */
+  readonly workers?: number;
+}
+
+export interface FitResult {
+  readonly iterations: number;
+  readonly lastPsnr: number;
+  readonly msPerIteration: number;
+}
+
+/** Creates a model folder (model.json, data.safetensors, initial checkpoint after pre-training). */
+export async function createAtlasModel(
+  dir: string,
+  input: FitInput,
+  settings: FitSettings = {},
+  options: { readonly onProgress?: ProgressCallback; readonly signal?: AbortSignal } = {},
+): Promise<AtlasModelInfo> {
+  if (input.count < 2)
+    throw new InvalidArgumentError(
+      "frames",
+      "a clip of at least 2 frames (the flow terms need pairs)",
+      input.count,
+      {
+        hint: "use a longer video or a larger --frames",
+      },
+    );
+  const info: AtlasModelInfo = {
+    format: "steadyframe-nla/1",
+    width: input.width,
+    height: input.height,
+    frames: input.count,
+    nets: releaseNets(settings.width ?? 256),
+    loss: settings.loss ?? RELEASE_LOSS_CONFIG,
+    batch: positive("batch", settings.batch ?? 10000),
+    seed: settings.seed ?? 0,
+    pretrainIterations: settings.pretrainIterations ?? 100,
+    pretrainSamples: positive("pretrainSamples", settings.pretrainSamples ?? 10000),
+    lr: 1e-4,
+    masks: input.masks !== undefined,
+    ...(settings.source === undefined ? {} : { source: settings.source }),
+  };
+  // validates the flows and masks before anything is written
+  await prepareAtlasData(input);
+  // a folder this call creates is removed again if it fails (no half-written model)
+  const created = await mkdir(dir, { recursive: true });
+  try {
+    await writeModelFiles(dir, info, input, options);
+  } catch (error) {
+    if (created !== undefined) await rm(dir, { recursive: true, force: true });
+    throw error;
+  }
+  return info;
+}
+
+async function writeModelFiles(
+  dir: string,
+  info: AtlasModelInfo,
+  input: FitInput,
+  options: { readonly onProgress?: ProgressCallback; readonly signal?: AbortSignal },
+): Promise<void> {
+  const stacked = (fields: readonly FlowField[]): HostTensor<"float32"> => {
+    const out = new Float32Array(fields.length * input.width * input.height * 2);
+    fields.forEach((f, i) => out.set(f.data, i * f.data.length));
+    return tensor("float32", [fields.length, input.height, input.width, 2], out);
+  };
+  const n = input.count;
+  await writeSafetensors(join(dir, DATA_FILE), {
+    frames: tensor("uint8", [n, input.height, input.width, 3], input.frames),
+    ...(input.masks ? { masks: tensor("uint8", [n, input.height, input.width], input.masks) } : {}),
+    flow_fw: stacked(input.flowFw),
+    flow_bw: stacked(input.flowBw),
+  });
+  await writeFileAtomic(join(dir, MODEL_FILE), `${JSON.stringify(info, null, 2)}\n`);
+
+  // initial weights (torch.nn.Linear's init from a seeded generator), then pre-training
+  const gen = new TorchGenerator(info.seed);
+  const params = new Map(
+    [...initialParameters(info.nets, (count) => gen.rand([count]).data)].map(([k, v]) => [k, v.data]),
+  );
+  const rng = new TorchRandint(info.seed);
+  for (const net of ["mapping1", "mapping2"] as const) {
+    await pretrain(info, params, net, rng, options);
+  }
+  await writeCheckpoint(dir, info, params, new Adam({ lr: info.lr }), 0);
+}
+
+function positive(name: string, v: number): number {
+  if (!Number.isInteger(v) || v < 1) throw new InvalidArgumentError(name, "a positive integer", v);
+  return v;
+}
+
+/** Draws the pre-training uses from the stream (skipped again on resume). */
+function pretrainDraws(info: AtlasModelInfo): number {
+  return 2 * info.pretrainIterations * info.frames * 2 * info.pretrainSamples;
+}
+
+async function pretrain(
+  info: AtlasModelInfo,
+  params: Map<string, Float32Array>,
+  net: "mapping1" | "mapping2",
+  rng: TorchRandint,
+  options: { readonly onProgress?: ProgressCallback; readonly signal?: AbortSignal },
+): Promise<void> {
+  if (info.pretrainIterations === 0) return;
+  const g = new GraphBuilder({ name: `nla_pretrain_${net}` });
+  const names = buildPretrainGraph(g, info.nets[net], net, info.pretrainSamples, info.loss.uvMappingScale);
+  const shapes = new Map(modelParameterShapes(info.nets));
+  const session = await openGraphSession(g);
+  const task = `pre-training ${net}`;
+  const total = info.pretrainIterations * info.frames;
+  options.onProgress?.({ status: "start", task, total });
+  try {
+    const adam = new Adam({ lr: info.lr });
+    const own = new Map(names.map((n) => [n, params.get(n) as Float32Array]));
+    for (let i = 0; i < info.pretrainIterations; i++)
+      for (let f = 0; f < info.frames; f++) {
+        if (options.signal?.aborted) throw new CancelledError(task);
+        const rows = rng.next(info.height, info.pretrainSamples);
+        const cols = rng.next(info.width, info.pretrainSamples);
+        const feeds: Record<string, HostTensor> = {
+          xyt: pretrainXyt(rows, cols, f, info.frames, Math.max(info.width, info.height)),
+        };
+        for (const n of names) feeds[n] = tensor("float32", shapes.get(n) ?? [], own.get(n) as Float32Array);
+        const out = await session.run(feeds);
+        adam.step(own, new Map(names.map((n) => [n, toFloat32(out[`grad.${n}`] as HostTensor).data])));
+        options.onProgress?.({ status: "progress", task, done: i * info.frames + f + 1, total });
+      }
+  } finally {
+    await session.release();
+  }
+  options.onProgress?.({ status: "done", task });
+}
+
+async function writeCheckpoint(
+  dir: string,
+  info: AtlasModelInfo,
+  params: ReadonlyMap<string, Float32Array>,
+  adam: Adam,
+  iteration: number,
+): Promise<void> {
+  const tensors: Record<string, HostTensor> = {};
+  for (const [name, shape] of modelParameterShapes(info.nets))
+    tensors[name] = tensor("float32", shape, params.get(name) as Float32Array);
+  const state = adam.state();
+  for (const [k, t] of Object.entries(state.tensors)) tensors[`optimizer.${k}`] = t;
+  await writeSafetensors(join(dir, CHECKPOINT_FILE), tensors, {
+    iteration: String(iteration),
+    adam_step: String(state.step),
+  });
+}
+
+/** A model folder read back. */
+export interface AtlasModel {
+  readonly dir: string;
+  readonly info: AtlasModelInfo;
+  readonly input: FitInput;
+  readonly params: Map<string, Float32Array>;
+  readonly adam: Adam;
+  /** The next iteration to run. */
+  readonly iteration: number;
+}
+
+/** Reads model.json, data.safetensors and checkpoint.safetensors of a model folder. */
+export async function loadAtlasModel(dir: string): Promise<AtlasModel> {
+  const modelPath = join(dir, MODEL_FILE);
+  let text: string;
+  try {
+    text = await readFile(modelPath, "utf8");
+  } catch (cause) {
+    throw new FileNotFoundError(modelPath, "atlas model (model.json)", {
+      cause,
+    });
+  }
+  let info: AtlasModelInfo;
+  try {
+    info = JSON.parse(text) as AtlasModelInfo;
+  } catch (cause) {
+    throw new CorruptFileError(modelPath, "not JSON", undefined, { cause });
+  }
+  if (info.format !== "steadyframe-nla/1")
+    throw new ConfigError(modelPath, "format", '"steadyframe-nla/1"', info.format, {
+      hint: "the folder was not written by steadyframe atlas fit",
+    });
+  const data = await readSafetensors(join(dir, DATA_FILE));
+  const flows = (key: string): FlowField[] => {
+    const t = toFloat32(data.get(key) ?? tensor("float32", [0], new Float32Array(0)));
+    const size = info.width * info.height * 2;
+    return Array.from({ length: info.frames - 1 }, (_, i) => ({
+      width: info.width,
+      height: info.height,
+      data: t.data.slice(i * size, (i + 1) * size),
+    }));
+  };
+  const frames = data.get("frames");
+  if (!frames) throw new ConfigError(join(dir, DATA_FILE), "frames", "a uint8 tensor", undefined);
+  const masks = data.get("masks");
+  const input: FitInput = {
+    width: info.width,
+    height: info.height,
+    count: info.frames,
+    frames: frames.data as Uint8Array,
+    ...(masks ? { masks: masks.data as Uint8Array } : {}),
+    flowFw: flows("flow_fw"),
+    flowBw: flows("flow_bw"),
+  };
+  const ckptPath = join(dir, CHECKPOINT_FILE);
+  const ckpt = await readSafetensors(ckptPath);
+  const params = new Map<string, Float32Array>();
+  for (const [name, shape] of modelParameterShapes(info.nets)) {
+    const t = ckpt.get(name);
+    const count = shape.reduce((a, b) => a * b, 1);
+    if (!t || t.data.length !== count)
+      throw new ConfigError(ckptPath, name, `a float32 tensor of shape [${shape.join(", ")}]`, t?.shape, {
+        hint: "the checkpoint does not belong to this model.json",
+      });
+    params.set(name, Float32Array.from(toFloat32(t).data));
+  }
+  const meta = (await openSafetensors(ckptPath)).metadata;
+  const iteration = Number(meta.iteration ?? "0");
+  const adam = new Adam({ lr: info.lr });
+  const state: Record<string, HostTensor<"float32">> = {};
+  for (const [k, t] of ckpt)
+    if (k.startsWith("optimizer.")) state[k.slice("optimizer.".length)] = toFloat32(t);
+  adam.loadState({ step: Number(meta.adam_step ?? "0"), tensors: state });
+  return { dir, info, input, params, adam, iteration };
+}
+
+/**
+ * Runs iterations `model.iteration` .. `options.iterations − 1` and writes checkpoints. On abort the
+ * checkpoint of the last finished iteration is written, then CancelledError is thrown.
+ */
+export async function fitAtlas(model: AtlasModel, options: FitOptions): Promise<FitResult> {
+  const { info, params, adam } = model;
+  const data = await prepareAtlasData(model.input);
+  // after the global rigidity's last iteration a graph without its points does the steps
+  const globalAt = (it: number): boolean => it <= info.loss.stopGlobalRigidity;
+  const open = (it: number) =>
+    openStepRunner(info.nets, info.loss, data, info.batch, {
+      ...(options.workers === undefined ? {} : { workers: options.workers }),
+      globalRigidity: globalAt(it),
+    });
+  let runner: StepRunner | undefined = await open(model.iteration);
+  let runnerGlobal = globalAt(model.iteration);
+  const rng = new TorchRandint(info.seed);
+  rng.skip(pretrainDraws(info) + model.iteration * info.batch);
+  const every = options.checkpointEvery ?? 1000;
+  let iteration = model.iteration;
+  let lastPsnr = NaN;
+  const started = performance.now();
+  const task = "fitting atlases";
+  options.onProgress?.({ status: "start", task, total: options.iterations });
+  try {
+    while (iteration < options.iterations) {
+      if (options.signal?.aborted) {
+        await writeCheckpoint(model.dir, info, params, adam, iteration);
+        throw new CancelledError(`${task} (checkpoint kept at iteration ${iteration})`);
+      }
+      const t0 = performance.now();
+      if (runner === undefined || runnerGlobal !== globalAt(iteration)) {
+        await runner?.release();
+        runner = undefined;
+        runner = await open(iteration);
+        runnerGlobal = globalAt(iteration);
+      }
+      const indices = rng.next(info.frames * info.width * info.height, info.batch);
+      const { losses, grads } = await runner.run(
+        params,
+        indices,
+        coefficientsAt(info.loss, iteration, { bootstrapping: info.masks }),
+      );
+      adam.step(params, grads);
+      iteration++;
+      lastPsnr = psnrOfRgbLoss(losses.rgb ?? NaN);
+      options.onIteration?.({
+        iteration,
+        iterations: options.iterations,
+        losses,
+        psnr: lastPsnr,
+        msPerIteration: performance.now() - t0,
+      });
+      options.onProgress?.({ status: "progress", task, done: iteration, total: options.iterations });
+      if (iteration % every === 0 && iteration < options.iterations)
+        await writeCheckpoint(model.dir, info, params, adam, iteration);
+    }
+    await writeCheckpoint(model.dir, info, params, adam, iteration);
+  } finally {
+    await runner?.release();
+  }
+  options.onProgress?.({ status: "done", task });
+  const done = iteration - model.iteration;
+  return {
+    iterations: iteration,
+    lastPsnr,
+    msPerIteration: done > 0 ? (performance.now() - started) / done : 0,
+  };
+}
+
+/** PSNR of a mean squared colour distance summed over 3 channels (the release's rgb loss). */
+export function psnrOfRgbLoss(rgbLoss: number): number {
+  return 10 * Math.log10(1 / (rgbLoss / 3));
+}

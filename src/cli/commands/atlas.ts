@@ -1,0 +1,357 @@
+/**
+ * `steadyframe atlas fit|export|render`: Neural Layered Atlases (src/atlas) from the command line.
+ * `fit` decodes a clip at the working size, computes Farneback flows (or reads given ones), reads
+ * optional masks, pre-trains the mappings and fits the four nets with checkpoints (Ctrl-C keeps the
+ * last one; `--resume` continues), then exports the atlases. `export` writes the atlas PNGs again
+ * (another --atlas-size); `render` propagates edited atlas PNGs to every frame into a video.
+ */
+import { readFile, readdir } from "node:fs/promises";
+import { extname, join } from "node:path";
+import { CancelledError, InvalidArgumentError } from "../../errors.js";
+import type { FlowField } from "../../control/flow.js";
+import { pairFlows } from "../../control/flow.js";
+import { readImageFile } from "../../control/png.js";
+import { resizeImage } from "../../control/resize.js";
+import { exportAtlases, renderAtlasVideo } from "../../atlas/edit.js";
+import {
+  CHECKPOINT_FILE,
+  type FitInput,
+  createAtlasModel,
+  fitAtlas,
+  loadAtlasModel,
+} from "../../atlas/fit.js";
+import { toFloat32 } from "../../tensor.js";
+import { writeFileAtomic } from "../../util/atomic-write.js";
+import { readAllFrames } from "../../video/read.js";
+import { probeVideo } from "../../video/probe.js";
+import { readSafetensors } from "../../weights/safetensors.js";
+import type { CliCommand, CliIO } from "../command.js";
+import { checkOutputPath } from "../output-path.js";
+import { progressBar } from "../progress-bar.js";
+import { intOption, parseCommandArgs, parseSize, resolveSize, singleVideoArg } from "./cli-options.js";
+
+const PROGRESS_FILE = "progress.csv";
+
+const USAGE = `Usage:
+  steadyframe atlas fit <video> --out DIR [--mask masks/] [--frames N] [--size WxH] [--iterations N]
+                        [--width N] [--batch N] [--pretrain N] [--seed N] [--flows FILE]
+                        [--checkpoint-every N] [--atlas-size R] [--workers N] [--resume]
+  steadyframe atlas export DIR [--atlas-size R]
+  steadyframe atlas render DIR [--atlas edited-bg.png] [--atlas-fg edited-fg.png] --out FILE.mp4 [--fps N]
+
+Neural Layered Atlases (ykasten/layered-neural-atlases): a foreground and a background atlas with
+mapping and alpha networks fitted to one clip; an edit painted on an atlas re-renders in every frame.
+
+fit options:
+  --out DIR             model folder (model.json, data.safetensors, checkpoint.safetensors, atlas PNGs,
+                        progress.csv: iteration, seconds, loss, rgb loss, batch PSNR)
+  --mask DIR            folder of foreground masks (PNG, sorted by name, one per frame, white = object;
+                        gray or the first channel; the video's size or the working size). Without it the
+                        bootstrapping target is alpha 0 everywhere: one background layer.
+  --frames N            use the first N frames (at least 2; default all)
+  --size WxH | N        working size (N = short side, aspect kept; default 128)
+  --iterations N        total iterations to reach (default 2000; the release runs 400000)
+  --width N             hidden width of every network (default 256, the release's)
+  --batch N             pixels per iteration (default 10000, the release's)
+  --pretrain N          mapping pre-training iterations (default 100, the release's)
+  --seed N              seed of the weights and of the pixel sampling (default 0)
+  --flows FILE          safetensors with flow_fw / flow_bw [N-1, H, W, 2] (pixels at the working size)
+                        instead of Farneback flows
+  --checkpoint-every N  checkpoint interval in iterations (default 1000; always at the end and on Ctrl-C)
+  --atlas-size R        side of the exported atlas PNGs (default 4x the larger side, 256..1000)
+  --workers N           data-parallel: split each batch into N shards run concurrently (N divides
+                        --batch; each shard's session gets cores/N threads; same step as 1 worker)
+  --resume              continue the model in --out from its checkpoint (the video is not read again)
+
+render options:
+  --atlas FILE          edited background atlas (atlas-bg.png as exported; RGB: changed pixels are the
+                        edit; RGBA: colour + edit alpha)
+  --atlas-fg FILE       edited foreground atlas (atlas-fg.png)
+  --out FILE            .mp4/.webm/.gif video or a folder for PNG frames
+  --fps N               frame rate of the video (default 10)
+Without edits, render writes the reconstruction from the atlas images.
+`;
+
+async function readMasks(
+  dir: string,
+  count: number,
+  working: { width: number; height: number },
+  source: { width: number; height: number },
+): Promise<Uint8Array> {
+  let names: string[];
+  try {
+    names = (await readdir(dir)).filter((n) => /\.png$/i.test(n) && !n.startsWith(".")).sort();
+  } catch (cause) {
+    throw new InvalidArgumentError("--mask", "a folder of PNG masks", dir, { cause });
+  }
+  if (names.length < count)
+    throw new InvalidArgumentError(
+      "--mask",
+      `at least ${count} PNG masks (one per frame)`,
+      `${names.length} in ${dir}`,
+      {
+        hint: "give one mask per frame, or fewer --frames",
+      },
+    );
+  const out = new Uint8Array(count * working.width * working.height);
+  for (let i = 0; i < count; i++) {
+    const path = join(dir, names[i] ?? "");
+    let img = await readImageFile(path);
+    const sizeOk =
+      (img.width === working.width && img.height === working.height) ||
+      (img.width === source.width && img.height === source.height);
+    if (!sizeOk)
+      throw new InvalidArgumentError(
+        "--mask",
+        `masks of ${working.width}x${working.height} (working size) or ${source.width}x${source.height} (the video)`,
+        `${img.width}x${img.height} (${path})`,
+        { hint: "make the masks at the video's size" },
+      );
+    if (img.width !== working.width || img.height !== working.height)
+      img = await resizeImage(img, { ...working, interpolation: "linear" });
+    for (let k = 0; k < working.width * working.height; k++)
+      out[i * working.width * working.height + k] = img.data[k * img.channels] ?? 0;
+  }
+  return out;
+}
+
+async function readFlows(
+  path: string,
+  count: number,
+  width: number,
+  height: number,
+): Promise<[FlowField[], FlowField[]]> {
+  const t = await readSafetensors(path);
+  const get = (key: string): FlowField[] => {
+    const f = t.get(key);
+    const want = [count - 1, height, width, 2];
+    if (!f || f.shape.join(",") !== want.join(","))
+      throw new InvalidArgumentError(
+        `--flows ${key}`,
+        `a tensor of shape [${want.join(", ")}]`,
+        f ? `[${f.shape.join(", ")}]` : "missing",
+        {
+          hint: "flows of every consecutive frame pair, (dx, dy) in pixels at the working size",
+        },
+      );
+    const data = toFloat32(f).data;
+    const size = width * height * 2;
+    return Array.from({ length: count - 1 }, (_, i) => ({
+      width,
+      height,
+      data: data.slice(i * size, (i + 1) * size),
+    }));
+  };
+  return [get("flow_fw"), get("flow_bw")];
+}
+
+function reportIteration(
+  io: CliIO,
+  every: number,
+): (p: {
+  iteration: number;
+  iterations: number;
+  losses: Readonly<Record<string, number>>;
+  psnr: number;
+  msPerIteration: number;
+}) => void {
+  return (p) => {
+    if (p.iteration % every !== 0 && p.iteration !== p.iterations) return;
+    io.stderr.write(
+      `iteration ${p.iteration}/${p.iterations}  loss ${(p.losses.total ?? NaN).toFixed(2)}  PSNR ${p.psnr.toFixed(2)} dB  ${p.msPerIteration.toFixed(0)} ms/it\n`,
+    );
+  };
+}
+
+async function fit(args: readonly string[], io: CliIO): Promise<number> {
+  const { values: v, positionals } = parseCommandArgs(args, {
+    out: { type: "string" },
+    mask: { type: "string" },
+    frames: { type: "string" },
+    size: { type: "string" },
+    iterations: { type: "string" },
+    width: { type: "string" },
+    batch: { type: "string" },
+    pretrain: { type: "string" },
+    seed: { type: "string" },
+    flows: { type: "string" },
+    "checkpoint-every": { type: "string" },
+    "atlas-size": { type: "string" },
+    resume: { type: "boolean", default: false },
+    workers: { type: "string" },
+  });
+  const out = v.out;
+  if (out === undefined) throw new InvalidArgumentError("--out", "a model folder", undefined);
+  const iterations = intOption("--iterations", v.iterations, 0) ?? 2000;
+  const atlasSize = intOption("--atlas-size", v["atlas-size"], 2);
+  const checkpointEvery = intOption("--checkpoint-every", v["checkpoint-every"], 1) ?? 1000;
+  const workers = intOption("--workers", v.workers, 1);
+  const onProgress = progressBar(io.stderr, io.interactive);
+  await checkOutputPath("--out", out, "folder");
+  if (!v.resume) {
+    const video = singleVideoArg(positionals, "atlas fit");
+    const existing = await readdir(out).catch(() => [] as string[]);
+    if (existing.includes(CHECKPOINT_FILE))
+      throw new InvalidArgumentError("--out", "a new folder (this one holds a fitted model)", out, {
+        hint: "add --resume to continue it, or choose another --out",
+      });
+    const maxFrames = intOption("--frames", v.frames, 2);
+    const info = await probeVideo(video);
+    const size = resolveSize(parseSize(v.size ?? "128"), info.width, info.height);
+    const frames = await readAllFrames(video, {
+      ...(maxFrames === undefined ? {} : { maxFrames }),
+      resize: { ...size, kernel: "area" },
+      signal: io.signal,
+    });
+    if (frames.length < 2)
+      throw new InvalidArgumentError(
+        "<video>",
+        "a clip of at least 2 frames",
+        `${frames.length} frame(s) in ${video}`,
+        {
+          hint: "the flow terms need consecutive frame pairs",
+        },
+      );
+    const n = frames.length;
+    const rgb = new Uint8Array(n * size.width * size.height * 3);
+    frames.forEach((f, i) => rgb.set(f.data, i * f.data.length));
+    const masks = v.mask === undefined ? undefined : await readMasks(v.mask, n, size, info);
+    const [flowFw, flowBw] =
+      v.flows === undefined
+        ? await (async () => {
+            const pf = await pairFlows(frames, { onProgress, signal: io.signal });
+            return [pf.forward, pf.backward];
+          })()
+        : await readFlows(v.flows, n, size.width, size.height);
+    const input: FitInput = {
+      ...size,
+      count: n,
+      frames: rgb,
+      ...(masks ? { masks } : {}),
+      flowFw,
+      flowBw,
+    };
+    const width = intOption("--width", v.width, 1);
+    const batch = intOption("--batch", v.batch, 1);
+    const pretrain = intOption("--pretrain", v.pretrain, 0);
+    const seed = intOption("--seed", v.seed, 0);
+    await createAtlasModel(
+      out,
+      input,
+      {
+        ...(width === undefined ? {} : { width }),
+        ...(batch === undefined ? {} : { batch }),
+        ...(pretrain === undefined ? {} : { pretrainIterations: pretrain }),
+        ...(seed === undefined ? {} : { seed }),
+        source: video,
+      },
+      { onProgress, signal: io.signal },
+    );
+    io.stderr.write(
+      `${n} frames at ${size.width}x${size.height}${masks ? " with masks" : ", no masks (one background layer)"}\n`,
+    );
+  } else if (positionals.length > 1) {
+    throw new InvalidArgumentError("<video>", "at most one video (ignored with --resume)", positionals);
+  }
+  const model = await loadAtlasModel(out);
+  // progress.csv: PSNR vs time of every iteration, continued by --resume
+  const logPath = join(out, PROGRESS_FILE);
+  const previous = await readFile(logPath, "utf8").catch(
+    () => "iteration,seconds,loss,rgb_loss,batch_psnr_db\n",
+  );
+  const offset = Number(previous.trim().split("\n").at(-1)?.split(",")[1]) || 0;
+  const lines: string[] = [];
+  const start = performance.now();
+  const report = reportIteration(io, Math.max(1, Math.floor(iterations / 20)));
+  try {
+    const result = await fitAtlas(model, {
+      iterations,
+      checkpointEvery,
+      ...(workers === undefined ? {} : { workers }),
+      onIteration: (p) => {
+        report(p);
+        const seconds = offset + (performance.now() - start) / 1000;
+        lines.push(
+          `${p.iteration},${seconds.toFixed(3)},${p.losses.total},${p.losses.rgb},${p.psnr.toFixed(3)}\n`,
+        );
+      },
+      signal: io.signal,
+    });
+    io.stderr.write(
+      `fitted ${result.iterations} iterations, ${result.msPerIteration.toFixed(0)} ms per iteration\n`,
+    );
+  } catch (error) {
+    if (error instanceof CancelledError)
+      io.stderr.write(`stopped; the checkpoint in ${out} is kept (--resume continues)\n`);
+    throw error;
+  } finally {
+    await writeFileAtomic(logPath, previous + lines.join(""));
+  }
+  const exported = await exportAtlases(out, {
+    ...(atlasSize === undefined ? {} : { resolution: atlasSize }),
+    signal: io.signal,
+  });
+  io.stdout.write(
+    `${out}: atlases ${exported.resolution}x${exported.resolution}, reconstruction PSNR ${exported.psnr.toFixed(2)} dB\n`,
+  );
+  return 0;
+}
+
+async function exportCommand(args: readonly string[], io: CliIO): Promise<number> {
+  const { values: v, positionals } = parseCommandArgs(args, { "atlas-size": { type: "string" } });
+  const [dir, ...more] = positionals;
+  if (dir === undefined || more.length > 0)
+    throw new InvalidArgumentError("DIR", "one model folder", positionals, {
+      hint: "see steadyframe atlas --help",
+    });
+  const size = intOption("--atlas-size", v["atlas-size"], 2);
+  const r = await exportAtlases(dir, {
+    ...(size === undefined ? {} : { resolution: size }),
+    signal: io.signal,
+  });
+  io.stdout.write(
+    `${join(dir, "atlas-fg.png")}, ${join(dir, "atlas-bg.png")}: ${r.resolution}x${r.resolution}\n`,
+  );
+  return 0;
+}
+
+async function render(args: readonly string[], io: CliIO): Promise<number> {
+  const { values: v, positionals } = parseCommandArgs(args, {
+    atlas: { type: "string" },
+    "atlas-fg": { type: "string" },
+    out: { type: "string" },
+    fps: { type: "string" },
+  });
+  const [dir, ...more] = positionals;
+  if (dir === undefined || more.length > 0)
+    throw new InvalidArgumentError("DIR", "one model folder", positionals, {
+      hint: "see steadyframe atlas --help",
+    });
+  if (v.out === undefined) throw new InvalidArgumentError("--out", "a video file or folder", undefined);
+  await checkOutputPath("--out", v.out, extname(v.out) === "" ? "folder" : "file");
+  const fps = intOption("--fps", v.fps, 1);
+  const written = await renderAtlasVideo(dir, v.out, {
+    ...(v.atlas === undefined ? {} : { background: v.atlas }),
+    ...(v["atlas-fg"] === undefined ? {} : { foreground: v["atlas-fg"] }),
+    ...(fps === undefined ? {} : { fps }),
+    signal: io.signal,
+    onProgress: progressBar(io.stderr, io.interactive),
+  });
+  io.stdout.write(`${written.path}: ${written.frames} frames ${written.width}x${written.height}\n`);
+  return 0;
+}
+
+export const atlasCommand: CliCommand = {
+  name: "atlas",
+  summary: "Neural Layered Atlases: fit a clip, export the atlases, render an edited atlas",
+  usage: USAGE,
+  async run(args, io) {
+    const [sub, ...rest] = args;
+    if (sub === "fit") return fit(rest, io);
+    if (sub === "export") return exportCommand(rest, io);
+    if (sub === "render") return render(rest, io);
+    throw new InvalidArgumentError("atlas subcommand", "fit, export or render", sub, {
+      hint: "see steadyframe atlas --help",
+    });
+  },
+};

@@ -1,0 +1,305 @@
+/**
+ * CLIPImageProcessor (transformers 4.36 models/clip/image_processing_clip.py) exactly, on 8-bit
+ * images: convert to RGB (PIL convert("RGB")), resize the shortest edge to `size` with the long
+ * side int()-truncated (image_transforms.get_resize_output_image_size, default_to_square=False),
+ * Pillow's BICUBIC resize (what image_transforms.resize runs on a uint8 array: `Image.resize((w, h),
+ * BICUBIC, reducing_gap=None)`), center crop (floor offsets), rescale (uint8 * rescale_factor in
+ * float64, cast to float32), normalise in float32 ((x - mean) / std), channels first.
+ *
+ * The resize restates Pillow 9.4's ImagingResample for 8-bit images (libImaging/Resample.c):
+ * separable, the horizontal pass first (when the width changes) into an 8-bit image, then the
+ * vertical pass; per output index the cubic filter (a = -0.5) is widened by the downscale factor
+ * (antialias), weights are normalised, turned into 22-bit fixed point and every pass rounds to uint8.
+ * Other resizers differ by up to 97 levels (shared/golden/clip_vision README); this one is bit-exact.
+ */
+import { ConfigError, InvalidArgumentError, UnsupportedError } from "../../errors.js";
+import { type Image, image } from "../../image.js";
+import { type HostTensor, tensor } from "../../tensor.js";
+
+export interface ClipImageProcessorConfig {
+  readonly doResize: boolean;
+  /** Target of the resize: the shortest edge, or an exact height x width. */
+  readonly size: { readonly shortestEdge: number } | { readonly height: number; readonly width: number };
+  readonly doCenterCrop: boolean;
+  readonly cropSize: { readonly height: number; readonly width: number };
+  readonly doRescale: boolean;
+  readonly rescaleFactor: number;
+  readonly doNormalize: boolean;
+  readonly imageMean: readonly [number, number, number];
+  readonly imageStd: readonly [number, number, number];
+}
+
+/** OpenAI CLIP's mean/std (also OpenCLIP ViT-H/14's). */
+export const OPENAI_CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073] as const;
+export const OPENAI_CLIP_STD = [0.26862954, 0.26130258, 0.27577711] as const;
+
+/** `CLIPImageProcessor()` with no arguments (what diffusers' load_ip_adapter uses without a feature_extractor). */
+export const DEFAULT_CLIP_IMAGE_PROCESSOR: ClipImageProcessorConfig = {
+  doResize: true,
+  size: { shortestEdge: 224 },
+  doCenterCrop: true,
+  cropSize: { height: 224, width: 224 },
+  doRescale: true,
+  rescaleFactor: 1 / 255,
+  doNormalize: true,
+  imageMean: OPENAI_CLIP_MEAN,
+  imageStd: OPENAI_CLIP_STD,
+};
+
+const isRecord = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
+const isPositiveInt = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v) && v > 0;
+
+/**
+ * Parses a preprocessor_config.json object, in both forms in the wild: CLIPImageProcessor's dicts
+ * (`size: {shortest_edge}`, `crop_size: {height, width}`) and old CLIPFeatureExtractor ints (int
+ * `size` = shortest edge, int `crop_size` = square). Missing keys take CLIPImageProcessor's defaults.
+ */
+export function parseClipImageProcessorConfig(file: string, json: unknown): ClipImageProcessorConfig {
+  if (!isRecord(json)) throw new ConfigError(file, "(root)", "a JSON object", json);
+  const d = DEFAULT_CLIP_IMAGE_PROCESSOR;
+  const bool = (key: string, fallback: boolean): boolean => {
+    const v = json[key];
+    if (v === undefined) return fallback;
+    if (typeof v !== "boolean") throw new ConfigError(file, key, "true or false", v);
+    return v;
+  };
+  const triple = (key: string, fallback: readonly [number, number, number]): [number, number, number] => {
+    const v = json[key];
+    if (v === undefined) return [...fallback];
+    if (typeof v === "number") return [v, v, v];
+    if (!Array.isArray(v) || v.length !== 3 || !v.every((x) => typeof x === "number" && Number.isFinite(x)))
+      throw new ConfigError(file, key, "three numbers (R, G, B)", v);
+    return [v[0] as number, v[1] as number, v[2] as number];
+  };
+  const rawSize = json["size"];
+  let size: ClipImageProcessorConfig["size"] = d.size;
+  if (isPositiveInt(rawSize)) size = { shortestEdge: rawSize };
+  else if (isRecord(rawSize) && isPositiveInt(rawSize["shortest_edge"]))
+    size = { shortestEdge: rawSize["shortest_edge"] };
+  else if (isRecord(rawSize) && isPositiveInt(rawSize["height"]) && isPositiveInt(rawSize["width"]))
+    size = { height: rawSize["height"], width: rawSize["width"] };
+  else if (rawSize !== undefined)
+    throw new ConfigError(file, "size", "an integer or {shortest_edge} or {height, width}", rawSize);
+  const rawCrop = json["crop_size"];
+  let cropSize = d.cropSize;
+  if (isPositiveInt(rawCrop)) cropSize = { height: rawCrop, width: rawCrop };
+  else if (isRecord(rawCrop) && isPositiveInt(rawCrop["height"]) && isPositiveInt(rawCrop["width"]))
+    cropSize = { height: rawCrop["height"], width: rawCrop["width"] };
+  else if (rawCrop !== undefined)
+    throw new ConfigError(file, "crop_size", "an integer or {height, width}", rawCrop);
+  const resample = json["resample"];
+  if (resample !== undefined && resample !== 3) {
+    throw new UnsupportedError(`preprocessor resample ${JSON.stringify(resample)} (${file})`, {
+      hint: "only 3 (PIL BICUBIC, every CLIP processor's setting) is implemented",
+    });
+  }
+  const factor = json["rescale_factor"] ?? d.rescaleFactor;
+  if (typeof factor !== "number" || !(factor > 0))
+    throw new ConfigError(file, "rescale_factor", "a number > 0", factor);
+  const std = triple("image_std", d.imageStd);
+  if (std.some((s) => s === 0)) throw new ConfigError(file, "image_std", "non-zero numbers", std);
+  return {
+    doResize: bool("do_resize", d.doResize),
+    size,
+    doCenterCrop: bool("do_center_crop", d.doCenterCrop),
+    cropSize,
+    doRescale: bool("do_rescale", d.doRescale),
+    rescaleFactor: factor,
+    doNormalize: bool("do_normalize", d.doNormalize),
+    imageMean: triple("image_mean", d.imageMean),
+    imageStd: std,
+  };
+}
+
+/** transformers get_resize_output_image_size(default_to_square=False): [height, width]. */
+export function resizeTarget(
+  height: number,
+  width: number,
+  size: ClipImageProcessorConfig["size"],
+): [number, number] {
+  if ("height" in size) return [size.height, size.width];
+  const s = size.shortestEdge;
+  const [short, long] = width <= height ? [width, height] : [height, width];
+  const newLong = Math.trunc((s * long) / short); // Python int(): truncates, never rounds
+  return width <= height ? [newLong, s] : [s, newLong];
+}
+
+const PRECISION_BITS = 32 - 8 - 2;
+
+/** Pillow's bicubic filter (a = -0.5). */
+function bicubic(x: number): number {
+  const a = -0.5;
+  const t = Math.abs(x);
+  if (t < 1) return ((a + 2) * t - (a + 3)) * t * t + 1;
+  if (t < 2) return (((t - 5) * t + 8) * t - 4) * a;
+  return 0;
+}
+
+interface Coefficients {
+  /** Per output index: first input index and tap count. */
+  readonly bounds: Int32Array;
+  /** Per output index, `taps` fixed-point weights. */
+  readonly k: Int32Array;
+  readonly taps: number;
+}
+
+/** Pillow precompute_coeffs + normalize_coeffs_8bpc for one axis. */
+function coefficients(inSize: number, outSize: number): Coefficients {
+  const scale = inSize / outSize;
+  const filterscale = Math.max(scale, 1);
+  const support = 2 * filterscale;
+  const taps = Math.ceil(support) * 2 + 1;
+  const bounds = new Int32Array(outSize * 2);
+  const k = new Int32Array(outSize * taps);
+  const ss = 1 / filterscale;
+  const w = new Float64Array(taps);
+  for (let j = 0; j < outSize; j++) {
+    const center = (j + 0.5) * scale;
+    const xmin = Math.max(Math.trunc(center - support + 0.5), 0);
+    const n = Math.min(Math.trunc(center + support + 0.5), inSize) - xmin;
+    let sum = 0;
+    for (let t = 0; t < n; t++) {
+      const v = bicubic((t + xmin - center + 0.5) * ss);
+      w[t] = v;
+      sum += v;
+    }
+    for (let t = 0; t < n; t++) {
+      const v = sum !== 0 ? (w[t] ?? 0) / sum : (w[t] ?? 0);
+      k[j * taps + t] =
+        v < 0 ? Math.trunc(-0.5 + v * 2 ** PRECISION_BITS) : Math.trunc(0.5 + v * 2 ** PRECISION_BITS);
+    }
+    bounds[j * 2] = xmin;
+    bounds[j * 2 + 1] = n;
+  }
+  return { bounds, k, taps };
+}
+
+const clip8 = (ss: number): number => {
+  const v = Math.floor(ss / 2 ** PRECISION_BITS);
+  return v < 0 ? 0 : v > 255 ? 255 : v;
+};
+
+/** One Pillow pass over RGB uint8 data along x (horizontal) or y (vertical). */
+function resamplePass(src: Image, outSize: number, horizontal: boolean): Image {
+  const { width: w, height: h } = src;
+  const inSize = horizontal ? w : h;
+  const { bounds, k, taps } = coefficients(inSize, outSize);
+  const ow = horizontal ? outSize : w;
+  const oh = horizontal ? h : outSize;
+  const out = new Uint8Array(ow * oh * 3);
+  const half = 2 ** (PRECISION_BITS - 1);
+  for (let y = 0; y < oh; y++) {
+    for (let x = 0; x < ow; x++) {
+      const j = horizontal ? x : y;
+      const xmin = bounds[j * 2] ?? 0;
+      const n = bounds[j * 2 + 1] ?? 0;
+      for (let c = 0; c < 3; c++) {
+        let ss = half;
+        for (let t = 0; t < n; t++) {
+          const p = horizontal ? (y * w + xmin + t) * 3 + c : ((xmin + t) * w + x) * 3 + c;
+          ss += (src.data[p] ?? 0) * (k[j * taps + t] ?? 0);
+        }
+        out[(y * ow + x) * 3 + c] = clip8(ss);
+      }
+    }
+  }
+  return image(ow, oh, 3, out);
+}
+
+/** PIL `Image.resize((width, height), Image.BICUBIC, reducing_gap=None)` of an RGB image, bit-exact. */
+export function pillowBicubicResize(img: Image, width: number, height: number): Image {
+  if (img.channels !== 3) throw new InvalidArgumentError("image channels", "3 (RGB)", img.channels);
+  let out = img;
+  if (width !== img.width) out = resamplePass(out, width, true);
+  if (height !== img.height) out = resamplePass(out, height, false);
+  return out;
+}
+
+/** The centre `height` x `width` of an RGB image (offsets floor((size - crop) / 2), as transformers). */
+export function centerCrop(img: Image, height: number, width: number): Image {
+  if (img.height < height || img.width < width) {
+    throw new InvalidArgumentError(
+      "image",
+      `at least ${width}x${height} to crop`,
+      `${img.width}x${img.height}`,
+      {
+        hint: "the processor's size is smaller than its crop_size",
+      },
+    );
+  }
+  const top = Math.floor((img.height - height) / 2);
+  const left = Math.floor((img.width - width) / 2);
+  const out = new Uint8Array(width * height * 3);
+  for (let y = 0; y < height; y++) {
+    const from = ((top + y) * img.width + left) * 3;
+    out.set(img.data.subarray(from, from + width * 3), y * width * 3);
+  }
+  return image(width, height, 3, out);
+}
+
+/** PIL convert("RGB"): gray repeated in R, G and B; alpha dropped (not blended). */
+function toRGB(img: Image): Image {
+  const { width: w, height: h, channels: n } = img;
+  if (n === 3) return img;
+  const out = new Uint8Array(w * h * 3);
+  for (let i = 0; i < w * h; i++) {
+    for (let c = 0; c < 3; c++) out[i * 3 + c] = img.data[i * n + (n === 1 ? 0 : c)] ?? 0;
+  }
+  return image(w, h, 3, out);
+}
+
+/** Resize + center crop: the uint8 image the model sees before rescale/normalise. */
+export function clipResizeAndCrop(img: Image, config: ClipImageProcessorConfig): Image {
+  let out = toRGB(img);
+  if (config.doResize) {
+    const [h, w] = resizeTarget(out.height, out.width, config.size);
+    out = pillowBicubicResize(out, w, h);
+  }
+  if (config.doCenterCrop) out = centerCrop(out, config.cropSize.height, config.cropSize.width);
+  return out;
+}
+
+/** Rescale + normalise an RGB crop to float32 [3, H, W] values (numpy's float32 order of operations). */
+function pixelValuesOf(
+  img: Image,
+  config: ClipImageProcessorConfig,
+  out: Float32Array,
+  offset: number,
+): void {
+  const plane = img.width * img.height;
+  const mean = config.imageMean.map(Math.fround);
+  const std = config.imageStd.map(Math.fround);
+  for (let i = 0; i < plane; i++) {
+    for (let c = 0; c < 3; c++) {
+      let v = img.data[i * 3 + c] ?? 0;
+      if (config.doRescale) v = Math.fround(v * config.rescaleFactor);
+      if (config.doNormalize) v = Math.fround(Math.fround(v - (mean[c] ?? 0)) / (std[c] ?? 1));
+      out[offset + c * plane + i] = v;
+    }
+  }
+}
+
+/** CLIPImageProcessor(images).pixel_values: float32 [N, 3, H, W] (every image gives the same crop size). */
+export function clipPixelValues(
+  images: readonly Image[],
+  config: ClipImageProcessorConfig = DEFAULT_CLIP_IMAGE_PROCESSOR,
+): HostTensor<"float32"> {
+  const crops = images.map((img) => clipResizeAndCrop(img, config));
+  const first = crops[0];
+  if (first === undefined) throw new InvalidArgumentError("images", "at least one image", 0);
+  const { width: w, height: h } = first;
+  if (crops.some((c) => c.width !== w || c.height !== h)) {
+    throw new InvalidArgumentError(
+      "images",
+      "images that preprocess to one size",
+      crops.map((c) => `${c.width}x${c.height}`),
+      {
+        hint: "enable do_center_crop in the preprocessor config",
+      },
+    );
+  }
+  const out = new Float32Array(crops.length * 3 * h * w);
+  crops.forEach((c, i) => pixelValuesOf(c, config, out, i * 3 * h * w));
+  return tensor("float32", [crops.length, 3, h, w], out);
+}
