@@ -1,8 +1,9 @@
 /**
  * `steadyframe video --uni` on a tiny Uni-ControlNet (test/helpers/tiny-uni.ts over the golden
  * uni.ckpt key set, context width 32) with tiny-sd's text encoder, VAE and scheduler, on the bundled
- * car-turn clip: the study's strategies with local conditions only, global only (a content image),
- * both, and content-flow with the previous frame as content; the local strength acts (0 differs from 1);
+ * car-turn clip: the study's strategies with local conditions only (maps of the source, of the previous
+ * output, interpolated), global only (a content image), both, and content-flow with the previous frame
+ * as content; the local strength acts (0 differs from 1);
  * flags that cannot work are refused before anything loads.
  */
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
@@ -72,6 +73,11 @@ const frames = async (d: string) =>
 describe("steadyframe video --uni", () => {
   it.each([
     ["local only", ["--local", "canny", "--attention", "first"] as string[]],
+    [
+      "true generation (maps of the previous output)",
+      ["--local", "canny", "--controls-from", "previous-output"],
+    ],
+    ["edge interpolation", ["--local", "canny", "--controls-from", "interpolated", "--interpolate", "1"]],
     ["global only", ["--global", CONTENT, "--image-encoder", ENCODER]],
     ["both", ["--local", "canny", "--global", CONTENT, "--image-encoder", ENCODER, "--noise", "shared"]],
     [
