@@ -105,8 +105,9 @@ describe("steadyframe video --uni", () => {
         settings: { uni?: { local: string[]; global: string | null } };
         methods: { id: string }[];
       };
-      expect(runJson.settings.uni?.local).toEqual(extra.includes("canny") ? ["canny"] : []);
-      if (extra.includes("previous"))
+      const flags: readonly string[] = extra;
+      expect(runJson.settings.uni?.local).toEqual(flags.includes("canny") ? ["canny"] : []);
+      if (flags.includes("previous"))
         expect(runJson.methods.map((m) => m.id)).toContain("reference:previous-output");
     },
     240_000,
