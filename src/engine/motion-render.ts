@@ -90,7 +90,7 @@ import {
   inspectRender,
   isFolderOutput,
   packageVersion,
-  publishRender,
+  publishWholeVideo,
 } from "./render-common.js";
 import { SourceVideo } from "./source.js";
 import { WorkFolder } from "./work-folder.js";
@@ -914,18 +914,10 @@ export async function renderMotionVideo(
       wallSecondsThisRun: wall,
       secondsPerFrame: seconds,
     };
-    const runJson = await publishRender({ out: settings.out, isFolder, work, info, fps, run }, options);
-    return {
-      out: settings.out,
-      isFolder,
-      frames,
-      generated,
-      width: size.width,
-      height: size.height,
-      runJson,
-      secondsPerFrame: seconds,
-      strategy: planName(plan),
-    };
+    return await publishWholeVideo(
+      { out: settings.out, isFolder, work, info, fps, run, generated, seconds, strategy: planName(plan) },
+      options,
+    );
   } finally {
     for (const r of releases.reverse()) await r();
     await source?.close();

@@ -16,7 +16,7 @@ import { probeVideo, type VideoInfo } from "../video/probe.js";
 import { writeVideo } from "../video/write.js";
 import type { RenderInfo } from "./method.js";
 import { cannyAnnotator, depthAnnotator, softEdgeAnnotator, type Annotator } from "./methods/annotator.js";
-import type { RenderOptions, VideoRenderSettings } from "./render.js";
+import type { RenderedVideo, RenderOptions, VideoRenderSettings } from "./render.js";
 import { sidecarPath, type WorkFolder } from "./work-folder.js";
 
 const VIDEO_EXTENSIONS = [".mp4", ".m4v", ".mov", ".mkv", ".webm", ".gif"];
@@ -208,4 +208,30 @@ async function replaceableRender(dir: string): Promise<void> {
 
 async function* framesOf(work: WorkFolder, frames: number): AsyncGenerator<Image> {
   for (let i = 0; i < frames; i++) yield await work.image(i);
+}
+
+/**
+ * The last step of a whole-video render (motion pipelines, Tune-A-Video): publish the work folder's
+ * frames with run.json (publishRender) and describe the result.
+ */
+export async function publishWholeVideo(
+  p: PublishInput & {
+    readonly generated: number;
+    readonly seconds: readonly number[];
+    readonly strategy: string;
+  },
+  options: RenderOptions,
+): Promise<RenderedVideo> {
+  const runJson = await publishRender(p, options);
+  return {
+    out: p.out,
+    isFolder: p.isFolder,
+    frames: p.info.frames,
+    generated: p.generated,
+    width: p.info.width,
+    height: p.info.height,
+    runJson,
+    secondsPerFrame: p.seconds,
+    strategy: p.strategy,
+  };
 }

@@ -14,7 +14,7 @@ import { FileNotFoundError, InvalidArgumentError, throwIfAborted } from "../erro
 import { generateTuneAVideo } from "../pipeline/tune-a-video.js";
 import type { RenderInfo } from "./method.js";
 import type { RenderedVideo, RenderOptions, VideoRenderSettings } from "./render.js";
-import { identity, isFolderOutput, packageVersion, publishRender } from "./render-common.js";
+import { identity, isFolderOutput, packageVersion, publishWholeVideo } from "./render-common.js";
 import { WorkFolder } from "./work-folder.js";
 
 /** The Tune-A-Video part of a render's settings. */
@@ -135,16 +135,8 @@ export async function renderTunedVideo(
     wallSecondsThisRun: wall,
     secondsPerFrame: seconds,
   };
-  const runJson = await publishRender({ out: settings.out, isFolder, work, info, fps, run }, options);
-  return {
-    out: settings.out,
-    isFolder,
-    frames,
-    generated,
-    width: size.width,
-    height: size.height,
-    runJson,
-    secondsPerFrame: seconds,
-    strategy: "tune-a-video",
-  };
+  return publishWholeVideo(
+    { out: settings.out, isFolder, work, info, fps, run, generated, seconds, strategy: "tune-a-video" },
+    options,
+  );
 }

@@ -13,7 +13,7 @@ import { CLIPTextModel } from "../models/clip/index.js";
 import { readCLIPTextConfig } from "../models/clip/config.js";
 import type { ModelLoadOptions } from "../models/compiled-graph.js";
 import { type ControlNetLoadOptions, ControlNetModel, fitsUNet } from "../models/controlnet/index.js";
-import { parseControlNetModelConfig } from "../models/controlnet/config.js";
+import { CONTROLNET_FIELDS_FROM_UNET, parseControlNetModelConfig } from "../models/controlnet/config.js";
 import { parseUNet2DConditionModelConfig, type UNet2DConditionModelConfig } from "../models/unet/config.js";
 import { UNet2DConditionModel } from "../models/unet/index.js";
 import { parseAutoencoderKLConfig } from "../models/vae/config.js";
@@ -638,28 +638,9 @@ export function controlNetConfigFromUNet(
   for (let i = 1; outChannels(`controlnet_cond_embedding.blocks.${i}.weight`) !== undefined; i += 2) {
     widths.push(outChannels(`controlnet_cond_embedding.blocks.${i}.weight`) ?? 0);
   }
-  const keys = [
-    "in_channels",
-    "flip_sin_to_cos",
-    "freq_shift",
-    "down_block_types",
-    "only_cross_attention",
-    "block_out_channels",
-    "layers_per_block",
-    "downsample_padding",
-    "mid_block_scale_factor",
-    "act_fn",
-    "norm_num_groups",
-    "norm_eps",
-    "cross_attention_dim",
-    "transformer_layers_per_block",
-    "attention_head_dim",
-    "num_attention_heads",
-    "use_linear_projection",
-    "upcast_attention",
-    "resnet_time_scale_shift",
-  ] as const;
-  const config: Record<string, unknown> = Object.fromEntries(keys.map((k) => [k, unet[k]]));
+  const config: Record<string, unknown> = Object.fromEntries(
+    CONTROLNET_FIELDS_FROM_UNET.map((k) => [k, unet[k]]),
+  );
   config["conditioning_embedding_out_channels"] = widths;
   config["conditioning_channels"] = store.info("controlnet_cond_embedding.conv_in.weight")?.shape[1] ?? 3;
   return config;

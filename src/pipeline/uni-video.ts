@@ -14,7 +14,7 @@ import type { Image } from "../image.js";
 import { fromConfig } from "../schedulers/registry.js";
 import { type HostTensor, tensor } from "../tensor.js";
 import { concatBatch } from "./guidance.js";
-import { imageToTensor } from "./images.js";
+import { imageToTensor, toRGB } from "./images.js";
 import { vaeLatentEncoder } from "./stable-diffusion.js";
 import type { VideoComponents, VideoControlNet, VideoGlobalAdapter } from "./types.js";
 import type { UniPipeline } from "./uni-controlnet-load.js";
@@ -67,7 +67,7 @@ export function uniVideoComponents(p: UniPipeline, o: UniVideoOptions): VideoCom
           : resizeImage(img, { width: size.width, height: size.height, interpolation: "linear" });
       const maps: Partial<Record<UniLocalConditionName, HostTensor<"float32">>> = {};
       for (const [k, name] of names.entries()) {
-        const images = await Promise.all(slots.map((s) => fit(rgb(s[k]!))));
+        const images = await Promise.all(slots.map((s) => fit(toRGB(s[k]!))));
         maps[name] = concatBatch(images.map((img) => imageToTensor(img, "0,1")));
       }
       return stackLocalConditions(maps, size);
@@ -118,14 +118,4 @@ export function uniVideoComponents(p: UniPipeline, o: UniVideoOptions): VideoCom
     vaeScaleFactor: c.vaeScaleFactor ?? 8,
     latentChannels: c.latentChannels ?? 4,
   };
-}
-
-/** Gray or RGBA maps as RGB (PIL convert("RGB")). */
-function rgb(img: Image): Image {
-  if (img.channels === 3) return img;
-  const out = new Uint8Array(img.width * img.height * 3);
-  for (let p = 0; p < img.width * img.height; p++)
-    for (let ch = 0; ch < 3; ch++)
-      out[p * 3 + ch] = img.data[p * img.channels + (img.channels === 1 ? 0 : ch)] ?? 0;
-  return { width: img.width, height: img.height, channels: 3, data: out };
 }

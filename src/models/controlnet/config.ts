@@ -50,3 +50,26 @@ export const parseControlNetModelConfig = CONTROLNET_CONFIG.parse;
 
 /** Reads and parses a ControlNetModel config.json file. */
 export const readControlNetModelConfig = CONTROLNET_CONFIG.read;
+
+/** The config fields a ControlNet takes over from its UNet (diffusers `ControlNetModel.from_unet`). */
+export const CONTROLNET_FIELDS_FROM_UNET = [
+  "in_channels",
+  "flip_sin_to_cos",
+  "freq_shift",
+  "down_block_types",
+  "only_cross_attention",
+  "block_out_channels",
+  "layers_per_block",
+  "downsample_padding",
+  "mid_block_scale_factor",
+  "act_fn",
+  "norm_num_groups",
+  "norm_eps",
+  "cross_attention_dim",
+  "transformer_layers_per_block",
+  "attention_head_dim",
+  "num_attention_heads",
+  "use_linear_projection",
+  "upcast_attention",
+  "resnet_time_scale_shift",
+] as const;

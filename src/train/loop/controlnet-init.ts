@@ -12,7 +12,11 @@
 import { InvalidArgumentError } from "../../errors.js";
 import { GraphBuilder } from "../../graph/builder.js";
 import { lazySource } from "../../graph/weight-source.js";
-import { type ControlNetModelConfig, parseControlNetModelConfig } from "../../models/controlnet/config.js";
+import {
+  CONTROLNET_FIELDS_FROM_UNET,
+  type ControlNetModelConfig,
+  parseControlNetModelConfig,
+} from "../../models/controlnet/config.js";
 import { buildControlNetModel } from "../../models/controlnet/build.js";
 import type { UNet2DConditionModelConfig } from "../../models/unet/config.js";
 import type { TensorFileLike, WeightInfo, WeightStore } from "../../nn/weight-store.js";
@@ -24,25 +28,7 @@ import { generatorFor } from "./rng.js";
 const INIT_STREAM = 4n;
 
 const UNET_FIELDS = [
-  "in_channels",
-  "flip_sin_to_cos",
-  "freq_shift",
-  "down_block_types",
-  "only_cross_attention",
-  "block_out_channels",
-  "layers_per_block",
-  "downsample_padding",
-  "mid_block_scale_factor",
-  "act_fn",
-  "norm_num_groups",
-  "norm_eps",
-  "cross_attention_dim",
-  "transformer_layers_per_block",
-  "attention_head_dim",
-  "num_attention_heads",
-  "use_linear_projection",
-  "upcast_attention",
-  "resnet_time_scale_shift",
+  ...CONTROLNET_FIELDS_FROM_UNET,
   "class_embed_type",
   "num_class_embeds",
   "projection_class_embeddings_input_dim",
