@@ -20,7 +20,6 @@ import {
   stageOptions,
   trainDiffusion,
 } from "../src/train/loop/index.js";
-import { REPOSITORY_ROOT } from "../src/train/loop/recipes.js";
 import { batchItems } from "../src/train/loop/rng.js";
 import type { HostTensor } from "../src/tensor.js";
 import { readSafetensors } from "../src/weights/safetensors.js";
@@ -282,16 +281,16 @@ describe("training loop (tiny UNet, bundled clip)", () => {
 
   it("--recipe demo: stages chained (each starts from the previous output), other flags refused", async () => {
     const demo = RECIPES["demo"];
-    expect(demo?.stages.map((s) => s.train)).toEqual(["unet", "controlnet"]);
+    expect(demo?.stages.map((s) => s.train)).toEqual(["vae", "unet+controlnet"]);
     if (!demo) return;
     const out = join(dir, "recipe");
-    const first = stageOptions(demo, 0, { out });
+    expect(() => stageOptions(demo, 0, { out })).toThrow(InvalidArgumentError); // the VAE stage
     const second = stageOptions(demo, 1, { out });
-    expect(first.model).toBe(join(REPOSITORY_ROOT, demo.model));
-    expect(second.model).toBe(join(out, "unet"));
-    expect(second.train).toBe("controlnet");
+    expect(second.model).toBe(join(out, "vae"));
+    expect(second.train).toBe("unet+controlnet");
     expect(second.controlnet).toBe("from-unet");
-    for (const c of first.clips) await expect(readFile(c.path)).resolves.toBeInstanceOf(Buffer);
+    for (const c of second.clips) await expect(readFile(c.path)).resolves.toBeInstanceOf(Buffer);
+    expect(second.clips.map((c) => c.path).join()).not.toContain("man-skiing"); // held out
     const io = captureIO();
     expect(await main(["train", "--recipe", "demo", "--out", out, "--steps", "3"], io)).toBe(2);
     expect(io.err()).toContain("--steps");

@@ -14,10 +14,9 @@ import { join } from "node:path";
 import { CorruptFileError, FileNotFoundError, InvalidArgumentError } from "../errors.js";
 import { readImageFile, writePngFile } from "../control/png.js";
 import type { Image } from "../image.js";
-import type { LongTaskOptions } from "../progress.js";
 import { writeFileAtomic } from "../util/atomic-write.js";
 import { type WrittenVideo, writeVideo } from "../video/write.js";
-import { loadAtlasModel } from "./fit.js";
+import { type SessionTaskOptions, loadAtlasModel } from "./fit.js";
 import {
   type AtlasCrop,
   type AtlasImage,
@@ -44,6 +43,9 @@ export interface AtlasExportInfo {
   readonly psnr: number;
 }
 
+const threadsOf = (o: SessionTaskOptions): { threads?: number } =>
+  o.threads === undefined ? {} : { threads: o.threads };
+
 const toByte = (v: number): number => Math.max(0, Math.min(255, Math.round(v * 255)));
 
 function imageOf(resolution: number, data: ArrayLike<number>): Image {
@@ -65,14 +67,14 @@ export function defaultAtlasResolution(width: number, height: number): number {
 /** Writes atlas-fg.png, atlas-bg.png and atlas.json into the model folder. */
 export async function exportAtlases(
   dir: string,
-  options: LongTaskOptions & { readonly resolution?: number } = {},
+  options: SessionTaskOptions & { readonly resolution?: number } = {},
 ): Promise<AtlasExportInfo> {
   const model = await loadAtlasModel(dir);
   const { info } = model;
   const r = options.resolution ?? defaultAtlasResolution(info.width, info.height);
   if (!Number.isInteger(r) || r < 2 || r > 4096)
     throw new InvalidArgumentError("--atlas-size", "an integer from 2 to 4096", r);
-  const renderer = await openRenderer(info.nets, model.params);
+  const renderer = await openRenderer(info.nets, model.params, threadsOf(options));
   try {
     const maps = await evaluatePixels(renderer, info, options.signal);
     const crop = backgroundCrop(maps);
@@ -164,7 +166,7 @@ export async function readAtlasEdit(
   return { resolution: r, channels: 4, data, crop };
 }
 
-export interface RenderAtlasOptions extends LongTaskOptions {
+export interface RenderAtlasOptions extends SessionTaskOptions {
   /** (optional) edited background atlas PNG. */
   readonly background?: string;
   /** (optional) edited foreground atlas PNG. */
@@ -200,7 +202,7 @@ export async function renderAtlasFrames(
           exportInfo,
           exportInfo.background,
         );
-  const renderer = await openRenderer(model.info.nets, model.params);
+  const renderer = await openRenderer(model.info.nets, model.params, threadsOf(options));
   try {
     const maps = await evaluatePixels(renderer, model.info, options.signal);
     const original = Float32Array.from(model.input.frames, (v) => v / 255);

@@ -53,7 +53,7 @@ export interface AtlasModelInfo {
   readonly pretrainIterations: number;
   readonly pretrainSamples: number;
   readonly lr: number;
-  /** Masks were given (bootstrapping on); without them every pixel's target alpha is 0. */
+  /** Masks were given; without them the bootstrapping target is alpha 0 everywhere (one background layer). */
   readonly masks: boolean;
   /** (optional) where the frames came from. */
   readonly source?: string;
@@ -85,6 +85,8 @@ export interface FitSettings {
   readonly pretrainSamples?: number;
   /** (optional, default the release's) loss weights and schedule. */
   readonly loss?: AtlasLossConfig;
+  /** (optional, default 1e-4, the release's) Adam learning rate of pre-training and fitting. */
+  readonly lr?: number;
   readonly source?: string;
 }
 
@@ -109,6 +111,8 @@ export interface FitOptions {
   readonly signal?: AbortSignal;
   /** (optional, default 1) data-parallel shards per step (./step.ts); must divide the batch. */
   readonly workers?: number;
+  /** (optional) ONNX Runtime intra-op threads of each step session (default: cores / workers, or ONNX Runtime's choice with 1 worker). */
+  readonly threads?: number;
 }
 
 export interface FitResult {
@@ -117,12 +121,28 @@ export interface FitResult {
   readonly msPerIteration: number;
 }
 
+/** Progress, cancellation and the ONNX Runtime threads of the sessions a call opens. */
+export interface SessionTaskOptions {
+  readonly onProgress?: ProgressCallback;
+  readonly signal?: AbortSignal;
+  /** (optional) ONNX Runtime intra-op threads of each session (default: ONNX Runtime's choice). */
+  readonly threads?: number;
+}
+
+/** Session options for `threads` (none: ONNX Runtime's default). */
+export function threadOptions(threads: number | undefined): { intraOpNumThreads?: number } {
+  if (threads === undefined) return {};
+  if (!Number.isInteger(threads) || threads < 1)
+    throw new InvalidArgumentError("threads", "a positive integer", threads);
+  return { intraOpNumThreads: threads };
+}
+
 /** Creates a model folder (model.json, data.safetensors, initial checkpoint after pre-training). */
 export async function createAtlasModel(
   dir: string,
   input: FitInput,
   settings: FitSettings = {},
-  options: { readonly onProgress?: ProgressCallback; readonly signal?: AbortSignal } = {},
+  options: SessionTaskOptions = {},
 ): Promise<AtlasModelInfo> {
   if (input.count < 2)
     throw new InvalidArgumentError(
@@ -144,7 +164,7 @@ export async function createAtlasModel(
     seed: settings.seed ?? 0,
     pretrainIterations: settings.pretrainIterations ?? 100,
     pretrainSamples: positive("pretrainSamples", settings.pretrainSamples ?? 10000),
-    lr: 1e-4,
+    lr: positiveNumber("lr", settings.lr ?? 1e-4),
     masks: input.masks !== undefined,
     ...(settings.source === undefined ? {} : { source: settings.source }),
   };
@@ -165,7 +185,7 @@ async function writeModelFiles(
   dir: string,
   info: AtlasModelInfo,
   input: FitInput,
-  options: { readonly onProgress?: ProgressCallback; readonly signal?: AbortSignal },
+  options: SessionTaskOptions,
 ): Promise<void> {
   const stacked = (fields: readonly FlowField[]): HostTensor<"float32"> => {
     const out = new Float32Array(fields.length * input.width * input.height * 2);
@@ -193,6 +213,11 @@ async function writeModelFiles(
   await writeCheckpoint(dir, info, params, new Adam({ lr: info.lr }), 0);
 }
 
+function positiveNumber(name: string, v: number): number {
+  if (!Number.isFinite(v) || v <= 0) throw new InvalidArgumentError(name, "a positive number", v);
+  return v;
+}
+
 function positive(name: string, v: number): number {
   if (!Number.isInteger(v) || v < 1) throw new InvalidArgumentError(name, "a positive integer", v);
   return v;
@@ -208,13 +233,13 @@ async function pretrain(
   params: Map<string, Float32Array>,
   net: "mapping1" | "mapping2",
   rng: TorchRandint,
-  options: { readonly onProgress?: ProgressCallback; readonly signal?: AbortSignal },
+  options: SessionTaskOptions,
 ): Promise<void> {
   if (info.pretrainIterations === 0) return;
   const g = new GraphBuilder({ name: `nla_pretrain_${net}` });
   const names = buildPretrainGraph(g, info.nets[net], net, info.pretrainSamples, info.loss.uvMappingScale);
   const shapes = new Map(modelParameterShapes(info.nets));
-  const session = await openGraphSession(g);
+  const session = await openGraphSession(g, threadOptions(options.threads));
   const task = `pre-training ${net}`;
   const total = info.pretrainIterations * info.frames;
   options.onProgress?.({ status: "start", task, total });
@@ -346,6 +371,7 @@ export async function fitAtlas(model: AtlasModel, options: FitOptions): Promise<
   const open = (it: number) =>
     openStepRunner(info.nets, info.loss, data, info.batch, {
       ...(options.workers === undefined ? {} : { workers: options.workers }),
+      ...(options.threads === undefined ? {} : { threadsPerWorker: options.threads }),
       globalRigidity: globalAt(it),
     });
   let runner: StepRunner | undefined = await open(model.iteration);
@@ -375,7 +401,8 @@ export async function fitAtlas(model: AtlasModel, options: FitOptions): Promise<
       const { losses, grads } = await runner.run(
         params,
         indices,
-        coefficientsAt(info.loss, iteration, { bootstrapping: info.masks }),
+        // without masks the target is alpha 0 everywhere (data.ts): one background layer
+        coefficientsAt(info.loss, iteration),
       );
       adam.step(params, grads);
       iteration++;

@@ -111,12 +111,14 @@ export interface AtlasRenderer {
 export async function openRenderer(
   nets: AtlasNets,
   params: ReadonlyMap<string, Float32Array>,
+  options: { readonly threads?: number } = {},
 ): Promise<AtlasRenderer> {
   const sessions: GraphSession[] = [];
+  const sessionOptions = options.threads === undefined ? {} : { intraOpNumThreads: options.threads };
   try {
-    const pixel = await openGraphSession(buildPixelGraph(nets));
+    const pixel = await openGraphSession(buildPixelGraph(nets), sessionOptions);
     sessions.push(pixel);
-    const atlasS = await openGraphSession(buildAtlasGraph(nets));
+    const atlasS = await openGraphSession(buildAtlasGraph(nets), sessionOptions);
     sessions.push(atlasS);
     const all = parameterFeeds(nets, params);
     const atlasOnly = parameterFeeds(nets, params, ["atlas"]);

@@ -3,7 +3,9 @@
  * `fit` decodes a clip at the working size, computes Farneback flows (or reads given ones), reads
  * optional masks, pre-trains the mappings and fits the four nets with checkpoints (Ctrl-C keeps the
  * last one; `--resume` continues), then exports the atlases. `export` writes the atlas PNGs again
- * (another --atlas-size); `render` propagates edited atlas PNGs to every frame into a video.
+ * (another --atlas-size); `edit` edits an exported atlas with the image pipeline (img2img, optionally a
+ * Canny ControlNet on the atlas's own edges: the StableVideo route, src/atlas/pipeline-edit.ts);
+ * `render` propagates edited atlas PNGs to every frame into a video.
  */
 import { readFile, readdir } from "node:fs/promises";
 import { extname, join } from "node:path";
@@ -13,6 +15,7 @@ import { pairFlows } from "../../control/flow.js";
 import { readImageFile } from "../../control/png.js";
 import { resizeImage } from "../../control/resize.js";
 import { exportAtlases, renderAtlasVideo } from "../../atlas/edit.js";
+import { atlasLayer, editAtlasWithPipeline, requireFittedAtlas } from "../../atlas/pipeline-edit.js";
 import {
   CHECKPOINT_FILE,
   type FitInput,
@@ -28,7 +31,16 @@ import { readSafetensors } from "../../weights/safetensors.js";
 import type { CliCommand, CliIO } from "../command.js";
 import { checkOutputPath } from "../output-path.js";
 import { progressBar } from "../progress-bar.js";
-import { intOption, parseCommandArgs, parseSize, resolveSize, singleVideoArg } from "./cli-options.js";
+import {
+  deviceOption,
+  intOption,
+  parseCanny,
+  parseCommandArgs,
+  parseSize,
+  resolveSize,
+  singleVideoArg,
+} from "./cli-options.js";
+import { parseSeed } from "./image.js";
 
 const PROGRESS_FILE = "progress.csv";
 
@@ -36,8 +48,12 @@ const USAGE = `Usage:
   steadyframe atlas fit <video> --out DIR [--mask masks/] [--frames N] [--size WxH] [--iterations N]
                         [--width N] [--batch N] [--pretrain N] [--seed N] [--flows FILE]
                         [--checkpoint-every N] [--atlas-size R] [--workers N] [--resume]
-  steadyframe atlas export DIR [--atlas-size R]
+                        [--lr LR] [--threads N]
+  steadyframe atlas export DIR [--atlas-size R] [--threads N]
+  steadyframe atlas edit DIR --model sd15/ --prompt TEXT --out edited.png [--controlnet canny/]
+                         [--layer background|foreground] [--strength S] [--steps N] [--seed N] ...
   steadyframe atlas render DIR [--atlas edited-bg.png] [--atlas-fg edited-fg.png] --out FILE.mp4 [--fps N]
+                         [--threads N]
 
 Neural Layered Atlases (ykasten/layered-neural-atlases): a foreground and a background atlas with
 mapping and alpha networks fitted to one clip; an edit painted on an atlas re-renders in every frame.
@@ -62,6 +78,29 @@ fit options:
   --workers N           data-parallel: split each batch into N shards run concurrently (N divides
                         --batch; each shard's session gets cores/N threads; same step as 1 worker)
   --resume              continue the model in --out from its checkpoint (the video is not read again)
+  --lr LR               Adam learning rate (default 1e-4, the release's; short fits want ~1e-3)
+  --threads N           ONNX Runtime threads per session (also for export and render)
+
+edit options (the StableVideo route: the image pipeline edits an exported atlas):
+  --model DIR           a diffusers Stable Diffusion folder
+  --prompt TEXT         what the edited atlas should show
+  --negative-prompt T   the negative prompt (default "")
+  --controlnet DIR      a Canny ControlNet: the atlas's own Canny edges keep its structure
+  --canny LOW,HIGH      Canny thresholds of that control image (default 100,200)
+  --control-scale S     ControlNet conditioning scale (default 1)
+  --layer L             background (atlas-bg.png, default) or foreground (atlas-fg.png)
+  --strength S          img2img strength 0..1 (default 0.75; 1 = from noise, StableVideo's background)
+  --steps N             denoising steps (default 20)
+  --guidance G          classifier-free guidance (default 9)
+  --seed N              torch-compatible seed (default 0)
+  --size N              side the pipeline works at (default the atlas size, at most 512)
+  --scheduler NAME      sampler (default the model's)
+  --device D            cpu (default), cuda or webgpu
+  --cache-dir DIR       compiled-model cache folder
+  --threads N           ONNX Runtime threads per op
+  --out FILE.png        the edited atlas: an RGBA PNG of the atlas size (alpha 255); render it with
+                        --atlas (background) or --atlas-fg (foreground)
+The atlases are exported first when DIR has none.
 
 render options:
   --atlas FILE          edited background atlas (atlas-bg.png as exported; RGB: changed pixels are the
@@ -71,6 +110,15 @@ render options:
   --fps N               frame rate of the video (default 10)
 Without edits, render writes the reconstruction from the atlas images.
 `;
+
+/** A positive number option (e.g. --lr 1e-3). */
+function numberOption(name: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (text.trim() === "" || !Number.isFinite(n) || n <= 0)
+    throw new InvalidArgumentError(name, "a positive number", text);
+  return n;
+}
 
 async function readMasks(
   dir: string,
@@ -179,6 +227,8 @@ async function fit(args: readonly string[], io: CliIO): Promise<number> {
     "atlas-size": { type: "string" },
     resume: { type: "boolean", default: false },
     workers: { type: "string" },
+    lr: { type: "string" },
+    threads: { type: "string" },
   });
   const out = v.out;
   if (out === undefined) throw new InvalidArgumentError("--out", "a model folder", undefined);
@@ -186,6 +236,10 @@ async function fit(args: readonly string[], io: CliIO): Promise<number> {
   const atlasSize = intOption("--atlas-size", v["atlas-size"], 2);
   const checkpointEvery = intOption("--checkpoint-every", v["checkpoint-every"], 1) ?? 1000;
   const workers = intOption("--workers", v.workers, 1);
+  const threads = intOption("--threads", v.threads, 1);
+  const lr = numberOption("--lr", v.lr);
+  if (lr !== undefined && v.resume)
+    throw new InvalidArgumentError("--lr", "no --lr with --resume (the model's rate is kept)", v.lr);
   const onProgress = progressBar(io.stderr, io.interactive);
   await checkOutputPath("--out", out, "folder");
   if (!v.resume) {
@@ -243,9 +297,10 @@ async function fit(args: readonly string[], io: CliIO): Promise<number> {
         ...(batch === undefined ? {} : { batch }),
         ...(pretrain === undefined ? {} : { pretrainIterations: pretrain }),
         ...(seed === undefined ? {} : { seed }),
+        ...(lr === undefined ? {} : { lr }),
         source: video,
       },
-      { onProgress, signal: io.signal },
+      { onProgress, signal: io.signal, ...(threads === undefined ? {} : { threads }) },
     );
     io.stderr.write(
       `${n} frames at ${size.width}x${size.height}${masks ? " with masks" : ", no masks (one background layer)"}\n`,
@@ -268,6 +323,7 @@ async function fit(args: readonly string[], io: CliIO): Promise<number> {
       iterations,
       checkpointEvery,
       ...(workers === undefined ? {} : { workers }),
+      ...(threads === undefined ? {} : { threads }),
       onIteration: (p) => {
         report(p);
         const seconds = offset + (performance.now() - start) / 1000;
@@ -289,6 +345,7 @@ async function fit(args: readonly string[], io: CliIO): Promise<number> {
   }
   const exported = await exportAtlases(out, {
     ...(atlasSize === undefined ? {} : { resolution: atlasSize }),
+    ...(threads === undefined ? {} : { threads }),
     signal: io.signal,
   });
   io.stdout.write(
@@ -298,15 +355,20 @@ async function fit(args: readonly string[], io: CliIO): Promise<number> {
 }
 
 async function exportCommand(args: readonly string[], io: CliIO): Promise<number> {
-  const { values: v, positionals } = parseCommandArgs(args, { "atlas-size": { type: "string" } });
+  const { values: v, positionals } = parseCommandArgs(args, {
+    "atlas-size": { type: "string" },
+    threads: { type: "string" },
+  });
   const [dir, ...more] = positionals;
   if (dir === undefined || more.length > 0)
     throw new InvalidArgumentError("DIR", "one model folder", positionals, {
       hint: "see steadyframe atlas --help",
     });
   const size = intOption("--atlas-size", v["atlas-size"], 2);
+  const threads = intOption("--threads", v.threads, 1);
   const r = await exportAtlases(dir, {
     ...(size === undefined ? {} : { resolution: size }),
+    ...(threads === undefined ? {} : { threads }),
     signal: io.signal,
   });
   io.stdout.write(
@@ -315,12 +377,104 @@ async function exportCommand(args: readonly string[], io: CliIO): Promise<number
   return 0;
 }
 
+async function edit(args: readonly string[], io: CliIO): Promise<number> {
+  const { values: v, positionals } = parseCommandArgs(args, {
+    model: { type: "string" },
+    controlnet: { type: "string" },
+    prompt: { type: "string" },
+    "negative-prompt": { type: "string" },
+    layer: { type: "string" },
+    strength: { type: "string" },
+    steps: { type: "string" },
+    guidance: { type: "string" },
+    seed: { type: "string" },
+    size: { type: "string" },
+    canny: { type: "string" },
+    "control-scale": { type: "string" },
+    scheduler: { type: "string" },
+    device: { type: "string" },
+    threads: { type: "string" },
+    "cache-dir": { type: "string" },
+    out: { type: "string" },
+  });
+  const [dir, ...more] = positionals;
+  if (dir === undefined || more.length > 0)
+    throw new InvalidArgumentError("DIR", "one model folder", positionals, {
+      hint: "see steadyframe atlas --help",
+    });
+  if (v.model === undefined)
+    throw new InvalidArgumentError("--model", "a diffusers Stable Diffusion folder", undefined);
+  if (v.prompt === undefined || v.prompt.trim() === "")
+    throw new InvalidArgumentError("--prompt", "the prompt text", v.prompt);
+  if (v.out === undefined || !v.out.toLowerCase().endsWith(".png"))
+    throw new InvalidArgumentError("--out", "a .png file path (the edited atlas)", v.out);
+  const layer = atlasLayer(v.layer);
+  const strength = rangeOption("--strength", v.strength, 0, 1);
+  const guidance = rangeOption("--guidance", v.guidance, 0, Number.MAX_VALUE);
+  const controlScale = rangeOption("--control-scale", v["control-scale"], 0, Number.MAX_VALUE);
+  const steps = intOption("--steps", v.steps, 1);
+  const size = intOption("--size", v.size, 8);
+  const threads = intOption("--threads", v.threads, 1);
+  const seed = parseSeed(v.seed);
+  const canny = v.canny === undefined ? undefined : parseCanny(v.canny);
+  if (v.controlnet === undefined)
+    for (const flag of ["canny", "control-scale"] as const)
+      if (v[flag] !== undefined)
+        throw new InvalidArgumentError(`--${flag}`, "--controlnet to go with it", v[flag]);
+  const executionProviders = deviceOption(v.device);
+  await requireFittedAtlas(dir);
+  await checkOutputPath("--out", v.out, "file");
+  const warn = (message: string): void => void io.stderr.write(`warning: ${message}\n`);
+  const result = await editAtlasWithPipeline(dir, v.out, {
+    model: v.model,
+    prompt: v.prompt,
+    layer,
+    seed,
+    executionProviders,
+    ...(v.controlnet === undefined ? {} : { controlnet: v.controlnet }),
+    ...(v["negative-prompt"] === undefined ? {} : { negativePrompt: v["negative-prompt"] }),
+    ...(strength === undefined ? {} : { strength }),
+    ...(guidance === undefined ? {} : { guidance }),
+    ...(controlScale === undefined ? {} : { controlScale }),
+    ...(steps === undefined ? {} : { steps }),
+    ...(size === undefined ? {} : { size }),
+    ...(canny === undefined ? {} : { canny }),
+    ...(v.scheduler === undefined ? {} : { scheduler: v.scheduler }),
+    ...(threads === undefined ? {} : { threads }),
+    ...(v["cache-dir"] === undefined ? {} : { cacheDir: v["cache-dir"] }),
+    onWarning: warn,
+    onProgress: progressBar(io.stderr, io.interactive),
+    signal: io.signal,
+  });
+  if (result.exported) io.stderr.write(`exported the atlases of ${dir} first\n`);
+  const flag = layer === "background" ? "--atlas" : "--atlas-fg";
+  io.stdout.write(
+    `${result.path}: ${layer} atlas ${result.resolution}x${result.resolution} edited at ${result.size}x${result.size} ` +
+      `(mean change ${result.meanChange.toFixed(1)} levels); render it: steadyframe atlas render ${dir} ${flag} ${result.path} --out edited.mp4\n`,
+  );
+  return 0;
+}
+
+/** A number option within [min, max]. */
+function rangeOption(name: string, text: string | undefined, min: number, max: number): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (text.trim() === "" || !Number.isFinite(n) || n < min || n > max)
+    throw new InvalidArgumentError(
+      name,
+      max === Number.MAX_VALUE ? `a number >= ${min}` : `a number from ${min} to ${max}`,
+      text,
+    );
+  return n;
+}
+
 async function render(args: readonly string[], io: CliIO): Promise<number> {
   const { values: v, positionals } = parseCommandArgs(args, {
     atlas: { type: "string" },
     "atlas-fg": { type: "string" },
     out: { type: "string" },
     fps: { type: "string" },
+    threads: { type: "string" },
   });
   const [dir, ...more] = positionals;
   if (dir === undefined || more.length > 0)
@@ -330,10 +484,12 @@ async function render(args: readonly string[], io: CliIO): Promise<number> {
   if (v.out === undefined) throw new InvalidArgumentError("--out", "a video file or folder", undefined);
   await checkOutputPath("--out", v.out, extname(v.out) === "" ? "folder" : "file");
   const fps = intOption("--fps", v.fps, 1);
+  const threads = intOption("--threads", v.threads, 1);
   const written = await renderAtlasVideo(dir, v.out, {
     ...(v.atlas === undefined ? {} : { background: v.atlas }),
     ...(v["atlas-fg"] === undefined ? {} : { foreground: v["atlas-fg"] }),
     ...(fps === undefined ? {} : { fps }),
+    ...(threads === undefined ? {} : { threads }),
     signal: io.signal,
     onProgress: progressBar(io.stderr, io.interactive),
   });
@@ -343,14 +499,16 @@ async function render(args: readonly string[], io: CliIO): Promise<number> {
 
 export const atlasCommand: CliCommand = {
   name: "atlas",
-  summary: "Neural Layered Atlases: fit a clip, export the atlases, render an edited atlas",
+  summary:
+    "Neural Layered Atlases: fit a clip, export the atlases, edit one (by hand or with a prompt), render",
   usage: USAGE,
   async run(args, io) {
     const [sub, ...rest] = args;
     if (sub === "fit") return fit(rest, io);
     if (sub === "export") return exportCommand(rest, io);
+    if (sub === "edit") return edit(rest, io);
     if (sub === "render") return render(rest, io);
-    throw new InvalidArgumentError("atlas subcommand", "fit, export or render", sub, {
+    throw new InvalidArgumentError("atlas subcommand", "fit, export, edit or render", sub, {
       hint: "see steadyframe atlas --help",
     });
   },

@@ -46,8 +46,9 @@ Options:
                            (default: the UNet's sample_size x the VAE factor)
   --frames <N>             at most N frames of each clip (default all)
   --stride <k>             every k-th frame (default 1)
-  --train <m>              unet (default) or controlnet: train a ControlNet on the Canny edges of the
-                           frames with the UNet frozen (diffusers train_controlnet.py)
+  --train <m>              unet (default); controlnet: train a ControlNet on the Canny edges of the
+                           frames with the UNet frozen (diffusers train_controlnet.py); unet+controlnet:
+                           both together (a model trained from scratch learns its control far sooner)
   --controlnet <dir>       the ControlNet to start from, or from-unet (diffusers ControlNetModel.from_unet:
                            encoder copied from the UNet, zero convolutions); default the model's
                            controlnet/ folder, else from-unet
@@ -56,6 +57,8 @@ Options:
                            (default every UNet parameter); /regex/ matches the full key
   --prediction <p>         epsilon or v (default: the scheduler config's prediction_type)
   --noise-offset <x>       diffusers' noise offset (default 0)
+  --empty-prompts <p>      share of captions replaced by "" so guidance has a trained unconditional
+                           prediction (diffusers --proportion_empty_prompts; default 0)
   --latents <m>            mean (default) or sample: the VAE latent of each frame (cached on disk)
   --seed <n>               seed of the shuffles, noise and timesteps (default 0)
   --save-every <N>         save a checkpoint every N steps (default: at the end; the last 2 are kept)
@@ -91,6 +94,7 @@ const FLAGS = {
   canny: { type: "string" },
   prediction: { type: "string" },
   "noise-offset": { type: "string" },
+  "empty-prompts": { type: "string" },
   latents: { type: "string" },
   seed: { type: "string" },
   "save-every": { type: "string" },
@@ -179,11 +183,15 @@ export async function trainOptionsFromFlags(
   const maxGradNorm = num("--max-grad-norm", v["max-grad-norm"], (n) => n >= 0, "a number >= 0 (0 = off)");
   const prediction = oneOf("--prediction", v.prediction, ["epsilon", "v"], "epsilon");
   const threads = intOption("--threads", v.threads, 1);
-  const train = oneOf("--train", v.train, ["unet", "controlnet"], "unet");
-  if (train !== "controlnet") {
+  const train = oneOf("--train", v.train, ["unet", "controlnet", "unet+controlnet"], "unet");
+  if (train === "unet") {
     for (const flag of ["controlnet", "canny"] as const)
       if (v[flag] !== undefined)
-        throw new InvalidArgumentError(`--${flag}`, "--train controlnet (it only applies there)", v[flag]);
+        throw new InvalidArgumentError(
+          `--${flag}`,
+          "--train controlnet or unet+controlnet (it only applies there)",
+          v[flag],
+        );
   }
   const canny = v.canny === undefined ? undefined : parseCanny(v.canny);
   const options: TrainOptions = {
@@ -221,6 +229,13 @@ export async function trainOptionsFromFlags(
     ...(v["noise-offset"] === undefined
       ? {}
       : { noiseOffset: num("--noise-offset", v["noise-offset"], (n) => n >= 0, "a number >= 0") ?? 0 }),
+    ...(v["empty-prompts"] === undefined
+      ? {}
+      : {
+          emptyPrompts:
+            num("--empty-prompts", v["empty-prompts"], (n) => n >= 0 && n <= 1, "a share between 0 and 1") ??
+            0,
+        }),
     latents: oneOf("--latents", v.latents, ["mean", "sample"], "mean"),
     seed: parseSeed(v.seed),
     ...(v["save-every"] === undefined
@@ -340,6 +355,7 @@ async function runRecipeCommand(args: readonly string[], io: CliIO): Promise<num
       ...(threads === undefined ? {} : { intraOpNumThreads: threads }),
     },
     ...progress,
+    onVaeStep: (s) => progress.onStep({ ...s, lr: 0 }),
     signal: io.signal,
     onStage: (stage, i) =>
       io.stderr.write(

@@ -35,7 +35,7 @@ type Build = (g: GraphBuilder, xs: Value[]) => Value;
 async function checkGradients(
   shapes: number[][],
   build: Build,
-  options: { eps?: number; tol?: number; scale?: number } = {},
+  options: { eps?: number; tol?: number; scale?: number; samples?: number } = {},
 ): Promise<void> {
   const g = new GraphBuilder();
   const xs = shapes.map((s, i) => g.input(`x${i}`, "float32", s));
@@ -74,7 +74,9 @@ async function checkGradients(
       const analytic = base[`grad${i}`]?.data as Float32Array;
       let worst = 0;
       let scaleRef = 1e-3;
-      for (let j = 0; j < x.data.length; j++) {
+      // every element, or `samples` evenly spread ones (large inputs)
+      const stride = Math.max(1, Math.floor(x.data.length / (options.samples ?? x.data.length)));
+      for (let j = 0; j < x.data.length; j += stride) {
         const plus = tensor("float32", x.shape, Float32Array.from(x.data));
         const minus = tensor("float32", x.shape, Float32Array.from(x.data));
         plus.data[j] = (x.data[j] ?? 0) + eps;
@@ -119,6 +121,48 @@ describe("autodiff rules against finite differences", () => {
         [5, 3, 1, 1],
       ],
       (g, [x, w]) => op.Conv(g, x!, w!, null),
+    );
+  });
+
+  it("Conv at >= 1024 input positions (grad_x as a Conv of the flipped kernel): pads, groups, dilation, batch, 1-D, 3-D", async () => {
+    const sampled = { samples: 24 };
+    await checkGradients(
+      [[1, 2, 32, 32], [3, 2, 3, 3], [3]],
+      (g, [x, w, b]) => op.Conv(g, x!, w!, b!, { pads: [1, 1, 1, 1] }),
+      sampled,
+    );
+    await checkGradients(
+      [
+        [2, 4, 24, 24],
+        [4, 2, 3, 3],
+      ],
+      (g, [x, w]) => op.Conv(g, x!, w!, null, { group: 2, dilations: [2, 1], pads: [2, 0, 1, 1] }),
+      sampled,
+    );
+    await checkGradients(
+      [
+        [4, 3, 16, 16],
+        [2, 3, 1, 1],
+      ],
+      (g, [x, w]) => op.Conv(g, x!, w!, null),
+      sampled,
+    );
+    // 1-D and 3-D kernels
+    await checkGradients(
+      [
+        [2, 2, 600],
+        [3, 2, 5],
+      ],
+      (g, [x, w]) => op.Conv(g, x!, w!, null, { pads: [2, 1] }),
+      sampled,
+    );
+    await checkGradients(
+      [
+        [1, 2, 4, 16, 16],
+        [2, 2, 3, 3, 3],
+      ],
+      (g, [x, w]) => op.Conv(g, x!, w!, null, { pads: [1, 1, 1, 1, 1, 1] }),
+      sampled,
     );
   });
 
@@ -214,6 +258,62 @@ describe("autodiff rules against finite differences", () => {
       ],
       (g, [q, k, v]) => op.MultiHeadAttention(g, q!, k!, v!, { numHeads: 2, causal: true }),
     );
+    // 1024 x 1024 scores per head: the backward runs one head at a time (two chunks)
+    const chunked = { samples: 12, scale: 0.5 };
+    await checkGradients(
+      [
+        [1, 1024, 4],
+        [1, 1024, 4],
+        [1, 1024, 6],
+      ],
+      (g, [q, k, v]) => op.MultiHeadAttention(g, q!, k!, v!, { numHeads: 2 }),
+      chunked,
+    );
+    await checkGradients(
+      [
+        [1, 1024, 4],
+        [1, 1024, 4],
+        [1, 1024, 4],
+      ],
+      (g, [q, k, v]) => op.MultiHeadAttention(g, q!, k!, v!, { numHeads: 2, causal: true }),
+      chunked,
+    );
+    // 1536 x 1536 scores (more than one chunk per head): query rows in 3 parts, dK and dV summed;
+    // an attention bias split with the rows
+    const n = 1536;
+    await checkGradients(
+      [
+        [1, n, 2],
+        [1, n, 2],
+        [1, n, 3],
+      ],
+      (g, [q, k, v]) => {
+        const values = Array.from({ length: n * n }, (_, i) => Math.sin(i * 0.37));
+        const attentionBias = g.constantOf("float32", [1, 1, n, n], values);
+        return op.MultiHeadAttention(g, q!, k!, v!, { numHeads: 1, causal: true, attentionBias });
+      },
+      { samples: 8, scale: 0.5 },
+    );
+    // attention biases per batch and per head
+    for (const biasShape of [
+      [2, 1, 3, 5],
+      [1, 2, 3, 5],
+    ]) {
+      await checkGradients(
+        [
+          [2, 3, 4],
+          [2, 5, 4],
+          [2, 5, 6],
+        ],
+        (g, [q, k, v]) => {
+          const count = biasShape.reduce((a, b) => a * b, 1);
+          const values = Array.from({ length: count }, (_, i) => Math.cos(i * 1.3));
+          const attentionBias = g.constantOf("float32", biasShape, values);
+          return op.MultiHeadAttention(g, q!, k!, v!, { numHeads: 2, attentionBias });
+        },
+        { scale: 1 },
+      );
+    }
   });
 });
 

@@ -5,7 +5,7 @@
  *     unet/config.json, unet/diffusion_pytorch_model.safetensors   the full UNet in diffusers keys and
  *                                      layout (trained parameters merged into the base weights): a
  *                                      diffusers `unet` component folder (`controlnet/` when a
- *                                      ControlNet is trained)
+ *                                      ControlNet is trained; both when they train together)
  *     trainer_state.safetensors        optimiser buffers (`<param>.exp_avg`, ...)
  *     trainer_state.json               step, RNG state (seed + step: see rng.ts), loss history, the
  *                                      run's fingerprint and hyper-parameters
@@ -32,7 +32,7 @@ export const WEIGHTS = "diffusion_pytorch_model.safetensors";
 
 /** What must be equal for a checkpoint to continue a run exactly. */
 export interface RunFingerprint {
-  /** The trained component: "unet" or "controlnet". */
+  /** The trained component(s): "unet", "controlnet" or "unet+controlnet". */
   readonly component: string;
   /** The parsed UNet config (JSON). */
   readonly unetConfig: string;
@@ -45,6 +45,8 @@ export interface RunFingerprint {
   readonly seed: string;
   readonly prediction: string;
   readonly noiseOffset: number;
+  /** Share of captions replaced by the empty prompt (absent in runs before it existed: 0). */
+  readonly emptyPrompts?: number;
 }
 
 export interface CheckpointRecord {
@@ -94,17 +96,36 @@ export function fromCheckpointLayout(p: TrainableParameter, t: HostTensor): Floa
   return out;
 }
 
+/** One trained model of a run and where its parameters live in the training graph. */
+export interface CheckpointComponent {
+  /** Its folder name in the checkpoint and the pipeline ("unet" or "controlnet"). */
+  readonly component: string;
+  /** Graph key prefix of its parameters ("" or CONTROLNET_PREFIX). */
+  readonly prefix: string;
+  /** Its config.json, or (configText) the file's contents. */
+  readonly configFile: string;
+  readonly configText?: string;
+  /** The base weights the trained parameters are merged into. */
+  readonly baseWeights: TensorFileLike;
+}
+
+/** The component a graph parameter belongs to: the one with the longest prefix of its name. */
+export function componentOf<T extends { readonly prefix: string }>(
+  components: readonly T[],
+  name: string,
+): T | undefined {
+  let best: T | undefined;
+  for (const c of components) {
+    if (name.startsWith(c.prefix) && (!best || c.prefix.length > best.prefix.length)) best = c;
+  }
+  return best;
+}
+
 export interface SaveCheckpointOptions {
   readonly root: string;
   readonly record: CheckpointRecord;
-  /** The trained component's folder name ("unet" or "controlnet") and its parameters' graph key prefix. */
-  readonly component: string;
-  readonly prefix: string;
-  /** The trained component's config.json, or (configText) its contents. */
-  readonly configFile: string;
-  readonly configText?: string;
-  /** The base weights of the component the trained parameters are merged into. */
-  readonly baseWeights: TensorFileLike;
+  /** The trained models (one folder each). */
+  readonly components: readonly CheckpointComponent[];
   readonly params: readonly TrainableParameter[];
   /** Current values in the graph's layout. */
   readonly values: ReadonlyMap<string, Float32Array>;
@@ -116,25 +137,31 @@ export interface SaveCheckpointOptions {
 /** Writes `<root>/step-N` atomically and prunes old checkpoints; returns the folder. */
 export async function saveCheckpoint(o: SaveCheckpointOptions): Promise<string> {
   const target = join(o.root, checkpointName(o.record.step));
-  const trained = new Map(o.params.map((p) => [p.name.slice(o.prefix.length), p]));
   await withAtomicDir(
     target,
     async (temp) => {
-      await mkdir(join(temp, o.component));
-      if (o.configText === undefined) await copyFile(o.configFile, join(temp, o.component, "config.json"));
-      else await writeFile(join(temp, o.component, "config.json"), o.configText);
-      const merged = new Map<string, HostTensor>();
-      for (const key of o.baseWeights.keys()) {
-        const p = trained.get(key);
-        const value = p ? o.values.get(p.name) : undefined;
-        merged.set(
-          key,
-          p && value
-            ? toCheckpointLayout(p, tensor("float32", p.value.shape as number[], value))
-            : await o.baseWeights.read(key),
+      for (const c of o.components) {
+        const trained = new Map(
+          o.params
+            .filter((p) => componentOf(o.components, p.name) === c)
+            .map((p) => [p.name.slice(c.prefix.length), p]),
         );
+        await mkdir(join(temp, c.component));
+        if (c.configText === undefined) await copyFile(c.configFile, join(temp, c.component, "config.json"));
+        else await writeFile(join(temp, c.component, "config.json"), c.configText);
+        const merged = new Map<string, HostTensor>();
+        for (const key of c.baseWeights.keys()) {
+          const p = trained.get(key);
+          const value = p ? o.values.get(p.name) : undefined;
+          merged.set(
+            key,
+            p && value
+              ? toCheckpointLayout(p, tensor("float32", p.value.shape as number[], value))
+              : await c.baseWeights.read(key),
+          );
+        }
+        await writeFile(join(temp, c.component, WEIGHTS), serializeSafetensors(merged, { format: "pt" }));
       }
-      await writeFile(join(temp, o.component, WEIGHTS), serializeSafetensors(merged, { format: "pt" }));
       await writeFile(join(temp, STATE_TENSORS), serializeSafetensors(o.optimizer.tensors));
       await writeFile(join(temp, STATE_JSON), `${JSON.stringify(o.record, null, 1)}\n`);
     },
@@ -150,7 +177,7 @@ export async function saveCheckpoint(o: SaveCheckpointOptions): Promise<string> 
 function differences(saved: RunFingerprint, run: RunFingerprint): string[] {
   const out: string[] = [];
   const show = (v: unknown): string => {
-    const s = typeof v === "string" ? v : JSON.stringify(v);
+    const s = typeof v === "string" ? v : (JSON.stringify(v) ?? "none");
     return s.length > 60 ? `${s.slice(0, 57)}...` : s;
   };
   if (saved.component !== run.component)
@@ -187,6 +214,8 @@ function differences(saved: RunFingerprint, run: RunFingerprint): string[] {
     if (JSON.stringify(saved[k]) !== JSON.stringify(run[k]))
       out.push(`${k}: checkpoint ${show(saved[k])}, this run ${show(run[k])}`);
   }
+  if ((saved.emptyPrompts ?? 0) !== (run.emptyPrompts ?? 0))
+    out.push(`emptyPrompts: checkpoint ${saved.emptyPrompts ?? 0}, this run ${run.emptyPrompts ?? 0}`);
   return out;
 }
 
@@ -195,7 +224,7 @@ export async function loadCheckpoint(
   dir: string,
   run: RunFingerprint,
   params: readonly TrainableParameter[],
-  prefix = "",
+  components: readonly Pick<CheckpointComponent, "component" | "prefix">[],
 ): Promise<LoadedCheckpoint> {
   const jsonPath = join(dir, STATE_JSON);
   let record: CheckpointRecord;
@@ -211,17 +240,20 @@ export async function loadCheckpoint(
   }
   const diff = differences(record.fingerprint, run);
   if (diff.length > 0) throw new CheckpointMismatchError(jsonPath, diff);
-  const weightsPath = join(dir, run.component, WEIGHTS);
-  const weights = await readSafetensors(weightsPath);
   const values = new Map<string, Float32Array>();
-  for (const p of params) {
-    const t = weights.get(p.name.slice(prefix.length));
-    if (!t || numel(t.shape) !== numel(p.storedShape) || t.shape.join() !== p.storedShape.join()) {
-      throw new CheckpointMismatchError(weightsPath, [
-        `${p.name}: ${t ? `shape [${t.shape.join(", ")}]` : "missing"}, this run [${p.storedShape.join(", ")}]`,
-      ]);
+  for (const c of components) {
+    const weightsPath = join(dir, c.component, WEIGHTS);
+    const weights = await readSafetensors(weightsPath);
+    for (const p of params) {
+      if (componentOf(components, p.name) !== c) continue;
+      const t = weights.get(p.name.slice(c.prefix.length));
+      if (!t || numel(t.shape) !== numel(p.storedShape) || t.shape.join() !== p.storedShape.join()) {
+        throw new CheckpointMismatchError(weightsPath, [
+          `${p.name}: ${t ? `shape [${t.shape.join(", ")}]` : "missing"}, this run [${p.storedShape.join(", ")}]`,
+        ]);
+      }
+      values.set(p.name, fromCheckpointLayout(p, t));
     }
-    values.set(p.name, fromCheckpointLayout(p, t));
   }
   const stateTensors = await readSafetensors(join(dir, STATE_TENSORS));
   const tensors: Record<string, HostTensor<"float32">> = {};

@@ -58,6 +58,8 @@ export interface PrepareDataOptions extends LongTaskOptions {
   readonly control?: { readonly kind: "canny"; readonly low?: number; readonly high?: number };
   /** Folder of the latent cache (created when missing). */
   readonly cacheDir: string;
+  /** (optional) captions embedded besides the clips' own (the empty prompt of caption dropout). */
+  readonly extraCaptions?: readonly string[];
   /** (optional) how the VAE and text encoder are compiled and run. */
   readonly load?: ModelLoadOptions;
 }
@@ -204,7 +206,7 @@ export async function prepareTrainingData(options: PrepareDataOptions): Promise<
   if (first && latents.some((z) => z.shape.slice(1).join() !== first.shape.slice(1).join())) {
     throw new ConfigError(options.cacheDir, "latents", "one latent shape for every clip", "several");
   }
-  const captions = [...new Set(itemPrompts)];
+  const captions = [...new Set([...itemPrompts, ...(options.extraCaptions ?? [])])];
   const encoderDir = dirOf("text_encoder");
   const textKey = {
     v: CACHE_VERSION,

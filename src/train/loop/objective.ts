@@ -9,8 +9,10 @@
  *
  * ControlNet training (diffusers examples/controlnet/train_controlnet.py): the ControlNet sees the
  * same noisy latents, timesteps and text plus the control image, its residuals (scale 1) enter the
- * frozen UNet, and only ControlNet parameters train. Both models share one graph: the ControlNet's
- * weights are bound under the key prefix `controlnet.` so their names cannot clash with the UNet's.
+ * frozen UNet, and only ControlNet parameters train (or, with `trainUnet`, the UNet's too: both
+ * models learn together, which is how a small model trained from scratch learns to follow its control
+ * quickly). Both models share one graph: the ControlNet's weights are bound under the key prefix
+ * `controlnet.` so their names cannot clash with the UNet's.
  */
 import { join } from "node:path";
 import { GraphBuilder } from "../../graph/builder.js";
@@ -36,7 +38,7 @@ export interface TrainingGraph {
   readonly graph: GraphBuilder;
   /** The trainable parameters, in the order of the `grad.<i>` outputs. */
   readonly params: readonly TrainableParameter[];
-  /** Key prefix of the trained component's parameters in the graph ("" or CONTROLNET_PREFIX). */
+  /** Key prefix of the trained component's parameters in the graph ("" or CONTROLNET_PREFIX; "" when both train). */
   readonly prefix: string;
 }
 
@@ -82,6 +84,8 @@ export interface TrainingGraphOptions {
   readonly trainable?: readonly ParameterPattern[];
   /** (optional) train this ControlNet (input `controlnet_cond` [B, channels, H, W]); the UNet is frozen. */
   readonly controlnet?: TrainedControlNet;
+  /** (optional, default false) with `controlnet`: train the UNet as well (patterns then match both). */
+  readonly trainUnet?: boolean;
   /** [height, width] of the control image (required with `controlnet`). */
   readonly controlSize?: readonly [number, number];
 }
@@ -120,10 +124,10 @@ export function buildTrainingGraph(
   options: TrainingGraphOptions,
 ): TrainingGraph {
   const net = options.controlnet;
-  const prefix = net ? CONTROLNET_PREFIX : "";
+  const prefix = net && options.trainUnet !== true ? CONTROLNET_PREFIX : "";
   const unetStore = safetensorsStore(weights);
   const tracker = trackLayouts(
-    net ? joinStores(unetStore, safetensorsStore(net.weights), prefix) : unetStore,
+    net ? joinStores(unetStore, safetensorsStore(net.weights), CONTROLNET_PREFIX) : unetStore,
   );
   const g = new GraphBuilder({ name: net ? "controlnet_training" : "unet_training" });
   const w = WeightScope.bind(g, tracker.store);
@@ -137,7 +141,7 @@ export function buildTrainingGraph(
   if (net) {
     const [h = 0, wd = 0] = options.controlSize ?? [];
     const cond = g.input("controlnet_cond", "float32", [b, net.config.conditioning_channels, h, wd]);
-    const control = new ControlNetModel(w.at(prefix.slice(0, -1)), net.config, net.configFile);
+    const control = new ControlNetModel(w.at(CONTROLNET_PREFIX.slice(0, -1)), net.config, net.configFile);
     const out = control.forward({
       sample,
       timestep,

@@ -8,7 +8,7 @@
 import { TorchGenerator } from "../../random/torch-generator.js";
 
 /** What a generator is for: separate streams never share a seed. */
-export const STREAM = { shuffle: 1n, noise: 2n, latents: 3n } as const;
+export const STREAM = { shuffle: 1n, noise: 2n, latents: 3n, captions: 4n } as const;
 
 const MASK = (1n << 64n) - 1n;
 

@@ -2,14 +2,14 @@
  * `trainDiffusion(options)`: fine-tunes the UNet of a diffusers pipeline folder on video frames with
  * the denoising objective (objective.ts), as diffusers' examples/text_to_image/train_text_to_image.py
  * (0.26.3) does, or (`train: "controlnet"`) a ControlNet on the frames' Canny edges with the UNet
- * frozen, as examples/controlnet/train_controlnet.py: AdamW (decoupled weight decay), gradient clipping by global norm, an lr schedule of
+ * frozen, as examples/controlnet/train_controlnet.py, or (`train: "unet+controlnet"`) both together: AdamW (decoupled weight decay), gradient clipping by global norm, an lr schedule of
  * optimization.get_scheduler, one optimiser step per batch. Data: data.ts (latents cached on disk);
  * randomness: rng.ts (noise, timesteps and shuffles derived from the seed and the step, so a run
  * resumed from a checkpoint equals the uninterrupted run bit for bit); checkpoints: checkpoint.ts.
  *
  * Output folder: `checkpoints/step-N/` (the last `keepCheckpoints`), `loss.svg` (updated at every
  * save) and, when the run completes, a diffusers pipeline folder (model_index.json, the base model's
- * components, `unet/` or `controlnet/` with the trained weights) that every pipeline of Steadyframe
+ * components, `unet/` and/or `controlnet/` with the trained weights) that every pipeline of Steadyframe
  * loads.
  * Cancellation (AbortSignal) saves a checkpoint of the steps done and throws CancelledError; a loss
  * or gradient norm that is not finite throws TrainingDivergedError and writes nothing.
@@ -48,15 +48,25 @@ import {
   CHECKPOINT_FORMAT,
   type RunFingerprint,
   type LoadedCheckpoint,
+  type CheckpointComponent,
   listCheckpoints,
   loadCheckpoint,
   saveCheckpoint,
 } from "./checkpoint.js";
 import { type TrainingClip, gatherRows, prepareTrainingData } from "./data.js";
 import { TrainingDivergedError } from "./errors.js";
-import { type PredictionType, type TrainedControlNet, buildTrainingGraph, noiseBatch } from "./objective.js";
+import {
+  CONTROLNET_PREFIX,
+  type PredictionType,
+  type TrainedControlNet,
+  buildTrainingGraph,
+  noiseBatch,
+} from "./objective.js";
 import { lossCurveSvg } from "./plot.js";
 import { STREAM, batchItems, generatorFor } from "./rng.js";
+
+/** What `trainDiffusion` trains. */
+export type TrainedModels = "unet" | "controlnet" | "unet+controlnet";
 
 export interface StepInfo {
   /** 1-based step just done. */
@@ -88,10 +98,17 @@ export interface TrainOptions extends LongTaskOptions {
   /** (optional, default every parameter) diffusers-key patterns of the trained model's parameters. */
   readonly trainable?: readonly ParameterPattern[];
   /**
-   * (optional, default "unet") the model trained: the UNet, or a ControlNet on Canny maps of the
-   * frames with the UNet frozen (diffusers train_controlnet.py).
+   * (optional, default "unet") the model trained: the UNet, a ControlNet on Canny maps of the frames
+   * with the UNet frozen (diffusers train_controlnet.py), or both together ("unet+controlnet": a
+   * model trained from scratch learns to follow its control far sooner than with a frozen UNet).
    */
-  readonly train?: "unet" | "controlnet";
+  readonly train?: TrainedModels;
+  /**
+   * (optional, default 0) share of the batch items whose caption is replaced by the empty prompt
+   * (diffusers train_controlnet.py --proportion_empty_prompts), so that classifier-free guidance has a
+   * trained unconditional prediction.
+   */
+  readonly emptyPrompts?: number;
   /**
    * (optional) the ControlNet to start from: a folder, or "from-unet" (diffusers
    * ControlNetModel.from_unet); default the model folder's controlnet/, else "from-unet".
@@ -171,6 +188,9 @@ export async function trainDiffusion(options: TrainOptions): Promise<TrainResult
   positiveInt("keepCheckpoints", options.keepCheckpoints);
   positiveNumber("lr", options.lr);
   positiveNumber("noiseOffset", options.noiseOffset, true);
+  const emptyPrompts = options.emptyPrompts ?? 0;
+  if (!(Number.isFinite(emptyPrompts) && emptyPrompts >= 0 && emptyPrompts <= 1))
+    throw new InvalidArgumentError("emptyPrompts", "a share between 0 and 1", options.emptyPrompts);
   positiveNumber("weightDecay", options.weightDecay, true);
   if (options.maxGradNorm !== null) positiveNumber("maxGradNorm", options.maxGradNorm);
   const batch = options.batch ?? 1;
@@ -216,15 +236,16 @@ export async function trainDiffusion(options: TrainOptions): Promise<TrainResult
 
   // 2. the training graph (a trainable pattern that matches nothing fails here, before any data work)
   const component = options.train ?? "unet";
-  if (component !== "unet" && component !== "controlnet")
-    throw new InvalidArgumentError("train", '"unet" or "controlnet"', component);
+  if (component !== "unet" && component !== "controlnet" && component !== "unet+controlnet")
+    throw new InvalidArgumentError("train", '"unet", "controlnet" or "unet+controlnet"', component);
   const weights = await openSafetensors(folder.components.get("unet")?.weights ?? "");
   const net =
-    component === "controlnet"
-      ? await openControlNet(options, folder, { config: unetConfig, weights, vaeFactor: factor, seed })
-      : undefined;
-  const { graph, params, prefix } = buildTrainingGraph(unetDir, unetConfig, weights, {
+    component === "unet"
+      ? undefined
+      : await openControlNet(options, folder, { config: unetConfig, weights, vaeFactor: factor, seed });
+  const { graph, params } = buildTrainingGraph(unetDir, unetConfig, weights, {
     ...(net ? { controlnet: net, controlSize: [height, width] as const } : {}),
+    trainUnet: component !== "controlnet",
     latentShape,
     contextShape: [
       textConfig.max_position_embeddings,
@@ -259,7 +280,22 @@ export async function trainDiffusion(options: TrainOptions): Promise<TrainResult
     seed: String(seed),
     prediction,
     noiseOffset: options.noiseOffset ?? 0,
+    ...(emptyPrompts === 0 ? {} : { emptyPrompts }),
   };
+  const unetPart: CheckpointComponent = {
+    component: "unet",
+    prefix: "",
+    configFile: unetConfigFile,
+    baseWeights: weights,
+  };
+  const netPart: CheckpointComponent | undefined = net && {
+    component: "controlnet",
+    prefix: CONTROLNET_PREFIX,
+    configFile: net.configFile,
+    ...(net.configText === undefined ? {} : { configText: net.configText }),
+    baseWeights: net.weights,
+  };
+  const trained = [...(component === "controlnet" ? [] : [unetPart]), ...(netPart ? [netPart] : [])];
 
   // 3. resume or a fresh start
   const existing = await listCheckpoints(root);
@@ -270,7 +306,7 @@ export async function trainDiffusion(options: TrainOptions): Promise<TrainResult
       throw new InvalidArgumentError("resume", `an output folder with checkpoints (${root})`, "none", {
         hint: "run without --resume to start training",
       });
-    restored = await loadCheckpoint(last.dir, fingerprint, params, prefix);
+    restored = await loadCheckpoint(last.dir, fingerprint, params, trained);
     if (restored.record.step > options.steps)
       throw new InvalidArgumentError(
         "steps",
@@ -292,12 +328,14 @@ export async function trainDiffusion(options: TrainOptions): Promise<TrainResult
     seed,
     latents: options.latents ?? "mean",
     ...(net ? { control: { kind: "canny" as const, ...canny } } : {}),
+    ...(emptyPrompts > 0 ? { extraCaptions: [""] } : {}),
     cacheDir: options.cacheDir ?? join(out, "cache"),
     ...(options.load === undefined ? {} : { load: options.load }),
     ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
     ...(options.signal === undefined ? {} : { signal: options.signal }),
   });
   const size = data.latents.shape[0] ?? 0;
+  const emptyCaption = data.captions.indexOf("");
 
   // 5. state
   const values = new Map<string, Float32Array>();
@@ -340,11 +378,7 @@ export async function trainDiffusion(options: TrainOptions): Promise<TrainResult
     const dir = await saveCheckpoint({
       root,
       record,
-      component,
-      prefix,
-      configFile: net ? net.configFile : unetConfigFile,
-      ...(net?.configText === undefined ? {} : { configText: net.configText }),
-      baseWeights: net ? net.weights : weights,
+      components: trained,
       params,
       values,
       optimizer: optimizer.state(),
@@ -381,9 +415,13 @@ export async function trainDiffusion(options: TrainOptions): Promise<TrainResult
       const x0 = gatherRows(data.latents, rows);
       const generator = generatorFor(seed, STREAM.noise, step);
       const noised = noiseBatch(x0, generator, alphasCumprod, prediction, options.noiseOffset ?? 0);
+      const dropped =
+        emptyPrompts > 0 ? generatorFor(seed, STREAM.captions, step).rand([batch]).data : undefined;
       const context = gatherRows(
         data.embeddings,
-        rows.map((r) => data.captionOf[r] ?? 0),
+        rows.map((r, i) =>
+          dropped && (dropped[i] ?? 1) < emptyPrompts ? emptyCaption : (data.captionOf[r] ?? 0),
+        ),
       );
       const feeds: Record<string, HostTensor> = {
         sample: noised.noisy,
@@ -433,7 +471,13 @@ export async function trainDiffusion(options: TrainOptions): Promise<TrainResult
   }
   throwIfAborted(options.signal, "training");
   if (options.publish !== false)
-    await publishPipeline(options.model, out, lastCheckpoint ?? "", folder, component);
+    await publishPipeline(
+      options.model,
+      out,
+      lastCheckpoint ?? "",
+      folder,
+      trained.map((c) => c.component),
+    );
   return {
     out,
     steps: step,
@@ -475,23 +519,25 @@ async function publishPipeline(
   out: string,
   checkpoint: string,
   folder: Awaited<ReturnType<typeof readPipelineFolder>>,
-  component: "unet" | "controlnet",
+  components: readonly string[],
 ): Promise<void> {
   const replace = { canReplace: () => undefined };
   for (const [name, c] of folder.components) {
-    if (name === component) continue;
+    if (components.includes(name)) continue;
     await withAtomicDir(join(out, name), (temp) => cp(c.dir, temp, { recursive: true }), replace);
   }
-  await withAtomicDir(
-    join(out, component),
-    (temp) => cp(join(checkpoint, component), temp, { recursive: true }),
-    replace,
-  );
+  for (const component of components) {
+    await withAtomicDir(
+      join(out, component),
+      (temp) => cp(join(checkpoint, component), temp, { recursive: true }),
+      replace,
+    );
+  }
   const index = JSON.parse(await readFile(join(model, "model_index.json"), "utf8")) as Record<
     string,
     unknown
   >;
-  if (component === "controlnet" && !Array.isArray(index["controlnet"])) {
+  if (components.includes("controlnet") && !Array.isArray(index["controlnet"])) {
     index["controlnet"] = ["diffusers", "ControlNetModel"];
     index["_class_name"] = "StableDiffusionControlNetPipeline";
   }

@@ -21,7 +21,7 @@ export {
   type VaeTrainingGraphOptions,
   buildVaeTrainingGraph,
 } from "./graph.js";
-export { initVaeWeights, vaeParameterShapes } from "./init.js";
+export { initTorchDefault, initVaeWeights, shapeRecorder, vaeParameterShapes } from "./init.js";
 export {
   type TrainVaeOptions,
   type TrainVaeResult,

@@ -20,18 +20,7 @@ import { type HostTensor, type Shape, numel, tensor } from "../../tensor.js";
 /** Every parameter key of an AutoencoderKL and its checkpoint shape (builds the modules, loads nothing). */
 export function vaeParameterShapes(spec: VaeSpec): Map<string, Shape> {
   const shapes = new Map<string, Shape>();
-  const recorder: WeightStore = {
-    name: "shape recorder",
-    keys: () => [],
-    info: () => undefined,
-    source: () => {
-      throw new Error("internal: the shape recorder only synthesizes");
-    },
-    synthesize: (key, shape, dtype) => {
-      shapes.set(key, [...shape]);
-      return lazySource(dtype, shape, () => Promise.resolve(tensor(dtype, shape)));
-    },
-  };
+  const recorder = shapeRecorder(shapes);
   const c = spec.config;
   const g = new GraphBuilder({ name: "vae_shapes" });
   const w = WeightScope.bind(g, recorder);
@@ -57,7 +46,19 @@ function keySeed(seed: bigint, key: string): bigint {
 
 /** Fresh weights of an AutoencoderKL with diffusers keys (see the file comment). */
 export function initVaeWeights(spec: VaeSpec, seed: bigint = 0n): Map<string, HostTensor<"float32">> {
-  const shapes = vaeParameterShapes(spec);
+  return initTorchDefault(vaeParameterShapes(spec), seed);
+}
+
+/**
+ * PyTorch's default initialisation of every parameter in `shapes` (keys of a diffusers model): a
+ * tensor whose layer has a matrix or kernel weight (conv, linear; also its bias) draws uniformly in
+ * ±1/sqrt(fan_in) from a generator seeded by (seed, key); the rest (GroupNorm/LayerNorm) is weight 1,
+ * bias 0.
+ */
+export function initTorchDefault(
+  shapes: ReadonlyMap<string, Shape>,
+  seed: bigint = 0n,
+): Map<string, HostTensor<"float32">> {
   const out = new Map<string, HostTensor<"float32">>();
   for (const key of [...shapes.keys()].sort()) {
     const shape = shapes.get(key) ?? [];
@@ -74,9 +75,24 @@ export function initVaeWeights(spec: VaeSpec, seed: bigint = 0n): Map<string, Ho
       for (let i = 0; i < n; i++) data[i] = Math.fround(((u[i] ?? 0) * 2 - 1) * bound);
       out.set(key, tensor("float32", shape, data));
     } else {
-      // GroupNorm: weight 1, bias 0.
       out.set(key, tensor("float32", shape, new Float32Array(n).fill(key.endsWith(".weight") ? 1 : 0)));
     }
   }
   return out;
+}
+
+/** A store that records the key and shape of every weight a graph builder asks for (loads nothing). */
+export function shapeRecorder(shapes: Map<string, Shape>): WeightStore {
+  return {
+    name: "shape recorder",
+    keys: () => [],
+    info: () => undefined,
+    source: () => {
+      throw new Error("internal: the shape recorder only synthesizes");
+    },
+    synthesize: (key, shape, dtype) => {
+      shapes.set(key, [...shape]);
+      return lazySource(dtype, shape, () => Promise.resolve(tensor(dtype, shape)));
+    },
+  };
 }
