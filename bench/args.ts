@@ -4,7 +4,18 @@
 import { availableParallelism } from "node:os";
 import { InvalidArgumentError } from "../src/errors.js";
 
-export const PARTS = ["matmul", "conv", "flops", "unet", "pipeline", "video", "train", "lcm", "uni"] as const;
+export const PARTS = [
+  "matmul",
+  "conv",
+  "flops",
+  "unet",
+  "pipeline",
+  "video",
+  "train",
+  "lcm",
+  "uni",
+  "tav",
+] as const;
 export type Part = (typeof PARTS)[number];
 /** Parts run without --only: `video` and `train` take many minutes at full size, so they run only when asked. */
 export const DEFAULT_PARTS: readonly Part[] = ["matmul", "conv", "flops", "unet", "pipeline"];
@@ -31,6 +42,19 @@ export interface BenchArgs {
   readonly out: string | null;
   /** The `video` part's settings (see video.ts). */
   readonly video: VideoArgs;
+  /** The `tav` part's settings (see tav.ts). */
+  readonly tav: TavArgs;
+}
+
+export interface TavArgs {
+  /** Frames per video of the Tune-A-Video step (default 8). */
+  readonly frames: number;
+  /** Square image size (default 256; latents size / 8). */
+  readonly size: number;
+  /** One recompute segment per UNet block (default true; --tav-no-recompute turns it off). */
+  readonly recompute: boolean;
+  /** RSS budget of the step process in GiB (default 20); past it the process is killed. */
+  readonly rssLimitGiB: number;
 }
 
 export interface VideoArgs {
@@ -56,12 +80,16 @@ export const USAGE = `npm run bench -- [--only ${PARTS.join(",")}] [--size 512,2
                  [--video-model sd15|tiny] [--video-size 256,512] [--video-skip-512]
                  [--video-steps 2] [--video-frames 4] [--video-batch 4]
                  [--video-frames-linear 8,32] [--video-rss-frames 8,128]
+                 [--tav-frames 8] [--tav-size 256] [--tav-no-recompute] [--tav-rss-limit 20]
   --only train: one SD-1.5 UNet training step at 256x256 (every weight trainable) against the
   inference step, and with recompute (peak RSS); about 10 minutes, ~16 GB RAM, ~11 GB temp space.
   --only lcm: a 16-frame 512x512 ControlNet video, LCM 4 steps, with a synthetic 144-layer LoRA fused
   (and the fusing time); about 10 minutes.
   --only uni: a full-size Uni-ControlNet step at 512x512 (CFG batch 2) against the plain UNet step; ~5 min.
-  Without --only every part but video, train, lcm and uni runs (about 8-9 minutes on the idle 2-core machine).
+  --only tav: one Tune-A-Video tuning step (SD-1.5 inflated UNet, 8 frames at 256x256, gradients of
+  attn1.to_q, attn2.to_q and attn_temp, recompute per block); the step process is killed past
+  --tav-rss-limit GiB of RSS (default 20) and reported as out of memory budget. Up to --runs 2 steps.
+  Without --only every part but video, train, lcm, uni and tav runs (about 8-9 minutes on the idle 2-core machine).
   --only video (full-size SD-1.5, defaults) takes about 1.5 hours on the idle 2-core machine
   (512x512 ~55 min; 256x256 ~13 min; 8+32-frame linearity ~10 min; 4 model builds ~5 min; peak RSS
   on the tiny model ~5 min), 3-4 times that when other processes load the cores; --video-skip-512
@@ -140,6 +168,7 @@ export function parseArgs(argv: readonly string[]): BenchArgs {
     rssFrames: [8, 128],
   };
   let skip512 = false;
+  let tav: TavArgs = { frames: 8, size: 256, recompute: true, rssLimitGiB: 20 };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] ?? "";
     const [flag, inline] = arg.includes("=")
@@ -214,10 +243,26 @@ export function parseArgs(argv: readonly string[]): BenchArgs {
       case "--video-rss-frames":
         video = { ...video, rssFrames: pair("--video-rss-frames", value()) };
         break;
+      case "--tav-frames":
+        tav = { ...tav, frames: positiveInt("--tav-frames", value()) };
+        break;
+      case "--tav-size": {
+        const [size, ...more] = intList("--tav-size", value(), 64);
+        if (size === undefined || more.length > 0)
+          throw new InvalidArgumentError("--tav-size", "one multiple of 64", arg);
+        tav = { ...tav, size };
+        break;
+      }
+      case "--tav-no-recompute":
+        tav = { ...tav, recompute: false };
+        break;
+      case "--tav-rss-limit":
+        tav = { ...tav, rssLimitGiB: positiveInt("--tav-rss-limit", value()) };
+        break;
       default:
         throw new InvalidArgumentError(
           "flag",
-          `one of --only, --size, --steps, --runs, --threads, --pipeline, --profile, --no-cache-timing, --keep, --out, --video-*`,
+          `one of --only, --size, --steps, --runs, --threads, --pipeline, --profile, --no-cache-timing, --keep, --out, --video-*, --tav-*`,
           arg,
           { hint: USAGE },
         );
@@ -233,5 +278,5 @@ export function parseArgs(argv: readonly string[]): BenchArgs {
       );
     video = { ...video, sizes };
   }
-  return { parts, sizes, steps, runs, profile, cacheTiming, threads, pipeline, keep, out, video };
+  return { parts, sizes, steps, runs, profile, cacheTiming, threads, pipeline, keep, out, video, tav };
 }

@@ -26,6 +26,9 @@
  * - lcm:      a 16-frame 512x512 ControlNet video, LCM 4 steps, a 144-layer LoRA fused (lcm.ts; only
  *             with --only lcm), and the LoRA fusing time.
  * - uni:      a full-size Uni-ControlNet step at 512x512 vs the plain UNet step (uni.ts; --only uni).
+ * - tav:      one Tune-A-Video tuning step of the SD-1.5 inflated UNet, 8 frames at 256x256, trainable
+ *             attn1.to_q, attn2.to_q, attn_temp, recompute per block (tav.ts; --only tav): seconds per
+ *             step, forward GFLOP, trainable parameters, peak RSS under a --tav-rss-limit guard.
  *
  * Parts that fail or are not selected print `{ "result": null, "reason": ... }`. Start with `summary`.
  *
@@ -49,6 +52,7 @@ import { benchVideo } from "./video.js";
 import { benchTrain } from "./train.js";
 import { benchLcm } from "./lcm.js";
 import { benchUni } from "./uni.js";
+import { benchTav } from "./tav.js";
 import { CFG_BATCH, TEXT_LENGTH, benchUNet, countFor, sd15Config } from "./unet.js";
 import { log, mib, reasonOf, round, skipped } from "./stats.js";
 import { summarise } from "./summary.js";
@@ -141,6 +145,17 @@ async function main(): Promise<void> {
     report["lcm"] = await part("lcm", has("lcm"), () => benchLcm({ threads: args.threads, dir }));
     report["uni"] = await part("uni", has("uni"), () =>
       benchUni({ threads: args.threads, dir, runs: Math.min(args.runs, 3) }),
+    );
+    report["tav"] = await part("tav", has("tav"), () =>
+      benchTav({
+        threads: args.threads,
+        dir,
+        runs: Math.min(args.runs, 2),
+        frames: args.tav.frames,
+        imageSize: args.tav.size,
+        recompute: args.tav.recompute,
+        rssLimitMiB: args.tav.rssLimitGiB * 1024,
+      }),
     );
     summary = summarise({ matmul, matmulAfter, unet, pipeline, video });
   } finally {

@@ -77,6 +77,13 @@ export type CacheStatus = "disabled" | "hit" | "written" | "rebuilt";
 export interface RunOptions {
   /** Output names to fetch (default: all). */
   readonly outputs?: readonly string[];
+  /**
+   * (optional) preallocated CPU buffers for some outputs, by name (shape and dtype of the output):
+   * ONNX Runtime writes into them and the result holds them, so a loop that runs the same graph
+   * (a training step handing back every gradient) does not allocate and fault in fresh memory for
+   * each run. Not with `outputs`.
+   */
+  readonly into?: Readonly<Record<string, HostTensor>>;
   readonly signal?: AbortSignal;
 }
 
@@ -121,9 +128,16 @@ export class Session {
     throwIfAborted(options.signal, `running ${this.modelPath}`);
     const ortFeeds: Record<string, ort.Tensor> = {};
     for (const [name, t] of Object.entries(feeds)) ortFeeds[name] = toOrtTensor(t);
-    const results = options.outputs
-      ? await this.ortSession.run(ortFeeds, options.outputs)
-      : await this.ortSession.run(ortFeeds);
+    let results: ort.InferenceSession.ReturnType;
+    if (options.into) {
+      const fetches: Record<string, ort.Tensor | null> = {};
+      for (const spec of this.outputs) {
+        const buffer = options.into[spec.name];
+        fetches[spec.name] = buffer ? toOrtTensor(buffer) : null;
+      }
+      results = await this.ortSession.run(ortFeeds, fetches);
+    } else if (options.outputs) results = await this.ortSession.run(ortFeeds, options.outputs);
+    else results = await this.ortSession.run(ortFeeds);
     throwIfAborted(options.signal, `running ${this.modelPath}`);
     const out: Record<string, HostTensor> = {};
     for (const [name, v] of Object.entries(results)) {

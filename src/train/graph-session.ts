@@ -7,12 +7,17 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { GraphBuilder } from "../graph/builder.js";
 import { writeModel } from "../graph/serialize.js";
-import { type CreateSessionOptions, type Session, createSession } from "../runtime/session.js";
+import {
+  type CreateSessionOptions,
+  type RunOptions,
+  type Session,
+  createSession,
+} from "../runtime/session.js";
 import type { HostTensor } from "../tensor.js";
 
 export interface GraphSession {
   readonly session: Session;
-  run(feeds: Readonly<Record<string, HostTensor>>): Promise<Record<string, HostTensor>>;
+  run(feeds: Readonly<Record<string, HostTensor>>, options?: RunOptions): Promise<Record<string, HostTensor>>;
   release(): Promise<void>;
 }
 
@@ -27,7 +32,7 @@ export async function openGraphSession(
     const session = await createSession(modelPath, options);
     return {
       session,
-      run: (feeds) => session.run(feeds),
+      run: (feeds, options) => session.run(feeds, options),
       release: async () => {
         await session.release();
         await rm(dir, { recursive: true, force: true });

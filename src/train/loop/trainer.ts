@@ -396,6 +396,10 @@ export async function trainDiffusion(options: TrainOptions): Promise<TrainResult
     ...(options.load?.intraOpNumThreads ? { intraOpNumThreads: options.load.intraOpNumThreads } : {}),
   });
   const maxNorm = options.maxGradNorm === undefined ? 1 : options.maxGradNorm;
+  // the gradients land in the same buffers every step (no fresh allocation of every gradient)
+  const gradBuffers: Record<string, HostTensor<"float32">> = Object.fromEntries(
+    params.map((p, i) => [`grad.${i}`, tensor("float32", p.value.shape as number[])]),
+  );
   let lastSaved = restored?.record.step ?? 0;
   let stepSeconds = 0;
   let stepsRun = 0;
@@ -436,12 +440,12 @@ export async function trainDiffusion(options: TrainOptions): Promise<TrainResult
           p.value.shape as number[],
           values.get(p.name) ?? new Float32Array(),
         );
-      const result = await session.run(feeds);
+      const result = await session.run(feeds, { into: gradBuffers });
       const loss =
         toFloat32(result["loss"] ?? tensor("float32", [], Float32Array.of(Number.NaN))).data[0] ?? NaN;
       if (!Number.isFinite(loss)) throw new TrainingDivergedError(step + 1, "loss", loss, lastCheckpoint);
       const grads = new Map<string, Float32Array>(
-        params.map((p, i) => [p.name, toFloat32(result[`grad.${i}`] ?? tensor("float32", [0])).data]),
+        params.map((p, i) => [p.name, gradBuffers[`grad.${i}`]?.data ?? new Float32Array()]),
       );
       const norm = maxNorm === null ? globalGradNorm(grads.values()) : clipGradNorm(grads.values(), maxNorm);
       if (!Number.isFinite(norm))
