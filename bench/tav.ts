@@ -37,6 +37,7 @@ import { makeTrainable, trackLayouts } from "../src/train/parameters.js";
 import { numel } from "../src/tensor.js";
 import type { TavParamSlot, TavRunJob, TavRunResult } from "./tav-session.js";
 import { log, mib, round } from "./stats.js";
+import { UNET_BLOCKS } from "./train.js";
 import { TEXT_LENGTH, sd15Config } from "./unet.js";
 
 export interface TavBenchOptions {
@@ -54,21 +55,6 @@ export interface TavBenchOptions {
   /** (optional, default 20480) the child's RSS budget in MiB. */
   readonly rssLimitMiB?: number;
 }
-
-/** Recompute segments: the UNet's top-level blocks (as the training part, train.ts). */
-const BLOCKS = [
-  "conv_in",
-  "time_embedding",
-  "down_blocks.0",
-  "down_blocks.1",
-  "down_blocks.2",
-  "down_blocks.3",
-  "mid_block",
-  "up_blocks.0",
-  "up_blocks.1",
-  "up_blocks.2",
-  "up_blocks.3",
-];
 
 /** Seed of the temporal-layer init (the release's configs/*.yaml seed). */
 const TEMPORAL_SEED = 33;
@@ -146,7 +132,7 @@ async function writeStep(
     g,
     loss,
     params.map((p) => p.value),
-    recompute ? { checkpoint: checkpointByScope(BLOCKS) } : {},
+    recompute ? { checkpoint: checkpointByScope(UNET_BLOCKS) } : {},
   );
   g.output(pred, "model_pred");
   g.output(loss, "loss");

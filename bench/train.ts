@@ -33,7 +33,8 @@ export interface TrainBenchOptions {
   readonly imageSize?: number;
 }
 
-const BLOCKS = [
+/** Recompute segments: the UNet's top-level blocks. */
+export const UNET_BLOCKS = [
   "conv_in",
   "time_embedding",
   "down_blocks.0",
@@ -78,7 +79,7 @@ function build(g: GraphBuilder, mode: Mode, latent: number): void {
     g,
     loss,
     params,
-    mode === "train-recompute" ? { checkpoint: checkpointByScope(BLOCKS) } : {},
+    mode === "train-recompute" ? { checkpoint: checkpointByScope(UNET_BLOCKS) } : {},
   );
   g.output(loss, "loss");
   grads.forEach((gr, i) => g.output(gr, `grad.${i}`));
