@@ -11,7 +11,7 @@
  * estimate. Throughput = 3F / step time, against F / inference time (goal: >= 50 %).
  */
 import { join } from "node:path";
-import { checkpointByScope, gradients } from "../src/graph/autodiff/index.js";
+import { checkpointByScope, gradients, outputFlatGradients } from "../src/graph/autodiff/index.js";
 import { GraphBuilder, type Value } from "../src/graph/builder.js";
 import { ConcreteDimsGraphBuilder, countFlops } from "../src/graph/flops.js";
 import * as op from "../src/graph/ops/index.js";
@@ -51,7 +51,7 @@ export const UNET_BLOCKS = [
 type Mode = "inference" | "train" | "train-recompute";
 
 /** The UNet (and, for training, loss + every parameter's gradient) into `g`. */
-function build(g: GraphBuilder, mode: Mode, latent: number): void {
+export function build(g: GraphBuilder, mode: Mode, latent: number): void {
   const config = sd15Config();
   const w = WeightScope.bind(g, randomWeights({ seed: 0 }));
   const model = new UNet2DConditionModel(w, config);
@@ -82,7 +82,7 @@ function build(g: GraphBuilder, mode: Mode, latent: number): void {
     mode === "train-recompute" ? { checkpoint: checkpointByScope(UNET_BLOCKS) } : {},
   );
   g.output(loss, "loss");
-  grads.forEach((gr, i) => g.output(gr, `grad.${i}`));
+  outputFlatGradients(g, grads);
 }
 
 export interface TrainReport {

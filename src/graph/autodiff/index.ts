@@ -12,4 +12,5 @@ export {
   gradients,
 } from "./backward.js";
 export { type ParameterPattern, matchesParameter, promoteToInputs, selectParameters } from "./parameters.js";
+export { outputFlatGradients } from "./outputs.js";
 export type { GradientRule } from "./rule.js";

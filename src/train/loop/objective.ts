@@ -17,7 +17,7 @@
 import { join } from "node:path";
 import { GraphBuilder } from "../../graph/builder.js";
 import { isFloatDType } from "../../graph/dtype.js";
-import { type ParameterPattern, gradients } from "../../graph/autodiff/index.js";
+import { type ParameterPattern, gradients, outputFlatGradients } from "../../graph/autodiff/index.js";
 import * as op from "../../graph/ops/index.js";
 import type { UNet2DConditionModelConfig } from "../../models/unet/config.js";
 import { UNet2DConditionModel } from "../../models/unet/unet-2d-condition.js";
@@ -166,7 +166,7 @@ export function buildTrainingGraph(
     params.map((p) => p.value),
   );
   g.output(loss, "loss");
-  grads.forEach((gr, i) => g.output(gr, `grad.${i}`));
+  outputFlatGradients(g, grads);
   return { graph: g, params, prefix };
 }
 

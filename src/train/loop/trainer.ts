@@ -398,7 +398,10 @@ export async function trainDiffusion(options: TrainOptions): Promise<TrainResult
   const maxNorm = options.maxGradNorm === undefined ? 1 : options.maxGradNorm;
   // the gradients land in the same buffers every step (no fresh allocation of every gradient)
   const gradBuffers: Record<string, HostTensor<"float32">> = Object.fromEntries(
-    params.map((p, i) => [`grad.${i}`, tensor("float32", p.value.shape as number[])]),
+    params.map((p, i) => {
+      const out = graph.outputs.find((v) => v.name === `grad.${i}`);
+      return [`grad.${i}`, tensor("float32", (out?.shape ?? p.value.shape) as number[])];
+    }),
   );
   let lastSaved = restored?.record.step ?? 0;
   let stepSeconds = 0;
