@@ -50,3 +50,33 @@ export function reasonOf(error: unknown): string {
   const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
   return text.split("\n")[0]?.slice(0, 400) ?? text;
 }
+
+/** Step times of a session loop: one warm-up step, then `runs` timed steps (seconds, rounded). */
+export interface StepTimes {
+  readonly warmupSeconds: number;
+  readonly runSeconds: readonly number[];
+  readonly medianSeconds: number;
+  readonly bestSeconds: number;
+}
+
+/** Runs `step` once as warm-up and `runs` more times, logging each as `label`. */
+export async function timeSteps(
+  label: string,
+  runs: number,
+  step: () => Promise<unknown>,
+): Promise<StepTimes> {
+  const once = async (): Promise<number> => (await timed(step)).seconds;
+  const warmup = await once();
+  log(`${label}: warm-up ${warmup.toFixed(2)} s`);
+  const seconds: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    seconds.push(await once());
+    log(`${label}: step ${i + 1}/${runs} ${seconds[i]?.toFixed(2)} s`);
+  }
+  return {
+    warmupSeconds: round(warmup),
+    runSeconds: seconds.map((s) => round(s)),
+    medianSeconds: round(median(seconds)),
+    bestSeconds: round(Math.min(...seconds)),
+  };
+}

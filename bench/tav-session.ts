@@ -10,7 +10,7 @@ import { loadavg } from "node:os";
 import { createSession } from "../src/runtime/session.js";
 import { type HostTensor, tensor } from "../src/tensor.js";
 import { RssSampler, maxRssMiB } from "./rss.js";
-import { log, median, round } from "./stats.js";
+import { log, round, timeSteps } from "./stats.js";
 
 export interface TavParamSlot {
   readonly name: string;
@@ -83,24 +83,14 @@ async function main(): Promise<void> {
   }
   const peakCreate = sampler.peakMiB();
   sampler.reset();
-  let loss = Number.NaN;
-  const time = async (): Promise<number> => {
-    const t = performance.now();
-    const out = await session.run(feeds);
-    const seconds = (performance.now() - t) / 1000;
-    const l = out["loss"];
-    if (l) loss = Number(l.data[0]);
-    return seconds;
-  };
   const loadStart = loadavg()[0] ?? 0;
-  const warmupSeconds = await time();
-  log(`${job.label}: warm-up ${warmupSeconds.toFixed(2)} s (loss ${loss.toFixed(4)})`);
-  const warmupLoss = loss;
-  const runSeconds: number[] = [];
-  for (let i = 0; i < job.runs; i++) {
-    runSeconds.push(await time());
-    log(`${job.label}: step ${i + 1}/${job.runs} ${runSeconds[i]?.toFixed(2)} s`);
-  }
+  let warmupLoss = Number.NaN;
+  const times = await timeSteps(job.label, job.runs, async () => {
+    const out = await session.run(feeds);
+    const l = out["loss"];
+    if (l && Number.isNaN(warmupLoss)) warmupLoss = Number(l.data[0]);
+  });
+  log(`${job.label}: loss of the warm-up step ${warmupLoss.toFixed(4)}`);
   const loadEnd = loadavg()[0] ?? 0;
   const peakRun = sampler.peakMiB();
   await sampler.stop();
@@ -108,10 +98,7 @@ async function main(): Promise<void> {
   const result: TavRunResult = {
     label: job.label,
     createSeconds: round(createSeconds),
-    warmupSeconds: round(warmupSeconds),
-    runSeconds: runSeconds.map((s) => round(s)),
-    medianSeconds: round(median(runSeconds)),
-    bestSeconds: round(Math.min(...runSeconds)),
+    ...times,
     loss: round(warmupLoss, 6),
     peakRssMiB: Math.max(peakCreate, peakRun),
     peakRunRssMiB: peakRun,

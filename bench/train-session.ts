@@ -6,7 +6,7 @@
 import { createSession } from "../src/runtime/session.js";
 import { type HostTensor, tensor } from "../src/tensor.js";
 import { RssSampler, maxRssMiB } from "./rss.js";
-import { log, median, round } from "./stats.js";
+import { round, timeSteps } from "./stats.js";
 
 export interface TrainRunJob {
   readonly label: string;
@@ -46,28 +46,14 @@ async function main(): Promise<void> {
   }
   const peakCreate = sampler.peakMiB();
   sampler.reset();
-  const time = async (): Promise<number> => {
-    const t = performance.now();
-    await session.run(feeds);
-    return (performance.now() - t) / 1000;
-  };
-  const warmupSeconds = await time();
-  log(`${job.label}: warm-up ${warmupSeconds.toFixed(2)} s`);
-  const runSeconds: number[] = [];
-  for (let i = 0; i < job.runs; i++) {
-    runSeconds.push(await time());
-    log(`${job.label}: run ${i + 1}/${job.runs} ${runSeconds[i]?.toFixed(2)} s`);
-  }
+  const times = await timeSteps(job.label, job.runs, () => session.run(feeds));
   const peakRun = sampler.peakMiB();
   await sampler.stop();
   await session.release();
   const result: TrainRunResult = {
     label: job.label,
     createSeconds: round(createSeconds),
-    warmupSeconds: round(warmupSeconds),
-    runSeconds: runSeconds.map((s) => round(s)),
-    medianSeconds: round(median(runSeconds)),
-    bestSeconds: round(Math.min(...runSeconds)),
+    ...times,
     peakRssMiB: Math.max(peakCreate, peakRun),
     peakRunRssMiB: peakRun,
     maxRssMiB: maxRssMiB(),
