@@ -13,7 +13,8 @@
  */
 import { join } from "node:path";
 import { MemoryFrameStore } from "../src/engine/frame-store.js";
-import { batchPlan, generateVideo, planRender } from "../src/engine/generate-video.js";
+import type { AnchorCacheStats } from "../src/engine/anchor-cache.js";
+import { generateVideo, planRender } from "../src/engine/generate-video.js";
 import { cannyAnnotator } from "../src/engine/methods/annotator.js";
 import { renderVideo } from "../src/engine/render.js";
 import { SourceVideo } from "../src/engine/source.js";
@@ -106,8 +107,11 @@ export interface VideoRunResult {
   /** The engine's own per-frame figure (denoising of the frame's batch / its new frames; no VAE decode). */
   readonly engineDenoiseSecondsPerFrame: number;
   /** Frames denoised, anchors included (batch plan + the attention method's anchors). */
+  /** Frames denoised, counted once per batch they were in (anchors denoised again included). */
   readonly slots: number;
   readonly slotsPerFrame: number;
+  /** The engine's anchor cache at the end (cached frames, bytes), or null without one. */
+  readonly anchorCache: AnchorCacheStats | null;
   /** UNet calls x frames per call (the CFG batch halved): denoising work in frame-steps. */
   readonly frameSteps: number;
   readonly unet: CallTotals;
@@ -170,9 +174,11 @@ function timedComponents(c: VideoComponents, timers: Timers): VideoComponents {
   return {
     ...c,
     unet: {
+      ...(c.unet.anchorCache === true ? { anchorCache: true } : {}),
       forward: (inputs) => timedCall(timers.unet, inputs.sample.shape[0] ?? 0, () => c.unet.forward(inputs)),
     },
     controlnets: c.controlnets.map((net) => ({
+      ...(net.anchorCache === true ? { anchorCache: true } : {}),
       forward: (inputs) =>
         timedCall(timers.controlnet, inputs.sample.shape[0] ?? 0, () => net.forward(inputs)),
     })),
@@ -280,12 +286,8 @@ async function prepare(run: VideoRunSpec, steps: number, c: Pick<VideoComponents
     latentChannels: 4,
     controlNets: run.controlnet ? 1 : 0,
   });
-  const anchorsOf = methods.find((m) => m.anchors)?.anchors;
-  let slots = 0;
-  for (const fresh of batchPlan(info, methods, run.batch))
-    slots += fresh.length + (anchorsOf?.(fresh) ?? []).filter((i) => !fresh.includes(i)).length;
   const crossFrame = methods.find((m) => m.crossFrame)?.crossFrame?.() ?? null;
-  return { source, options, slots, crossFrame };
+  return { source, options, info, crossFrame };
 }
 
 async function timing(
@@ -369,8 +371,9 @@ async function timing(
         secondsPerFrame: round(wall / run.frames),
         frameSeconds: frameTimes,
         engineDenoiseSecondsPerFrame: round(engine.reduce((a, b) => a + b, 0) / Math.max(1, engine.length)),
-        slots: p.slots,
-        slotsPerFrame: round(p.slots / run.frames),
+        slots: result.denoisedSlots,
+        slotsPerFrame: round(result.denoisedSlots / run.frames),
+        anchorCache: result.anchorCache ?? null,
         frameSteps,
         unet: r(timers.unet),
         controlnet: r(timers.controlnet),
@@ -379,7 +382,7 @@ async function timing(
         secondsPerFrameStep: round(modelSeconds / Math.max(1, frameSteps)),
         otherSeconds: round(wall - modelSeconds - timers.vaeDecode.seconds - timers.vaeEncode.seconds),
       });
-      log(`video: ${label}: ${(wall / run.frames).toFixed(2)} s/frame (${p.slots} slots)`);
+      log(`video: ${label}: ${(wall / run.frames).toFixed(2)} s/frame (${result.denoisedSlots} slots)`);
     }
   } finally {
     await loaded.release();

@@ -81,7 +81,7 @@ const GROUPS: readonly (readonly string[])[] = [
 ];
 
 /**
- * RSS strategies: carried state (`first` re-denoises frame 0 from its stored recipe; flow fusion keeps
+ * RSS strategies: carried state (`first` keeps frame 0's keys/values in the anchor cache; flow fusion keeps
  * the previous frame's per-step latents), and bounded key frames with batches. Both denoise about 2
  * frames per frame.
  */
@@ -358,13 +358,12 @@ export async function benchVideo(options: VideoBenchOptions): Promise<Record<str
     children,
     notes: [
       "secondsPerFrame = generateVideo's wall time / frames, models loaded and warmed (per size and method, one 1-step run at the largest batch first; the VAE encoder is opened at load); it includes control maps, optical flow, the VAE decode (and encode for content-flow) and everything else the engine does per frame.",
-      "Cross-frame attention re-denoises anchor frames: a batch starting after frame 0 is prepended with frame 0 (`first`), frames 0 and i-1 (`first+previous`) or the key frames (`keyframes`), which are denoised again for their keys/values. slotsPerFrame counts the frames denoised per output frame, anchors included.",
-      "With batch 1 every frame after the first carries its anchors: `first` denoises ~2 frames per frame, `first+previous` ~3, so their seconds/frame approach 2x and 3x per-frame attention; the 1.15x goal cannot hold there.",
-      `With batch ${v.batch} the anchors are shared by the batch's ${v.batch} new frames: (batch + anchors) / batch frames per frame in later batches, and none when all frames fit one batch (here ${v.frames} frames in batches of ${v.batch}). This is the figure the 1.15x goal is about; longer videos approach ${round((v.batch + 1) / v.batch, 3)}x (first) and ${round((v.batch + 2) / v.batch, 3)}x (first+previous) of per-frame work plus the attention overhead.`,
+      "Anchor frames: a batch starting after frame 0 needs the keys/values of frame 0 (`first`), frames 0 and i-1 (`first+previous`) or the key frames (`keyframes`). Frame 0 and the key frames attend only to themselves, so the engine records their keys/values once, while they are generated, and feeds them to every later batch (the anchor cache, src/engine/anchor-cache.ts); `first+previous`'s frame i-1 attends to i-2, so it is denoised again as an anchor. slotsPerFrame counts the frames denoised per output frame, anchors denoised again included (1.0 = none); anchorCache in each run says what was cached.",
+      "With the cache, `first` and `keyframes` denoise each frame once at any batch size, and cross-frame attention costs what reading the anchors' keys/values costs (the attention over L more tokens and the copies of the cached keys/values). `first+previous` denoises ~2 frames per frame at batch 1 and (batch + 1) / batch in longer videos.",
       "denoiseSecondsPerFrame = (UNet + ControlNet seconds) / frames and its ratio: the same comparison without the per-frame VAE decode, control maps and flows, which cost the same for every strategy and dilute the ratio.",
       "secondsPerFrameStep = (UNet + ControlNet seconds) / denoised frame-steps: the cost of the attention itself with the anchors taken out (first reads one frame's keys/values, as per-frame does; first+previous reads two; keyframes reads the key frames').",
       "flow fusion and content-flow are sequential (batch 1 whatever --batch). content-flow runs without a ControlNet (the UNet keeps its residual inputs, fed zeros) and starts frames after the first as img2img at strength 0.6, so they take fewer denoising steps plus a VAE encode: see frameSteps.",
-      `Linearity: ${v.linearFrames.join(" vs ")} frames with \`first\` at batch ${v.batch}. The anchor share grows from the first batch (no anchor) toward (batch + 1) / batch, so seconds/frame rises a little with length even when the engine is linear; frameStepRatio takes the anchors out.`,
+      `Linearity: ${v.linearFrames.join(" vs ")} frames with \`first\` at batch ${v.batch}: frame 0's keys/values come from the anchor cache, so every frame is denoised once (slotsPerFrame 1.0) whatever the length; frameStepRatio compares seconds per denoised frame-step.`,
       "Peak RSS: renderVideo (work folder on disk, PNG output) with the tiny pipeline at 64x64, one process per frame count (maxrss of that process); a 4-frame run first writes the models into the cache so neither measured run pays for writing them. keyframes-4-batch-4 denoises 4 key frames + 4 new frames at once as soon as the video has more than 4 frames (fewer frames make smaller batches), so compare counts >= 8.",
       "Timings depend on other processes sharing the cores: compare loadAverage with the core count.",
     ],

@@ -2,6 +2,8 @@
  * The video engine (src/engine) on the tiny pipeline and the bundled car-turn clip:
  * - parity: diffusers' Text2Video-Zero ControlNet recipe through the engine (golden fixture);
  * - anchors are exact: `first` and `keyframes` attention give the same frames whatever --batch;
+ * - the anchor cache: cached anchors are fed instead of denoised again, with the same frames, and a
+ *   budget too small for them falls back to denoising them;
  * - `per-frame` noise is the study's seed + i: frame i equals `image --seed <seed + i>`;
  * - kill and resume: a render killed mid-way (SIGKILL) and resumed equals an uninterrupted one;
  * - bad input gets a typed error naming the option, before anything is written.
@@ -15,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { main } from "../src/cli/main.js";
 import { runConformance } from "../src/conformance/run.js";
 import { MemoryFrameStore } from "../src/engine/frame-store.js";
-import { generateVideo } from "../src/engine/generate-video.js";
+import { generateVideo, type GenerateVideoResult } from "../src/engine/generate-video.js";
 import { cannyAnnotator } from "../src/engine/methods/annotator.js";
 import { SourceVideo } from "../src/engine/source.js";
 import { strategyMethods, type Strategy } from "../src/engine/strategies.js";
@@ -40,7 +42,8 @@ async function render(
   batch: number,
   frames = 5,
   seed = 3n,
-): Promise<{ images: Image[]; latents: HostTensor[] }> {
+  extra: { anchorCacheMiB?: number } = {},
+): Promise<{ images: Image[]; latents: HostTensor[]; result: GenerateVideoResult }> {
   const source = await SourceVideo.open(CLIP, { ...SIZE, maxFrames: frames });
   const methods = strategyMethods(strategy, { annotators: [cannyAnnotator()], videos: 2, source });
   const crossFrame = methods.find((m) => m.crossFrame)?.crossFrame?.();
@@ -51,7 +54,8 @@ async function render(
   try {
     const store = new MemoryFrameStore();
     const latents: HostTensor[] = [];
-    await generateVideo(sd.videoComponents("ddim"), {
+    const result = await generateVideo(sd.videoComponents("ddim"), {
+      ...extra,
       prompt: "a red car on a road",
       ...SIZE,
       frames,
@@ -68,7 +72,7 @@ async function render(
         if (m) latents[Number(m[1])] = value;
       },
     });
-    return { images: Array.from({ length: frames }, (_, i) => store.images.get(i)!), latents };
+    return { images: Array.from({ length: frames }, (_, i) => store.images.get(i)!), latents, result };
   } finally {
     await sd.release();
     await source.close();
@@ -113,6 +117,31 @@ describe("video engine", () => {
     const first = (await render(base, 1)).latents;
     expect(maxAbsDiff(perFrame[0]!, first[0]!)).toBeLessThan(2e-5);
     expect(maxAbsDiff(perFrame[3]!, first[3]!)).toBeGreaterThan(1e-2);
+  }, 240_000);
+
+  it("the anchor cache feeds frame 0 / the key frames to later batches instead of denoising them again", async () => {
+    const cases = [
+      // [strategy, batch, slots with the cache, slots without, cached frames]
+      [base, 2, 5, 7, [0]],
+      [{ ...base, attention: "keyframes", keyframes: 2 } as Strategy, 2, 5, 9, [0, 4]],
+      [{ ...base, attention: "first+previous" } as Strategy, 2, 7, 9, [0]],
+    ] as const;
+    for (const [strategy, batch, cachedSlots, plainSlots, frames] of cases) {
+      const cached = await render(strategy, batch);
+      const plain = await render(strategy, batch, 5, 3n, { anchorCacheMiB: 0 });
+      expect(cached.result.denoisedSlots, strategy.attention).toBe(cachedSlots);
+      expect(plain.result.denoisedSlots, strategy.attention).toBe(plainSlots);
+      expect(cached.result.anchorCache?.frames).toEqual(frames);
+      expect(cached.result.anchorCache?.stopped).toBeUndefined();
+      expect(plain.result.anchorCache).toBeUndefined();
+      for (let i = 0; i < 5; i++) expect(maxAbsDiff(cached.latents[i]!, plain.latents[i]!)).toBeLessThan(2e-5);
+    }
+    // A budget too small for one frame's keys/values: recording stops, anchors are denoised again.
+    const small = await render(base, 2, 5, 3n, { anchorCacheMiB: 0.01 });
+    expect(small.result.anchorCache?.stopped).toMatch(/budget/);
+    expect(small.result.anchorCache?.frames).toEqual([]);
+    expect(small.result.anchorCache?.bytes).toBe(0);
+    expect(small.result.denoisedSlots).toBe(7);
   }, 240_000);
 
   it("`per-frame` noise is the study's seed + i: frame i equals text-to-image with seed + i", async () => {

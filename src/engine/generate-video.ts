@@ -6,7 +6,8 @@
  * after-step changes through hooks; the loop itself knows none of them by name.
  *
  * Per batch, as numbered steps:
- *   1. slots = anchors + fresh frames; each slot gets its own generator (seed from the noise method)
+ *   1. slots = anchors + fresh frames; each slot gets its own generator (seed from the noise method);
+ *      anchors whose keys/values are in the anchor cache (./anchor-cache.ts) are fed, not denoised
  *   2. per slot: initial noise, control images (recorded recipe for anchors), img2img start
  *   3. timesteps (img2img keeps the last `strength` part) and initial latents
  *   4. denoising loop: predictNoise (CFG, ControlNets, T2I-Adapter features, UNet) -> scheduler step ->
@@ -15,6 +16,7 @@
  * The controls of a frame are one map per control: each ControlNet, then the T2I-Adapter if any.
  *   5. decode the fresh slots, hand them to the methods (frameDone), store image + recipe + state
  */
+import { totalmem } from "node:os";
 import { InvalidArgumentError, throwIfAborted } from "../errors.js";
 import { resizeImage } from "../control/resize.js";
 import type { Image } from "../image.js";
@@ -22,9 +24,11 @@ import { chunkBatch, concatBatch, scale } from "../pipeline/guidance.js";
 import { imageToTensor, tensorToImages, denormalize } from "../pipeline/images.js";
 import { img2imgTimesteps, noiseLatentsTo, toSignedRange } from "../pipeline/img2img.js";
 import { guidanceMode, predictNoise, type BatchControl } from "../pipeline/denoise.js";
+import type { AnchorAttentionIO } from "../models/anchor-attention.js";
 import type { LongTaskOptions } from "../progress.js";
 import { TorchGenerator } from "../random/torch-generator.js";
 import { type HostTensor, tensor } from "../tensor.js";
+import { AnchorCache, type AnchorCacheStats } from "./anchor-cache.js";
 import { SlotNoiseGenerator } from "./frame-noise.js";
 import type { FrameRecipe, FrameStore } from "./frame-store.js";
 import type { FrameContext, FrameStart, RenderInfo, SourceAccess, VideoMethod } from "./method.js";
@@ -91,6 +95,13 @@ export interface GenerateVideoOptions extends LongTaskOptions {
   readonly onFrame?: (index: number, image: Image) => Promise<void> | void;
   /** Receives named intermediates (`b0.step03.latents_out`, ...). */
   readonly trace?: (name: string, value: HostTensor) => void;
+  /**
+   * (optional, default min(8 GiB, 40 % of the machine's memory)) memory for the anchor cache, in MiB:
+   * the keys/values of anchor frames kept so later batches need not denoise them again
+   * (./anchor-cache.ts; at 512x512 with CFG about 260 MiB per anchor frame and step for SD-1.5 with a
+   * ControlNet). 0 turns it off: anchors are denoised again in every batch (same frames, slower).
+   */
+  readonly anchorCacheMiB?: number;
 }
 
 export interface GenerateVideoResult {
@@ -100,6 +111,15 @@ export interface GenerateVideoResult {
   /** Seconds per generated frame, by frame index. */
   readonly secondsPerFrame: ReadonlyMap<number, number>;
   readonly info: RenderInfo;
+  /** Frames denoised by this call, counted once per batch they were in (fresh frames and anchors). */
+  readonly denoisedSlots: number;
+  /** The anchor cache at the end, when the render used one. */
+  readonly anchorCache?: AnchorCacheStats;
+}
+
+/** The default anchor cache budget: min(8 GiB, 40 % of the machine's memory), in MiB. */
+export function defaultAnchorCacheMiB(): number {
+  return Math.floor(Math.min(8 * 1024, (0.4 * totalmem()) / 2 ** 20));
 }
 
 /** Resolves the render's frame count and checks everything that can be checked before models run. */
@@ -223,6 +243,13 @@ export function batchPlan(info: RenderInfo, methods: readonly VideoMethod[], bat
   return plan;
 }
 
+/** Timesteps of a full (not img2img) schedule of `steps` steps. */
+function fullScheduleSteps(c: VideoComponents, steps: number): number {
+  const scheduler = c.makeScheduler();
+  scheduler.setTimesteps(steps);
+  return scheduler.timesteps.length;
+}
+
 interface Slot {
   readonly index: number;
   readonly fresh: boolean;
@@ -300,6 +327,25 @@ export async function generateVideo(
     }
   }
 
+  // The anchor cache: when the attention method names cacheable frames and every model can take them
+  const attention = methods.find((m) => m.anchors);
+  const cacheable = new Set(attention?.anchorCache?.(info) ?? []);
+  const budgetMiB = o.anchorCacheMiB ?? defaultAnchorCacheMiB();
+  if (!(Number.isFinite(budgetMiB) && budgetMiB >= 0))
+    throw new InvalidArgumentError("--anchor-cache", "a number of MiB >= 0 (0 turns it off)", budgetMiB);
+  const cache =
+    cacheable.size > 0 &&
+    budgetMiB > 0 &&
+    c.unet.anchorCache === true &&
+    c.controlnets.every((n) => n.anchorCache === true)
+      ? new AnchorCache(
+          budgetMiB * 2 ** 20,
+          ["unet", ...c.controlnets.map((_, k) => `controlnet.${k}`)],
+          fullScheduleSteps(c, info.numInferenceSteps),
+        )
+      : undefined;
+  let denoisedSlots = 0;
+
   const secondsPerFrame = new Map<number, number>();
   const frameContext = (index: number, generator: TorchGenerator): FrameContext => ({
     index,
@@ -316,18 +362,8 @@ export async function generateVideo(
   for (const [b, fresh] of remaining.entries()) {
     throwIfAborted(o.signal, task);
     const started = performance.now();
-    // 1. Slots: anchors first (finished frames denoised again), then the new frames
-    const anchors = (methods.find((m) => m.anchors)?.anchors?.(fresh) ?? []).filter(
-      (i) => !fresh.includes(i),
-    );
-    const slots: Slot[] = [];
-    for (const index of anchors) {
-      const generator = new TorchGenerator(seedOf(index));
-      generator.randn([1, lc, lh, lw]); // the draw the frame's noise came after
-      const recipe = await o.store.recipe(index);
-      slots.push({ index, fresh: false, generator, noise: recipe.noise, controls: recipe.controls });
-    }
-    // 2. Per fresh frame: noise, controls, img2img start
+    // 1-2. Per fresh frame: noise, controls, img2img start
+    const freshSlots: Slot[] = [];
     for (const index of fresh) {
       const generator = new TorchGenerator(seedOf(index));
       const own = generator.randn([1, lc, lh, lw]);
@@ -340,8 +376,38 @@ export async function generateVideo(
       }
       let start: FrameStart | undefined;
       for (const m of methods) start = (await m.start?.(ctx)) ?? start;
-      slots.push({ index, fresh: true, generator, noise, controls, ...(start ? { start } : {}) });
+      freshSlots.push({ index, fresh: true, generator, noise, controls, ...(start ? { start } : {}) });
     }
+    // Anchors first: the cached ones (a prefix) are fed, the others denoised again from their recipes
+    const anchors = (attention?.anchors?.(fresh) ?? []).filter((i) => !fresh.includes(i));
+    const useCache = cache !== undefined && !freshSlots.some((s) => s.start);
+    let fed = 0;
+    while (useCache && fed < anchors.length && cache.has(anchors[fed]!)) fed++;
+    const cachedAnchors = anchors.slice(0, fed);
+    const slots: Slot[] = [];
+    for (const index of anchors.slice(fed)) {
+      const generator = new TorchGenerator(seedOf(index));
+      generator.randn([1, lc, lh, lw]); // the draw the frame's noise came after
+      const recipe = await o.store.recipe(index);
+      slots.push({ index, fresh: false, generator, noise: recipe.noise, controls: recipe.controls });
+    }
+    slots.push(...freshSlots);
+    denoisedSlots += slots.length;
+    // The slots to record: cacheable frames not cached yet
+    const record =
+      useCache && cache.recording
+        ? slots.flatMap((s, k) => (cacheable.has(s.index) && !cache.has(s.index) ? [k] : []))
+        : [];
+    const anchorAttention =
+      useCache && (cachedAnchors.length > 0 || record.length > 0)
+        ? (step: number) =>
+            (model: string): AnchorAttentionIO => ({
+              anchors: cachedAnchors.map((f) => cache.entry(f, step, model)),
+              record,
+              recorded: (entries) =>
+                entries.forEach((e, r) => cache.put(slots[record[r]!]!.index, step, model, e)),
+            })
+        : undefined;
     checkControls(slots, units, info);
     const withStart = slots.filter((s) => s.start);
     if (withStart.length > 0 && slots.length > 1) {
@@ -418,6 +484,7 @@ export async function generateVideo(
         ...(timestepCond ? { timestepCond } : {}),
         controls,
         ...(intrablockResiduals ? { intrablockResiduals } : {}),
+        ...(anchorAttention ? { anchorAttention: anchorAttention(i) } : {}),
         trace,
         tag: tag(i),
       });
@@ -476,7 +543,14 @@ export async function generateVideo(
     }
   }
   o.onProgress?.({ status: "done", task });
-  return { frames: info.frames, generated: secondsPerFrame.size, secondsPerFrame, info };
+  return {
+    frames: info.frames,
+    generated: secondsPerFrame.size,
+    secondsPerFrame,
+    info,
+    denoisedSlots,
+    ...(cache ? { anchorCache: cache.stats() } : {}),
+  };
 }
 
 /** Embeddings of a batch's slots: [uncond x S, cond of each slot] with guidance, else [cond...]. */

@@ -157,6 +157,13 @@ export interface VideoMethod {
    * denoised again from their recorded inputs (noise, controls), so they need no stored activations.
    */
   anchors?(fresh: readonly number[]): readonly number[];
+  /**
+   * Anchor frames whose self-attention keys/values, recorded when they are generated, are exactly what
+   * denoising them again as anchors would give (they attend only to frames of this list). The engine
+   * keeps those keys/values (./anchor-cache.ts) and feeds them to later batches instead of denoising
+   * these anchors again, when the models are built with `anchorCache` (see `crossFrame`).
+   */
+  anchorCache?(info: RenderInfo): readonly number[];
   /** Frames to generate before all others, together in one batch (key frames). */
   firstBatch?(info: RenderInfo): readonly number[] | undefined;
 

@@ -135,6 +135,8 @@ export interface VideoRenderSettings {
   readonly firstControlImage?: string;
   /** New frames per batch. */
   readonly batch?: number;
+  /** (optional) anchor cache budget in MiB (GenerateVideoOptions.anchorCacheMiB; not part of the run's fingerprint). */
+  readonly anchorCacheMiB?: number | undefined;
   /** A folder (PNG sequence) or a .mp4/.webm/.gif/.mkv/.mov file. */
   readonly out: string;
   readonly resume?: boolean;
@@ -291,6 +293,7 @@ export async function prepareRender(
       ...(settings.promptSyntax === "a1111" ? { promptSyntax: "a1111" as const } : {}),
       methods,
       batch: settings.batch ?? 1,
+      ...(settings.anchorCacheMiB === undefined ? {} : { anchorCacheMiB: settings.anchorCacheMiB }),
       ...(source ? { source } : {}),
       controls: [
         ...(uni ? [{ scale: uni.localStrength ?? 1 }] : []),

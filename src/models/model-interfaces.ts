@@ -5,6 +5,7 @@
  * pipeline-facing interfaces. Tests and other backends can supply their own implementations.
  */
 import type { HostTensor } from "../tensor.js";
+import type { AnchorAttentionIO } from "./anchor-attention.js";
 
 export interface UNetInputs {
   readonly sample: HostTensor<"float32">;
@@ -16,6 +17,8 @@ export interface UNetInputs {
   /** Both residual fields or neither (neither = no ControlNet this step). */
   readonly downBlockAdditionalResiduals?: readonly HostTensor<"float32">[];
   readonly midBlockAdditionalResidual?: HostTensor<"float32">;
+  /** (optional) cached anchor keys/values and frames to record (a model with `anchorCache` only). */
+  readonly anchorAttention?: AnchorAttentionIO;
 }
 
 export interface DenoisingUNet {
@@ -24,6 +27,8 @@ export interface DenoisingUNet {
    * embedding of this width (timestepCond) instead of classifier-free guidance.
    */
   readonly guidanceEmbeddingDim?: number | undefined;
+  /** (optional) true when the model takes `anchorAttention` (cross-frame attention with the anchor cache). */
+  readonly anchorCache?: boolean;
   forward(inputs: UNetInputs): Promise<HostTensor<"float32">>;
 }
 
@@ -34,6 +39,8 @@ export interface ControlNetInputs {
   /** The control image in [0, 1], [batch, 3, H, W]. */
   readonly controlnetCond: HostTensor<"float32">;
   readonly conditioningScale: number;
+  /** (optional) cached anchor keys/values and frames to record (a model with `anchorCache` only). */
+  readonly anchorAttention?: AnchorAttentionIO;
 }
 
 export interface ControlNetOutputs {
@@ -42,5 +49,7 @@ export interface ControlNetOutputs {
 }
 
 export interface ControlNet {
+  /** (optional) true when the model takes `anchorAttention` (cross-frame attention with the anchor cache). */
+  readonly anchorCache?: boolean;
   forward(inputs: ControlNetInputs): Promise<ControlNetOutputs>;
 }

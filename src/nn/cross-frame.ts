@@ -118,13 +118,25 @@ function anchorTokens(g: GraphBuilder, perVideo: Value, anchors: number, dtype: 
   return g.node1("Expand", [joined, target], {}, { dtype, shape: [v ?? null, f ?? null, tokens, c ?? null] });
 }
 
-/** crossFrameSelect with the frame count derived at run time from the batch and `videos`. */
-export function crossFrameSelectByVideos(
+/** [V, F, L, C] -> the keys/values each frame reads under `mode`: [V, F, L', C]. */
+function selectPerVideo(
   g: GraphBuilder,
-  x: Value,
-  options: CrossFrameByVideosOptions,
+  perVideo: Value,
+  mode: CrossFrameMode,
+  anchors: number,
+  dtype: Value["dtype"],
 ): Value {
-  const { videos } = options;
+  if (mode === "anchors") return anchorTokens(g, perVideo, anchors, dtype);
+  const firstOnly = op.Slice(g, perVideo, { starts: [0], ends: [1], axes: [1] }); // [V, 1, L, C]
+  const first = g.node1("Expand", [firstOnly, op.Shape(g, perVideo)], {}, { dtype, shape: perVideo.shape }); // [V, F, L, C]
+  if (mode === "first") return first;
+  const shifted = op.Slice(g, perVideo, { starts: [0], ends: [-1], axes: [1] }); // frames 0..F-2
+  const previous = op.Concat(g, [firstOnly, shifted], 1); // frame f -> max(f - 1, 0)
+  return op.Concat(g, [first, previous], 2); // [V, F, 2L, C]
+}
+
+/** [B, ...rest] -> [videos, B / videos, ...rest] (frames per video found at run time). */
+function splitVideos(g: GraphBuilder, x: Value, videos: number): Value {
   if (!Number.isInteger(videos) || videos < 1)
     throw new GraphError("crossFrame", `videos must be a positive integer, got ${videos}`);
   const batch = x.shape[0] ?? null;
@@ -135,35 +147,95 @@ export function crossFrameSelectByVideos(
     );
   }
   const frames: Dim = typeof batch === "number" ? batch / videos : null;
-  const rest = x.shape.slice(1);
   const target = op.Concat(g, [g.int64s([videos, -1]), op.Shape(g, x, { start: 1 })], 0);
-  const perVideo = reshapeKnown(g, x, target, [videos, frames, ...rest]); // [V, F, L, C]
-  if (options.mode === "anchors")
-    return mergeFrames(g, anchorTokens(g, perVideo, options.anchors ?? 1, x.dtype), batch);
-  const firstOnly = op.Slice(g, perVideo, { starts: [0], ends: [1], axes: [1] }); // [V, 1, L, C]
-  const first = g.node1(
-    "Expand",
-    [firstOnly, op.Shape(g, perVideo)],
+  return reshapeKnown(g, x, target, [videos, frames, ...x.shape.slice(1)]); // [V, F, L, C]
+}
+
+/** crossFrameSelect with the frame count derived at run time from the batch and `videos`. */
+export function crossFrameSelectByVideos(
+  g: GraphBuilder,
+  x: Value,
+  options: CrossFrameByVideosOptions,
+): Value {
+  const perVideo = splitVideos(g, x, options.videos);
+  const selected = selectPerVideo(g, perVideo, options.mode ?? "first", options.anchors ?? 1, x.dtype);
+  return mergeFrames(g, selected, x.shape[0] ?? null);
+}
+
+/** Graph input: which frames of each video (indices into the batch's frames) have their keys/values recorded. */
+export const ANCHOR_RECORD_INPUT = "anchor_record";
+/** Graph input of an attention's cached anchor keys (flat, [V, A, L, C] element order). */
+export const anchorKeyInput = (path: string): string => `anchor_key.${path}`;
+export const anchorValueInput = (path: string): string => `anchor_value.${path}`;
+/** Graph output of an attention's recorded keys, [V, R, L, C] (R = length of anchor_record). */
+export const recordedKeyOutput = (path: string): string => `recorded_key.${path}`;
+export const recordedValueOutput = (path: string): string => `recorded_value.${path}`;
+/** The anchor input an output's recorded tensors feed later (recorded_key.X -> anchor_key.X). */
+export function anchorInputOf(recordedName: string): string | undefined {
+  const m = /^recorded_(key|value)\.(.+)$/.exec(recordedName);
+  return m ? `anchor_${m[1]}.${m[2]}` : undefined;
+}
+
+/**
+ * Cross-frame selection with cached anchors: the frames of each video are [A cached anchors ;
+ * the batch's F frames], the mode selects among all of them, and only the batch's frames are
+ * returned ([B, L', C]). `cache` is flat ([V, A, L, C] elements, A >= 0 found at run time); the
+ * frames `record` ([R] int64, indices into the batch's frames) come back as [V, R, L, C] so a later
+ * batch can feed them as its cache instead of denoising those frames again.
+ */
+export function crossFrameSelectCached(
+  g: GraphBuilder,
+  x: Value,
+  options: CrossFrameByVideosOptions & { readonly cache: Value; readonly record: Value },
+): { readonly selected: Value; readonly recorded: Value } {
+  const { videos } = options;
+  const perVideo = splitVideos(g, x, videos); // [V, F, L, C]
+  const [, , l, c] = perVideo.shape;
+  const cache = reshapeKnown(
+    g,
+    options.cache,
+    op.Concat(g, [g.int64s([videos, -1]), op.Shape(g, x, { start: 1 })], 0),
+    [videos, null, l ?? null, c ?? null],
+  ); // [V, A, L, C]
+  const all = op.Concat(g, [cache, perVideo], 1); // [V, A + F, L, C]
+  const selected = selectPerVideo(g, all, options.mode ?? "first", options.anchors ?? 1, x.dtype);
+  const [, , ls, cs] = selected.shape;
+  const own = g.node1(
+    "Slice",
+    [selected, op.Shape(g, cache, { start: 1, end: 2 }), op.Shape(g, all, { start: 1, end: 2 }), g.int64s([1])],
     {},
-    { dtype: x.dtype, shape: perVideo.shape },
-  ); // [V, F, L, C]
-  if ((options.mode ?? "first") === "first") return mergeFrames(g, first, batch);
-  const shifted = op.Slice(g, perVideo, { starts: [0], ends: [-1], axes: [1] }); // frames 0..F-2
-  const previous = op.Concat(g, [firstOnly, shifted], 1); // frame f -> max(f - 1, 0)
-  return mergeFrames(g, op.Concat(g, [first, previous], 2), batch); // [B*F, 2L, C]
+    { dtype: x.dtype, shape: [videos, perVideo.shape[1] ?? null, ls ?? null, cs ?? null] },
+  ); // [V, F, L', C]
+  const recorded = op.Gather(g, perVideo, options.record, 1); // [V, R, L, C]
+  return { selected: mergeFrames(g, own, x.shape[0] ?? null), recorded };
 }
 
 /** A KeyValueTransform applying cross-frame attention to self-attention modules only. */
 export function crossFrameAttention(
-  options: CrossFrameOptions | CrossFrameByVideosOptions,
+  options: CrossFrameOptions | (CrossFrameByVideosOptions & { readonly anchorCache?: boolean }),
 ): KeyValueTransform {
   const select = (g: GraphBuilder, x: Value): Value =>
     "videos" in options ? crossFrameSelectByVideos(g, x, options) : crossFrameSelect(g, x, options);
   return (kv: KeyValue, context): KeyValue => {
     if (!context.isSelfAttention) return kv;
-    return context.graph.withScope(`${context.path}.cross_frame`, () => ({
-      key: select(context.graph, kv.key),
-      value: select(context.graph, kv.value),
-    }));
+    const g = context.graph;
+    if (!("videos" in options) || options.anchorCache !== true) {
+      return g.withScope(`${context.path}.cross_frame`, () => ({
+        key: select(g, kv.key),
+        value: select(g, kv.value),
+      }));
+    }
+    // Anchor cache: keys/values of finished frames come in; the recorded frames' go out.
+    const record = g.value(ANCHOR_RECORD_INPUT) ?? g.input(ANCHOR_RECORD_INPUT, "int64", ["recorded"]);
+    const elements = `anchor_elements.${context.path}`;
+    const key = g.input(anchorKeyInput(context.path), kv.key.dtype, [elements]);
+    const value = g.input(anchorValueInput(context.path), kv.value.dtype, [elements]);
+    return g.withScope(`${context.path}.cross_frame`, () => {
+      const k = crossFrameSelectCached(g, kv.key, { ...options, cache: key, record });
+      const v = crossFrameSelectCached(g, kv.value, { ...options, cache: value, record });
+      g.output(k.recorded, recordedKeyOutput(context.path));
+      g.output(v.recorded, recordedValueOutput(context.path));
+      return { key: k.selected, value: v.selected };
+    });
   };
 }

@@ -9,6 +9,7 @@
  * so `promptEmbeds` must be laid out the same way ([2n, L, C]); the control images are [n, 3, H, W].
  * An LCM-distilled UNet gets its guidance as `timestepCond` (one row, repeated over the batch).
  */
+import type { AnchorAttentionIO } from "../models/anchor-attention.js";
 import { controlnetKeep } from "../models/controlnet/multi-controlnet.js";
 import { guidanceScaleEmbedding } from "../models/unet/embeddings.js";
 import type { Scheduler } from "../schedulers/scheduler.js";
@@ -53,6 +54,11 @@ export interface NoisePredictionInput {
    * both halves of the CFG batch as diffusers does.
    */
   readonly intrablockResiduals?: readonly HostTensor<"float32">[];
+  /**
+   * (optional) the anchor cache's feeds and recordings per model ("unet", "controlnet.<k>"): models
+   * built with crossFrame.anchorCache (src/models/anchor-attention.ts, src/engine/anchor-cache.ts).
+   */
+  readonly anchorAttention?: (model: string) => AnchorAttentionIO | undefined;
   /** Receives named intermediates (`<tag>.latent_model_input`, `<tag>.noise_pred_text`, ...). */
   readonly trace?: (name: string, value: HostTensor) => void;
   /** Prefix of the trace names (e.g. "step03"). */
@@ -131,6 +137,10 @@ export async function predictNoise(p: NoisePredictionInput): Promise<NoisePredic
   const netCfgHalf = cfg && guessMode;
   const condEmbeds = netCfgHalf ? chunkBatch(p.promptEmbeds, 2)[1] : undefined;
   let residuals: ControlNetOutputs | undefined;
+  const anchorsOf = (model: string): { anchorAttention?: AnchorAttentionIO } => {
+    const io = p.anchorAttention?.(model);
+    return io ? { anchorAttention: io } : {};
+  };
   for (const [k, unit] of (p.controls ?? []).entries()) {
     const keep = controlnetKeep(p.stepIndex, p.numSteps, unit.guidanceStart ?? 0, unit.guidanceEnd ?? 1);
     const conditioningScale = (unit.scale ?? 1) * keep;
@@ -145,6 +155,7 @@ export async function predictNoise(p: NoisePredictionInput): Promise<NoisePredic
       encoderHiddenStates: condEmbeds ?? p.promptEmbeds,
       controlnetCond: cfg && !guessMode ? concatBatch([unit.images, unit.images]) : unit.images,
       conditioningScale,
+      ...anchorsOf(`controlnet.${k}`),
     });
     residuals = sumResiduals(residuals, netCfgHalf ? padWithZeros(out) : out);
   }
@@ -172,6 +183,7 @@ export async function predictNoise(p: NoisePredictionInput): Promise<NoisePredic
           midBlockAdditionalResidual: residuals.midBlockResSample,
         }
       : {}),
+    ...anchorsOf("unet"),
   });
   if (!cfg) {
     trace(`${tag}.noise_pred_guided`, noise);

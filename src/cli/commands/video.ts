@@ -100,6 +100,7 @@ export const VIDEO_FLAGS = {
   eta: { type: "string" },
   "clip-skip": { type: "string" },
   batch: { type: "string" },
+  "anchor-cache": { type: "string" },
   fps: { type: "string" },
   device: { type: "string" },
   "cache-dir": { type: "string" },
@@ -224,6 +225,9 @@ Sampling:
   --eta E                   DDIM eta (default 0)
   --clip-skip N             CLIP layers to skip (default 0)
   --batch N                 new frames per UNet call (default 1; sequential strategies use 1)
+  --anchor-cache MIB        memory for the anchor frames' attention keys/values, so later batches
+                            do not denoise frame 0 / the key frames again (default min(8192, 40 % of
+                            RAM); 0: off; a budget too small falls back to denoising them again)
 Output:
   --out FILE.mp4|DIR        .mp4/.webm/.gif/.mkv/.mov, or a folder of PNGs
   --fps F                   frame rate of a video output (default: the source's, x (N+1) when interpolated)
@@ -271,6 +275,7 @@ const STRATEGY_FLAGS = [
   "fusion-strength",
   "fusion-end",
   "batch",
+  "anchor-cache",
   "prompt-schedule",
 ] as const;
 
@@ -565,6 +570,9 @@ export async function commonSettings(v: VideoFlagValues, source: string | undefi
     ...(eta === undefined ? {} : { eta }),
     ...(clipSkip === undefined ? {} : { clipSkip }),
     batch: intOption("--batch", v.batch, 1) ?? 1,
+    ...(v["anchor-cache"] === undefined
+      ? {}
+      : { anchorCacheMiB: num("--anchor-cache", v["anchor-cache"], (n) => n >= 0, "a number of MiB >= 0") }),
     ...(v["first-control-image"] === undefined ? {} : { firstControlImage: v["first-control-image"] }),
     ...(v.device === undefined ? {} : { device: deviceOption(v.device) }),
     ...(v["cache-dir"] === undefined ? {} : { cacheDir: v["cache-dir"] }),

@@ -3,6 +3,8 @@
  * ControlNet) reads the keys/values of frame 0. Frame 0 is prepended to every later batch as an
  * anchor: it attends only to itself, so denoising it again from its recorded noise and controls
  * reproduces it exactly, and any batch size gives the same video (Text2Video-Zero's chunking).
+ * Frame 0's keys/values are recorded once and fed to every later batch (the anchor cache), so
+ * frame 0 is not denoised again.
  */
 import type { CrossFrameSetting } from "../../models/unet/build.js";
 import type { VideoMethod } from "../method.js";
@@ -12,7 +14,8 @@ export function firstFrameAttention(videos: number): VideoMethod {
   return {
     id: "attention:first",
     role: "attention",
-    crossFrame: (): CrossFrameSetting => ({ batchSize: videos, mode: "first" }),
+    crossFrame: (): CrossFrameSetting => ({ batchSize: videos, mode: "first", anchorCache: true }),
     anchors: (fresh) => (fresh[0] === 0 ? [] : [0]),
+    anchorCache: () => [0],
   };
 }

@@ -4,7 +4,8 @@
  * denoised first, together, each attending to all of them; every later batch is prepended with the
  * key frames and every frame attends to their concatenated keys/values. The key frames attend only
  * to each other, so they reproduce exactly in every batch. Memory is bounded by count + batch frames
- * whatever the video's length.
+ * whatever the video's length. The key frames' keys/values are recorded in their batch and fed to
+ * every later batch (the anchor cache), so they are not denoised again.
  */
 import { InvalidArgumentError } from "../../errors.js";
 import type { CrossFrameSetting } from "../../models/unet/build.js";
@@ -31,7 +32,13 @@ export function keyframeAttention(videos: number, count = 4): VideoMethod {
         throw new InvalidArgumentError("--keyframes", `at most the frame count (${info.frames})`, count);
       keysFor(info);
     },
-    crossFrame: (): CrossFrameSetting => ({ batchSize: videos, mode: "anchors", anchors: count }),
+    crossFrame: (): CrossFrameSetting => ({
+      batchSize: videos,
+      mode: "anchors",
+      anchors: count,
+      anchorCache: true,
+    }),
+    anchorCache: (info) => keysFor(info),
     firstBatch: (info) => keysFor(info),
     anchors: (fresh) => (fresh.every((f) => keys.includes(f)) ? [] : keys),
   };

@@ -6,6 +6,7 @@
 import { InvalidArgumentError } from "../../errors.js";
 import { WeightScope } from "../../nn/weights.js";
 import { type HostTensor, shapeToString, tensor } from "../../tensor.js";
+import { type AnchorAttentionIO, anchorFeeds, takeRecorded } from "../anchor-attention.js";
 import type { ModelLoadOptions } from "../compiled-graph.js";
 import { type ModelSource, resolveModelSource } from "../component-source.js";
 import type { ControlNet, ControlNetOutputs } from "../model-interfaces.js";
@@ -47,6 +48,8 @@ export interface ControlNetRunInputs {
   readonly controlnetCond: HostTensor;
   /** (diffusers controlnet_conditioning_scale) multiplies every residual. */
   readonly conditioningScale: number;
+  /** Cached anchor keys/values and frames to record (a ControlNet loaded with crossFrame.anchorCache). */
+  readonly anchorAttention?: AnchorAttentionIO;
 }
 
 export class ControlNetModelRunner extends ModelRunner implements ControlNet {
@@ -57,6 +60,8 @@ export class ControlNetModelRunner extends ModelRunner implements ControlNet {
     readonly numDownResiduals: number,
     /** True when built with diffusers' guess-mode scaling (logspace(-1, 0) per residual). */
     readonly guessMode = false,
+    /** True when the graph takes cached anchor keys/values (src/models/anchor-attention.ts). */
+    readonly anchorCache = false,
   ) {
     super("ControlNetModel", [graph]);
   }
@@ -94,7 +99,14 @@ export class ControlNetModelRunner extends ModelRunner implements ControlNet {
       [CONTROLNET_INPUT.controlnetCond]: cond,
       [CONTROLNET_INPUT.conditioningScale]: tensor("float32", [], Float32Array.of(inputs.conditioningScale)),
     };
-    return (await this.openSession()).run(feeds, signalOption(options));
+    const session = await this.openSession();
+    Object.assign(
+      feeds,
+      anchorFeeds(this.modelName, session.inputs.map((s) => s.name), inputs.anchorAttention),
+    );
+    const out = await session.run(feeds, signalOption(options));
+    takeRecorded(out, inputs.anchorAttention);
+    return out;
   }
 
   /** The residuals for the UNet (down_block_additional_residuals, mid_block_additional_residual). */
@@ -133,6 +145,7 @@ export async function loadControlNetModel(
       config,
       built.model.numDownResiduals,
       options.guessMode ?? false,
+      options.crossFrame?.anchorCache === true,
     ),
     options,
   );

@@ -158,6 +158,14 @@ export interface CrossFrameSetting {
   readonly mode?: CrossFrameMode;
   /** (optional, default 1) anchor frames per video for mode "anchors". */
   readonly anchors?: number;
+  /**
+   * (optional, default false; with batchSize only) the anchor cache: every self-attention takes the
+   * keys/values of cached anchor frames (`anchor_key.<path>`, `anchor_value.<path>`, flat) that the
+   * batch's frames are put after, and outputs those of the frames `anchor_record` names
+   * (`recorded_key.<path>`, `recorded_value.<path>`, [videos, R, tokens, width]); see
+   * src/models/anchor-attention.ts. Nothing fed: the same result as without the cache.
+   */
+  readonly anchorCache?: boolean;
 }
 
 export interface UNetBuildOptions {
@@ -200,9 +208,16 @@ export function crossFrameTransform(setting: CrossFrameSetting): KeyValueTransfo
     if (v !== undefined && !(Number.isInteger(v) && v >= 1))
       throw new InvalidArgumentError(name, "a positive integer", v);
   }
+  if (setting.anchorCache === true && batchSize === undefined)
+    throw new InvalidArgumentError("crossFrame.anchorCache", "used with batchSize (videos in the batch)", setting);
   return videoLength !== undefined
     ? crossFrameAttention({ frames: videoLength, mode, anchors })
-    : crossFrameAttention({ videos: batchSize ?? 1, mode, anchors });
+    : crossFrameAttention({
+        videos: batchSize ?? 1,
+        mode,
+        anchors,
+        ...(setting.anchorCache === true ? { anchorCache: true } : {}),
+      });
 }
 
 export function buildUNet2DConditionModel(

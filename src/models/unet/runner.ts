@@ -7,6 +7,7 @@
 import { InvalidArgumentError } from "../../errors.js";
 import { WeightScope } from "../../nn/weights.js";
 import { type HostTensor, shapeToString, tensor } from "../../tensor.js";
+import { type AnchorAttentionIO, anchorFeeds, takeRecorded } from "../anchor-attention.js";
 import type { ModelLoadOptions } from "../compiled-graph.js";
 import { type ModelSource, resolveModelSource } from "../component-source.js";
 import type { DenoisingUNet } from "../model-interfaces.js";
@@ -72,6 +73,8 @@ export interface UNetRunInputs {
    * inner], the ip scale already in the values; src/models/ip-adapter). Left out: no image term.
    */
   readonly ipAdapterKeyValues?: Readonly<Record<string, HostTensor>>;
+  /** Cached anchor keys/values and frames to record (a UNet loaded with crossFrame.anchorCache). */
+  readonly anchorAttention?: AnchorAttentionIO;
 }
 
 export class UNet2DConditionModelRunner extends ModelRunner implements DenoisingUNet {
@@ -86,6 +89,11 @@ export class UNet2DConditionModelRunner extends ModelRunner implements Denoising
     readonly ipAdapterLayers: readonly IpAdapterLayer[] = [],
   ) {
     super("UNet2DConditionModel", [graph]);
+  }
+
+  /** True when the graph takes cached anchor keys/values (src/models/anchor-attention.ts). */
+  get anchorCache(): boolean {
+    return this.crossFrame?.anchorCache === true;
   }
 
   /** Runs the session with raw feeds and returns every output by name (noise_pred, intermediate.*). */
@@ -127,8 +135,11 @@ export class UNet2DConditionModelRunner extends ModelRunner implements Denoising
       ...residualFeeds(residualSpecs(session.inputs), inputs, residualOptions),
       ...intrablockFeeds(session.inputs, inputs.downIntrablockAdditionalResiduals, residualOptions),
       ...this.ipAdapterFeeds(inputs.ipAdapterKeyValues, batch),
+      ...anchorFeeds(this.modelName, session.inputs.map((s) => s.name), inputs.anchorAttention),
     };
-    return session.run(feeds, signalOption(options));
+    const out = await session.run(feeds, signalOption(options));
+    takeRecorded(out, inputs.anchorAttention);
+    return out;
   }
 
   /**

@@ -258,15 +258,18 @@ export async function loadUniControlNet(
   }
   if (!store.synthesize) checkUniControlNetStore(store);
   const config = options.config ?? inferUniConfig(store, store.name, options.numHeads);
+  // The local adapter has no anchor-cache feeds: Uni renders denoise their anchors again.
+  const crossFrame: CrossFrameSetting = { ...options.crossFrame };
+  delete (crossFrame as { anchorCache?: boolean }).anchorCache;
   const graphs = buildUniControlNetGraphs(store, config, {
     intermediates: options.intermediates ?? false,
-    ...(options.crossFrame ? { crossFrame: options.crossFrame } : {}),
+    ...(options.crossFrame ? { crossFrame } : {}),
   });
   const id = (part: string): string | null => (weightsId === null ? null : `${weightsId}#${part}`);
   const unet = new UNet2DConditionModelRunner(
     new RunnerGraph("unet", graphs.unet.graph, id("unet"), options),
     uniUNetConfig(config),
-    options.crossFrame,
+    options.crossFrame ? crossFrame : undefined,
     true,
   );
   const localAdapter = new LocalAdapterRunner(
