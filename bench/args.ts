@@ -15,6 +15,7 @@ export const PARTS = [
   "lcm",
   "uni",
   "tav",
+  "taesd",
 ] as const;
 export type Part = (typeof PARTS)[number];
 /** Parts run without --only: `video` and `train` take many minutes at full size, so they run only when asked. */
@@ -86,10 +87,11 @@ export const USAGE = `npm run bench -- [--only ${PARTS.join(",")}] [--size 512,2
   --only lcm: a 16-frame 512x512 ControlNet video, LCM 4 steps, with a synthetic 144-layer LoRA fused
   (and the fusing time); about 10 minutes.
   --only uni: a full-size Uni-ControlNet step at 512x512 (CFG batch 2) against the plain UNet step; ~5 min.
+  --only taesd: one 512x512 frame decoded / encoded by the SD-1.5 VAE and by a Tiny AutoEncoder (TAESD)
   --only tav: one Tune-A-Video tuning step (SD-1.5 inflated UNet, 8 frames at 256x256, gradients of
   attn1.to_q, attn2.to_q and attn_temp, recompute per block); the step process is killed past
   --tav-rss-limit GiB of RSS (default 20) and reported as out of memory budget. Up to --runs 2 steps.
-  Without --only every part but video, train, lcm, uni and tav runs (about 8-9 minutes on the idle 2-core machine).
+  Without --only every part but video, train, lcm, uni, tav and taesd runs (about 8-9 minutes on the idle 2-core machine).
   --only video (full-size SD-1.5, defaults) takes about 1.5 hours on the idle 2-core machine
   (512x512 ~55 min; 256x256 ~13 min; 8+32-frame linearity ~10 min; 4 model builds ~5 min; peak RSS
   on the tiny model ~5 min), 3-4 times that when other processes load the cores; --video-skip-512

@@ -25,6 +25,7 @@
  *             forward + loss + every parameter's gradient vs the inference step, and with recompute.
  * - lcm:      a 16-frame 512x512 ControlNet video, LCM 4 steps, a 144-layer LoRA fused (lcm.ts; only
  *             with --only lcm), and the LoRA fusing time.
+ * - taesd:    one 512x512 VAE decode/encode, SD-1.5 AutoencoderKL vs a Tiny AutoEncoder (taesd.ts; --only taesd).
  * - uni:      a full-size Uni-ControlNet step at 512x512 vs the plain UNet step (uni.ts; --only uni).
  * - tav:      one Tune-A-Video tuning step of the SD-1.5 inflated UNet, 8 frames at 256x256, trainable
  *             attn1.to_q, attn2.to_q, attn_temp, recompute per block (tav.ts; --only tav): seconds per
@@ -53,6 +54,7 @@ import { benchTrain } from "./train.js";
 import { benchLcm } from "./lcm.js";
 import { benchUni } from "./uni.js";
 import { benchTav } from "./tav.js";
+import { benchTaesd } from "./taesd.js";
 import { CFG_BATCH, TEXT_LENGTH, benchUNet, countFor, sd15Config } from "./unet.js";
 import { log, mib, reasonOf, round, skipped } from "./stats.js";
 import { summarise } from "./summary.js";
@@ -158,6 +160,9 @@ async function main(): Promise<void> {
         recompute: args.tav.recompute,
         rssLimitMiB: args.tav.rssLimitGiB * 1024,
       }),
+    );
+    report["taesd"] = await part("taesd", has("taesd"), () =>
+      benchTaesd({ threads: args.threads, runs: Math.max(3, args.runs) }),
     );
     summary = summarise({ matmul, matmulAfter, unet, pipeline, video });
   } finally {

@@ -134,7 +134,8 @@ describe("video engine", () => {
       expect(cached.result.anchorCache?.frames).toEqual(frames);
       expect(cached.result.anchorCache?.stopped).toBeUndefined();
       expect(plain.result.anchorCache).toBeUndefined();
-      for (let i = 0; i < 5; i++) expect(maxAbsDiff(cached.latents[i]!, plain.latents[i]!)).toBeLessThan(2e-5);
+      for (let i = 0; i < 5; i++)
+        expect(maxAbsDiff(cached.latents[i]!, plain.latents[i]!)).toBeLessThan(2e-5);
     }
     // A budget too small for one frame's keys/values: recording stops, anchors are denoised again.
     const small = await render(base, 2, 5, 3n, { anchorCacheMiB: 0.01 });

@@ -54,7 +54,8 @@ export class AnchorCache {
   /** The entry of a cached frame (see has). */
   entry(frame: number, step: number, model: string): AnchorEntry {
     const e = this.entries.get(frame)?.[step]?.get(model);
-    if (e === undefined) throw new Error(`internal: anchor frame ${frame} step ${step} ${model} is not cached`);
+    if (e === undefined)
+      throw new Error(`internal: anchor frame ${frame} step ${step} ${model} is not cached`);
     return e;
   }
 

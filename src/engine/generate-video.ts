@@ -98,7 +98,7 @@ export interface GenerateVideoOptions extends LongTaskOptions {
   /**
    * (optional, default min(8 GiB, 40 % of the machine's memory)) memory for the anchor cache, in MiB:
    * the keys/values of anchor frames kept so later batches need not denoise them again
-   * (./anchor-cache.ts; at 512x512 with CFG about 260 MiB per anchor frame and step for SD-1.5 with a
+   * (./anchor-cache.ts; at 512x512 with CFG 248 MiB per anchor frame and step for SD-1.5 with a
    * ControlNet). 0 turns it off: anchors are denoised again in every batch (same frames, slower).
    */
   readonly anchorCacheMiB?: number;

@@ -112,6 +112,8 @@ export interface VideoRenderSettings {
   readonly liveLoras?: boolean;
   /** (optional) textual-inversion embeddings (their words usable in the prompts). */
   readonly embeddings?: readonly EmbeddingSetting[];
+  /** (optional) a Tiny AutoEncoder (TAESD) that decodes instead of the model's VAE. */
+  readonly tinyVae?: string;
   /** ONNX depth model (for --control depth) and soft-edge model (for --control softedge). */
   readonly depthModel?: string;
   readonly softEdgeModel?: string;
@@ -341,6 +343,7 @@ export async function prepareRender(
           }
         : {}),
       ...(await addOnIdentities(settings)),
+      ...(settings.tinyVae ? { tinyVae: await identity(settings.tinyVae) } : {}),
       depthModel: settings.depthModel ? await identity(settings.depthModel) : null,
       softEdgeModel: settings.softEdgeModel ? await identity(settings.softEdgeModel) : null,
       canny: settings.canny ?? null,
@@ -411,6 +414,7 @@ export async function loadRenderPipeline(
     ...(settings.loras && settings.loras.length > 0 ? { loras: settings.loras } : {}),
     ...(settings.liveLoras === true ? { liveLoras: true } : {}),
     ...(settings.embeddings && settings.embeddings.length > 0 ? { embeddings: settings.embeddings } : {}),
+    ...(settings.tinyVae ? { tinyVae: settings.tinyVae } : {}),
     ...(crossFrame ? { crossFrame } : {}),
     ...(settings.device ? { executionProviders: settings.device } : {}),
     ...(settings.cacheDir ? { cacheDir: settings.cacheDir } : {}),

@@ -76,9 +76,14 @@ export function anchorFeeds(
   const names = inputNames.filter(isAnchorInput);
   if (names.length === 0) {
     if (io !== undefined && (io.anchors.length > 0 || io.record.length > 0))
-      throw new InvalidArgumentError(`${model} anchorAttention`, "nothing (the model has no anchor cache)", io, {
-        hint: "load the model with crossFrame { anchorCache: true }",
-      });
+      throw new InvalidArgumentError(
+        `${model} anchorAttention`,
+        "nothing (the model has no anchor cache)",
+        io,
+        {
+          hint: "load the model with crossFrame { anchorCache: true }",
+        },
+      );
     return {};
   }
   const feeds: Record<string, HostTensor> = {
@@ -94,7 +99,10 @@ export function anchorFeeds(
 }
 
 /** Splits a run's recorded outputs ([V, R, L, C] each) into one entry per recorded frame for `io.recorded`. */
-export function takeRecorded(outputs: Readonly<Record<string, HostTensor>>, io: AnchorAttentionIO | undefined): void {
+export function takeRecorded(
+  outputs: Readonly<Record<string, HostTensor>>,
+  io: AnchorAttentionIO | undefined,
+): void {
   if (io?.recorded === undefined || io.record.length === 0) return;
   const count = io.record.length;
   const entries: Record<string, HostTensor<"float32">>[] = Array.from({ length: count }, () => ({}));

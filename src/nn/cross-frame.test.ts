@@ -81,12 +81,20 @@ describe('cross-frame mode "anchors" (key frames)', () => {
 
 describe("cross-frame selection with cached anchors", () => {
   /** Frames [from, to) of each of `videos` videos of x ([V*F, L, C]), as [V*(to-from), L, C]. */
-  function framesOf(x: HostTensor<"float32">, videos: number, from: number, to: number): HostTensor<"float32"> {
+  function framesOf(
+    x: HostTensor<"float32">,
+    videos: number,
+    from: number,
+    to: number,
+  ): HostTensor<"float32"> {
     const [b = 0, l = 0, c = 0] = x.shape;
     const frames = b / videos;
     const out = new Float32Array(videos * (to - from) * l * c);
     for (let v = 0; v < videos; v++)
-      out.set(x.data.subarray((v * frames + from) * l * c, (v * frames + to) * l * c), v * (to - from) * l * c);
+      out.set(
+        x.data.subarray((v * frames + from) * l * c, (v * frames + to) * l * c),
+        v * (to - from) * l * c,
+      );
     return tensor("float32", [videos * (to - from), l, c], out);
   }
 
@@ -152,7 +160,9 @@ describe("cross-frame selection with cached anchors", () => {
       cache: tensor("float32", [0]),
       record: tensor("int64", [0]),
     });
-    expect(Array.from(got["y"]!.data as Float32Array)).toEqual(Array.from(got["plain"]!.data as Float32Array));
+    expect(Array.from(got["y"]!.data as Float32Array)).toEqual(
+      Array.from(got["plain"]!.data as Float32Array),
+    );
     expect(got["rec"]!.shape).toEqual([2, 0, 4, 3]);
   });
 });

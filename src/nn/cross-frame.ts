@@ -202,7 +202,12 @@ export function crossFrameSelectCached(
   const [, , ls, cs] = selected.shape;
   const own = g.node1(
     "Slice",
-    [selected, op.Shape(g, cache, { start: 1, end: 2 }), op.Shape(g, all, { start: 1, end: 2 }), g.int64s([1])],
+    [
+      selected,
+      op.Shape(g, cache, { start: 1, end: 2 }),
+      op.Shape(g, all, { start: 1, end: 2 }),
+      g.int64s([1]),
+    ],
     {},
     { dtype: x.dtype, shape: [videos, perVideo.shape[1] ?? null, ls ?? null, cs ?? null] },
   ); // [V, F, L', C]

@@ -18,6 +18,7 @@ import { parseUNet2DConditionModelConfig, type UNet2DConditionModelConfig } from
 import { UNet2DConditionModel } from "../models/unet/index.js";
 import { parseAutoencoderKLConfig } from "../models/vae/config.js";
 import { AutoencoderKL } from "../models/vae/index.js";
+import { AutoencoderTiny } from "../models/vae-tiny/runner.js";
 import type { WeightStore } from "../nn/weight-store.js";
 import { fromConfig } from "../schedulers/registry.js";
 import { CLIPTokenizer } from "../tokenizer/clip-tokenizer.js";
@@ -74,6 +75,12 @@ export interface LoadPipelineOptions extends ModelLoadOptions {
    * attention methods: see src/engine/methods/attention-*.ts).
    */
   readonly crossFrame?: CrossFrameSetting;
+  /**
+   * (optional) a Tiny AutoEncoder (TAESD: a diffusers AutoencoderTiny folder, or the original
+   * taesd_decoder / taesd_encoder files) that decodes (and, for img2img starts, encodes) instead of the
+   * model's VAE: much faster, slightly less detailed (src/models/vae-tiny).
+   */
+  readonly tinyVae?: string;
   /**
    * (optional) LoRA files (kohya/A1111, diffusers, PEFT) fused into the UNet and text-encoder weights
    * at load, each with its scale; several add up. Every key that does not fit is reported in one
@@ -144,7 +151,7 @@ export class StableDiffusionPipeline {
     private readonly tokenizer: CLIPTokenizer,
     private readonly textEncoder: CLIPTextModel,
     private readonly unet: Awaited<ReturnType<typeof UNet2DConditionModel.load>>,
-    private readonly vae: AutoencoderKL,
+    private readonly vae: AutoencoderKL | AutoencoderTiny,
     private readonly controlnets: readonly ControlNetRunner[],
     readonly unetConfig: UNet2DConditionModelConfig,
     readonly vaeScaleFactor: number,
@@ -348,15 +355,24 @@ export class StableDiffusionPipeline {
         }),
       ),
       // The VAE compiles each half on first use unless told otherwise: text-to-image never writes the encoder.
-      tracked("loading vae", async () =>
-        AutoencoderKL.load(await source("vae", "vae"), {
-          ...loadFor("vae"),
-          compile: options.compile ?? "first-use",
-        }),
-      ),
+      tracked("loading vae", async (): Promise<AutoencoderKL | AutoencoderTiny> => {
+        const vaeOptions = { ...loadFor("vae"), compile: options.compile ?? "first-use" } as const;
+        return options.tinyVae === undefined
+          ? AutoencoderKL.load(await source("vae", "vae"), vaeOptions)
+          : AutoencoderTiny.load(options.tinyVae, vaeOptions);
+      }),
     ]);
-    const controlnets = await loadNets(options.guessMode === true);
     const vaeScaleFactor = 2 ** (configs.vae.block_out_channels.length - 1);
+    if (vae instanceof AutoencoderTiny && vae.downsampleFactor !== vaeScaleFactor) {
+      await Promise.all([textEncoder.release(), unet.release(), vae.release()]);
+      throw new InvalidArgumentError(
+        "--tiny-vae",
+        `a tiny autoencoder with the model VAE's size factor ${vaeScaleFactor}`,
+        vae.downsampleFactor,
+        { hint: "use the TAESD made for this model family (taesd for SD 1.x/2.x)" },
+      );
+    }
+    const controlnets = await loadNets(options.guessMode === true);
     const adapterDir = options.t2iAdapter;
     const adapter =
       adapterDir === undefined
@@ -581,7 +597,10 @@ export class StableDiffusionPipeline {
 }
 
 /** The VAE as img2img's encoder: posterior sample drawn from the run's generator, times scaling_factor. */
-export function vaeLatentEncoder(vae: AutoencoderKL): LatentEncoder {
+export function vaeLatentEncoder(vae: AutoencoderKL | AutoencoderTiny): LatentEncoder {
+  // A tiny autoencoder's encoder gives the latents themselves: no posterior, no noise drawn (diffusers).
+  if (vae instanceof AutoencoderTiny)
+    return { encode: async (image) => scale(await vae.encode(image, { batchSize: 1 }), vae.scalingFactor) };
   return {
     encode: async (image, generator) => {
       const dist = await vae.encode(image, { batchSize: 1 });

@@ -23,7 +23,7 @@ import { checkOutputPath } from "../output-path.js";
 import { progressBar } from "../progress-bar.js";
 import { readT2IAdapterConfig } from "../../models/t2i-adapter/config.js";
 import { deviceOption } from "./cli-options.js";
-import { LORA_HELP, checkLoraLive, loraOption } from "./lora-option.js";
+import { LORA_HELP, TINY_VAE_HELP, checkLoraLive, loraOption } from "./lora-option.js";
 import { EMBEDDING_HELP, embeddingOption } from "./embedding-option.js";
 import { UNI_IMAGE_HELP, UNI_IMAGE_OPTIONS, runUniImage } from "./image-uni.js";
 
@@ -66,7 +66,7 @@ Options:
   --guess-mode              ControlNet guess mode (diffusers: residuals scaled 0.1 -> 1.0 over the
                             blocks, no control on the unconditional half; on by itself for ControlNets
                             whose config has global_pool_conditions)
-${UNI_IMAGE_HELP}${LORA_HELP}${EMBEDDING_HELP}  --init-image <image>      img2img: start from this image (resized to the output size)
+${UNI_IMAGE_HELP}${LORA_HELP}${EMBEDDING_HELP}${TINY_VAE_HELP}  --init-image <image>      img2img: start from this image (resized to the output size)
   --strength <s>            img2img: how much of the schedule is run, 0..1 (default 0.8)
   --steps <N>               denoising steps (default 30)
   --scheduler <name>        ddim, ddpm, pndm, euler, euler_ancestral, dpmpp_2m, lms (default: the model's)
@@ -243,6 +243,7 @@ export const imageCommand: CliCommand = {
         "image-encoder": { type: "string" },
         lora: { type: "string", multiple: true },
         "lora-live": { type: "boolean" },
+        "tiny-vae": { type: "string" },
         embedding: { type: "string", multiple: true },
         control: { type: "string", multiple: true },
         "control-scale": { type: "string", multiple: true },
@@ -465,6 +466,7 @@ export const imageCommand: CliCommand = {
       ...(loras.length === 0 ? {} : { loras }),
       ...(liveLoras ? { liveLoras } : {}),
       ...(embeddings.length === 0 ? {} : { embeddings }),
+      ...(v["tiny-vae"] === undefined ? {} : { tinyVae: v["tiny-vae"] }),
       executionProviders: providers,
       onFallback,
       ...(threads === undefined ? {} : { intraOpNumThreads: threads }),

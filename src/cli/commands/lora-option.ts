@@ -13,6 +13,12 @@ export const LORA_HELP =
   "  --lora-live               keep the LoRAs unfused, their scales live model inputs: one compiled\n" +
   "                            model for every scale (slower steps than the default fused weights)\n";
 
+/** The --help lines of `--tiny-vae` (image and video). */
+export const TINY_VAE_HELP =
+  "  --tiny-vae <dir|file>     decode (and encode img2img starts) with a Tiny AutoEncoder (TAESD: a\n" +
+  "                            diffusers AutoencoderTiny folder or taesd_decoder/_encoder files):\n" +
+  "                            much faster than the model's VAE, slightly less detailed\n";
+
 /** --lora-live needs a --lora. */
 export function checkLoraLive(live: boolean | undefined, loras: readonly LoraSetting[]): boolean {
   if (live === true && loras.length === 0)

@@ -73,6 +73,7 @@ export const VIDEO_FLAGS = {
   "image-encoder": { type: "string" },
   lora: { type: "string", multiple: true },
   "lora-live": { type: "boolean" },
+  "tiny-vae": { type: "string" },
   embedding: { type: "string", multiple: true },
   control: { type: "string", multiple: true },
   "control-scale": { type: "string", multiple: true },
@@ -157,6 +158,8 @@ Model:
   --lora FILE[:SCALE]       a LoRA (kohya/A1111, diffusers or PEFT .safetensors) fused into the UNet
                             and text encoder at SCALE (default 1; repeatable, the LoRAs add up)
   --lora-live               keep the LoRAs unfused with live scales (one compiled model for every scale)
+  --tiny-vae DIR|FILE       decode (and encode img2img starts) with a Tiny AutoEncoder (TAESD: a diffusers
+                            AutoencoderTiny folder or taesd_decoder/_encoder files): much faster, less detail
   --embedding FILE[:TOKEN]  a textual-inversion embedding (A1111 .pt/.safetensors, diffusers
                             learned_embeds); TOKEN (default: the file's token or name) calls it (repeatable)
   --controlnet DIR|FILE     a ControlNet (repeat for several); each reads the map named by --control
@@ -551,6 +554,7 @@ export async function commonSettings(v: VideoFlagValues, source: string | undefi
     ...(loras.length === 0 ? {} : { loras }),
     ...(liveLoras ? { liveLoras } : {}),
     ...(embeddings.length === 0 ? {} : { embeddings }),
+    ...(v["tiny-vae"] === undefined ? {} : { tinyVae: v["tiny-vae"] }),
     controlnets,
     ...(t2iAdapter === undefined ? {} : { t2iAdapter }),
     ...(ipAdapter === undefined ? {} : { ipAdapter }),

@@ -102,7 +102,11 @@ export class ControlNetModelRunner extends ModelRunner implements ControlNet {
     const session = await this.openSession();
     Object.assign(
       feeds,
-      anchorFeeds(this.modelName, session.inputs.map((s) => s.name), inputs.anchorAttention),
+      anchorFeeds(
+        this.modelName,
+        session.inputs.map((s) => s.name),
+        inputs.anchorAttention,
+      ),
     );
     const out = await session.run(feeds, signalOption(options));
     takeRecorded(out, inputs.anchorAttention);

@@ -209,7 +209,11 @@ export function crossFrameTransform(setting: CrossFrameSetting): KeyValueTransfo
       throw new InvalidArgumentError(name, "a positive integer", v);
   }
   if (setting.anchorCache === true && batchSize === undefined)
-    throw new InvalidArgumentError("crossFrame.anchorCache", "used with batchSize (videos in the batch)", setting);
+    throw new InvalidArgumentError(
+      "crossFrame.anchorCache",
+      "used with batchSize (videos in the batch)",
+      setting,
+    );
   return videoLength !== undefined
     ? crossFrameAttention({ frames: videoLength, mode, anchors })
     : crossFrameAttention({

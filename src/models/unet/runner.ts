@@ -135,7 +135,11 @@ export class UNet2DConditionModelRunner extends ModelRunner implements Denoising
       ...residualFeeds(residualSpecs(session.inputs), inputs, residualOptions),
       ...intrablockFeeds(session.inputs, inputs.downIntrablockAdditionalResiduals, residualOptions),
       ...this.ipAdapterFeeds(inputs.ipAdapterKeyValues, batch),
-      ...anchorFeeds(this.modelName, session.inputs.map((s) => s.name), inputs.anchorAttention),
+      ...anchorFeeds(
+        this.modelName,
+        session.inputs.map((s) => s.name),
+        inputs.anchorAttention,
+      ),
     };
     const out = await session.run(feeds, signalOption(options));
     takeRecorded(out, inputs.anchorAttention);
