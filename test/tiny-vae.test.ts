@@ -4,9 +4,10 @@
  * enumerates them from diffusers 0.26.3's Sequentials (EncoderTiny / DecoderTiny), a plain-TypeScript
  * forward pass over the same weights (reference convolutions), and the runner compared against it;
  * the original release files (taesd_decoder / taesd_encoder, keys `<i>.*`) give the same numbers;
- * bad weights are reported together; `image --tiny-vae` decodes with it and refuses a size mismatch.
+ * bad weights are reported together; `image --tiny-vae` decodes with it and refuses a size mismatch;
+ * `video --tiny-vae` decodes its frames and encodes content-flow's img2img starts with it.
  */
-import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import sharp from "sharp";
@@ -269,6 +270,40 @@ describe("AutoencoderTiny (TAESD)", () => {
     const [p, t] = await Promise.all([sharp(plainOut).raw().toBuffer(), sharp(tinyOut).raw().toBuffer()]);
     expect(t.length).toBe(32 * 32 * 3);
     expect(Buffer.compare(p, t)).not.toBe(0);
+
+    // `video`: frames decoded by it, and content-flow's img2img starts encoded by its encoder.
+    const video = join(dir, "video");
+    const videoIo = captureIO();
+    const code = await main(
+      [
+        "video",
+        "test/fixtures/videos/car-turn-9f.mp4",
+        "--model",
+        "test/fixtures/golden/tiny-sd",
+        "--prompt",
+        "a red car",
+        "--controls-from",
+        "content-flow",
+        "--attention",
+        "per-frame",
+        "--frames",
+        "2",
+        "--size",
+        "64x64",
+        "--steps",
+        "2",
+        "--tiny-vae",
+        folder,
+        "--out",
+        video,
+      ],
+      videoIo,
+    );
+    expect(code, videoIo.err()).toBe(0);
+    const run = JSON.parse(await readFile(join(video, "run.json"), "utf8")) as {
+      settings: { tinyVae?: string };
+    };
+    expect(run.settings.tinyVae).toContain("taesd-two-level");
 
     const wrong = join(dir, "taesd-three-level");
     await mkdir(wrong, { recursive: true });
