@@ -10,6 +10,7 @@
  */
 import { InvalidArgumentError } from "../errors.js";
 import { ANCHOR_RECORD_INPUT, anchorInputOf } from "../nn/cross-frame.js";
+import type { RunOptions, Session } from "../runtime/session.js";
 import { type HostTensor, shapeToString, tensor } from "../tensor.js";
 
 /** One frame's keys/values for one model and step: anchor input name -> [V, 1, L, C]. */
@@ -122,4 +123,28 @@ export function takeRecorded(
     }
   }
   io.recorded(entries);
+}
+
+/**
+ * Runs `session` with `feeds` plus its anchor feeds (see anchorFeeds) and hands the recorded
+ * keys/values to `io.recorded`: the one way the UNet and ControlNet runners take the anchor cache.
+ */
+export async function runWithAnchors(
+  model: string,
+  session: Session,
+  feeds: Readonly<Record<string, HostTensor>>,
+  io: AnchorAttentionIO | undefined,
+  options: RunOptions = {},
+): Promise<Record<string, HostTensor>> {
+  const all = {
+    ...feeds,
+    ...anchorFeeds(
+      model,
+      session.inputs.map((s) => s.name),
+      io,
+    ),
+  };
+  const out = await session.run(all, options);
+  takeRecorded(out, io);
+  return out;
 }

@@ -6,7 +6,7 @@
 import { InvalidArgumentError } from "../../errors.js";
 import { WeightScope } from "../../nn/weights.js";
 import { type HostTensor, shapeToString, tensor } from "../../tensor.js";
-import { type AnchorAttentionIO, anchorFeeds, takeRecorded } from "../anchor-attention.js";
+import { type AnchorAttentionIO, runWithAnchors } from "../anchor-attention.js";
 import type { ModelLoadOptions } from "../compiled-graph.js";
 import { type ModelSource, resolveModelSource } from "../component-source.js";
 import type { ControlNet, ControlNetOutputs } from "../model-interfaces.js";
@@ -99,18 +99,13 @@ export class ControlNetModelRunner extends ModelRunner implements ControlNet {
       [CONTROLNET_INPUT.controlnetCond]: cond,
       [CONTROLNET_INPUT.conditioningScale]: tensor("float32", [], Float32Array.of(inputs.conditioningScale)),
     };
-    const session = await this.openSession();
-    Object.assign(
+    return runWithAnchors(
+      this.modelName,
+      await this.openSession(),
       feeds,
-      anchorFeeds(
-        this.modelName,
-        session.inputs.map((s) => s.name),
-        inputs.anchorAttention,
-      ),
+      inputs.anchorAttention,
+      signalOption(options),
     );
-    const out = await session.run(feeds, signalOption(options));
-    takeRecorded(out, inputs.anchorAttention);
-    return out;
   }
 
   /** The residuals for the UNet (down_block_additional_residuals, mid_block_additional_residual). */

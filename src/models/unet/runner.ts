@@ -7,7 +7,7 @@
 import { InvalidArgumentError } from "../../errors.js";
 import { WeightScope } from "../../nn/weights.js";
 import { type HostTensor, shapeToString, tensor } from "../../tensor.js";
-import { type AnchorAttentionIO, anchorFeeds, takeRecorded } from "../anchor-attention.js";
+import { type AnchorAttentionIO, runWithAnchors } from "../anchor-attention.js";
 import type { ModelLoadOptions } from "../compiled-graph.js";
 import { type ModelSource, resolveModelSource } from "../component-source.js";
 import type { DenoisingUNet } from "../model-interfaces.js";
@@ -135,15 +135,8 @@ export class UNet2DConditionModelRunner extends ModelRunner implements Denoising
       ...residualFeeds(residualSpecs(session.inputs), inputs, residualOptions),
       ...intrablockFeeds(session.inputs, inputs.downIntrablockAdditionalResiduals, residualOptions),
       ...this.ipAdapterFeeds(inputs.ipAdapterKeyValues, batch),
-      ...anchorFeeds(
-        this.modelName,
-        session.inputs.map((s) => s.name),
-        inputs.anchorAttention,
-      ),
     };
-    const out = await session.run(feeds, signalOption(options));
-    takeRecorded(out, inputs.anchorAttention);
-    return out;
+    return runWithAnchors(this.modelName, session, feeds, inputs.anchorAttention, signalOption(options));
   }
 
   /**
