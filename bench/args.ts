@@ -85,7 +85,7 @@ export const USAGE = `npm run bench -- [--only ${PARTS.join(",")}] [--size 512,2
   --only train: one SD-1.5 UNet training step at 256x256 (every weight trainable) against the
   inference step, and with recompute (peak RSS); about 10 minutes, ~16 GB RAM, ~11 GB temp space.
   --only lcm: a 16-frame 512x512 ControlNet video, LCM 4 steps, with a synthetic 144-layer LoRA fused
-  (and the fusing time); about 10 minutes.
+  (and the fusing time), decoded by a tiny autoencoder (TAESD architecture); about 10 minutes.
   --only uni: a full-size Uni-ControlNet step at 512x512 (CFG batch 2) against the plain UNet step; ~5 min.
   --only taesd: one 512x512 frame decoded / encoded by the SD-1.5 VAE and by a Tiny AutoEncoder (TAESD)
   --only tav: one Tune-A-Video tuning step (SD-1.5 inflated UNet, 8 frames at 256x256, gradients of

@@ -9,6 +9,7 @@
  *    `guidance` (1: no CFG batch, as LCM-LoRA is used), `generateVideo` over the synthetic clip with
  *    the given strategy and batch; fixed random prompt embeddings stand in for CLIP.
  */
+import type { AnchorCacheStats } from "../src/engine/anchor-cache.js";
 import { MemoryFrameStore } from "../src/engine/frame-store.js";
 import { generateVideo } from "../src/engine/generate-video.js";
 import { cannyAnnotator } from "../src/engine/methods/annotator.js";
@@ -19,6 +20,8 @@ import { loadControlNetModel } from "../src/models/controlnet/index.js";
 import { buildUNet2DConditionModel } from "../src/models/unet/build.js";
 import { loadUNet2DConditionModel } from "../src/models/unet/runner.js";
 import { AutoencoderKL } from "../src/models/vae/autoencoder-kl.js";
+import { defaultAutoencoderTinyConfig } from "../src/models/vae-tiny/config.js";
+import { AutoencoderTiny } from "../src/models/vae-tiny/runner.js";
 import { type WeightStore, randomWeights } from "../src/nn/weight-store.js";
 import { WeightScope } from "../src/nn/weights.js";
 import { vaeLatentEncoder } from "../src/pipeline/stable-diffusion.js";
@@ -41,6 +44,8 @@ export interface LcmJob {
   readonly guidance: number;
   readonly batch: number;
   readonly strategy: Strategy;
+  /** Decode (and encode) with a TAESD-architecture AutoencoderTiny instead of the SD-1.5 VAE. */
+  readonly tinyVae: boolean;
 }
 
 export interface LcmResult {
@@ -53,6 +58,10 @@ export interface LcmResult {
   readonly controlnetSeconds: number;
   readonly vaeSeconds: number;
   readonly strategy: string;
+  readonly vae: "AutoencoderKL" | "AutoencoderTiny";
+  /** Frame-steps the UNet denoised (anchors the cache did not cover included). */
+  readonly unetFrameSteps: number;
+  readonly anchorCache: AnchorCacheStats | null;
   readonly peakRssMiB: number;
   readonly maxRssMiB: number;
 }
@@ -107,10 +116,20 @@ async function main(): Promise<void> {
     { config: sd15ControlNetConfig(), store: randomWeights({ seed: 3 }) },
     { ...common, broadcastPooled: true, ...crossFrameOf(job) },
   );
-  const vae = await AutoencoderKL.load({ config: SD15_VAE, store: randomWeights({ seed: 2 }) }, common);
+  const vae = job.tinyVae
+    ? await AutoencoderTiny.load(
+        {
+          config: defaultAutoencoderTinyConfig(),
+          configName: "AutoencoderTiny defaults",
+          decoder: { store: randomWeights({ seed: 7 }), weightsId: null },
+          encoder: { store: randomWeights({ seed: 8 }), weightsId: null },
+        },
+        common,
+      )
+    : await AutoencoderKL.load({ config: SD15_VAE, store: randomWeights({ seed: 2 }) }, common);
   const loadSeconds = (performance.now() - t2) / 1000;
   log(`lcm: models loaded in ${loadSeconds.toFixed(1)} s (rss ${rssMiB()} MiB)`);
-  const timers = { unet: 0, unetCalls: 0, controlnet: 0, vae: 0 };
+  const timers = { unet: 0, unetCalls: 0, unetFrameSteps: 0, controlnet: 0, vae: 0 };
   const timed = async <T>(key: "unet" | "controlnet" | "vae", fn: () => Promise<T>): Promise<T> => {
     const s = performance.now();
     const r = await fn();
@@ -132,13 +151,26 @@ async function main(): Promise<void> {
     source,
   });
   const started = performance.now();
+  let stats: AnchorCacheStats | null = null;
   try {
-    await generateVideo(
+    const result = await generateVideo(
       {
         tokenizer: { tokenize: () => Promise.reject(new Error("no text encoder")) as never },
         textEncoder: { encode: () => Promise.reject(new Error("no text encoder")) },
-        unet: { forward: (inputs) => timed("unet", () => unet.forward(inputs)) },
-        controlnets: [{ forward: (inputs) => timed("controlnet", () => controlnet.forward(inputs)) }],
+        // the anchor cache is used when every model says it was built for it
+        unet: {
+          ...(unet.anchorCache === true ? { anchorCache: true } : {}),
+          forward: (inputs) => {
+            timers.unetFrameSteps += inputs.sample.shape[0] ?? 0;
+            return timed("unet", () => unet.forward(inputs));
+          },
+        },
+        controlnets: [
+          {
+            ...(controlnet.anchorCache === true ? { anchorCache: true } : {}),
+            forward: (inputs) => timed("controlnet", () => controlnet.forward(inputs)),
+          },
+        ],
         vae: {
           scalingFactor: vae.scalingFactor,
           decode: (z) => timed("vae", () => vae.decode(z, { batchSize: 1 })),
@@ -165,6 +197,7 @@ async function main(): Promise<void> {
         onFrame: (i) => log(`lcm: frame ${i} at ${((performance.now() - started) / 1000).toFixed(1)} s`),
       },
     );
+    stats = result.anchorCache ?? null;
   } finally {
     await source.close();
   }
@@ -186,6 +219,9 @@ async function main(): Promise<void> {
     controlnetSeconds: round(timers.controlnet),
     vaeSeconds: round(timers.vae),
     strategy: strategyName(job.strategy),
+    vae: job.tinyVae ? "AutoencoderTiny" : "AutoencoderKL",
+    unetFrameSteps: timers.unetFrameSteps,
+    anchorCache: stats,
     peakRssMiB: sampler.peakMiB(),
     maxRssMiB: maxRssMiB(),
   };

@@ -2,7 +2,9 @@
  * LCM benchmark (issue 10): a 16-frame 512x512 ControlNet video with the LCM scheduler, 4 steps,
  * guidance 1 (no CFG batch, as LCM-LoRA is used), on full-size SD-1.5 random weights with a synthetic
  * 144-layer kohya LoRA (rank 64, fp16, the attention projections and feed-forward outputs of all 16
- * transformer blocks) fused into the UNet; and the time to fuse that file. Runs in a child process
+ * transformer blocks) fused into the UNet; and the time to fuse that file. `first` attention with the
+ * anchor cache (frame 0's keys/values recorded once), frames decoded by a TAESD-architecture tiny
+ * autoencoder (`--tiny-vae`; random weights) unless `tinyVae: false`. Runs in a child process
  * (lcm-session.ts). Goal: the whole video in <= 6 minutes on the 2-core machine.
  */
 import { join } from "node:path";
@@ -21,6 +23,8 @@ export interface LcmBenchOptions {
   readonly frames?: number;
   readonly steps?: number;
   readonly batch?: number;
+  /** (optional, default true) decode with a TAESD-architecture tiny autoencoder (`--tiny-vae`). */
+  readonly tinyVae?: boolean;
 }
 
 /** The 16 transformer blocks of SD-1.5 and their widths. */
@@ -92,6 +96,7 @@ export async function benchLcm(
     guidance: 1,
     batch: options.batch ?? 4,
     strategy,
+    tinyVae: options.tinyVae ?? true,
   };
   const result = (await runChild("./lcm-session.ts", job)) as LcmResult;
   const goalSeconds = 360;

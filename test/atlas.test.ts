@@ -10,12 +10,14 @@ import { ATLAS_BG_FILE, exportAtlases, readAtlasEdit, renderAtlasFrames } from "
 import { createAtlasModel, fitAtlas, loadAtlasModel } from "../src/atlas/fit.js";
 import { TorchRandint, prepareAtlasData } from "../src/atlas/data.js";
 import { RELEASE_LOSS_CONFIG, coefficientsAt } from "../src/atlas/losses.js";
+import { initialParameters } from "../src/atlas/networks.js";
 import { openStepRunner } from "../src/atlas/step.js";
 import { main } from "../src/cli/main.js";
 import { runConformance } from "../src/conformance/run.js";
 import { readImageFile, writePngFile } from "../src/control/png.js";
 import { pairFlows } from "../src/control/flow.js";
 import { CancelledError, InvalidArgumentError } from "../src/errors.js";
+import { TorchGenerator } from "../src/random/torch-generator.js";
 import { readAllFrames } from "../src/video/read.js";
 import { captureIO } from "./helpers/cli-io.js";
 import { GOLDEN } from "./helpers/golden-fixture.js";
@@ -103,7 +105,16 @@ describe("atlas fitting and editing on car-turn at 32x32", () => {
     const b = join(tmp, "b");
     await createAtlasModel(a, input(), settings);
     await createAtlasModel(b, input(), settings);
-    await fitAtlas(await loadAtlasModel(a), { iterations: 4 });
+    // onCheckpoint follows every checkpoint: periodic (every 3), final
+    const checkpoints: number[] = [];
+    await fitAtlas(await loadAtlasModel(a), {
+      iterations: 4,
+      checkpointEvery: 3,
+      onCheckpoint: async (it) => {
+        checkpoints.push(it);
+      },
+    });
+    expect(checkpoints).toEqual([3, 4]);
     const controller = new AbortController();
     await expect(
       fitAtlas(await loadAtlasModel(b), {
@@ -112,8 +123,12 @@ describe("atlas fitting and editing on car-turn at 32x32", () => {
         onIteration: (p) => {
           if (p.iteration === 2) controller.abort();
         },
+        onCheckpoint: async (it) => {
+          checkpoints.push(it);
+        },
       }),
     ).rejects.toBeInstanceOf(CancelledError);
+    expect(checkpoints).toEqual([3, 4, 2]); // the cancel's checkpoint
     const stopped = await loadAtlasModel(b);
     expect(stopped.iteration).toBe(2);
     await fitAtlas(stopped, { iterations: 4 });
@@ -305,6 +320,43 @@ describe("atlas fitting and editing on car-turn at 32x32", () => {
       await main(["atlas", "render", out, "--atlas", join(out, "atlas-bg.png"), "--out", video], rio),
     ).toBe(0);
     expect(rio.out()).toMatch(/3 frames 32x32/);
+
+    // the grid-encoded atlas: its tables are in the checkpoint, its spec in model.json; render reads both
+    const grid = join(tmp, "grid");
+    const gio = captureIO();
+    expect(
+      await main(
+        [
+          "atlas",
+          "fit",
+          CLIP,
+          "--out",
+          grid,
+          ...args,
+          "--encoding",
+          "grid",
+          "--iterations",
+          "2",
+          "--atlas-size",
+          "32",
+        ],
+        gio,
+      ),
+    ).toBe(0);
+    const gridModel = await loadAtlasModel(grid);
+    expect(gridModel.info.nets.atlas.grid?.resolutions).toEqual([16, 32, 64, 128, 256, 512]);
+    expect(gridModel.params.get("atlas.grid.5")?.length).toBe(512 * 512 * 2);
+    // the two steps moved the finest table away from its seeded initial values
+    const finest = gridModel.params.get("atlas.grid.5") ?? new Float32Array(0);
+    const gen = new TorchGenerator(0);
+    const initial = initialParameters(gridModel.info.nets, (n) => gen.rand([n]).data);
+    expect(finest.some((v, i) => v !== initial.get("atlas.grid.5")?.data[i])).toBe(true);
+    expect(await main(["atlas", "render", grid, "--out", join(tmp, "grid-render.mp4")], captureIO())).toBe(0);
+    const bad = captureIO();
+    expect(
+      await main(["atlas", "fit", CLIP, "--out", join(tmp, "bad-enc"), ...args, "--encoding", "hash"], bad),
+    ).not.toBe(0);
+    expect(bad.err()).toMatch(/--encoding/);
 
     const masks = join(tmp, "masks");
     await mkdir(masks);

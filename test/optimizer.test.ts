@@ -2,7 +2,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { runConformance } from "../src/conformance/run.js";
 import { InvalidArgumentError } from "../src/errors.js";
-import { AdamW, SGD, clipGradNorm, learningRateSchedule } from "../src/train/optim/index.js";
+import { Adam, AdamW, SGD, clipGradNorm, learningRateSchedule } from "../src/train/optim/index.js";
 import { GOLDEN } from "./helpers/golden-fixture.js";
 
 describe("optimizer golden fixture (torch.optim 1.13, diffusers get_scheduler)", () => {
@@ -37,6 +37,41 @@ describe("optimisers", () => {
     );
     expect(Array.from(q)).toEqual([3]);
     expect(Object.keys(opt.state().tensors).sort()).toEqual(["p.exp_avg", "p.exp_avg_sq"]);
+  });
+
+  it("lazy parameters (SparseAdam semantics): zero-gradient elements keep value and moments", () => {
+    const grads = [
+      [0.5, 0, -0.25],
+      [0, 0, 0.75],
+      [0.1, 0, 0],
+    ];
+    const lazy = new Adam({ lr: 0.01, lazy: (n) => n === "table" });
+    const plain = new Adam({ lr: 0.01 });
+    const table = Float32Array.from([1, 2, 3]);
+    const dense = Float32Array.from([1, 2, 3]);
+    for (const g of grads) {
+      lazy.step(new Map([["table", table]]), new Map([["table", Float32Array.from(g)]]));
+      plain.step(new Map([["table", dense]]), new Map([["table", Float32Array.from(g)]]));
+    }
+    // element 1 never had a gradient: untouched, no moments
+    expect(table[1]).toBe(2);
+    const m = lazy.state().tensors["table.exp_avg"]?.data as Float32Array;
+    expect(m[1]).toBe(0);
+    // element 0: steps 1 and 3 only (its moments did not decay at step 2), so it differs from Adam,
+    // whose step 2 moves it with the decayed momentum
+    expect(table[0]).not.toBe(dense[0]);
+    expect(dense[1]).toBe(2);
+    // the same schedule written out: m, v updated at t = 1 and t = 3, bias corrections of t
+    let [p, mm, vv] = [1, 0, 0];
+    for (const [t, g] of [
+      [1, 0.5],
+      [3, 0.1],
+    ] as const) {
+      mm = 0.9 * mm + 0.1 * g;
+      vv = 0.999 * vv + 0.001 * g * g;
+      p -= (0.01 / (1 - 0.9 ** t)) * (mm / (Math.sqrt(vv) / Math.sqrt(1 - 0.999 ** t) + 1e-8));
+    }
+    expect(table[0]).toBeCloseTo(p, 6);
   });
 
   it("clip_grad_norm_ returns the norm before clipping and scales every gradient", () => {

@@ -33,7 +33,13 @@ import { openSafetensors, readSafetensors, writeSafetensors } from "../weights/s
 import { TorchRandint, prepareAtlasData } from "./data.js";
 import { type StepRunner, openStepRunner } from "./step.js";
 import { type AtlasLossConfig, RELEASE_LOSS_CONFIG, coefficientsAt } from "./losses.js";
-import { type AtlasNets, initialParameters, modelParameterShapes, releaseNets } from "./networks.js";
+import {
+  type AtlasNets,
+  gridAtlasNets,
+  initialParameters,
+  modelParameterShapes,
+  releaseNets,
+} from "./networks.js";
 import { buildPretrainGraph, pretrainXyt } from "./pretrain.js";
 
 export const MODEL_FILE = "model.json";
@@ -75,6 +81,14 @@ export interface FitInput {
 export interface FitSettings {
   /** (optional, default 256) hidden width of every net (the release's). */
   readonly width?: number;
+  /**
+   * (optional, default "pe", the release's) the atlas (texture) net: "pe" is the release's 8-layer
+   * MLP on a positional encoding; "grid" a multiresolution grid encoding with a small MLP
+   * (`gridAtlasNets`: not in the release, much faster to fit on long clips).
+   */
+  readonly encoding?: AtlasEncoding;
+  /** (optional) the nets themselves (then `width` and `encoding` are not used). */
+  readonly nets?: AtlasNets;
   /** (optional, default 10000) pixels per iteration. */
   readonly batch?: number;
   /** (optional, default 0) seed of the random stream and of the initial weights. */
@@ -88,6 +102,18 @@ export interface FitSettings {
   /** (optional, default 1e-4, the release's) Adam learning rate of pre-training and fitting. */
   readonly lr?: number;
   readonly source?: string;
+}
+
+export type AtlasEncoding = "pe" | "grid";
+
+/** The nets of a new model: the release's, or with the grid-encoded atlas. */
+export function fitNets(settings: Pick<FitSettings, "width" | "encoding" | "nets">): AtlasNets {
+  if (settings.nets) return settings.nets;
+  const width = settings.width ?? 256;
+  const encoding = settings.encoding ?? "pe";
+  if (encoding === "grid") return gridAtlasNets(width);
+  if (encoding !== "pe") throw new InvalidArgumentError("encoding", '"pe" or "grid"', encoding);
+  return releaseNets(width);
 }
 
 export interface FitProgress {
@@ -106,6 +132,12 @@ export interface FitOptions {
   readonly checkpointEvery?: number;
   /** (optional) per-iteration report. */
   readonly onIteration?: (p: FitProgress) => void;
+  /**
+   * (optional) called after every checkpoint is written (periodic, final, and on cancel) with the
+   * iteration it resumes at: where a caller saves what belongs to the same point (the CLI's
+   * progress.csv), so a killed fit's log ends where its checkpoint does.
+   */
+  readonly onCheckpoint?: (iteration: number) => Promise<void>;
   readonly onProgress?: ProgressCallback;
   /** Cancels between iterations; the checkpoint of the last finished iteration is written first. */
   readonly signal?: AbortSignal;
@@ -158,7 +190,7 @@ export async function createAtlasModel(
     width: input.width,
     height: input.height,
     frames: input.count,
-    nets: releaseNets(settings.width ?? 256),
+    nets: fitNets(settings),
     loss: settings.loss ?? RELEASE_LOSS_CONFIG,
     batch: positive("batch", settings.batch ?? 10000),
     seed: settings.seed ?? 0,
@@ -210,7 +242,7 @@ async function writeModelFiles(
   for (const net of ["mapping1", "mapping2"] as const) {
     await pretrain(info, params, net, rng, options);
   }
-  await writeCheckpoint(dir, info, params, new Adam({ lr: info.lr }), 0);
+  await writeCheckpoint(dir, info, params, atlasAdam(info.lr), 0);
 }
 
 function positiveNumber(name: string, v: number): number {
@@ -244,7 +276,7 @@ async function pretrain(
   const total = info.pretrainIterations * info.frames;
   options.onProgress?.({ status: "start", task, total });
   try {
-    const adam = new Adam({ lr: info.lr });
+    const adam = atlasAdam(info.lr);
     const own = new Map(names.map((n) => [n, params.get(n) as Float32Array]));
     for (let i = 0; i < info.pretrainIterations; i++)
       for (let f = 0; f < info.frames; f++) {
@@ -351,7 +383,7 @@ export async function loadAtlasModel(dir: string): Promise<AtlasModel> {
   }
   const meta = (await openSafetensors(ckptPath)).metadata;
   const iteration = Number(meta.iteration ?? "0");
-  const adam = new Adam({ lr: info.lr });
+  const adam = atlasAdam(info.lr);
   const state: Record<string, HostTensor<"float32">> = {};
   for (const [k, t] of ckpt)
     if (k.startsWith("optimizer.")) state[k.slice("optimizer.".length)] = toFloat32(t);
@@ -383,11 +415,15 @@ export async function fitAtlas(model: AtlasModel, options: FitOptions): Promise<
   let lastPsnr = NaN;
   const started = performance.now();
   const task = "fitting atlases";
+  const checkpoint = async (): Promise<void> => {
+    await writeCheckpoint(model.dir, info, params, adam, iteration);
+    await options.onCheckpoint?.(iteration);
+  };
   options.onProgress?.({ status: "start", task, total: options.iterations });
   try {
     while (iteration < options.iterations) {
       if (options.signal?.aborted) {
-        await writeCheckpoint(model.dir, info, params, adam, iteration);
+        await checkpoint();
         throw new CancelledError(`${task} (checkpoint kept at iteration ${iteration})`);
       }
       const t0 = performance.now();
@@ -415,10 +451,9 @@ export async function fitAtlas(model: AtlasModel, options: FitOptions): Promise<
         msPerIteration: performance.now() - t0,
       });
       options.onProgress?.({ status: "progress", task, done: iteration, total: options.iterations });
-      if (iteration % every === 0 && iteration < options.iterations)
-        await writeCheckpoint(model.dir, info, params, adam, iteration);
+      if (iteration % every === 0 && iteration < options.iterations) await checkpoint();
     }
-    await writeCheckpoint(model.dir, info, params, adam, iteration);
+    await checkpoint();
   } finally {
     await runner?.release();
   }
@@ -430,6 +465,13 @@ export async function fitAtlas(model: AtlasModel, options: FitOptions): Promise<
     msPerIteration: done > 0 ? (performance.now() - started) / done : 0,
   };
 }
+
+/** The fit's optimizer: Adam over every net; the grid tables (`<net>.grid.<l>`) updated lazily. */
+export function atlasAdam(lr: number): Adam {
+  return new Adam({ lr, lazy: (name) => GRID_TABLE.test(name) });
+}
+
+const GRID_TABLE = /\.grid\.\d+$/;
 
 /** PSNR of a mean squared colour distance summed over 3 channels (the release's rgb loss). */
 export function psnrOfRgbLoss(rgbLoss: number): number {

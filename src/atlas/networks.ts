@@ -28,6 +28,94 @@ export interface ImlpSpec {
   readonly positional: boolean;
   /** Number of PE frequencies L (2·inputDim·L features). */
   readonly positionalDim: number;
+  /**
+   * (optional; not in the release) a multiresolution grid encoding of a 2-D input instead of PE (see
+   * {@link gridEncoding}); its tables are parameters `<prefix>.grid.<level>`.
+   */
+  readonly grid?: GridSpec;
+}
+
+/**
+ * A multiresolution grid encoding (Instant-NGP's encoding with dense, unhashed tables): per level a
+ * table of R×R vertices with `features` values each over [-1, 1]², bilinearly interpolated at the
+ * input; the levels' features are concatenated, coarse to fine.
+ */
+export interface GridSpec {
+  /**
+   * Vertices per side of each level, coarse to fine: one number (every input dimension) or one per
+   * dimension (e.g. [x, y, t] for a mapping net).
+   */
+  readonly resolutions: readonly (number | readonly number[])[];
+  /** Values per vertex. */
+  readonly features: number;
+  /**
+   * The encoding uses table × scale, so Adam's step on a table value is lr × scale: the tables learn
+   * faster than the MLP weights (Instant-NGP trains its tables at lr 1e-2) with one optimizer.
+   */
+  readonly scale: number;
+  /** (optional, default false) the raw input is concatenated in front of the grid features. */
+  readonly raw?: boolean;
+}
+
+/** Vertices per side of every dimension of one level. */
+export function levelSides(level: number | readonly number[], dims: number): number[] {
+  return typeof level === "number" ? Array.from({ length: dims }, () => level) : [...level];
+}
+
+/**
+ * The grid the fast atlas uses: 6 levels, 16 to 512 vertices per side (≈ 1.6 vertices per pixel of a
+ * 128² frame at the release's uv scale 0.8), 2 values each, scale 10. A 1024 level cost 1.5× per
+ * iteration on the 9-frame clip at 128² without a better PSNR per iteration.
+ */
+export const DEFAULT_ATLAS_GRID: GridSpec = {
+  resolutions: [16, 32, 64, 128, 256, 512],
+  features: 2,
+  scale: 10,
+};
+
+function checkGrid(grid: GridSpec, dims: number): void {
+  if (grid.resolutions.length === 0)
+    throw new InvalidArgumentError("grid resolutions", "at least one level", grid.resolutions);
+  for (const level of grid.resolutions) {
+    const sides = levelSides(level, dims);
+    if (sides.length !== dims || sides.some((r) => !Number.isInteger(r) || r < 2))
+      throw new InvalidArgumentError("grid resolutions", `${dims} integers ≥ 2 per level`, grid.resolutions);
+  }
+}
+
+/**
+ * The release's nets with the atlas (texture) net replaced by a grid encoding and a small MLP
+ * (`layers` Linear layers of `atlasWidth`, no PE, no skips): most of the texture lives in the tables,
+ * which cost a few gathers per sample instead of a wide, deep MLP (the fast fit of long clips).
+ */
+export function gridAtlasNets(
+  width: number,
+  options: { grid?: GridSpec; atlasWidth?: number; layers?: number } = {},
+): AtlasNets {
+  const grid = options.grid ?? DEFAULT_ATLAS_GRID;
+  const atlasWidth = options.atlasWidth ?? 64;
+  const layers = options.layers ?? 3;
+  for (const [name, v] of [
+    ["atlas width", atlasWidth],
+    ["atlas layers", layers],
+    ["grid features", grid.features],
+  ] as const)
+    if (!Number.isInteger(v) || v < 1) throw new InvalidArgumentError(name, "a positive integer", v);
+  checkGrid(grid, 2);
+  const base = releaseNets(width);
+  return {
+    ...base,
+    atlas: {
+      inputDim: 2,
+      outputDim: 3,
+      hiddenDim: atlasWidth,
+      numLayers: layers,
+      skipLayers: [],
+      positional: false,
+      positionalDim: 0,
+      grid,
+    },
+  };
 }
 
 /** The four nets of one atlas model. */
@@ -89,6 +177,8 @@ export function releaseNets(width: number | Partial<Record<NetName, number>> = 2
 
 /** Width of the encoded input (first layer's and skip layers' extra input). */
 export function encodedDim(spec: ImlpSpec): number {
+  if (spec.grid)
+    return spec.grid.resolutions.length * spec.grid.features + (spec.grid.raw ? spec.inputDim : 0);
   return spec.positional ? 2 * spec.inputDim * spec.positionalDim : spec.inputDim;
 }
 
@@ -103,10 +193,17 @@ export function layerShapes(spec: ImlpSpec): [number, number][] {
 
 /** Parameter names and shapes (state_dict order) of one net, prefixed `<prefix>.`. */
 export function parameterShapes(prefix: string, spec: ImlpSpec): [string, number[]][] {
-  return layerShapes(spec).flatMap(([inF, outF], i): [string, number[]][] => [
-    [`${prefix}.hidden.${i}.weight`, [outF, inF]],
-    [`${prefix}.hidden.${i}.bias`, [outF]],
+  const grid = (spec.grid?.resolutions ?? []).map((r, l): [string, number[]] => [
+    `${prefix}.grid.${l}`,
+    [levelSides(r, spec.inputDim).reduce((a, b) => a * b, 1), spec.grid?.features ?? 0],
   ]);
+  return [
+    ...grid,
+    ...layerShapes(spec).flatMap(([inF, outF], i): [string, number[]][] => [
+      [`${prefix}.hidden.${i}.weight`, [outF, inF]],
+      [`${prefix}.hidden.${i}.bias`, [outF]],
+    ]),
+  ];
 }
 
 /** All parameter names and shapes of a model, nets in {@link NET_NAMES} order (the release's Adam groups). */
@@ -132,6 +229,97 @@ export function positionalEncoding(g: GraphBuilder, x: Value, frequencies: numbe
   if (typeof d !== "number")
     throw new InvalidArgumentError("positionalEncoding input", "a static number of coordinates", x.shape);
   return op.Reshape(g, op.Transpose(g, both, [0, 2, 1]), [-1, 2 * d * frequencies]);
+}
+
+/**
+ * The grid encoding of `x` [K, d] in [-1, 1]^d (see {@link GridSpec}) with the tables
+ * `<prefix>.grid.<l>` [∏ sides, F] from `params`: [K, levels·F] (after the raw input with
+ * `grid.raw`). Per level the position p = (x + 1)/2·(side − 1) (clamped to the table) picks the
+ * cell's 2^d vertices (one Gather of [K, 2^d] indices, the first dimension fastest: y·R + x in 2-D)
+ * and weighs them (bi/tri)linearly with the fractional part. The gradient reaches the tables
+ * (Gather's rule: a ScatterND add) and the input (through the weights), so the mapping nets learn
+ * from the colours.
+ */
+export function gridEncoding(
+  g: GraphBuilder,
+  x: Value,
+  grid: GridSpec,
+  prefix: string,
+  params: ParameterValues,
+): Value {
+  const dims = x.shape[1];
+  if (typeof dims !== "number")
+    throw new InvalidArgumentError("gridEncoding input", "a static number of coordinates", x.shape);
+  checkGrid(grid, dims);
+  const corners = 2 ** dims;
+  const levels = grid.resolutions.map((level, l) => {
+    const table = params.get(`${prefix}.grid.${l}`);
+    if (!table) throw new InvalidArgumentError("params", `${prefix}.grid.${l}`, [...params.keys()]);
+    const sides = levelSides(level, dims);
+    // position in vertex units, kept inside the table so the cell's far corner exists
+    const half = g.constant(
+      tensor(
+        "float32",
+        [dims],
+        Float32Array.from(sides, (r) => 0.5 * (r - 1)),
+      ),
+    );
+    const top = g.constant(
+      tensor(
+        "float32",
+        [dims],
+        Float32Array.from(sides, (r) => r - 1 - 1e-3),
+      ),
+    );
+    const p = op.Min(g, op.Max(g, op.Mul(g, op.Add(g, x, 1), half), 0), top);
+    const cell = op.Cast(g, p, "int64"); // p ≥ 0: truncation is floor; no gradient path
+    const frac = op.Sub(g, p, op.Cast(g, cell, "float32"));
+    // the first dimension fastest: index = x + side_x·(y + side_y·(t ...))
+    const strides = sides.map((_, d) => sides.slice(0, d).reduce((a, b) => a * b, 1));
+    const stride = g.constantOf("int64", [dims], strides);
+    const base = op.ReduceSum(g, op.Mul(g, cell, stride), [1]); // [K, 1]
+    const bits = Array.from({ length: corners }, (_, c) =>
+      Array.from({ length: dims }, (_, d) => (c >> (dims - 1 - d)) & 1),
+    );
+    const offsets = g.constantOf(
+      "int64",
+      [corners],
+      bits.map((bs) => bs.reduce((a, bit, d) => a + bit * (strides[d] ?? 0), 0)),
+    );
+    const idx = op.Add(g, base, offsets); // [K, 2^d]
+    // weight of a corner: ∏_d (bit ? frac_d : 1 − frac_d)
+    const lo = op.Sub(g, 1, frac);
+    // [2d, K]: rows lo_0..lo_{d-1}, frac_0..frac_{d-1} (Gather's gradient rule is for axis 0)
+    const factors = op.Transpose(g, op.Concat(g, [lo, frac], 1), [1, 0]);
+    const pick = g.constantOf(
+      "int64",
+      [corners * dims],
+      bits.flatMap((bs) => bs.map((bit, d) => bit * dims + d)),
+    );
+    const chosen = op.Reshape(g, op.Gather(g, factors, pick, 0), [corners, dims, -1]);
+    const weights = op.Transpose(g, reduceProduct(g, chosen, dims), [1, 0]); // [K, 2^d]
+    const values = op.Gather(g, table, idx, 0); // [K, 2^d, F]
+    return op.ReduceSum(g, op.Mul(g, values, op.Unsqueeze(g, weights, [2])), [1], { keepdims: false });
+  });
+  const features = op.Mul(
+    g,
+    levels.length === 1 ? (levels[0] as Value) : op.Concat(g, levels, 1),
+    grid.scale,
+  );
+  return grid.raw ? op.Concat(g, [x, features], 1) : features;
+}
+
+/** ∏ over axis 1 (size `n`) of [C, n, K] by Split and Mul (a differentiable product): [C, K]. */
+function reduceProduct(g: GraphBuilder, x: Value, n: number): Value {
+  const parts = op.Split(
+    g,
+    x,
+    1,
+    Array.from({ length: n }, () => 1),
+  );
+  let out = parts[0] as Value;
+  for (const p of parts.slice(1)) out = op.Mul(g, out, p);
+  return op.Squeeze(g, out, [1]);
 }
 
 const FIXED_POINT = 2 ** 40;
@@ -166,7 +354,11 @@ export function imlp(
   x: Value,
 ): ImlpOutputs {
   return g.scope(prefix, () => {
-    const encoded = spec.positional ? positionalEncoding(g, x, spec.positionalDim) : x;
+    const encoded = spec.grid
+      ? gridEncoding(g, x, spec.grid, prefix, params)
+      : spec.positional
+        ? positionalEncoding(g, x, spec.positionalDim)
+        : x;
     const detached = spec.skipLayers.length > 0 ? stopGradient(g, encoded) : encoded;
     const layers: Value[] = [];
     let h = encoded;
@@ -218,6 +410,21 @@ export function initialParameters(
 ): Map<string, HostTensor<"float32">> {
   const out = new Map<string, HostTensor<"float32">>();
   for (const [name, shape] of modelParameterShapes(nets)) {
+    const level = /^(\w+)\.grid\.\d+$/.exec(name);
+    if (level) {
+      // Instant-NGP's table init U(±1e-4), in units of the spec's scale
+      const scale = nets[level[1] as NetName].grid?.scale ?? 1;
+      const n = shape.reduce((a, b) => a * b, 1);
+      out.set(
+        name,
+        tensor(
+          "float32",
+          shape,
+          rand(n).map((u) => ((u * 2 - 1) * 1e-4) / scale),
+        ),
+      );
+      continue;
+    }
     if (!name.endsWith(".weight")) continue;
     const [outF = 0, inF = 1] = shape;
     const bound = 1 / Math.sqrt(inF);

@@ -46,7 +46,7 @@ const PROGRESS_FILE = "progress.csv";
 
 const USAGE = `Usage:
   steadyframe atlas fit <video> --out DIR [--mask masks/] [--frames N] [--size WxH] [--iterations N]
-                        [--width N] [--batch N] [--pretrain N] [--seed N] [--flows FILE]
+                        [--width N] [--encoding pe|grid] [--batch N] [--pretrain N] [--seed N] [--flows FILE]
                         [--checkpoint-every N] [--atlas-size R] [--workers N] [--resume]
                         [--lr LR] [--threads N]
   steadyframe atlas export DIR [--atlas-size R] [--threads N]
@@ -67,7 +67,11 @@ fit options:
   --frames N            use the first N frames (at least 2; default all)
   --size WxH | N        working size (N = short side, aspect kept; default 128)
   --iterations N        total iterations to reach (default 2000; the release runs 400000)
-  --width N             hidden width of every network (default 256, the release's)
+  --width N             hidden width of every network (default 256, the release's; with --encoding
+                        grid: of the mapping and alpha networks)
+  --encoding pe|grid    the atlas (texture) network: pe = the release's 8-layer MLP on a positional
+                        encoding (default); grid = a multiresolution grid (6 levels, 16..512 vertices
+                        per side) and a 3-layer width-64 MLP: not the release's, fits long clips fast
   --batch N             pixels per iteration (default 10000, the release's)
   --pretrain N          mapping pre-training iterations (default 100, the release's)
   --seed N              seed of the weights and of the pixel sampling (default 0)
@@ -219,6 +223,7 @@ async function fit(args: readonly string[], io: CliIO): Promise<number> {
     size: { type: "string" },
     iterations: { type: "string" },
     width: { type: "string" },
+    encoding: { type: "string" },
     batch: { type: "string" },
     pretrain: { type: "string" },
     seed: { type: "string" },
@@ -286,6 +291,9 @@ async function fit(args: readonly string[], io: CliIO): Promise<number> {
       flowBw,
     };
     const width = intOption("--width", v.width, 1);
+    const encoding = v.encoding;
+    if (encoding !== undefined && encoding !== "pe" && encoding !== "grid")
+      throw new InvalidArgumentError("--encoding", "pe (the release's atlas MLP) or grid", encoding);
     const batch = intOption("--batch", v.batch, 1);
     const pretrain = intOption("--pretrain", v.pretrain, 0);
     const seed = intOption("--seed", v.seed, 0);
@@ -294,6 +302,7 @@ async function fit(args: readonly string[], io: CliIO): Promise<number> {
       input,
       {
         ...(width === undefined ? {} : { width }),
+        ...(encoding === undefined ? {} : { encoding }),
         ...(batch === undefined ? {} : { batch }),
         ...(pretrain === undefined ? {} : { pretrainIterations: pretrain }),
         ...(seed === undefined ? {} : { seed }),
@@ -318,6 +327,9 @@ async function fit(args: readonly string[], io: CliIO): Promise<number> {
   const lines: string[] = [];
   const start = performance.now();
   const report = reportIteration(io, Math.max(1, Math.floor(iterations / 20)));
+  // written with every checkpoint (periodic, final, Ctrl-C) and only then: the log always ends where
+  // the checkpoint, and so --resume, does
+  const saveLog = (): Promise<void> => writeFileAtomic(logPath, previous + lines.join(""));
   try {
     const result = await fitAtlas(model, {
       iterations,
@@ -331,6 +343,7 @@ async function fit(args: readonly string[], io: CliIO): Promise<number> {
           `${p.iteration},${seconds.toFixed(3)},${p.losses.total},${p.losses.rgb},${p.psnr.toFixed(3)}\n`,
         );
       },
+      onCheckpoint: saveLog,
       signal: io.signal,
     });
     io.stderr.write(
@@ -340,8 +353,6 @@ async function fit(args: readonly string[], io: CliIO): Promise<number> {
     if (error instanceof CancelledError)
       io.stderr.write(`stopped; the checkpoint in ${out} is kept (--resume continues)\n`);
     throw error;
-  } finally {
-    await writeFileAtomic(logPath, previous + lines.join(""));
   }
   const exported = await exportAtlases(out, {
     ...(atlasSize === undefined ? {} : { resolution: atlasSize }),

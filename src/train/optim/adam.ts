@@ -22,6 +22,12 @@ export interface AdamOptions {
   readonly eps?: number;
   /** (optional, default 0.01 for AdamW, 0 for Adam) */
   readonly weightDecay?: number;
+  /**
+   * (optional) parameters updated lazily, as torch.optim.SparseAdam does: an element whose gradient
+   * is exactly 0 this step keeps its value and its moments (no decay). For tables of which each step
+   * touches a few rows (grid encodings, embeddings): the untouched rows cost one comparison.
+   */
+  readonly lazy?: (name: string) => boolean;
 }
 
 const BUFFERS = ["exp_avg", "exp_avg_sq"] as const;
@@ -34,6 +40,7 @@ class AdamBase implements Optimizer {
   readonly beta2: number;
   readonly eps: number;
   readonly weightDecay: number;
+  private readonly lazy: (name: string) => boolean;
 
   constructor(
     options: AdamOptions,
@@ -52,6 +59,7 @@ class AdamBase implements Optimizer {
     this.beta2 = b2;
     this.eps = options.eps ?? 1e-8;
     this.weightDecay = options.weightDecay ?? (decoupled ? 0.01 : 0);
+    this.lazy = options.lazy ?? (() => false);
   }
 
   step(params: NamedArrays, grads: ReadonlyMap<string, Float32Array | null>, lr = this.lr): void {
@@ -76,8 +84,10 @@ class AdamBase implements Optimizer {
       const v = this.buffers.get(name, "exp_avg_sq") ?? new Float32Array(p.length);
       this.buffers.set(name, "exp_avg", m);
       this.buffers.set(name, "exp_avg_sq", v);
+      const lazy = this.lazy(name);
       for (let i = 0; i < p.length; i++) {
         let gi = grad[i] ?? 0;
+        if (lazy && gi === 0) continue;
         let pi = p[i] ?? 0;
         if (this.decoupled) pi = Math.fround(pi * decay);
         else if (weightDecay !== 0) gi = Math.fround(gi + Math.fround(wd * pi));
