@@ -103,6 +103,8 @@ describe("atlas-guided generation (--fusion atlas)", () => {
     expect(Object.keys(store.recipes.get(1)!.state).some((k) => k.startsWith("fusion:atlas/param."))).toBe(
       true,
     );
+    // the default atlas is the grid-encoded one: its tables are part of the stored state
+    expect(store.recipes.get(1)!.state["fusion:atlas/param.atlas.grid.0"]?.shape).toEqual([256, 2]);
     // without the method's state the weights are refitted from the finished frames
     const stateless = new MemoryFrameStore();
     for (const i of [0, 1]) {
@@ -132,6 +134,8 @@ describe("atlas-guided generation (--fusion atlas)", () => {
     const atlas = methods.find((m) => m.id === "fusion:atlas");
     expect(atlas?.sequential).toBe(true);
     expect(atlas?.settings?.["strength"]).toBe(0.5);
+    expect(atlas?.settings?.["encoding"]).toBe("grid");
+    expect(atlasGuided(source, { encoding: "pe" }).settings?.["encoding"]).toBeUndefined();
     expect(atlasWorkingSize(512, 288, 128)).toEqual({ width: 128, height: 72 });
     expect(atlasWorkingSize(64, 64, 128)).toEqual({ width: 64, height: 64 });
     expect(() => atlasGuided(source, { width: 0 })).toThrow(/--fusion atlas/);
