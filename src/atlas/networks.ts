@@ -29,7 +29,7 @@ export interface ImlpSpec {
   /** Number of PE frequencies L (2·inputDim·L features). */
   readonly positionalDim: number;
   /**
-   * (optional; not in the release) a multiresolution grid encoding of a 2-D input instead of PE (see
+   * (optional; not in the release) a multiresolution grid encoding of the input instead of PE (see
    * {@link gridEncoding}); its tables are parameters `<prefix>.grid.<level>`.
    */
   readonly grid?: GridSpec;
@@ -37,8 +37,8 @@ export interface ImlpSpec {
 
 /**
  * A multiresolution grid encoding (Instant-NGP's encoding with dense, unhashed tables): per level a
- * table of R×R vertices with `features` values each over [-1, 1]², bilinearly interpolated at the
- * input; the levels' features are concatenated, coarse to fine.
+ * table of vertices (R×R over [-1, 1]² for the atlas's (u, v)) with `features` values each,
+ * interpolated (bi/trilinearly) at the input; the levels' features are concatenated, coarse to fine.
  */
 export interface GridSpec {
   /**
