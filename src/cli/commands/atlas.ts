@@ -46,9 +46,9 @@ const PROGRESS_FILE = "progress.csv";
 
 const USAGE = `Usage:
   steadyframe atlas fit <video> --out DIR [--mask masks/] [--frames N] [--size WxH] [--iterations N]
-                        [--width N] [--encoding pe|grid] [--batch N] [--pretrain N] [--seed N] [--flows FILE]
-                        [--checkpoint-every N] [--atlas-size R] [--workers N] [--resume]
-                        [--lr LR] [--threads N]
+                        [--width N] [--encoding pe|grid] [--batch N] [--pretrain N] [--seed N]
+                        [--flows FILE] [--checkpoint-every N] [--atlas-size R] [--workers N]
+                        [--resume] [--lr LR] [--threads N]
   steadyframe atlas export DIR [--atlas-size R] [--threads N]
   steadyframe atlas edit DIR --model sd15/ --prompt TEXT --out edited.png [--controlnet canny/]
                          [--layer background|foreground] [--strength S] [--steps N] [--seed N] ...
@@ -71,7 +71,8 @@ fit options:
                         grid: of the mapping and alpha networks)
   --encoding pe|grid    the atlas (texture) network: pe = the release's 8-layer MLP on a positional
                         encoding (default); grid = a multiresolution grid (6 levels, 16..512 vertices
-                        per side) and a 3-layer width-64 MLP: not the release's, fits long clips fast
+                        per side) and a 3-layer width-64 MLP: not the release's; reaches the release
+                        atlas's quality about 5x sooner (docs/atlas.md)
   --batch N             pixels per iteration (default 10000, the release's)
   --pretrain N          mapping pre-training iterations (default 100, the release's)
   --seed N              seed of the weights and of the pixel sampling (default 0)
