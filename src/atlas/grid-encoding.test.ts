@@ -48,41 +48,7 @@ function reference(x: Float32Array, tables: readonly Float32Array[], grid: GridS
   return out;
 }
 
-/** Trilinear interpolation over [x, y, t] sides (the first dimension fastest in the table). */
-function reference3(
-  x: Float32Array,
-  table: Float32Array,
-  sides: readonly number[],
-  features: number,
-): number[] {
-  const out: number[] = [];
-  for (let i = 0; i < x.length / 3; i++) {
-    const p = sides.map((r, d) =>
-      Math.min(Math.max(((x[3 * i + d] ?? 0) + 1) * 0.5 * (r - 1), 0), r - 1 - 1e-3),
-    );
-    const c = p.map(Math.floor);
-    for (let f = 0; f < features; f++) {
-      let value = 0;
-      for (let corner = 0; corner < 8; corner++) {
-        const bit = [corner & 1, (corner >> 1) & 1, (corner >> 2) & 1];
-        let weight = 1;
-        let index = 0;
-        let stride = 1;
-        for (let d = 0; d < 3; d++) {
-          const frac = (p[d] ?? 0) - (c[d] ?? 0);
-          weight *= bit[d] ? frac : 1 - frac;
-          index += ((c[d] ?? 0) + (bit[d] ?? 0)) * stride;
-          stride *= sides[d] ?? 0;
-        }
-        value += weight * (table[index * features + f] ?? NaN);
-      }
-      out.push(value);
-    }
-  }
-  return out;
-}
-
-function build(k: number): { g: GraphBuilder; names: string[] } {
+function build(k: number): GraphBuilder {
   const g = new GraphBuilder({ name: "grid_test" });
   const x = g.input("x", "float32", [k, 2]);
   const params = new Map(
@@ -96,7 +62,7 @@ function build(k: number): { g: GraphBuilder; names: string[] } {
   const wrt = [x, ...params.values()];
   const { grads } = backward(g, [{ value: y, grad: w }], wrt);
   grads.forEach((gr, i) => g.output(gr, `grad${i}`));
-  return { g, names: ["x", ...params.keys()] };
+  return g;
 }
 
 describe("grid encoding of the fast atlas", () => {
@@ -114,7 +80,7 @@ describe("grid encoding of the fast atlas", () => {
         SIDES.map((r, l) => [`atlas.grid.${l}`, tensor("float32", [r * r, 2], ts[l] as Float32Array)]),
       ),
     });
-    const { g } = build(k);
+    const g = build(k);
     const out = await runGraph(g, feeds(x, tables));
     const y = Array.from(out.y?.data as Float32Array);
     const expected = reference(x, tables, GRID);
@@ -150,29 +116,6 @@ describe("grid encoding of the fast atlas", () => {
     });
   });
 
-  it("a 3-D level with its own side per dimension interpolates trilinearly after the raw input", async () => {
-    const sides = [4, 3, 5];
-    const grid: GridSpec = { resolutions: [sides], features: 3, scale: 1, raw: true };
-    const k = 9;
-    const x = values(3 * k, 5);
-    const table = values(4 * 3 * 5 * 3, 6);
-    const g = new GraphBuilder({ name: "grid3_test" });
-    const xv = g.input("x", "float32", [k, 3]);
-    const tv = g.input("m.grid.0", "float32", [60, 3]);
-    g.output(gridEncoding(g, xv, grid, "m", new Map([["m.grid.0", tv]])), "y");
-    const out = await runGraph(g, {
-      x: tensor("float32", [k, 3], x),
-      "m.grid.0": tensor("float32", [60, 3], table),
-    });
-    const y = out.y?.data as Float32Array;
-    expect(out.y?.shape).toEqual([k, 6]);
-    const expected = reference3(x, table, sides, 3);
-    for (let i = 0; i < k; i++) {
-      for (let d = 0; d < 3; d++) expect(y[i * 6 + d]).toBe(x[i * 3 + d]);
-      for (let f = 0; f < 3; f++) expect(y[i * 6 + 3 + f]).toBeCloseTo(expected[i * 3 + f] ?? NaN, 5);
-    }
-  });
-
   it("the fast atlas nets declare the tables and initialise them small", () => {
     const nets = gridAtlasNets(8, { grid: GRID });
     const shapes = new Map(modelParameterShapes(nets));
@@ -187,5 +130,6 @@ describe("grid encoding of the fast atlas", () => {
     expect(Math.max(...table.map(Math.abs))).toBeLessThanOrEqual(1e-4 / GRID.scale);
     expect(Math.max(...table.map(Math.abs))).toBeGreaterThan(0);
     expect(() => gridAtlasNets(8, { grid: { ...GRID, resolutions: [1] } })).toThrow(/grid resolutions/);
+    expect(() => gridAtlasNets(8, { grid: { ...GRID, features: 0 } })).toThrow(/grid features/);
   });
 });

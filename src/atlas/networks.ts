@@ -29,23 +29,20 @@ export interface ImlpSpec {
   /** Number of PE frequencies L (2·inputDim·L features). */
   readonly positionalDim: number;
   /**
-   * (optional; not in the release) a multiresolution grid encoding of the input instead of PE (see
+   * (optional; not in the release) a multiresolution grid encoding of a 2-D input instead of PE (see
    * {@link gridEncoding}); its tables are parameters `<prefix>.grid.<level>`.
    */
   readonly grid?: GridSpec;
 }
 
 /**
- * A multiresolution grid encoding (Instant-NGP's encoding with dense, unhashed tables): per level a
- * table of vertices (R×R over [-1, 1]² for the atlas's (u, v)) with `features` values each,
- * interpolated (bi/trilinearly) at the input; the levels' features are concatenated, coarse to fine.
+ * A multiresolution grid encoding of a 2-D input (Instant-NGP's encoding with dense, unhashed tables):
+ * per level a table of R×R vertices over [-1, 1]² with `features` values each, bilinearly
+ * interpolated at the input; the levels' features are concatenated, coarse to fine.
  */
 export interface GridSpec {
-  /**
-   * Vertices per side of each level, coarse to fine: one number (every input dimension) or one per
-   * dimension (e.g. [x, y, t] for a mapping net).
-   */
-  readonly resolutions: readonly (number | readonly number[])[];
+  /** Vertices per side of each level, coarse to fine. */
+  readonly resolutions: readonly number[];
   /** Values per vertex. */
   readonly features: number;
   /**
@@ -53,13 +50,6 @@ export interface GridSpec {
    * faster than the MLP weights (Instant-NGP trains its tables at lr 1e-2) with one optimizer.
    */
   readonly scale: number;
-  /** (optional, default false) the raw input is concatenated in front of the grid features. */
-  readonly raw?: boolean;
-}
-
-/** Vertices per side of every dimension of one level. */
-export function levelSides(level: number | readonly number[], dims: number): number[] {
-  return typeof level === "number" ? Array.from({ length: dims }, () => level) : [...level];
 }
 
 /**
@@ -73,14 +63,11 @@ export const DEFAULT_ATLAS_GRID: GridSpec = {
   scale: 10,
 };
 
-function checkGrid(grid: GridSpec, dims: number): void {
-  if (grid.resolutions.length === 0)
-    throw new InvalidArgumentError("grid resolutions", "at least one level", grid.resolutions);
-  for (const level of grid.resolutions) {
-    const sides = levelSides(level, dims);
-    if (sides.length !== dims || sides.some((r) => !Number.isInteger(r) || r < 2))
-      throw new InvalidArgumentError("grid resolutions", `${dims} integers ≥ 2 per level`, grid.resolutions);
-  }
+function checkGrid(grid: GridSpec): void {
+  if (grid.resolutions.length === 0 || grid.resolutions.some((r) => !Number.isInteger(r) || r < 2))
+    throw new InvalidArgumentError("grid resolutions", "one or more integers ≥ 2", grid.resolutions);
+  if (!Number.isInteger(grid.features) || grid.features < 1)
+    throw new InvalidArgumentError("grid features", "a positive integer", grid.features);
 }
 
 /**
@@ -98,10 +85,9 @@ export function gridAtlasNets(
   for (const [name, v] of [
     ["atlas width", atlasWidth],
     ["atlas layers", layers],
-    ["grid features", grid.features],
   ] as const)
     if (!Number.isInteger(v) || v < 1) throw new InvalidArgumentError(name, "a positive integer", v);
-  checkGrid(grid, 2);
+  checkGrid(grid);
   const base = releaseNets(width);
   return {
     ...base,
@@ -177,8 +163,7 @@ export function releaseNets(width: number | Partial<Record<NetName, number>> = 2
 
 /** Width of the encoded input (first layer's and skip layers' extra input). */
 export function encodedDim(spec: ImlpSpec): number {
-  if (spec.grid)
-    return spec.grid.resolutions.length * spec.grid.features + (spec.grid.raw ? spec.inputDim : 0);
+  if (spec.grid) return spec.grid.resolutions.length * spec.grid.features;
   return spec.positional ? 2 * spec.inputDim * spec.positionalDim : spec.inputDim;
 }
 
@@ -195,7 +180,7 @@ export function layerShapes(spec: ImlpSpec): [number, number][] {
 export function parameterShapes(prefix: string, spec: ImlpSpec): [string, number[]][] {
   const grid = (spec.grid?.resolutions ?? []).map((r, l): [string, number[]] => [
     `${prefix}.grid.${l}`,
-    [levelSides(r, spec.inputDim).reduce((a, b) => a * b, 1), spec.grid?.features ?? 0],
+    [r * r, spec.grid?.features ?? 0],
   ]);
   return [
     ...grid,
@@ -232,13 +217,12 @@ export function positionalEncoding(g: GraphBuilder, x: Value, frequencies: numbe
 }
 
 /**
- * The grid encoding of `x` [K, d] in [-1, 1]^d (see {@link GridSpec}) with the tables
- * `<prefix>.grid.<l>` [∏ sides, F] from `params`: [K, levels·F] (after the raw input with
- * `grid.raw`). Per level the position p = (x + 1)/2·(side − 1) (clamped to the table) picks the
- * cell's 2^d vertices (one Gather of [K, 2^d] indices, the first dimension fastest: y·R + x in 2-D)
- * and weighs them (bi/tri)linearly with the fractional part. The gradient reaches the tables
- * (Gather's rule: a ScatterND add) and the input (through the weights), so the mapping nets learn
- * from the colours.
+ * The grid encoding of `x` [K, 2] in [-1, 1]² (see {@link GridSpec}) with the tables
+ * `<prefix>.grid.<l>` [R², F] from `params`: [K, levels·F]. Per level the position
+ * p = (x + 1)/2·(R − 1) (clamped to the table) picks the cell's four vertices (one Gather of [K, 4]
+ * indices y·R + x) and weighs them bilinearly with the fractional part. The gradient reaches the
+ * tables (Gather's rule: a ScatterND add) and the input (through the weights), so the mapping nets
+ * learn from the colours.
  */
 export function gridEncoding(
   g: GraphBuilder,
@@ -247,79 +231,29 @@ export function gridEncoding(
   prefix: string,
   params: ParameterValues,
 ): Value {
-  const dims = x.shape[1];
-  if (typeof dims !== "number")
-    throw new InvalidArgumentError("gridEncoding input", "a static number of coordinates", x.shape);
-  checkGrid(grid, dims);
-  const corners = 2 ** dims;
-  const levels = grid.resolutions.map((level, l) => {
+  if (x.shape[1] !== 2) throw new InvalidArgumentError("gridEncoding input", "[K, 2] coordinates", x.shape);
+  checkGrid(grid);
+  const levels = grid.resolutions.map((r, l) => {
     const table = params.get(`${prefix}.grid.${l}`);
     if (!table) throw new InvalidArgumentError("params", `${prefix}.grid.${l}`, [...params.keys()]);
-    const sides = levelSides(level, dims);
     // position in vertex units, kept inside the table so the cell's far corner exists
-    const half = g.constant(
-      tensor(
-        "float32",
-        [dims],
-        Float32Array.from(sides, (r) => 0.5 * (r - 1)),
-      ),
-    );
-    const top = g.constant(
-      tensor(
-        "float32",
-        [dims],
-        Float32Array.from(sides, (r) => r - 1 - 1e-3),
-      ),
-    );
-    const p = op.Min(g, op.Max(g, op.Mul(g, op.Add(g, x, 1), half), 0), top);
+    const p = op.Min(g, op.Max(g, op.Mul(g, op.Add(g, x, 1), 0.5 * (r - 1)), 0), r - 1 - 1e-3);
     const cell = op.Cast(g, p, "int64"); // p ≥ 0: truncation is floor; no gradient path
     const frac = op.Sub(g, p, op.Cast(g, cell, "float32"));
-    // the first dimension fastest: index = x + side_x·(y + side_y·(t ...))
-    const strides = sides.map((_, d) => sides.slice(0, d).reduce((a, b) => a * b, 1));
-    const stride = g.constantOf("int64", [dims], strides);
-    const base = op.ReduceSum(g, op.Mul(g, cell, stride), [1]); // [K, 1]
-    const bits = Array.from({ length: corners }, (_, c) =>
-      Array.from({ length: dims }, (_, d) => (c >> (dims - 1 - d)) & 1),
-    );
-    const offsets = g.constantOf(
-      "int64",
-      [corners],
-      bits.map((bs) => bs.reduce((a, bit, d) => a + bit * (strides[d] ?? 0), 0)),
-    );
-    const idx = op.Add(g, base, offsets); // [K, 2^d]
-    // weight of a corner: ∏_d (bit ? frac_d : 1 − frac_d)
-    const lo = op.Sub(g, 1, frac);
-    // [2d, K]: rows lo_0..lo_{d-1}, frac_0..frac_{d-1} (Gather's gradient rule is for axis 0)
-    const factors = op.Transpose(g, op.Concat(g, [lo, frac], 1), [1, 0]);
-    const pick = g.constantOf(
-      "int64",
-      [corners * dims],
-      bits.flatMap((bs) => bs.map((bit, d) => bit * dims + d)),
-    );
-    const chosen = op.Reshape(g, op.Gather(g, factors, pick, 0), [corners, dims, -1]);
-    const weights = op.Transpose(g, reduceProduct(g, chosen, dims), [1, 0]); // [K, 2^d]
-    const values = op.Gather(g, table, idx, 0); // [K, 2^d, F]
+    const [cx, cy] = op.Split(g, cell, 1, [1, 1]) as [Value, Value];
+    const [fx, fy] = op.Split(g, frac, 1, [1, 1]) as [Value, Value];
+    const corner = op.Add(g, op.Mul(g, cy, r), cx); // [K, 1]
+    const idx = op.Add(g, corner, g.constantOf("int64", [4], [0, 1, r, r + 1])); // [K, 4]
+    const [gx, gy] = [op.Sub(g, 1, fx), op.Sub(g, 1, fy)];
+    const weights = op.Concat(
+      g,
+      [op.Mul(g, gx, gy), op.Mul(g, fx, gy), op.Mul(g, gx, fy), op.Mul(g, fx, fy)],
+      1,
+    ); // [K, 4], the order of the offsets
+    const values = op.Gather(g, table, idx, 0); // [K, 4, F]
     return op.ReduceSum(g, op.Mul(g, values, op.Unsqueeze(g, weights, [2])), [1], { keepdims: false });
   });
-  const features = op.Mul(
-    g,
-    levels.length === 1 ? (levels[0] as Value) : op.Concat(g, levels, 1),
-    grid.scale,
-  );
-  return grid.raw ? op.Concat(g, [x, features], 1) : features;
-}
-
-/** ∏ over axis 1 (size `n`) of [C, n, K] by Split and Mul (a differentiable product): [C, K]. */
-function reduceProduct(g: GraphBuilder, x: Value, n: number): Value {
-  const parts = op.Split(
-    g,
-    x,
-    1,
-    Array.from({ length: n }, () => 1),
-  );
-  let out = parts[0] as Value;
-  for (const p of parts.slice(1)) out = op.Mul(g, out, p);
-  return op.Squeeze(g, out, [1]);
+  return op.Mul(g, levels.length === 1 ? (levels[0] as Value) : op.Concat(g, levels, 1), grid.scale);
 }
 
 const FIXED_POINT = 2 ** 40;
