@@ -357,6 +357,11 @@ describe("atlas fitting and editing on car-turn at 32x32", () => {
       await main(["atlas", "fit", CLIP, "--out", join(tmp, "bad-enc"), ...args, "--encoding", "hash"], bad),
     ).not.toBe(0);
     expect(bad.err()).toMatch(/--encoding/);
+    const resumeEnc = captureIO();
+    expect(await main(["atlas", "fit", "--out", grid, "--resume", "--encoding", "pe"], resumeEnc)).not.toBe(
+      0,
+    );
+    expect(resumeEnc.err()).toMatch(/--encoding.*--resume/);
 
     const masks = join(tmp, "masks");
     await mkdir(masks);

@@ -244,6 +244,16 @@ async function fit(args: readonly string[], io: CliIO): Promise<number> {
   const workers = intOption("--workers", v.workers, 1);
   const threads = intOption("--threads", v.threads, 1);
   const lr = numberOption("--lr", v.lr);
+  // checked before the video is decoded and its flows computed
+  const encoding = v.encoding;
+  if (encoding !== undefined && encoding !== "pe" && encoding !== "grid")
+    throw new InvalidArgumentError("--encoding", "pe (the release's atlas MLP) or grid", encoding);
+  if (encoding !== undefined && v.resume)
+    throw new InvalidArgumentError(
+      "--encoding",
+      "no --encoding with --resume (the model's nets are kept)",
+      encoding,
+    );
   if (lr !== undefined && v.resume)
     throw new InvalidArgumentError("--lr", "no --lr with --resume (the model's rate is kept)", v.lr);
   const onProgress = progressBar(io.stderr, io.interactive);
@@ -292,9 +302,6 @@ async function fit(args: readonly string[], io: CliIO): Promise<number> {
       flowBw,
     };
     const width = intOption("--width", v.width, 1);
-    const encoding = v.encoding;
-    if (encoding !== undefined && encoding !== "pe" && encoding !== "grid")
-      throw new InvalidArgumentError("--encoding", "pe (the release's atlas MLP) or grid", encoding);
     const batch = intOption("--batch", v.batch, 1);
     const pretrain = intOption("--pretrain", v.pretrain, 0);
     const seed = intOption("--seed", v.seed, 0);
