@@ -73,7 +73,22 @@ export interface VideoArgs {
   readonly linearFrames: readonly [number, number];
   /** The two frame counts of the peak-RSS check (tiny model, 64x64). */
   readonly rssFrames: readonly [number, number];
+  /** Strategy families to time (default all); the linearity runs go with `first`. */
+  readonly families?: readonly VideoFamily[];
+  /** Run the peak-RSS check (default true). */
+  readonly rss: boolean;
 }
+
+/** The video bench's strategy families (bench/video.ts FAMILIES). */
+export const VIDEO_FAMILIES = [
+  "per-frame",
+  "first",
+  "first+previous",
+  "keyframes",
+  "flow-fusion",
+  "content-flow",
+] as const;
+export type VideoFamily = (typeof VIDEO_FAMILIES)[number];
 
 export const USAGE = `npm run bench -- [--only ${PARTS.join(",")}] [--size 512,256] [--steps 20] [--runs 3]
                  [--pipeline full|estimate] [--profile] [--no-cache-timing] [--threads N]
@@ -81,6 +96,7 @@ export const USAGE = `npm run bench -- [--only ${PARTS.join(",")}] [--size 512,2
                  [--video-model sd15|tiny] [--video-size 256,512] [--video-skip-512]
                  [--video-steps 2] [--video-frames 4] [--video-batch 4]
                  [--video-frames-linear 8,32] [--video-rss-frames 8,128]
+                 [--video-families per-frame,first,...] [--video-no-rss]
                  [--tav-frames 8] [--tav-size 256] [--tav-no-recompute] [--tav-rss-limit 20]
   --only train: one SD-1.5 UNet training step at 256x256 (every weight trainable) against the
   inference step, and with recompute (peak RSS); about 10 minutes, ~16 GB RAM, ~11 GB temp space.
@@ -168,6 +184,7 @@ export function parseArgs(argv: readonly string[]): BenchArgs {
     batch: 4,
     linearFrames: [8, 32],
     rssFrames: [8, 128],
+    rss: true,
   };
   let skip512 = false;
   let tav: TavArgs = { frames: 8, size: 256, recompute: true, rssLimitGiB: 20 };
@@ -244,6 +261,12 @@ export function parseArgs(argv: readonly string[]): BenchArgs {
         break;
       case "--video-rss-frames":
         video = { ...video, rssFrames: pair("--video-rss-frames", value()) };
+        break;
+      case "--video-families":
+        video = { ...video, families: list("--video-families", value(), VIDEO_FAMILIES) };
+        break;
+      case "--video-no-rss":
+        video = { ...video, rss: false };
         break;
       case "--tav-frames":
         tav = { ...tav, frames: positiveInt("--tav-frames", value()) };

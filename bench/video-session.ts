@@ -12,12 +12,12 @@
  *   the figure, so each frame count gets its own process.
  */
 import { join } from "node:path";
-import { MemoryFrameStore } from "../src/engine/frame-store.js";
 import type { AnchorCacheStats } from "../src/engine/anchor-cache.js";
 import { generateVideo, planRender } from "../src/engine/generate-video.js";
 import { cannyAnnotator } from "../src/engine/methods/annotator.js";
 import { renderVideo } from "../src/engine/render.js";
 import { SourceVideo } from "../src/engine/source.js";
+import { WorkFolder } from "../src/engine/work-folder.js";
 import { type Strategy, strategyMethods, strategyName } from "../src/engine/strategies.js";
 import type { CrossFrameSetting } from "../src/models/unet/build.js";
 import { loadControlNetModel } from "../src/models/controlnet/index.js";
@@ -112,6 +112,8 @@ export interface VideoRunResult {
   readonly slotsPerFrame: number;
   /** The engine's anchor cache at the end (cached frames, bytes), or null without one. */
   readonly anchorCache: AnchorCacheStats | null;
+  /** Frames whose keys/values were kept in the store for later batches (first+previous), or null. */
+  readonly storedKeyValues: readonly number[] | null;
   /** UNet calls x frames per call (the CFG batch halved): denoising work in frame-steps. */
   readonly frameSteps: number;
   readonly unet: CallTotals;
@@ -328,7 +330,9 @@ async function timing(
       };
       const base = timedComponents(loaded.components, timers);
       const components = run.controlnet ? base : { ...base, controlnets: [] };
-      const store = new MemoryFrameStore();
+      // The store a render uses (a work folder on disk): first+previous writes and reads keys/values there.
+      const storePath = join(job.dir, `frames-${process.pid}`);
+      const store = await WorkFolder.open(storePath, {}, false);
       const frameTimes: number[] = [];
       const runStarted = performance.now();
       let last = runStarted;
@@ -343,6 +347,7 @@ async function timing(
         },
       });
       const wall = (performance.now() - runStarted) / 1000;
+      await store.remove();
       await p.source.close();
       const label = `${run.family} ${run.size}x${run.size} batch ${run.batch} x${run.frames} frames`;
       if (run.warmup) {
@@ -374,6 +379,7 @@ async function timing(
         slots: result.denoisedSlots,
         slotsPerFrame: round(result.denoisedSlots / run.frames),
         anchorCache: result.anchorCache ?? null,
+        storedKeyValues: result.storedKeyValues ?? null,
         frameSteps,
         unet: r(timers.unet),
         controlnet: r(timers.controlnet),

@@ -21,7 +21,7 @@ import { loadavg } from "node:os";
 import { join } from "node:path";
 import { writePngFile } from "../src/control/png.js";
 import type { Strategy } from "../src/engine/strategies.js";
-import type { VideoArgs } from "./args.js";
+import type { VideoArgs, VideoFamily } from "./args.js";
 import { runChild } from "./child.js";
 import { log, round } from "./stats.js";
 import type {
@@ -51,7 +51,7 @@ const base: Strategy = { controlsFrom: "source", noise: "per-frame", attention: 
 
 /** The strategy families, grouped by the attention method whose graphs they run on. */
 const FAMILIES: Record<
-  string,
+  VideoFamily,
   { readonly strategy: Strategy; readonly controlnet: boolean; readonly sequential: boolean }
 > = {
   "per-frame": { strategy: base, controlnet: true, sequential: false },
@@ -73,7 +73,7 @@ const FAMILIES: Record<
     sequential: true,
   },
 };
-const GROUPS: readonly (readonly string[])[] = [
+const GROUPS: readonly (readonly VideoFamily[])[] = [
   ["per-frame", "flow-fusion", "content-flow"],
   ["first"],
   ["first+previous"],
@@ -190,7 +190,8 @@ export async function benchVideo(options: VideoBenchOptions): Promise<Record<str
   // 1 + 2: one child per attention method; the linearity runs go with `first`.
   const children: Record<string, TimingResult | { result: null; reason: string }> = {};
   const runs: VideoRunResult[] = [];
-  for (const group of GROUPS) {
+  const chosen = (f: VideoFamily): boolean => v.families?.includes(f) ?? true;
+  for (const group of GROUPS.map((g) => g.filter(chosen)).filter((g) => g.length > 0)) {
     const specs: VideoRunSpec[] = [];
     for (const size of v.sizes) {
       const source = sources.get(size) ?? CLIP;
@@ -280,16 +281,20 @@ export async function benchVideo(options: VideoBenchOptions): Promise<Record<str
           frameStepGoalMet: Math.abs(b.secondsPerFrameStep / a.secondsPerFrameStep - 1) <= GOALS.linear,
           runs: [a, b],
         }
-      : { result: null, reason: "the linearity runs did not finish (see children)" };
+      : chosen("first")
+        ? { result: null, reason: "the linearity runs did not finish (see children)" }
+        : { result: null, reason: "not selected (--video-families without first)" };
 
   // 3: peak RSS on the tiny pipeline, one process per frame count (after one that fills the model cache).
-  const rssClip = await writeSyntheticClip(
-    join(options.dir, `shapes-${RSS_SIZE}-${Math.max(...v.rssFrames)}`),
-    Math.max(...v.rssFrames),
-    RSS_SIZE,
-  );
+  const rssClip = v.rss
+    ? await writeSyntheticClip(
+        join(options.dir, `shapes-${RSS_SIZE}-${Math.max(...v.rssFrames)}`),
+        Math.max(...v.rssFrames),
+        RSS_SIZE,
+      )
+    : "";
   const rss: Record<string, unknown> = {};
-  for (const s of RSS_STRATEGIES) {
+  for (const s of v.rss ? RSS_STRATEGIES : []) {
     const results: RssResult[] = [];
     try {
       for (const frames of [Math.min(4, v.rssFrames[0]), ...v.rssFrames]) {
@@ -358,8 +363,8 @@ export async function benchVideo(options: VideoBenchOptions): Promise<Record<str
     children,
     notes: [
       "secondsPerFrame = generateVideo's wall time / frames, models loaded and warmed (per size and method, one 1-step run at the largest batch first; the VAE encoder is opened at load); it includes control maps, optical flow, the VAE decode (and encode for content-flow) and everything else the engine does per frame.",
-      "Anchor frames: a batch starting after frame 0 needs the keys/values of frame 0 (`first`), frames 0 and i-1 (`first+previous`) or the key frames (`keyframes`). Frame 0 and the key frames attend only to themselves, so the engine records their keys/values once, while they are generated, and feeds them to every later batch (the anchor cache, src/engine/anchor-cache.ts); `first+previous`'s frame i-1 attends to i-2, so it is denoised again as an anchor. slotsPerFrame counts the frames denoised per output frame, anchors denoised again included (1.0 = none); anchorCache in each run says what was cached.",
-      "With the cache, `first` and `keyframes` denoise each frame once at any batch size, and cross-frame attention costs what reading the anchors' keys/values costs (the attention over L more tokens and the copies of the cached keys/values). `first+previous` denoises ~2 frames per frame at batch 1 and (batch + 1) / batch in longer videos.",
+      "Anchor frames: a batch starting after frame 0 needs the keys/values of frame 0 (`first`), frames 0 and i-1 (`first+previous`) or the key frames (`keyframes`). Frame 0 and the key frames attend only to themselves, so the engine records their keys/values once, while they are generated, and feeds them to every later batch (the anchor cache, src/engine/anchor-cache.ts); `first+previous`'s frame i-1 attends to i-2, so its keys/values from its own generation are kept in the store (`storedAnchors`: the run's work folder on disk, written step by step, read by the next batch) and it is not denoised again either. slotsPerFrame counts the frames denoised per output frame, anchors denoised again included (1.0 = none); anchorCache in each run says what was cached.",
+      "With the cache, `first` and `keyframes` denoise each frame once at any batch size, and cross-frame attention costs what reading the anchors' keys/values costs (the attention over L more tokens and the copies of the cached keys/values). `first+previous` too, reading two frames' keys/values (one from disk).",
       "denoiseSecondsPerFrame = (UNet + ControlNet seconds) / frames and its ratio: the same comparison without the per-frame VAE decode, control maps and flows, which cost the same for every strategy and dilute the ratio.",
       "secondsPerFrameStep = (UNet + ControlNet seconds) / denoised frame-steps: the cost of the attention itself with the anchors taken out (first reads one frame's keys/values, as per-frame does; first+previous reads two; keyframes reads the key frames').",
       "flow fusion and content-flow are sequential (batch 1 whatever --batch). content-flow runs without a ControlNet (the UNet keeps its residual inputs, fed zeros) and starts frames after the first as img2img at strength 0.6, so they take fewer denoising steps plus a VAE encode: see frameSteps.",

@@ -1,7 +1,8 @@
 /**
  * The video engine (src/engine) on the tiny pipeline and the bundled car-turn clip:
  * - parity: diffusers' Text2Video-Zero ControlNet recipe through the engine (golden fixture);
- * - anchors are exact: `first` and `keyframes` attention give the same frames whatever --batch;
+ * - anchors are exact: `first`, `keyframes` and `first+previous` attention give the same frames
+ *   whatever --batch (`first+previous` through the keys/values each frame left in the store);
  * - the anchor cache: cached anchors are fed instead of denoised again, with the same frames, and a
  *   budget too small for them falls back to denoising them;
  * - `per-frame` noise is the study's seed + i: frame i equals `image --seed <seed + i>`;
@@ -43,7 +44,7 @@ async function render(
   frames = 5,
   seed = 3n,
   extra: { anchorCacheMiB?: number } = {},
-): Promise<{ images: Image[]; latents: HostTensor[]; result: GenerateVideoResult }> {
+): Promise<{ images: Image[]; latents: HostTensor[]; result: GenerateVideoResult; store: MemoryFrameStore }> {
   const source = await SourceVideo.open(CLIP, { ...SIZE, maxFrames: frames });
   const methods = strategyMethods(strategy, { annotators: [cannyAnnotator()], videos: 2, source });
   const crossFrame = methods.find((m) => m.crossFrame)?.crossFrame?.();
@@ -72,7 +73,12 @@ async function render(
         if (m) latents[Number(m[1])] = value;
       },
     });
-    return { images: Array.from({ length: frames }, (_, i) => store.images.get(i)!), latents, result };
+    return {
+      images: Array.from({ length: frames }, (_, i) => store.images.get(i)!),
+      latents,
+      result,
+      store,
+    };
   } finally {
     await sd.release();
     await source.close();
@@ -102,7 +108,7 @@ describe("video engine", () => {
     expect(rows.filter((r) => !r.pass)).toEqual([]);
   });
 
-  it("anchor frames are exact: `first` and `keyframes` give the same video with --batch 1 and larger batches", async () => {
+  it("anchor frames are exact: `first`, `keyframes` and `first+previous` give the same video with --batch 1 and larger batches", async () => {
     for (const [strategy, big] of [
       [base, 5],
       [{ ...base, attention: "keyframes", keyframes: 3 } as Strategy, 2],
@@ -112,11 +118,29 @@ describe("video engine", () => {
       // The same numbers up to the kernels' batch-size rounding.
       for (let i = 0; i < one.length; i++) expect(maxAbsDiff(one[i]!, many[i]!)).toBeLessThan(2e-5);
     }
+    // The previous frame's keys/values from the store: every batch size gives the whole-video batch.
+    const causal: Strategy = { ...base, attention: "first+previous" };
+    const whole = await render(causal, 5);
+    expect(whole.result.denoisedSlots).toBe(5);
+    expect(whole.result.storedKeyValues).toEqual([]);
+    for (const batch of [1, 2]) {
+      const split = await render(causal, batch);
+      // Each frame denoised once; the frames later batches read were stored, and dropped when done.
+      expect(split.result.denoisedSlots).toBe(5);
+      expect(split.result.storedKeyValues).toEqual(batch === 1 ? [0, 1, 2, 3] : [0, 1, 3]);
+      expect(split.store.attention.size).toBe(0);
+      for (let i = 0; i < 5; i++) expect(maxAbsDiff(split.latents[i]!, whole.latents[i]!)).toBeLessThan(2e-5);
+    }
+    // Sparse-causal differs from `first` from frame 2 on (frame 1 reads frame 0 twice: the same
+    // attention up to rounding).
+    const first = (await render(base, 5)).latents;
+    expect(maxAbsDiff(whole.latents[1]!, first[1]!)).toBeLessThan(1e-4);
+    expect(maxAbsDiff(whole.latents[3]!, first[3]!)).toBeGreaterThan(1e-3);
     // And the method matters: per-frame attention gives other frames (frame 0 attends to itself in both).
     const perFrame = (await render({ ...base, attention: "per-frame" }, 1)).latents;
-    const first = (await render(base, 1)).latents;
-    expect(maxAbsDiff(perFrame[0]!, first[0]!)).toBeLessThan(2e-5);
-    expect(maxAbsDiff(perFrame[3]!, first[3]!)).toBeGreaterThan(1e-2);
+    const firstOne = (await render(base, 1)).latents;
+    expect(maxAbsDiff(perFrame[0]!, firstOne[0]!)).toBeLessThan(2e-5);
+    expect(maxAbsDiff(perFrame[3]!, firstOne[3]!)).toBeGreaterThan(1e-2);
   }, 240_000);
 
   it("the anchor cache feeds frame 0 / the key frames to later batches instead of denoising them again", async () => {
@@ -124,7 +148,7 @@ describe("video engine", () => {
       // [strategy, batch, slots with the cache, slots without, cached frames]
       [base, 2, 5, 7, [0]],
       [{ ...base, attention: "keyframes", keyframes: 2 } as Strategy, 2, 5, 9, [0, 4]],
-      [{ ...base, attention: "first+previous" } as Strategy, 2, 7, 9, [0]],
+      [{ ...base, attention: "first+previous" } as Strategy, 2, 5, 5, [0]],
     ] as const;
     for (const [strategy, batch, cachedSlots, plainSlots, frames] of cases) {
       const cached = await render(strategy, batch);
@@ -227,6 +251,15 @@ describe("video engine", () => {
     expect(before.length).toBeGreaterThanOrEqual(2);
     expect(before.length).toBeLessThan(6);
     expect(existsSync(killed)).toBe(false);
+    // first+previous: frame 0's and the last finished frame's attention keys/values are on disk.
+    const kept = await readdir(join(partial, "keyvalues"));
+    const last = `frame_${String(before.length - 1).padStart(6, "0")}`;
+    expect(kept).toEqual(expect.arrayContaining(["frame_000000", last]));
+    expect((await readdir(join(partial, "keyvalues", last))).sort()).toEqual([
+      "step_00.safetensors",
+      "step_01.safetensors",
+      "step_02.safetensors",
+    ]);
 
     // Without --resume it refuses to start over the unfinished render.
     const refused = captureIO();

@@ -7,7 +7,8 @@
  *
  * Per batch, as numbered steps:
  *   1. slots = anchors + fresh frames; each slot gets its own generator (seed from the noise method);
- *      anchors whose keys/values are in the anchor cache (./anchor-cache.ts) are fed, not denoised
+ *      anchors whose keys/values are in the anchor cache (./anchor-cache.ts) or, for methods with
+ *      `storedAnchors`, in the store (kept from their own generation) are fed, not denoised
  *   2. per slot: initial noise, control images (recorded recipe for anchors), img2img start
  *   3. timesteps (img2img keeps the last `strength` part) and initial latents
  *   4. denoising loop: predictNoise (CFG, ControlNets, T2I-Adapter features, UNet) -> scheduler step ->
@@ -24,13 +25,13 @@ import { chunkBatch, concatBatch, scale } from "../pipeline/guidance.js";
 import { imageToTensor, tensorToImages, denormalize } from "../pipeline/images.js";
 import { img2imgTimesteps, noiseLatentsTo, toSignedRange } from "../pipeline/img2img.js";
 import { guidanceMode, predictNoise, type BatchControl } from "../pipeline/denoise.js";
-import type { AnchorAttentionIO } from "../models/anchor-attention.js";
+import type { AnchorAttentionIO, AnchorEntry } from "../models/anchor-attention.js";
 import type { LongTaskOptions } from "../progress.js";
 import { TorchGenerator } from "../random/torch-generator.js";
 import { type HostTensor, tensor } from "../tensor.js";
 import { AnchorCache, type AnchorCacheStats } from "./anchor-cache.js";
 import { SlotNoiseGenerator } from "./frame-noise.js";
-import type { FrameRecipe, FrameStore } from "./frame-store.js";
+import type { FrameRecipe, FrameStore, StepKeyValues } from "./frame-store.js";
 import type { FrameContext, FrameStart, RenderInfo, SourceAccess, VideoMethod } from "./method.js";
 import type { DenoisingUNet, VideoAdapter, VideoComponents } from "../pipeline/types.js";
 export type { VideoComponents };
@@ -115,6 +116,8 @@ export interface GenerateVideoResult {
   readonly denoisedSlots: number;
   /** The anchor cache at the end, when the render used one. */
   readonly anchorCache?: AnchorCacheStats;
+  /** Frames whose keys/values this call wrote to the store (methods with `storedAnchors`). */
+  readonly storedKeyValues?: readonly number[];
 }
 
 /** The default anchor cache budget: min(8 GiB, 40 % of the machine's memory), in MiB. */
@@ -215,12 +218,13 @@ export function planRender(
 
 /**
  * True when frames must be generated in order by one process: a method reads the previous frame's
- * output or carries state from frame to frame. Otherwise, once the first batch (frame 0 or the key
+ * output, carries state from frame to frame or reads the keys/values a frame left in the store
+ * (`storedAnchors`). Otherwise, once the first batch (frame 0 or the key
  * frames) is finished, any subset of the other frames can be generated independently, with the same
  * result (the render farm splits such renders into parallel segments).
  */
 export function isChained(methods: readonly VideoMethod[]): boolean {
-  return methods.some((m) => m.sequential === true || m.saveState !== undefined);
+  return methods.some((m) => m.sequential === true || m.saveState !== undefined || m.storedAnchors === true);
 }
 
 /** The order frames are generated in: the key-frame batch first, then the rest in batches. */
@@ -333,17 +337,31 @@ export async function generateVideo(
   const budgetMiB = o.anchorCacheMiB ?? defaultAnchorCacheMiB();
   if (!(Number.isFinite(budgetMiB) && budgetMiB >= 0))
     throw new InvalidArgumentError("--anchor-cache", "a number of MiB >= 0 (0 turns it off)", budgetMiB);
+  const takesAnchors = c.unet.anchorCache === true && c.controlnets.every((n) => n.anchorCache === true);
+  const fullSteps = fullScheduleSteps(c, info.numInferenceSteps);
   const cache =
-    cacheable.size > 0 &&
-    budgetMiB > 0 &&
-    c.unet.anchorCache === true &&
-    c.controlnets.every((n) => n.anchorCache === true)
+    cacheable.size > 0 && budgetMiB > 0 && takesAnchors
       ? new AnchorCache(
           budgetMiB * 2 ** 20,
           ["unet", ...c.controlnets.map((_, k) => `controlnet.${k}`)],
-          fullScheduleSteps(c, info.numInferenceSteps),
+          fullSteps,
         )
       : undefined;
+  // Stored anchors: the keys/values of every frame a later batch reads, kept in the store
+  const stored = attention?.storedAnchors === true && takesAnchors;
+  const finishedFrames = new Set(done);
+  /** Anchors of the plan's batches that still have unfinished frames (all of them, not only `only`'s). */
+  const pendingAnchors = (): Set<number> => {
+    const needed = new Set<number>();
+    for (const batch of plan) {
+      const open = batch.filter((i) => !finishedFrames.has(i));
+      if (open.length > 0) for (const a of attention?.anchors?.(open) ?? []) needed.add(a);
+    }
+    return needed;
+  };
+  /** Frames whose keys/values are in the store, as far as this call knows (to drop them when done). */
+  const storedFrames = new Set<number>();
+  const keyValuesWritten = new Set<number>();
   let denoisedSlots = 0;
 
   const secondsPerFrame = new Map<number, number>();
@@ -378,11 +396,28 @@ export async function generateVideo(
       for (const m of methods) start = (await m.start?.(ctx)) ?? start;
       freshSlots.push({ index, fresh: true, generator, noise, controls, ...(start ? { start } : {}) });
     }
-    // Anchors first: the cached ones (a prefix) are fed, the others denoised again from their recipes
+    // Anchors first: the cached or stored ones (a prefix) are fed, the others denoised again from
+    // their recipes
     const anchors = (attention?.anchors?.(fresh) ?? []).filter((i) => !fresh.includes(i));
-    const useCache = cache !== undefined && !freshSlots.some((s) => s.start);
+    const feeding = (cache !== undefined || stored) && !freshSlots.some((s) => s.start);
+    const fromStore = new Set<number>();
     let fed = 0;
-    while (useCache && fed < anchors.length && cache.has(anchors[fed]!)) fed++;
+    for (; feeding && fed < anchors.length; fed++) {
+      const a = anchors[fed]!;
+      if (cache?.has(a) === true) continue;
+      if (!stored) break;
+      if (!(await o.store.hasKeyValues(a, fullSteps)))
+        throw new InvalidArgumentError(
+          "store",
+          `the self-attention keys/values of finished frame ${a} (${attention?.id} reads them)`,
+          "none",
+          {
+            hint: "they are written while the frame is generated; a work folder without them is damaged: delete it to start over",
+          },
+        );
+      fromStore.add(a);
+      storedFrames.add(a);
+    }
     const cachedAnchors = anchors.slice(0, fed);
     const slots: Slot[] = [];
     for (const index of anchors.slice(fed)) {
@@ -393,20 +428,48 @@ export async function generateVideo(
     }
     slots.push(...freshSlots);
     denoisedSlots += slots.length;
-    // The slots to record: cacheable frames not cached yet
-    const record =
-      useCache && cache.recording
-        ? slots.flatMap((s, k) => (cacheable.has(s.index) && !cache.has(s.index) ? [k] : []))
-        : [];
+    // The slots to record: cacheable frames not cached yet; with stored anchors, the fresh frames a
+    // later batch reads (in the store, and in the cache too when cacheable)
+    const later = stored ? pendingAnchors() : new Set<number>();
+    const toStore = (s: Slot): boolean => stored && s.fresh && later.has(s.index);
+    const toCache = (s: Slot): boolean =>
+      cache !== undefined && cache.recording && cacheable.has(s.index) && !cache.has(s.index);
+    const record = feeding ? slots.flatMap((s, k) => (toStore(s) || toCache(s) ? [k] : [])) : [];
+    /** Keys/values of the current step recorded for the store: frame -> model -> entry. */
+    const storing = new Map<number, Map<string, AnchorEntry>>();
     const anchorAttention =
-      useCache && (cachedAnchors.length > 0 || record.length > 0)
-        ? (step: number) =>
-            (model: string): AnchorAttentionIO => ({
-              anchors: cachedAnchors.map((f) => cache.entry(f, step, model)),
+      feeding && (cachedAnchors.length > 0 || record.length > 0)
+        ? async (step: number): Promise<(model: string) => AnchorAttentionIO> => {
+            const fromDisk = new Map<number, StepKeyValues>();
+            for (const f of fromStore) fromDisk.set(f, await o.store.keyValues(f, step));
+            const entryOf = (f: number, model: string): AnchorEntry => {
+              if (!fromStore.has(f)) return cache!.entry(f, step, model);
+              const e = fromDisk.get(f)?.get(model);
+              if (e === undefined)
+                throw new InvalidArgumentError(
+                  `stored keys/values of frame ${f}`,
+                  `an entry for ${model}`,
+                  "none",
+                  {
+                    hint: "the work folder was written by another model setup; delete it to start over",
+                  },
+                );
+              return e;
+            };
+            return (model: string): AnchorAttentionIO => ({
+              anchors: cachedAnchors.map((f) => entryOf(f, model)),
               record,
               recorded: (entries) =>
-                entries.forEach((e, r) => cache.put(slots[record[r]!]!.index, step, model, e)),
-            })
+                entries.forEach((e, r) => {
+                  const slot = slots[record[r]!]!;
+                  if (toCache(slot)) cache!.put(slot.index, step, model, e);
+                  if (!toStore(slot)) return;
+                  let byModel = storing.get(slot.index);
+                  if (byModel === undefined) storing.set(slot.index, (byModel = new Map()));
+                  byModel.set(model, e);
+                }),
+            });
+          }
         : undefined;
     checkControls(slots, units, info);
     const withStart = slots.filter((s) => s.start);
@@ -484,10 +547,16 @@ export async function generateVideo(
         ...(timestepCond ? { timestepCond } : {}),
         controls,
         ...(intrablockResiduals ? { intrablockResiduals } : {}),
-        ...(anchorAttention ? { anchorAttention: anchorAttention(i) } : {}),
+        ...(anchorAttention ? { anchorAttention: await anchorAttention(i) } : {}),
         trace,
         tag: tag(i),
       });
+      for (const [frame, entries] of storing) {
+        await o.store.putKeyValues(frame, i, entries);
+        storedFrames.add(frame);
+        keyValuesWritten.add(frame);
+      }
+      storing.clear();
       const out = scheduler.step(noisePred, t, latents, {
         generator: stepNoise,
         ...(o.eta === undefined ? {} : { eta: o.eta }),
@@ -536,10 +605,19 @@ export async function generateVideo(
       }
       const recipe: FrameRecipe = { noise: slot.noise, controls: slot.controls, state, seconds };
       await o.store.put(slot.index, image, recipe);
+      finishedFrames.add(slot.index);
       secondsPerFrame.set(slot.index, seconds);
       await o.onFrame?.(slot.index, image);
       finished++;
       o.onProgress?.({ status: "progress", task, done: finished, total: info.frames });
+    }
+    // Stored keys/values no unfinished batch reads any more
+    if (storedFrames.size > 0) {
+      const needed = pendingAnchors();
+      for (const f of [...storedFrames].filter((f) => !needed.has(f))) {
+        await o.store.dropKeyValues(f);
+        storedFrames.delete(f);
+      }
     }
   }
   o.onProgress?.({ status: "done", task });
@@ -550,6 +628,7 @@ export async function generateVideo(
     info,
     denoisedSlots,
     ...(cache ? { anchorCache: cache.stats() } : {}),
+    ...(stored ? { storedKeyValues: [...keyValuesWritten].sort((a, b) => a - b) } : {}),
   };
 }
 

@@ -164,6 +164,17 @@ export interface VideoMethod {
    * these anchors again, when the models are built with `anchorCache` (see `crossFrame`).
    */
   anchorCache?(info: RenderInfo): readonly number[];
+  /**
+   * The anchors not named by `anchorCache` must attend as they did when they were generated (they
+   * read frames outside the anchor list, e.g. sparse-causal attention's previous frame reads its own
+   * predecessor), so denoising them again would change what later frames see. The engine then
+   * records the self-attention keys/values of every frame a later batch takes as an anchor while it
+   * is generated, keeps them with the frame in the store (`FrameStore.putKeyValues`: on disk in a
+   * render's work folder) until no later batch needs them, and feeds them to those batches: any
+   * `--batch`, a resumed render and a farm segment see the same keys/values. Models that cannot take
+   * anchor keys/values (Uni-ControlNet's local adapter) denoise such anchors again instead.
+   */
+  readonly storedAnchors?: boolean;
   /** Frames to generate before all others, together in one batch (key frames). */
   firstBatch?(info: RenderInfo): readonly number[] | undefined;
 

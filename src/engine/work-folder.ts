@@ -5,6 +5,9 @@
  *   frames/frame_000000.png    finished frames, each written atomically, last of its files
  *   recipes/frame_000000.safetensors   the frame's initial noise and the methods' state after it
  *   controls/c0/frame_000000.png       the control maps it was made with (one folder per ControlNet)
+ *   keyvalues/frame_000000/step_00.safetensors   the self-attention keys/values a frame leaves for
+ *                              later frames (methods with `storedAnchors`), one file per step, removed
+ *                              when no later frame needs them
  *
  * A frame counts as finished when its PNG exists (the recipe and controls are written before it), so
  * a render killed at any point loses at most the frame in progress. `--resume` reopens the folder when
@@ -19,7 +22,8 @@ import { readImageFile, writePngFile } from "../control/png.js";
 import type { HostTensor } from "../tensor.js";
 import { writeFileAtomic } from "../util/atomic-write.js";
 import { readSafetensors, serializeSafetensors } from "../weights/safetensors.js";
-import type { FrameRecipe, FrameStore } from "./frame-store.js";
+import type { AnchorEntry } from "../models/anchor-attention.js";
+import type { FrameRecipe, FrameStore, StepKeyValues } from "./frame-store.js";
 
 const frameName = (i: number, ext = ".png"): string => `frame_${String(i).padStart(6, "0")}${ext}`;
 
@@ -144,6 +148,45 @@ export class WorkFolder implements FrameStore {
       await writePngFile(join(this.dir, "controls", `c${k}`, frameName(i)), control);
     }
     await writePngFile(this.framePath(i), image);
+  }
+
+  private keyValuePath(i: number, step: number): string {
+    return join(this.dir, "keyvalues", frameName(i, ""), `step_${String(step).padStart(2, "0")}.safetensors`);
+  }
+
+  async putKeyValues(i: number, step: number, entries: StepKeyValues): Promise<void> {
+    const tensors: Record<string, HostTensor> = {};
+    for (const [model, entry] of entries)
+      for (const [name, t] of Object.entries(entry)) tensors[`${model}/${name}`] = t;
+    const path = this.keyValuePath(i, step);
+    await mkdir(dirname(path), { recursive: true });
+    await writeFileAtomic(path, serializeSafetensors(tensors), { durable: false });
+  }
+
+  async hasKeyValues(i: number, steps: number): Promise<boolean> {
+    for (let s = 0; s < steps; s++) if (!(await exists(this.keyValuePath(i, s)))) return false;
+    return true;
+  }
+
+  async keyValues(i: number, step: number): Promise<StepKeyValues> {
+    const out = new Map<string, Record<string, HostTensor<"float32">>>();
+    const path = this.keyValuePath(i, step);
+    for (const [key, t] of await readSafetensors(path)) {
+      const slash = key.indexOf("/");
+      if (slash < 0 || t.dtype !== "float32")
+        throw new ConfigError(path, key, "float32 keys/values named <model>/<input>", t.dtype, {
+          hint: `delete ${this.dir} to start over`,
+        });
+      const model = key.slice(0, slash);
+      let entry = out.get(model);
+      if (entry === undefined) out.set(model, (entry = {}));
+      entry[key.slice(slash + 1)] = t as HostTensor<"float32">;
+    }
+    return out as Map<string, AnchorEntry>;
+  }
+
+  async dropKeyValues(i: number): Promise<void> {
+    await rm(join(this.dir, "keyvalues", frameName(i, "")), { recursive: true, force: true });
   }
 
   /** Finished frame indices, sorted. */

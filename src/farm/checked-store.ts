@@ -8,7 +8,7 @@
  * a FarmError instead of mixing two renders into one video.
  */
 import type { Image } from "../image.js";
-import type { FrameRecipe, FrameStore } from "../engine/frame-store.js";
+import type { FrameRecipe, FrameStore, StepKeyValues } from "../engine/frame-store.js";
 import type { WorkFolder } from "../engine/work-folder.js";
 import { FarmError } from "./farm-error.js";
 
@@ -55,5 +55,22 @@ export class CheckedFrameStore implements FrameStore {
       return;
     }
     await this.work.put(i, image, recipe);
+  }
+
+  /** Keys/values are written by whichever worker renders the frame (the same numbers: renders are deterministic). */
+  putKeyValues(i: number, step: number, entries: StepKeyValues): Promise<void> {
+    return this.work.putKeyValues(i, step, entries);
+  }
+
+  hasKeyValues(i: number, steps: number): Promise<boolean> {
+    return this.work.hasKeyValues(i, steps);
+  }
+
+  keyValues(i: number, step: number): Promise<StepKeyValues> {
+    return this.work.keyValues(i, step);
+  }
+
+  dropKeyValues(i: number): Promise<void> {
+    return this.work.dropKeyValues(i);
   }
 }

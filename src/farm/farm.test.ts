@@ -8,7 +8,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { InvalidArgumentError, ConfigError } from "../errors.js";
-import { batchPlan } from "../engine/generate-video.js";
+import { batchPlan, isChained } from "../engine/generate-video.js";
+import { firstFrameAttention } from "../engine/methods/attention-first.js";
+import { sparseCausalAttention } from "../engine/methods/attention-sparse-causal.js";
 import type { RenderInfo, VideoMethod } from "../engine/method.js";
 import { WorkFolder } from "../engine/work-folder.js";
 import { CheckedFrameStore } from "./checked-store.js";
@@ -33,6 +35,13 @@ describe("farmPlan", () => {
     expect(farm.first).toEqual([0, 1, 2]);
     // 4 frames asked: two batches of 3 (a batch is never split, so frames land in the same UNet call)
     expect(farm.segments).toEqual([[3, 4, 5, 6, 7, 8], [9]]);
+  });
+
+  it("segments run one after the other when a frame's stored keys/values feed the next segment", () => {
+    // first+previous: a segment's first batch reads the previous segment's last frame as it was made.
+    expect(isChained([sparseCausalAttention(2)])).toBe(true);
+    // first: frame 0 is denoised again by each segment (it attends only to itself).
+    expect(isChained([firstFrameAttention(2)])).toBe(false);
   });
 
   it("key frames first, the others in order around them", () => {
