@@ -155,4 +155,35 @@ describe("CheckedFrameStore", () => {
     expect((error as FarmError).message).toMatch(/frame 0 .*different pixels/);
     expect(Buffer.from((await work.image(0)).data)).toEqual(Buffer.from(image.data));
   });
+
+  it("keeps a frame's attention keys/values per step in the work folder, for any worker to read", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "steadyframe-farm-kv-"));
+    dirs.push(dir);
+    const work = await WorkFolder.open(join(dir, "out"), { a: 1 }, false);
+    const store = new CheckedFrameStore(work);
+    const kv = (v: number) => ({
+      dtype: "float32" as const,
+      shape: [2, 1, 3, 2],
+      data: new Float32Array(12).fill(v),
+    });
+    const step = (v: number) =>
+      new Map([
+        ["unet", { "anchor_key.a": kv(v), "anchor_value.a": kv(v + 1) }],
+        ["controlnet.0", { "anchor_key.b": kv(v + 2) }],
+      ]);
+    await store.putKeyValues(3, 0, step(1));
+    expect(await store.hasKeyValues(3, 2)).toBe(false); // step 1 missing
+    await store.putKeyValues(3, 1, step(5));
+    expect(await store.hasKeyValues(3, 2)).toBe(true);
+    // Another worker opens the same folder and reads exactly what was written.
+    const other = await WorkFolder.open(join(dir, "out"), { a: 1 }, true);
+    const back = await other.keyValues(3, 1);
+    expect([...back.keys()].sort()).toEqual(["controlnet.0", "unet"]);
+    expect(back.get("unet")?.["anchor_value.a"]?.shape).toEqual([2, 1, 3, 2]);
+    expect([...(back.get("unet")?.["anchor_value.a"]?.data ?? [])]).toEqual(Array(12).fill(6));
+    expect([...(back.get("controlnet.0")?.["anchor_key.b"]?.data ?? [])]).toEqual(Array(12).fill(7));
+    await store.dropKeyValues(3);
+    expect(await other.hasKeyValues(3, 1)).toBe(false);
+    await expect(other.keyValues(3, 0)).rejects.toThrow();
+  });
 });
