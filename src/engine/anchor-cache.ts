@@ -7,8 +7,10 @@
  *
  * Memory is bounded by the budget: when a recording would pass it, recording stops for the render,
  * unfinished recordings are dropped, and the frames not cached are denoised again as anchors (the
- * result is the same; only the speed differs). Nothing is written to disk: a resumed render records
- * again in its first batch.
+ * result is the same; only the speed differs). Nothing is written to disk here: a resumed render
+ * records again in its first batch. Methods with `storedAnchors` also keep the frames they need later
+ * here while there is room (the store holds them in any case), and the engine forgets them when no
+ * later batch reads them.
  */
 import { type AnchorEntry, entryBytes } from "../models/anchor-attention.js";
 
@@ -76,6 +78,11 @@ export class AnchorCache {
     if (old !== undefined) this.bytes -= entryBytes(old);
     byModel.set(model, entry);
     this.bytes += size;
+  }
+
+  /** Frees a frame's keys/values (no later batch reads them). */
+  forget(frame: number): void {
+    this.drop(frame);
   }
 
   private drop(frame: number): void {

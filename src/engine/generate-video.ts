@@ -429,14 +429,16 @@ export async function generateVideo(
     slots.push(...freshSlots);
     denoisedSlots += slots.length;
     // The slots to record: cacheable frames not cached yet; with stored anchors, the fresh frames a
-    // later batch reads (in the store, and in the cache too when cacheable)
+    // later batch reads (written to the store, and kept in the cache while it has room, so the next
+    // batch need not read them back)
     const later = stored ? pendingAnchors() : new Set<number>();
     const toStore = (s: Slot): boolean => stored && s.fresh && later.has(s.index);
     const toCache = (s: Slot): boolean =>
-      cache !== undefined && cache.recording && cacheable.has(s.index) && !cache.has(s.index);
+      cache !== undefined && cache.recording && (cacheable.has(s.index) || toStore(s)) && !cache.has(s.index);
     const record = feeding ? slots.flatMap((s, k) => (toStore(s) || toCache(s) ? [k] : [])) : [];
     /** Keys/values of the current step recorded for the store: frame -> model -> entry. */
     const storing = new Map<number, Map<string, AnchorEntry>>();
+    const writes: Promise<void>[] = [];
     const anchorAttention =
       feeding && (cachedAnchors.length > 0 || record.length > 0)
         ? async (step: number): Promise<(model: string) => AnchorAttentionIO> => {
@@ -551,8 +553,11 @@ export async function generateVideo(
         trace,
         tag: tag(i),
       });
+      // Written while the next steps run; all of them are on disk before the frame's image.
       for (const [frame, entries] of storing) {
-        await o.store.putKeyValues(frame, i, entries);
+        const write = o.store.putKeyValues(frame, i, entries);
+        write.catch(() => undefined); // rejections surface at the await below
+        writes.push(write);
         storedFrames.add(frame);
         keyValuesWritten.add(frame);
       }
@@ -580,6 +585,7 @@ export async function generateVideo(
       o.onProgress?.({ status: "progress", task: "denoising", done: i + 1, total: timesteps.length });
     }
     o.onProgress?.({ status: "done", task: "denoising" });
+    await Promise.all(writes);
 
     // 5. Decode the new frames, hand them to the methods, store them
     const perSlot = chunkBatch(latents, slots.length);
@@ -616,6 +622,7 @@ export async function generateVideo(
       const needed = pendingAnchors();
       for (const f of [...storedFrames].filter((f) => !needed.has(f))) {
         await o.store.dropKeyValues(f);
+        if (!cacheable.has(f)) cache?.forget(f); // the cache's own anchors stay to the end
         storedFrames.delete(f);
       }
     }
