@@ -230,7 +230,9 @@ Sampling:
   --batch N                 new frames per UNet call (default 1; sequential strategies use 1)
   --anchor-cache MIB        memory for the anchor frames' attention keys/values, so later batches
                             do not denoise frame 0 / the key frames again (default min(8192, 40 % of
-                            RAM); 0: off; a budget too small falls back to denoising them again)
+                            RAM); 0: off; a budget too small falls back to denoising them again).
+                            first+previous keeps the previous frame's in the work folder in any case
+                            (keyvalues/, deleted when read), and in this memory while it has room
 Output:
   --out FILE.mp4|DIR        .mp4/.webm/.gif/.mkv/.mov, or a folder of PNGs
   --fps F                   frame rate of a video output (default: the source's, x (N+1) when interpolated)
