@@ -16,6 +16,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { main } from "../src/cli/main.js";
+import { InvalidArgumentError } from "../src/errors.js";
 import { runConformance } from "../src/conformance/run.js";
 import { MemoryFrameStore } from "../src/engine/frame-store.js";
 import { generateVideo, type GenerateVideoResult } from "../src/engine/generate-video.js";
@@ -43,7 +44,8 @@ async function render(
   batch: number,
   frames = 5,
   seed = 3n,
-  extra: { anchorCacheMiB?: number } = {},
+  extra: { anchorCacheMiB?: number; only?: (i: number) => boolean } = {},
+  store = new MemoryFrameStore(),
 ): Promise<{ images: Image[]; latents: HostTensor[]; result: GenerateVideoResult; store: MemoryFrameStore }> {
   const source = await SourceVideo.open(CLIP, { ...SIZE, maxFrames: frames });
   const methods = strategyMethods(strategy, { annotators: [cannyAnnotator()], videos: 2, source });
@@ -53,7 +55,6 @@ async function render(
     ...(crossFrame ? { crossFrame } : {}),
   });
   try {
-    const store = new MemoryFrameStore();
     const latents: HostTensor[] = [];
     const result = await generateVideo(sd.videoComponents("ddim"), {
       ...extra,
@@ -168,6 +169,19 @@ describe("video engine", () => {
     expect(small.result.anchorCache?.bytes).toBe(0);
     expect(small.result.denoisedSlots).toBe(7);
   }, 240_000);
+
+  it("first+previous refuses to go on when a finished frame's stored keys/values are gone", async () => {
+    const causal: Strategy = { ...base, attention: "first+previous" };
+    const store = new MemoryFrameStore();
+    const part = await render(causal, 1, 4, 3n, { only: (i) => i < 2 }, store);
+    expect(part.result.storedKeyValues).toEqual([0, 1]);
+    expect([...store.attention.keys()].sort()).toEqual([0, 1]); // both still read by frames 2 and 3
+    store.attention.delete(1);
+    const error = await render(causal, 1, 4, 3n, {}, store).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(InvalidArgumentError);
+    expect(String(error)).toMatch(/keys\/values of finished frame 1 .*attention:first\+previous.*delete it/);
+    expect(store.images.has(2)).toBe(false);
+  }, 120_000);
 
   it("`per-frame` noise is the study's seed + i: frame i equals text-to-image with seed + i", async () => {
     const video = (await render({ ...base, noise: "per-frame", attention: "per-frame" }, 1, 3, 11n)).images;
