@@ -67,7 +67,7 @@ export class AnchorCache {
     const size = entryBytes(entry);
     if (this.bytes + size > this.budgetBytes) {
       this.stopped = `the anchor keys/values would pass the budget of ${Math.round(this.budgetBytes / 2 ** 20)} MiB`;
-      for (const f of [...this.entries.keys()]) if (!this.has(f)) this.drop(f);
+      for (const f of [...this.entries.keys()]) if (!this.has(f)) this.forget(f);
       return;
     }
     let steps = this.entries.get(frame);
@@ -80,12 +80,8 @@ export class AnchorCache {
     this.bytes += size;
   }
 
-  /** Frees a frame's keys/values (no later batch reads them). */
+  /** Frees a frame's keys/values (no later batch reads them, or the frame is incomplete). */
   forget(frame: number): void {
-    this.drop(frame);
-  }
-
-  private drop(frame: number): void {
     for (const byModel of this.entries.get(frame) ?? [])
       for (const e of byModel?.values() ?? []) this.bytes -= entryBytes(e);
     this.entries.delete(frame);
