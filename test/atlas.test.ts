@@ -7,10 +7,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ATLAS_BG_FILE, exportAtlases, readAtlasEdit, renderAtlasFrames } from "../src/atlas/edit.js";
-import { createAtlasModel, fitAtlas, loadAtlasModel } from "../src/atlas/fit.js";
-import { TorchRandint, prepareAtlasData } from "../src/atlas/data.js";
-import { RELEASE_LOSS_CONFIG, coefficientsAt } from "../src/atlas/losses.js";
-import { initialParameters } from "../src/atlas/networks.js";
+import { type FitSettings, createAtlasModel, fitAtlas, fitNets, loadAtlasModel } from "../src/atlas/fit.js";
+import { TorchRandint, batchFeeds, prepareAtlasData } from "../src/atlas/data.js";
+import { RELEASE_LOSS_CONFIG, buildStepForward, coefficientsAt } from "../src/atlas/losses.js";
+import { initialParameters, modelParameterShapes, parameterInputs } from "../src/atlas/networks.js";
+import { gradients } from "../src/graph/autodiff/index.js";
+import { GraphBuilder, type Value } from "../src/graph/builder.js";
+import { type HostTensor, tensor } from "../src/tensor.js";
+import { runGraph } from "./helpers/run-graph.js";
 import { openStepRunner } from "../src/atlas/step.js";
 import { main } from "../src/cli/main.js";
 import { runConformance } from "../src/conformance/run.js";
@@ -18,6 +22,7 @@ import { readImageFile, writePngFile } from "../src/control/png.js";
 import { pairFlows } from "../src/control/flow.js";
 import { CancelledError, InvalidArgumentError } from "../src/errors.js";
 import { TorchGenerator } from "../src/random/torch-generator.js";
+import type { SparseRows } from "../src/train/optim/index.js";
 import { readAllFrames } from "../src/video/read.js";
 import { captureIO } from "./helpers/cli-io.js";
 import { GOLDEN } from "./helpers/golden-fixture.js";
@@ -50,6 +55,28 @@ describe("nla golden fixture (layered-neural-atlases @ 3f7cfe4)", () => {
   }, 120_000);
 });
 
+/** A step's gradient as a dense array of `length` values (a grid table's rows scattered). */
+function dense(g: Float32Array | SparseRows | null, length: number): Float32Array {
+  if (g === null) return new Float32Array(0);
+  if (g instanceof Float32Array) return g;
+  const out = new Float32Array(length);
+  g.rows.forEach((r, k) => out.set(g.values.subarray(k * g.rowSize, (k + 1) * g.rowSize), r * g.rowSize));
+  return out;
+}
+
+describe("fitNets", () => {
+  it("takes the grid levels of a grid-encoded atlas and refuses them for the release's", () => {
+    expect(fitNets({ width: 8, encoding: "grid" }).atlas.grid?.resolutions).toEqual([
+      16, 32, 64, 128, 256, 512,
+    ]);
+    const fine = fitNets({ width: 8, encoding: "grid", gridLevels: [32, 2048] });
+    expect(fine.atlas.grid?.resolutions).toEqual([32, 2048]);
+    expect(fine.atlas.grid?.scale).toBe(10);
+    expect(fine.mapping2.hiddenDim).toBe(8);
+    expect(() => fitNets({ width: 8, encoding: "pe", gridLevels: [32] })).toThrow(InvalidArgumentError);
+  });
+});
+
 describe("atlas fitting and editing on car-turn at 32x32", () => {
   let tmp = "";
   let frames: Uint8Array;
@@ -68,6 +95,16 @@ describe("atlas fitting and editing on car-turn at 32x32", () => {
     await rm(tmp, { recursive: true, force: true });
   });
   const input = () => ({ ...size, count: 4, frames, flowFw: flows.forward, flowBw: flows.backward });
+
+  it("stops a diverging fit with a typed error before a non-finite step reaches the parameters", async () => {
+    const dir = join(tmp, "diverge");
+    await createAtlasModel(dir, input(), { ...settings, pretrainIterations: 0, lr: 1e30 });
+    const model = await loadAtlasModel(dir);
+    const error = await fitAtlas(model, { iterations: 20 }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(InvalidArgumentError);
+    expect(String(error)).toMatch(/non-finite.*--lr/);
+    for (const [name, v] of model.params) expect(v.every(Number.isFinite), name).toBe(true);
+  });
 
   it("refuses bad input with typed errors and writes nothing", async () => {
     const dir = join(tmp, "bad");
@@ -139,8 +176,22 @@ describe("atlas fitting and editing on car-turn at 32x32", () => {
   }, 60_000);
 
   it("a data-parallel step (2 shards) equals the single-process step", async () => {
-    const dir = join(tmp, "dp");
-    await createAtlasModel(dir, input(), { ...settings, batch: 512 });
+    for (const [dir, extra, bound] of [
+      [join(tmp, "dp"), {}, 1e-5],
+      // the grid atlas (gradients as table rows) and the per-frame affine maps: mapping1's last
+      // biases sum strongly cancelling terms here (relative 1.3e-5 without the affine maps, 4.8e-4
+      // with them, summation order alone); a shard's rows lost or doubled would be O(1)
+      [join(tmp, "dp-grid"), { encoding: "grid", gridLevels: [8, 32], frameAffine: true }, 2e-3],
+    ] as const)
+      await dataParallelMatches(dir, extra, bound);
+  }, 60_000);
+
+  async function dataParallelMatches(
+    dir: string,
+    extra: Partial<FitSettings>,
+    exactBound: number,
+  ): Promise<void> {
+    await createAtlasModel(dir, input(), { ...settings, ...extra, batch: 512 });
     const model = await loadAtlasModel(dir);
     const data = await prepareAtlasData(model.input);
     const indices = new TorchRandint(11).next(4 * 32 * 32, 512);
@@ -161,7 +212,7 @@ describe("atlas fitting and editing on car-turn at 32x32", () => {
       }
     };
     for (const [coefficients, bound] of [
-      [noRigidity, 1e-5],
+      [noRigidity, exactBound],
       [release, 5e-3],
     ] as const) {
       const one = await step(1, coefficients);
@@ -171,20 +222,59 @@ describe("atlas fitting and editing on car-turn at 32x32", () => {
         expect(Math.abs((two.losses[name] ?? NaN) - value), name).toBeLessThanOrEqual(
           1e-5 * Math.max(1, Math.abs(value)),
         );
-      for (const [name, g] of one.grads) {
-        const h = two.grads.get(name) ?? new Float32Array(0);
+      for (const [name, sparse] of one.grads) {
+        const g = dense(sparse, model.params.get(name)?.length ?? 0);
+        const h = dense(two.grads.get(name) ?? null, g.length);
         let diff = 0;
         let norm = 0;
         for (let i = 0; i < g.length; i++) {
           diff += ((h[i] ?? NaN) - (g[i] ?? 0)) ** 2;
           norm += (g[i] ?? 0) ** 2;
         }
-        expect(Math.sqrt(diff / Math.max(norm, 1e-12)), name).toBeLessThanOrEqual(bound);
+        expect(Math.sqrt(diff / Math.max(norm, 1e-12)), `${dir} ${name}`).toBeLessThanOrEqual(bound);
       }
     }
     await expect(openStepRunner(model.info.nets, model.info.loss, data, 512, { workers: 3 })).rejects.toThrow(
       /divid/,
     );
+  }
+
+  it("a grid table's gradient rows sum to the dense gradient of the table", async () => {
+    const dir = join(tmp, "rows");
+    await createAtlasModel(dir, input(), { ...settings, encoding: "grid", gridLevels: [4, 16], batch: 256 });
+    const model = await loadAtlasModel(dir);
+    const data = await prepareAtlasData(model.input);
+    const indices = new TorchRandint(5).next(4 * 32 * 32, 256);
+    const coefficients = coefficientsAt(model.info.loss, 0);
+    const runner = await openStepRunner(model.info.nets, model.info.loss, data, 256);
+    const { grads } = await runner.run(model.params, indices, coefficients).finally(() => runner.release());
+    // the reference: the same forward, differentiated with respect to the tables themselves
+    const g = new GraphBuilder({ name: "dense_tables" });
+    const params = parameterInputs(g, model.info.nets);
+    const v = buildStepForward(g, model.info.nets, { batch: 256, largerDim: 32 }, model.info.loss, params);
+    const tables = ["atlas.grid.0", "atlas.grid.1"];
+    gradients(
+      g,
+      v.losses.total,
+      tables.map((t) => params.get(t) as Value),
+    ).grads.forEach((gr, i) => g.output(gr, `dense${i}`));
+    const feeds: Record<string, HostTensor> = batchFeeds(data, indices, model.info.loss, coefficients);
+    for (const [name, shape] of modelParameterShapes(model.info.nets))
+      feeds[name] = tensor("float32", shape, model.params.get(name) as Float32Array);
+    const out = await runGraph(g, feeds);
+    tables.forEach((t, i) => {
+      const sparse = grads.get(t) as SparseRows;
+      expect(sparse.kind).toBe("rows");
+      const expected = out[`dense${i}`]?.data as Float32Array;
+      const got = dense(sparse, expected.length);
+      let touched = 0;
+      for (let j = 0; j < expected.length; j++) {
+        expect(got[j], `${t}[${j}]`).toBeCloseTo(expected[j] ?? NaN, 5);
+        if (expected[j] !== 0) touched++;
+      }
+      expect(touched).toBeGreaterThan(0);
+      expect(new Set(sparse.rows).size).toBe(sparse.rows.length);
+    });
   }, 60_000);
 
   it("drops the global-rigidity points after their last iteration (same losses, no global terms)", async () => {
@@ -335,6 +425,8 @@ describe("atlas fitting and editing on car-turn at 32x32", () => {
           ...args,
           "--encoding",
           "grid",
+          "--grid-levels",
+          "16,32,64,128,256,1024",
           "--iterations",
           "2",
           "--atlas-size",
@@ -344,8 +436,8 @@ describe("atlas fitting and editing on car-turn at 32x32", () => {
       ),
     ).toBe(0);
     const gridModel = await loadAtlasModel(grid);
-    expect(gridModel.info.nets.atlas.grid?.resolutions).toEqual([16, 32, 64, 128, 256, 512]);
-    expect(gridModel.params.get("atlas.grid.5")?.length).toBe(512 * 512 * 2);
+    expect(gridModel.info.nets.atlas.grid?.resolutions).toEqual([16, 32, 64, 128, 256, 1024]);
+    expect(gridModel.params.get("atlas.grid.5")?.length).toBe(1024 * 1024 * 2);
     // the two steps moved the finest table away from its seeded initial values
     const finest = gridModel.params.get("atlas.grid.5") ?? new Float32Array(0);
     const gen = new TorchGenerator(0);
@@ -357,6 +449,18 @@ describe("atlas fitting and editing on car-turn at 32x32", () => {
       await main(["atlas", "fit", CLIP, "--out", join(tmp, "bad-enc"), ...args, "--encoding", "hash"], bad),
     ).not.toBe(0);
     expect(bad.err()).toMatch(/--encoding/);
+    for (const [levels, message] of [
+      [["--encoding", "grid", "--grid-levels", "64,32"], /increasing.*--grid-levels/],
+      [["--encoding", "grid", "--grid-levels", "16,x"], /--grid-levels/],
+      [["--grid-levels", "16,32"], /only with --encoding grid.*--grid-levels/],
+    ] as const) {
+      const badLevels = captureIO();
+      expect(
+        await main(["atlas", "fit", CLIP, "--out", join(tmp, "bad-levels"), ...args, ...levels], badLevels),
+      ).not.toBe(0);
+      expect(badLevels.err()).toMatch(message);
+      expect(await readdir(tmp)).not.toContain("bad-levels");
+    }
     const resumeEnc = captureIO();
     expect(await main(["atlas", "fit", "--out", grid, "--resume", "--encoding", "pe"], resumeEnc)).not.toBe(
       0,

@@ -27,7 +27,7 @@ import type { ProgressCallback } from "../progress.js";
 import { TorchGenerator } from "../random/torch-generator.js";
 import { type HostTensor, tensor, toFloat32 } from "../tensor.js";
 import { openGraphSession } from "../train/graph-session.js";
-import { Adam } from "../train/optim/index.js";
+import { Adam, type SparseRows } from "../train/optim/index.js";
 import { writeFileAtomic } from "../util/atomic-write.js";
 import { openSafetensors, readSafetensors, writeSafetensors } from "../weights/safetensors.js";
 import { TorchRandint, prepareAtlasData } from "./data.js";
@@ -35,10 +35,12 @@ import { type StepRunner, openStepRunner } from "./step.js";
 import { type AtlasLossConfig, RELEASE_LOSS_CONFIG, coefficientsAt } from "./losses.js";
 import {
   type AtlasNets,
+  DEFAULT_ATLAS_GRID,
   gridAtlasNets,
   initialParameters,
   modelParameterShapes,
   releaseNets,
+  withFrameAffine,
 } from "./networks.js";
 import { buildPretrainGraph, pretrainXyt } from "./pretrain.js";
 
@@ -87,6 +89,17 @@ export interface FitSettings {
    * (`gridAtlasNets`: not in the release; converges about 5x sooner).
    */
   readonly encoding?: AtlasEncoding;
+  /**
+   * (optional, with encoding "grid") vertices per side of each grid level, coarse to fine (default
+   * `DEFAULT_ATLAS_GRID`'s 16..512). The two layers share the table, each on a quarter of it, so a clip
+   * whose background pans far past the frame wants finer levels (docs/atlas.md).
+   */
+  readonly gridLevels?: readonly number[];
+  /**
+   * (optional, default false; not in the release) give both mapping nets a learnt per-frame affine
+   * pre-transform (`withFrameAffine`): for clips whose camera pans, zooms or rolls far.
+   */
+  readonly frameAffine?: boolean;
   /** (optional) the nets themselves (then `width` and `encoding` are not used). */
   readonly nets?: AtlasNets;
   /** (optional, default 10000) pixels per iteration. */
@@ -107,11 +120,19 @@ export interface FitSettings {
 export type AtlasEncoding = "pe" | "grid";
 
 /** The nets of a new model: the release's, or with the grid-encoded atlas. */
-export function fitNets(settings: Pick<FitSettings, "width" | "encoding" | "nets">): AtlasNets {
+export function fitNets(
+  settings: Pick<FitSettings, "width" | "encoding" | "gridLevels" | "nets">,
+): AtlasNets {
   if (settings.nets) return settings.nets;
   const width = settings.width ?? 256;
   const encoding = settings.encoding ?? "pe";
-  if (encoding === "grid") return gridAtlasNets(width);
+  const levels = settings.gridLevels;
+  if (encoding === "grid")
+    return gridAtlasNets(
+      width,
+      levels === undefined ? {} : { grid: { ...DEFAULT_ATLAS_GRID, resolutions: levels } },
+    );
+  if (levels !== undefined) throw new InvalidArgumentError("gridLevels", 'only with encoding "grid"', levels);
   if (encoding !== "pe") throw new InvalidArgumentError("encoding", '"pe" or "grid"', encoding);
   return releaseNets(width);
 }
@@ -190,7 +211,7 @@ export async function createAtlasModel(
     width: input.width,
     height: input.height,
     frames: input.count,
-    nets: fitNets(settings),
+    nets: settings.frameAffine ? withFrameAffine(fitNets(settings), input.count) : fitNets(settings),
     loss: settings.loss ?? RELEASE_LOSS_CONFIG,
     batch: positive("batch", settings.batch ?? 10000),
     seed: settings.seed ?? 0,
@@ -440,6 +461,15 @@ export async function fitAtlas(model: AtlasModel, options: FitOptions): Promise<
         // without masks the target is alpha 0 everywhere (data.ts): one background layer
         coefficientsAt(info.loss, iteration),
       );
+      if (!finiteStep(losses, grads))
+        throw new InvalidArgumentError(
+          "--lr",
+          `a rate at which the fit stays finite (iteration ${iteration + 1} gave a non-finite loss or gradient; nothing was updated)`,
+          info.lr,
+          {
+            hint: "start a new fit with a smaller --lr or a larger --batch; the last checkpoint is unchanged",
+          },
+        );
       adam.step(params, grads);
       iteration++;
       lastPsnr = psnrOfRgbLoss(losses.rgb ?? NaN);
@@ -464,6 +494,19 @@ export async function fitAtlas(model: AtlasModel, options: FitOptions): Promise<
     lastPsnr,
     msPerIteration: done > 0 ? (performance.now() - started) / done : 0,
   };
+}
+
+/** Whether every loss and gradient value of a step is finite. */
+function finiteStep(
+  losses: Readonly<Record<string, number>>,
+  grads: ReadonlyMap<string, Float32Array | SparseRows>,
+): boolean {
+  if (!Object.values(losses).every(Number.isFinite)) return false;
+  for (const g of grads.values()) {
+    const values = g instanceof Float32Array ? g : g.values;
+    for (const v of values) if (!Number.isFinite(v)) return false;
+  }
+  return true;
 }
 
 /** The fit's optimizer: Adam over every net; the grid tables (`<net>.grid.<l>`) updated lazily. */

@@ -24,8 +24,10 @@ import type { GraphBuilder, Value } from "../graph/builder.js";
 import * as op from "../graph/ops/index.js";
 import { tensor } from "../tensor.js";
 import { gradients } from "../graph/autodiff/index.js";
+import { InvalidArgumentError } from "../errors.js";
 import {
   type AtlasNets,
+  type GridTaps,
   NET_NAMES,
   imlp,
   mapAlpha,
@@ -207,9 +209,18 @@ function rigidity(
   const d = op.Add(g, j11, 0.001);
   const det = op.Sub(g, op.Mul(g, a, d), op.Mul(g, j01, j01));
   const frob = (p: Value, q: Value, r: Value): Value =>
-    op.Sqrt(g, op.Add(g, op.Add(g, op.Add(g, sq(p), sq(q)), sq(q)), sq(r)));
+    safeSqrt(g, op.Add(g, op.Add(g, op.Add(g, sq(p), sq(q)), sq(q)), sq(r)));
   const inv = (v: Value): Value => op.Div(g, v, det);
   return op.Add(g, frob(j00, j01, j11), frob(inv(d), inv(op.Neg(g, j01)), inv(a)));
+}
+
+/**
+ * √s whose gradient is 0, not 0·∞ = NaN, where s = 0 (torch's norm backward masks a zero norm the
+ * same way): two mapped points can coincide exactly once a mapping's tanh saturates. Bit for bit √s
+ * for s ≥ 1e-30.
+ */
+function safeSqrt(g: GraphBuilder, s: Value): Value {
+  return op.Sqrt(g, op.Max(g, s, 1e-30));
 }
 
 /** Builds the forward step (all losses) on graph inputs; returns its values. */
@@ -219,6 +230,8 @@ export interface StepForwardOptions {
    * global terms are 0 (the graph for iterations after `stopGlobalRigidity`).
    */
   readonly globalRigidity?: boolean;
+  /** (optional) where the grid encodings record the table rows they read (see `GridTaps`). */
+  readonly gridTaps?: GridTaps;
 }
 
 export function buildStepForward(
@@ -250,9 +263,10 @@ export function buildStepForward(
   // `denominators` feed), so that shards of one batch add up to the full step (data-parallel)
   const sumAll = (v: Value): Value => op.ReduceSum(g, v, [0, 1], { keepdims: false });
   const meanAll = (_g: GraphBuilder, v: Value): Value => op.Div(g, sumAll(v), denom(0));
-  const uv1All = imlp(g, nets.mapping1, "mapping1", params, xytMap).output;
-  const uv2All = imlp(g, nets.mapping2, "mapping2", params, xytMap).output;
-  const alphaAll = mapAlpha(g, imlp(g, nets.alpha, "alpha", params, xytAlpha).output);
+  const taps = options.gridTaps;
+  const uv1All = imlp(g, nets.mapping1, "mapping1", params, xytMap, taps).output;
+  const uv2All = imlp(g, nets.mapping2, "mapping2", params, xytMap, taps).output;
+  const alphaAll = mapAlpha(g, imlp(g, nets.alpha, "alpha", params, xytAlpha, taps).output);
   const m = (v: Value, name: MapBlock): Value => rowsOf(g, v, blocks.indexOf(name), b);
   const al = (name: (typeof ALPHA_BLOCKS)[number]): Value =>
     rowsOf(g, alphaAll, ALPHA_BLOCKS.indexOf(name), b);
@@ -265,7 +279,7 @@ export function buildStepForward(
     (["p", "xp1", "yp1"] as const).flatMap((blk) => [fg(m(uv1All, blk)), bg(m(uv2All, blk))]),
     0,
   );
-  const colours = mapColour(g, imlp(g, nets.atlas, "atlas", params, atlasIn).output);
+  const colours = mapColour(g, imlp(g, nets.atlas, "atlas", params, atlasIn, taps).output);
   const c = (k: number): Value => rowsOf(g, colours, k, b);
   const composite = (c1: Value, c2: Value, a: Value): Value =>
     op.Add(g, op.Mul(g, c1, a), op.Mul(g, c2, op.Sub(g, 1, a)));
@@ -311,7 +325,7 @@ export function buildStepForward(
   const flowDistance = (all: Value, blk: "flow_fw" | "flow_bw", w: Value): Value => {
     const d = op.Sub(g, m(all, blk), m(all, "p"));
     // rows outside the mask get +1 under the root (no 0-norm gradient); they are weighted 0 anyway
-    const norm = op.Sqrt(g, op.Add(g, sqNorm(g, d), op.Sub(g, 1, w)));
+    const norm = safeSqrt(g, op.Add(g, sqNorm(g, d), op.Sub(g, 1, w)));
     return op.Div(g, op.Mul(g, norm, D), 2 * s);
   };
   const flowLoss = (all: Value, weight: Value): Value =>
@@ -402,7 +416,9 @@ export interface StepGraphOptions extends StepForwardOptions {
 
 /**
  * The whole training step in `g`: inputs = parameters (state_dict names) + the batch inputs above;
- * outputs `loss.<name>` for every {@link LOSS_NAMES} entry and `grad.<param>` for every parameter.
+ * outputs `loss.<name>` for every {@link LOSS_NAMES} entry and `grad.<param>` for every parameter but
+ * the grid tables. A grid table's gradient comes as the rows it read: `grad_rows.<table>` [n, F] and
+ * `grad_index.<table>` [n] (int64; a row may repeat: the gradient is their sum per row).
  */
 export function buildStepGraph(
   g: GraphBuilder,
@@ -412,15 +428,26 @@ export function buildStepGraph(
   options: StepGraphOptions = {},
 ): void {
   const params = parameterInputs(g, nets, NET_NAMES);
-  const v = buildStepForward(g, nets, geometry, config, params, options);
-  const names = modelParameterShapes(nets).map(([n]) => n);
-  const { grads } = gradients(
-    g,
-    v.losses.total,
-    names.map((n) => params.get(n) as Value),
-  );
+  const taps: GridTaps = new Map();
+  const v = buildStepForward(g, nets, geometry, config, params, { ...options, gridTaps: taps });
+  const names = modelParameterShapes(nets)
+    .map(([n]) => n)
+    .filter((n) => !taps.has(n));
+  const tapped = [...taps];
+  const { grads } = gradients(g, v.losses.total, [
+    ...names.map((n) => params.get(n) as Value),
+    ...tapped.map(([, t]) => t.rows),
+  ]);
+  grads.slice(0, names.length).forEach((gr, i) => g.output(gr, `grad.${names[i] ?? i}`));
+  tapped.forEach(([name, t], i) => {
+    const gr = grads[names.length + i] as Value;
+    const features = gr.shape[2];
+    if (typeof features !== "number")
+      throw new InvalidArgumentError(`rows of ${name}`, "a static number of features", gr.shape);
+    g.output(op.Reshape(g, gr, [-1, features]), `grad_rows.${name}`);
+    g.output(op.Reshape(g, t.index, [-1]), `grad_index.${name}`);
+  });
   for (const name of LOSS_NAMES) g.output(v.losses[name], `loss.${name}`);
-  grads.forEach((gr, i) => g.output(gr, `grad.${names[i] ?? i}`));
   if (options.diagnostics) {
     for (const [name, val] of [
       ["uv1", v.uv1],

@@ -33,6 +33,27 @@ export interface ImlpSpec {
    * {@link gridEncoding}); its tables are parameters `<prefix>.grid.<level>`.
    */
   readonly grid?: GridSpec;
+  /**
+   * (optional; not in the release, mapping nets only) a learnt affine map of (x, y) per frame applied
+   * before the net (see {@link frameTransform}); its table is the parameter `<prefix>.frames`.
+   */
+  readonly frameAffine?: FrameAffineSpec;
+}
+
+/**
+ * A per-frame affine pre-transform of a mapping net's input: (x, y) → (I + scale·P_f)·(x, y) +
+ * scale·t_f with the frame's row [P_f (2×2, row-major), t_f] of the table `<prefix>.frames` [N, 6]
+ * (zeros at the start: the identity). The net then only has to learn what a camera's pan, zoom and
+ * roll do not explain; a small smooth MLP of (x, y, t) cannot follow a long pan to the fraction of a
+ * pixel that a sharp atlas needs.
+ */
+export interface FrameAffineSpec {
+  /** Frames of the clip (t = f/(N/2) − 1 picks row f). */
+  readonly frames: number;
+  /** Adam's step on the shift t_f is lr × scale (as {@link GridSpec.scale}). */
+  readonly scale: number;
+  /** The same for P_f (0: shifts only). */
+  readonly linearScale: number;
 }
 
 /**
@@ -161,6 +182,26 @@ export function releaseNets(width: number | Partial<Record<NetName, number>> = 2
   };
 }
 
+/** The mapping nets with a per-frame affine pre-transform of `frames` rows (see {@link FrameAffineSpec}). */
+export function withFrameAffine(
+  nets: AtlasNets,
+  frames: number,
+  options: { scale?: number; linearScale?: number } = {},
+): AtlasNets {
+  if (!Number.isInteger(frames) || frames < 1)
+    throw new InvalidArgumentError("frames", "a positive integer", frames);
+  const frameAffine: FrameAffineSpec = {
+    frames,
+    scale: options.scale ?? 4,
+    linearScale: options.linearScale ?? 0.5,
+  };
+  return {
+    ...nets,
+    mapping1: { ...nets.mapping1, frameAffine },
+    mapping2: { ...nets.mapping2, frameAffine },
+  };
+}
+
 /** Width of the encoded input (first layer's and skip layers' extra input). */
 export function encodedDim(spec: ImlpSpec): number {
   if (spec.grid) return spec.grid.resolutions.length * spec.grid.features;
@@ -178,11 +219,15 @@ export function layerShapes(spec: ImlpSpec): [number, number][] {
 
 /** Parameter names and shapes (state_dict order) of one net, prefixed `<prefix>.`. */
 export function parameterShapes(prefix: string, spec: ImlpSpec): [string, number[]][] {
+  const frames: [string, number[]][] = spec.frameAffine
+    ? [[`${prefix}.frames`, [spec.frameAffine.frames, 6]]]
+    : [];
   const grid = (spec.grid?.resolutions ?? []).map((r, l): [string, number[]] => [
     `${prefix}.grid.${l}`,
     [r * r, spec.grid?.features ?? 0],
   ]);
   return [
+    ...frames,
     ...grid,
     ...layerShapes(spec).flatMap(([inF, outF], i): [string, number[]][] => [
       [`${prefix}.hidden.${i}.weight`, [outF, inF]],
@@ -230,6 +275,7 @@ export function gridEncoding(
   grid: GridSpec,
   prefix: string,
   params: ParameterValues,
+  taps?: GridTaps,
 ): Value {
   if (x.shape[1] !== 2) throw new InvalidArgumentError("gridEncoding input", "[K, 2] coordinates", x.shape);
   checkGrid(grid);
@@ -251,10 +297,60 @@ export function gridEncoding(
       1,
     ); // [K, 4], the order of the offsets
     const values = op.Gather(g, table, idx, 0); // [K, 4, F]
+    taps?.set(`${prefix}.grid.${l}`, { rows: values, index: idx });
     return op.ReduceSum(g, op.Mul(g, values, op.Unsqueeze(g, weights, [2])), [1], { keepdims: false });
   });
   return op.Mul(g, levels.length === 1 ? (levels[0] as Value) : op.Concat(g, levels, 1), grid.scale);
 }
+
+/**
+ * `x` [K, 3] (x, y, t) with (x, y) moved by the frame's affine map (see {@link FrameAffineSpec}); the
+ * row is t's frame, round((t + 1)·N/2) clamped to the table. The gradient reaches the table (Gather's
+ * rule) and (x, y); none reaches t through the index.
+ */
+export function frameTransform(
+  g: GraphBuilder,
+  x: Value,
+  spec: FrameAffineSpec,
+  prefix: string,
+  params: ParameterValues,
+): Value {
+  if (x.shape[1] !== 3) throw new InvalidArgumentError("frameTransform input", "[K, 3] (x, y, t)", x.shape);
+  const table = params.get(`${prefix}.frames`);
+  if (!table) throw new InvalidArgumentError("params", `${prefix}.frames`, [...params.keys()]);
+  const [px, py, t] = op.Split(g, x, 1, [1, 1, 1]) as [Value, Value, Value];
+  const row = op.Min(
+    g,
+    op.Max(g, op.Add(g, op.Mul(g, op.Add(g, t, 1), spec.frames / 2), 0.5), 0),
+    spec.frames - 0.5,
+  );
+  const index = op.Reshape(g, op.Cast(g, row, "int64"), [-1]); // row ≥ 0: truncation is floor
+  const scales = g.constantOf(
+    "float32",
+    [6],
+    [spec.linearScale, spec.linearScale, spec.scale, spec.linearScale, spec.linearScale, spec.scale],
+  );
+  const rows = op.Mul(g, op.Gather(g, table, index, 0), scales); // [K, 6]
+  const [a, b, tx, c, d, ty] = op.Split(g, rows, 1, [1, 1, 1, 1, 1, 1]) as Value[] as [
+    Value,
+    Value,
+    Value,
+    Value,
+    Value,
+    Value,
+  ];
+  const u = op.Add(g, op.Add(g, px, op.Add(g, op.Mul(g, a, px), op.Mul(g, b, py))), tx);
+  const v = op.Add(g, op.Add(g, py, op.Add(g, op.Mul(g, c, px), op.Mul(g, d, py))), ty);
+  return op.Concat(g, [u, v, t], 1);
+}
+
+/**
+ * The rows each grid table gives the encoding, by table name: `rows` [K, 4, F] is the Gather's output
+ * and `index` [K, 4] (int64) the table rows it read. A training step asks for the loss's gradient
+ * with respect to `rows` instead of the table: the same numbers without a dense [R², F] gradient
+ * (zeros but for a few thousand rows) computed, copied and scanned every step.
+ */
+export type GridTaps = Map<string, { readonly rows: Value; readonly index: Value }>;
 
 const FIXED_POINT = 2 ** 40;
 
@@ -279,6 +375,7 @@ export interface ImlpOutputs {
 
 /**
  * IMLP.forward on `x` [K, inputDim] with the parameters `params` (`<prefix>.hidden.<i>.weight|bias`).
+ * With `gridTaps`, a grid encoding records the rows it reads there (see {@link GridTaps}).
  */
 export function imlp(
   g: GraphBuilder,
@@ -286,13 +383,15 @@ export function imlp(
   prefix: string,
   params: ParameterValues,
   x: Value,
+  gridTaps?: GridTaps,
 ): ImlpOutputs {
   return g.scope(prefix, () => {
+    const input = spec.frameAffine ? frameTransform(g, x, spec.frameAffine, prefix, params) : x;
     const encoded = spec.grid
-      ? gridEncoding(g, x, spec.grid, prefix, params)
+      ? gridEncoding(g, input, spec.grid, prefix, params, gridTaps)
       : spec.positional
-        ? positionalEncoding(g, x, spec.positionalDim)
-        : x;
+        ? positionalEncoding(g, input, spec.positionalDim)
+        : input;
     const detached = spec.skipLayers.length > 0 ? stopGradient(g, encoded) : encoded;
     const layers: Value[] = [];
     let h = encoded;
@@ -344,6 +443,11 @@ export function initialParameters(
 ): Map<string, HostTensor<"float32">> {
   const out = new Map<string, HostTensor<"float32">>();
   for (const [name, shape] of modelParameterShapes(nets)) {
+    if (name.endsWith(".frames")) {
+      // the identity: every frame's affine map starts at I, no shift
+      out.set(name, tensor("float32", shape, new Float32Array(shape.reduce((a, b) => a * b, 1))));
+      continue;
+    }
     const level = /^(\w+)\.grid\.\d+$/.exec(name);
     if (level) {
       // Instant-NGP's table init U(±1e-4), in units of the spec's scale

@@ -11,6 +11,7 @@ import { InvalidArgumentError } from "../errors.js";
 import { GraphBuilder } from "../graph/builder.js";
 import { type HostTensor, tensor, toFloat32 } from "../tensor.js";
 import { type GraphSession, openGraphSession } from "../train/graph-session.js";
+import { type SparseRows, sumRows } from "../train/optim/index.js";
 import { type AtlasData, batchFeeds, batchTotals } from "./data.js";
 import { type AtlasLossConfig, LOSS_NAMES, buildStepGraph } from "./losses.js";
 import { type AtlasNets, modelParameterShapes } from "./networks.js";
@@ -18,8 +19,11 @@ import { type AtlasNets, modelParameterShapes } from "./networks.js";
 export interface StepResult {
   /** Every {@link LOSS_NAMES} term of the whole batch. */
   readonly losses: Record<string, number>;
-  /** Gradient of the total loss per parameter (state_dict names). */
-  readonly grads: Map<string, Float32Array>;
+  /**
+   * Gradient of the total loss per parameter (state_dict names); a grid table's as the rows the step
+   * read ({@link SparseRows}, each row once).
+   */
+  readonly grads: Map<string, Float32Array | SparseRows>;
 }
 
 export interface StepRunner {
@@ -90,8 +94,27 @@ export async function openStepRunner(
       const losses: Record<string, number> = {};
       for (const l of LOSS_NAMES)
         losses[l] = outs.reduce((a, o) => a + (toFloat32(o[`loss.${l}`] as HostTensor).data[0] ?? NaN), 0);
-      const grads = new Map<string, Float32Array>();
-      for (const [name] of shapes) {
+      const grads = new Map<string, Float32Array | SparseRows>();
+      for (const [name, shape] of shapes) {
+        if (outs[0]?.[`grad_rows.${name}`] !== undefined) {
+          // a grid table: the rows every shard read, summed per row
+          const rowSize = shape[1] ?? 1;
+          const parts = outs.map((o) => ({
+            index: (o[`grad_index.${name}`] as HostTensor).data as BigInt64Array,
+            values: toFloat32(o[`grad_rows.${name}`] as HostTensor).data,
+          }));
+          const total = parts.reduce((a, p) => a + p.index.length, 0);
+          const index = new Int32Array(total);
+          const values = new Float32Array(total * rowSize);
+          let at = 0;
+          for (const p of parts) {
+            for (let i = 0; i < p.index.length; i++) index[at + i] = Number(p.index[i]);
+            values.set(p.values, at * rowSize);
+            at += p.index.length;
+          }
+          grads.set(name, sumRows(index, values, rowSize));
+          continue;
+        }
         const first = Float32Array.from(toFloat32(outs[0]?.[`grad.${name}`] as HostTensor).data);
         for (const o of outs.slice(1)) {
           const d = toFloat32(o[`grad.${name}`] as HostTensor).data;

@@ -46,8 +46,8 @@ const PROGRESS_FILE = "progress.csv";
 
 const USAGE = `Usage:
   steadyframe atlas fit <video> --out DIR [--mask masks/] [--frames N] [--size WxH] [--iterations N]
-                        [--width N] [--encoding pe|grid] [--batch N] [--pretrain N] [--seed N]
-                        [--flows FILE] [--checkpoint-every N] [--atlas-size R] [--workers N]
+                        [--width N] [--encoding pe|grid] [--grid-levels R,R,...] [--batch N]
+                        [--frame-affine] [--pretrain N] [--seed N] [--flows FILE] [--checkpoint-every N] [--atlas-size R] [--workers N]
                         [--resume] [--lr LR] [--threads N]
   steadyframe atlas export DIR [--atlas-size R] [--threads N]
   steadyframe atlas edit DIR --model sd15/ --prompt TEXT --out edited.png [--controlnet canny/]
@@ -73,6 +73,11 @@ fit options:
                         encoding (default); grid = a multiresolution grid (6 levels, 16..512 vertices
                         per side) and a 3-layer width-64 MLP: not the release's; reaches the release
                         atlas's quality about 5x sooner (docs/atlas.md)
+  --grid-levels R,...   with --encoding grid: vertices per side of each level, coarse to fine (default
+                        16,32,64,128,256,512); the layers share the table, a quarter each, so a clip
+                        whose background pans far past the frame wants finer levels (e.g. ...,1024,2048)
+  --frame-affine        give the mapping networks a learnt affine map of (x, y) per frame (not the
+                        release's): for a camera that pans, zooms or rolls far (docs/atlas.md)
   --batch N             pixels per iteration (default 10000, the release's)
   --pretrain N          mapping pre-training iterations (default 100, the release's)
   --seed N              seed of the weights and of the pixel sampling (default 0)
@@ -216,6 +221,35 @@ function reportIteration(
   };
 }
 
+/** `--grid-levels R,R,...`: increasing integers ≥ 2, only with `--encoding grid` on a new model. */
+function gridLevelsOption(
+  text: string | undefined,
+  encoding: string | undefined,
+  resume: boolean | undefined,
+): number[] | undefined {
+  if (text === undefined) return undefined;
+  const expected =
+    "comma-separated vertices per side, increasing, each an integer 2..4096 (e.g. 16,32,64,128,256,512,1024)";
+  if (resume)
+    throw new InvalidArgumentError(
+      "--grid-levels",
+      "no --grid-levels with --resume (the model's nets are kept)",
+      text,
+    );
+  if (encoding !== "grid")
+    throw new InvalidArgumentError("--grid-levels", "only with --encoding grid", text, {
+      hint: "add --encoding grid",
+    });
+  const levels = text.split(",").map((t) => Number(t.trim()));
+  const ok =
+    levels.length > 0 &&
+    levels.every(
+      (r, i) => Number.isInteger(r) && r >= 2 && r <= 4096 && (i === 0 || r > (levels[i - 1] ?? 0)),
+    );
+  if (!ok) throw new InvalidArgumentError("--grid-levels", expected, text);
+  return levels;
+}
+
 async function fit(args: readonly string[], io: CliIO): Promise<number> {
   const { values: v, positionals } = parseCommandArgs(args, {
     out: { type: "string" },
@@ -225,6 +259,8 @@ async function fit(args: readonly string[], io: CliIO): Promise<number> {
     iterations: { type: "string" },
     width: { type: "string" },
     encoding: { type: "string" },
+    "grid-levels": { type: "string" },
+    "frame-affine": { type: "boolean", default: false },
     batch: { type: "string" },
     pretrain: { type: "string" },
     seed: { type: "string" },
@@ -253,6 +289,13 @@ async function fit(args: readonly string[], io: CliIO): Promise<number> {
       "--encoding",
       "no --encoding with --resume (the model's nets are kept)",
       encoding,
+    );
+  const gridLevels = gridLevelsOption(v["grid-levels"], encoding, v.resume);
+  if (v["frame-affine"] && v.resume)
+    throw new InvalidArgumentError(
+      "--frame-affine",
+      "no --frame-affine with --resume (the model's nets are kept)",
+      true,
     );
   if (lr !== undefined && v.resume)
     throw new InvalidArgumentError("--lr", "no --lr with --resume (the model's rate is kept)", v.lr);
@@ -311,6 +354,8 @@ async function fit(args: readonly string[], io: CliIO): Promise<number> {
       {
         ...(width === undefined ? {} : { width }),
         ...(encoding === undefined ? {} : { encoding }),
+        ...(gridLevels === undefined ? {} : { gridLevels }),
+        ...(v["frame-affine"] ? { frameAffine: true } : {}),
         ...(batch === undefined ? {} : { batch }),
         ...(pretrain === undefined ? {} : { pretrainIterations: pretrain }),
         ...(seed === undefined ? {} : { seed }),

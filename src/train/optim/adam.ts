@@ -11,7 +11,9 @@ import {
   type NamedArrays,
   type Optimizer,
   type OptimizerState,
+  type SparseRows,
   checkGradient,
+  isSparseRows,
 } from "./optimizer.js";
 
 export interface AdamOptions {
@@ -62,7 +64,15 @@ class AdamBase implements Optimizer {
     this.lazy = options.lazy ?? (() => false);
   }
 
-  step(params: NamedArrays, grads: ReadonlyMap<string, Float32Array | null>, lr = this.lr): void {
+  /**
+   * As {@link Optimizer.step}; a {@link SparseRows} gradient updates its rows only, each element as a
+   * lazy parameter's (an element whose gradient is exactly 0 is left alone).
+   */
+  step(
+    params: NamedArrays,
+    grads: ReadonlyMap<string, Float32Array | SparseRows | null>,
+    lr = this.lr,
+  ): void {
     this.steps += 1;
     const t = this.steps;
     const { beta1, beta2, eps, weightDecay } = this;
@@ -79,17 +89,20 @@ class AdamBase implements Optimizer {
     ];
     for (const [name, grad] of grads) {
       if (grad === null) continue;
-      const p = checkGradient(name, params.get(name), grad);
+      const sparse = isSparseRows(grad) ? grad : undefined;
+      const p = sparse
+        ? checkRows(name, params.get(name), sparse)
+        : checkGradient(name, params.get(name), grad as Float32Array);
       const m = this.buffers.get(name, "exp_avg") ?? new Float32Array(p.length);
       const v = this.buffers.get(name, "exp_avg_sq") ?? new Float32Array(p.length);
       this.buffers.set(name, "exp_avg", m);
       this.buffers.set(name, "exp_avg_sq", v);
-      const lazy = this.lazy(name);
-      for (let i = 0; i < p.length; i++) {
-        let gi = grad[i] ?? 0;
-        if (lazy && gi === 0) continue;
+      const lazy = sparse !== undefined || this.lazy(name);
+      const decoupled = this.decoupled;
+      const update = (i: number, g: number): void => {
+        let gi = g;
         let pi = p[i] ?? 0;
-        if (this.decoupled) pi = Math.fround(pi * decay);
+        if (decoupled) pi = Math.fround(pi * decay);
         else if (weightDecay !== 0) gi = Math.fround(gi + Math.fround(wd * pi));
         const mi = Math.fround(Math.fround((m[i] ?? 0) * b1) + Math.fround(c1 * gi));
         const vi = Math.fround(Math.fround((v[i] ?? 0) * b2) + Math.fround(c2 * Math.fround(gi * gi)));
@@ -97,6 +110,23 @@ class AdamBase implements Optimizer {
         v[i] = vi;
         const denom = Math.fround(Math.fround(Math.fround(Math.sqrt(vi)) / bc2Sqrt) + e);
         p[i] = Math.fround(pi + Math.fround(stepSize * Math.fround(mi / denom)));
+      };
+      if (sparse) {
+        const { rows, values, rowSize } = sparse;
+        for (let r = 0; r < rows.length; r++) {
+          const base = (rows[r] ?? 0) * rowSize;
+          for (let j = 0; j < rowSize; j++) {
+            const gi = values[r * rowSize + j] ?? 0;
+            if (gi !== 0) update(base + j, gi);
+          }
+        }
+        continue;
+      }
+      const dense = grad as Float32Array;
+      for (let i = 0; i < p.length; i++) {
+        const gi = dense[i] ?? 0;
+        if (lazy && gi === 0) continue;
+        update(i, gi);
       }
     }
   }
@@ -111,6 +141,22 @@ class AdamBase implements Optimizer {
     this.buffers.load(state.tensors, BUFFERS);
     this.steps = state.step;
   }
+}
+
+/** Checks a sparse gradient's rows against its parameter. */
+function checkRows(name: string, param: Float32Array | undefined, grad: SparseRows): Float32Array {
+  if (!param) throw new InvalidArgumentError("grads", "gradients of known parameters only", name);
+  const rows = param.length / grad.rowSize;
+  if (!Number.isInteger(rows) || grad.values.length !== grad.rows.length * grad.rowSize)
+    throw new InvalidArgumentError(
+      `gradient rows of ${name}`,
+      `rows of ${grad.rowSize} values`,
+      grad.values.length,
+    );
+  for (const r of grad.rows)
+    if (r < 0 || r >= rows)
+      throw new InvalidArgumentError(`gradient rows of ${name}`, `rows 0..${rows - 1}`, r);
+  return param;
 }
 
 /** torch.optim.AdamW (decoupled weight decay, default 0.01). */

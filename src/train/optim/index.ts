@@ -3,7 +3,8 @@
  */
 export { Adam, AdamW, type AdamOptions } from "./adam.js";
 export { clipGradNorm, globalGradNorm } from "./clip.js";
-export type { NamedArrays, Optimizer, OptimizerState } from "./optimizer.js";
+export type { NamedArrays, Optimizer, OptimizerState, SparseRows } from "./optimizer.js";
+export { isSparseRows, sumRows } from "./optimizer.js";
 export {
   SCHEDULE_NAMES,
   type ScheduleName,

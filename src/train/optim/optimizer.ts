@@ -82,3 +82,45 @@ export function checkGradient(
     );
   return param;
 }
+
+/**
+ * A gradient that is zero outside some rows of a table parameter ([rows, rowSize] row-major): the
+ * gradient of a Gather, summed per row. Each row appears once. An optimiser that takes it updates
+ * those rows only, as a lazy table does (see `AdamOptions.lazy`), without reading the whole table.
+ */
+export interface SparseRows {
+  readonly kind: "rows";
+  readonly rowSize: number;
+  /** Distinct row numbers. */
+  readonly rows: Int32Array;
+  /** [rows.length, rowSize] gradient values. */
+  readonly values: Float32Array;
+}
+
+/**
+ * Sums `values` ([n, rowSize]) into one entry per distinct row of `rows` ([n]); the rows come out in
+ * order of first appearance.
+ */
+export function sumRows(rows: ArrayLike<number>, values: Float32Array, rowSize: number): SparseRows {
+  const slot = new Map<number, number>();
+  const order: number[] = [];
+  const sums: number[] = [];
+  for (let i = 0; i < rows.length; i++) {
+    const r = rows[i] ?? 0;
+    let s = slot.get(r);
+    if (s === undefined) {
+      s = order.length;
+      slot.set(r, s);
+      order.push(r);
+      for (let j = 0; j < rowSize; j++) sums.push(0);
+    }
+    for (let j = 0; j < rowSize; j++)
+      sums[s * rowSize + j] = Math.fround((sums[s * rowSize + j] ?? 0) + (values[i * rowSize + j] ?? 0));
+  }
+  return { kind: "rows", rowSize, rows: Int32Array.from(order), values: Float32Array.from(sums) };
+}
+
+/** Whether `g` is a {@link SparseRows} gradient. */
+export function isSparseRows(g: Float32Array | SparseRows | null): g is SparseRows {
+  return g !== null && !(g instanceof Float32Array) && g.kind === "rows";
+}
