@@ -42,6 +42,7 @@ import {
   releaseNets,
   withFrameAffine,
 } from "./networks.js";
+import { backgroundMaps, initialFrameTables } from "./frame-init.js";
 import { buildPretrainGraph, pretrainXyt } from "./pretrain.js";
 
 export const MODEL_FILE = "model.json";
@@ -212,7 +213,15 @@ export async function createAtlasModel(
     height: input.height,
     frames: input.count,
     nets: settings.frameAffine ? withFrameAffine(fitNets(settings), input.count) : fitNets(settings),
-    loss: settings.loss ?? RELEASE_LOSS_CONFIG,
+    loss: settings.frameAffine
+      ? {
+          ...(settings.loss ?? RELEASE_LOSS_CONFIG),
+          // the background fitted into the atlas 1/k as large (the camera path's extent): its
+          // rigidity and flow terms measure against that scale
+          uvMappingScaleBackground:
+            (settings.loss ?? RELEASE_LOSS_CONFIG).uvMappingScale * (backgroundMaps(input)[0]?.a ?? 1),
+        }
+      : (settings.loss ?? RELEASE_LOSS_CONFIG),
     batch: positive("batch", settings.batch ?? 10000),
     seed: settings.seed ?? 0,
     pretrainIterations: settings.pretrainIterations ?? 100,
@@ -259,6 +268,13 @@ async function writeModelFiles(
   const params = new Map(
     [...initialParameters(info.nets, (count) => gen.rand([count]).data)].map(([k, v]) => [k, v.data]),
   );
+  const affine = info.nets.mapping1.frameAffine;
+  if (affine) {
+    // the camera's path and the object's boxes, before the pre-training fits the nets to them
+    const tables = initialFrameTables(input, affine);
+    params.set("mapping1.frames", tables.mapping1);
+    params.set("mapping2.frames", tables.mapping2);
+  }
   const rng = new TorchRandint(info.seed);
   for (const net of ["mapping1", "mapping2"] as const) {
     await pretrain(info, params, net, rng, options);

@@ -12,6 +12,8 @@ import {
   modelParameterShapes,
   withFrameAffine,
 } from "./networks.js";
+import { backgroundMaps, foregroundMaps, initialFrameTables } from "./frame-init.js";
+import type { FlowField } from "../control/flow.js";
 
 const SPEC: FrameAffineSpec = { frames: 4, scale: 3, linearScale: 0.5 };
 
@@ -99,5 +101,74 @@ describe("per-frame affine pre-transform of the mapping nets", () => {
     const plain = initialParameters(gridAtlasNets(8), (n) => new Float32Array(n).fill(0.5));
     expect(params.get("mapping1.hidden.0.weight")?.data).toEqual(plain.get("mapping1.hidden.0.weight")?.data);
     expect(() => withFrameAffine(gridAtlasNets(8), 0)).toThrow(/frames/);
+  });
+});
+
+describe("starting values of the per-frame maps", () => {
+  // 3 frames of 8×4 (larger side 8: half 4); the camera moves 2 px right per frame (the scene's
+  // flow is 2 px), and a 2×2 → 4×4 foreground box
+  const [w, h, n] = [8, 4, 3];
+  const flow = (dx: number): FlowField => ({
+    width: w,
+    height: h,
+    data: Float32Array.from({ length: w * h * 2 }, (_, i) => (i % 2 === 0 ? dx : 0)),
+  });
+  const masks = new Uint8Array(n * w * h);
+  const box = (f: number, x0: number, y0: number, size: number): void => {
+    for (let y = y0; y < y0 + size; y++)
+      for (let x = x0; x < x0 + size; x++) masks[f * w * h + y * w + x] = 255;
+  };
+  box(0, 0, 0, 2);
+  box(2, 4, 0, 4);
+  const input = { width: w, height: h, count: n, masks, flowFw: [flow(2), flow(2)] };
+
+  it("follows the camera with the median background flow and fits every view into [-1, 1]", () => {
+    const maps = backgroundMaps(input);
+    // the scene moves +0.5 (normalised) per frame; views x ∈ [-1, 1] - D_f, y ∈ [-1, 0]
+    // union x ∈ [-2, 1], y ∈ [-1, 0]: centre (-0.5, -0.5), half-extent 1.5 → k = 1.5
+    maps.forEach((m, f) => {
+      expect(m.a).toBeCloseTo(1 / 1.5, 6);
+      expect(m.tx).toBeCloseTo((-0.5 * f + 0.5) / 1.5, 6);
+      expect(m.ty).toBeCloseTo(0.5 / 1.5, 6);
+    });
+    // a scene point keeps its canonical place: x in frame 0, x + 0.5·f in frame f
+    const canonical = (f: number, x: number): number => (maps[f]?.a ?? NaN) * x + (maps[f]?.tx ?? NaN);
+    expect(canonical(2, -0.25 + 1)).toBeCloseTo(canonical(0, -0.25), 6);
+    // every frame's view lands inside [-1, 1]
+    maps.forEach((_, f) => {
+      expect(canonical(f, -1)).toBeGreaterThanOrEqual(-1 - 1e-6);
+      expect(canonical(f, 1)).toBeLessThanOrEqual(1 + 1e-6);
+    });
+  });
+
+  it("keeps the foreground's box at one place and scale; an empty mask takes its neighbour's", () => {
+    const maps = foregroundMaps(input);
+    // frame 0: centroid px (0.5, 0.5) → (-0.875, -0.875), size 2; frame 2: (5.5, 1.5) → (0.375, -0.625), size 4
+    expect(maps[0]?.a).toBeCloseTo(2, 6);
+    expect(maps[0]?.tx).toBeCloseTo(0.875 * 2, 6);
+    expect(maps[2]?.a).toBeCloseTo(1, 6);
+    expect(maps[2]?.tx).toBeCloseTo(-0.375, 6);
+    expect(maps[2]?.ty).toBeCloseTo(0.625, 6);
+    expect(maps[1]).toEqual(maps[0]); // frame 1's mask is empty: the nearest earlier frame's
+    expect(foregroundMaps({ width: w, height: h, count: n, flowFw: input.flowFw })).toEqual(
+      new Array(n).fill({ a: 1, tx: 0, ty: 0 }),
+    );
+  });
+
+  it("writes the maps as table rows under the spec's scales", () => {
+    const spec: FrameAffineSpec = { frames: n, scale: 4, linearScale: 0.5 };
+    const tables = initialFrameTables(input, spec);
+    const bg = backgroundMaps(input)[1];
+    expect(Array.from(tables.mapping2.subarray(6, 12))).toEqual(
+      [
+        ((bg?.a ?? NaN) - 1) / 0.5,
+        0,
+        (bg?.tx ?? NaN) / 4,
+        0,
+        ((bg?.a ?? NaN) - 1) / 0.5,
+        (bg?.ty ?? NaN) / 4,
+      ].map(Math.fround),
+    );
+    expect(tables.mapping1.length).toBe(n * 6);
   });
 });

@@ -39,6 +39,12 @@ import {
 /** Loss weights and schedule of the release's config/config.json. */
 export interface AtlasLossConfig {
   readonly uvMappingScale: number;
+  /**
+   * (optional; not in the release) the background mapping's uv per normalised pixel in the rigidity
+   * and flow terms (default `uvMappingScale`): a fit whose background was fitted into the atlas
+   * smaller (`--frame-affine` on a long pan) measures its stretch against that scale.
+   */
+  readonly uvMappingScaleBackground?: number;
   readonly derivativeAmount: number;
   readonly globalDerivativeFg: number;
   readonly globalDerivativeBg: number;
@@ -305,10 +311,11 @@ export function buildStepForward(
   const rgbLoss = meanAll(g, sqNorm(g, op.Sub(g, rgb, rgbGt)));
   const sparsity = meanAll(g, sqNorm(g, op.Mul(g, rgb1, op.Sub(g, 1, alpha))));
 
-  // rigidity (Eq. 9), local and global
+  // rigidity (Eq. 9), local and global; the background's at its own scale when it has one
   const s = config.uvMappingScale;
+  const sBg = config.uvMappingScaleBackground ?? s;
   const rig = (all: Value, yb: MapBlock, xb: MapBlock, delta: number): Value =>
-    rigidity(g, m(all, "p"), m(all, yb), m(all, xb), D, s, delta);
+    rigidity(g, m(all, "p"), m(all, yb), m(all, xb), D, all === uv2All ? sBg : s, delta);
   const r1 = rig(uv1All, "rig_y", "rig_x", config.derivativeAmount);
   const r2 = rig(uv2All, "rig_y", "rig_x", config.derivativeAmount);
   const zeros = g.constant(tensor("float32", [b, 1], new Float32Array(b)));
@@ -326,7 +333,7 @@ export function buildStepForward(
     const d = op.Sub(g, m(all, blk), m(all, "p"));
     // rows outside the mask get +1 under the root (no 0-norm gradient); they are weighted 0 anyway
     const norm = safeSqrt(g, op.Add(g, sqNorm(g, d), op.Sub(g, 1, w)));
-    return op.Div(g, op.Mul(g, norm, D), 2 * s);
+    return op.Div(g, op.Mul(g, norm, D), 2 * (all === uv2All ? sBg : s));
   };
   const flowLoss = (all: Value, weight: Value): Value =>
     op.Add(

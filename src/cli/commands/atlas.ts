@@ -47,8 +47,9 @@ const PROGRESS_FILE = "progress.csv";
 const USAGE = `Usage:
   steadyframe atlas fit <video> --out DIR [--mask masks/] [--frames N] [--size WxH] [--iterations N]
                         [--width N] [--encoding pe|grid] [--grid-levels R,R,...] [--batch N]
-                        [--frame-affine] [--pretrain N] [--seed N] [--flows FILE] [--checkpoint-every N] [--atlas-size R] [--workers N]
-                        [--resume] [--lr LR] [--threads N]
+                        [--frame-affine] [--pretrain N] [--seed N] [--flows FILE]
+                        [--checkpoint-every N] [--atlas-size R] [--workers N] [--resume] [--lr LR]
+                        [--threads N]
   steadyframe atlas export DIR [--atlas-size R] [--threads N]
   steadyframe atlas edit DIR --model sd15/ --prompt TEXT --out edited.png [--controlnet canny/]
                          [--layer background|foreground] [--strength S] [--steps N] [--seed N] ...
