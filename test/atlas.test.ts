@@ -427,6 +427,7 @@ describe("atlas fitting and editing on car-turn at 32x32", () => {
           "grid",
           "--grid-levels",
           "16,32,64,128,256,1024",
+          "--frame-affine",
           "--iterations",
           "2",
           "--atlas-size",
@@ -438,6 +439,11 @@ describe("atlas fitting and editing on car-turn at 32x32", () => {
     const gridModel = await loadAtlasModel(grid);
     expect(gridModel.info.nets.atlas.grid?.resolutions).toEqual([16, 32, 64, 128, 256, 1024]);
     expect(gridModel.params.get("atlas.grid.5")?.length).toBe(1024 * 1024 * 2);
+    // --frame-affine: per-frame tables in the checkpoint, the background's own scale in the losses
+    expect(gridModel.info.nets.mapping2.frameAffine?.frames).toBe(3);
+    expect(gridModel.params.get("mapping1.frames")?.length).toBe(3 * 6);
+    expect(gridModel.info.loss.uvMappingScaleBackground).toBeGreaterThan(0);
+    expect(gridModel.info.loss.uvMappingScaleBackground).toBeLessThanOrEqual(0.8);
     // the two steps moved the finest table away from its seeded initial values
     const finest = gridModel.params.get("atlas.grid.5") ?? new Float32Array(0);
     const gen = new TorchGenerator(0);
@@ -449,6 +455,11 @@ describe("atlas fitting and editing on car-turn at 32x32", () => {
       await main(["atlas", "fit", CLIP, "--out", join(tmp, "bad-enc"), ...args, "--encoding", "hash"], bad),
     ).not.toBe(0);
     expect(bad.err()).toMatch(/--encoding/);
+    const resumeAffine = captureIO();
+    expect(await main(["atlas", "fit", "--out", grid, "--resume", "--frame-affine"], resumeAffine)).not.toBe(
+      0,
+    );
+    expect(resumeAffine.err()).toMatch(/no --frame-affine with --resume/);
     for (const [levels, message] of [
       [["--encoding", "grid", "--grid-levels", "64,32"], /increasing.*--grid-levels/],
       [["--encoding", "grid", "--grid-levels", "16,x"], /--grid-levels/],

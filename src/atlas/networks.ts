@@ -41,11 +41,11 @@ export interface ImlpSpec {
 }
 
 /**
- * A per-frame affine pre-transform of a mapping net's input: (x, y) → (I + scale·P_f)·(x, y) +
+ * A per-frame affine pre-transform of a mapping net's input: (x, y) → (I + linearScale·P_f)·(x, y) +
  * scale·t_f with the frame's row [P_f (2×2, row-major), t_f] of the table `<prefix>.frames` [N, 6]
- * (zeros at the start: the identity). The net then only has to learn what a camera's pan, zoom and
- * roll do not explain; a small smooth MLP of (x, y, t) cannot follow a long pan to the fraction of a
- * pixel that a sharp atlas needs.
+ * (zeros are the identity; `atlas fit` starts from the clip, ./frame-init.ts). The net then only has
+ * to learn what a camera's pan, zoom and roll do not explain; a small smooth MLP of (x, y, t) cannot
+ * follow a long pan to the fraction of a pixel that a sharp atlas needs.
  */
 export interface FrameAffineSpec {
   /** Frames of the clip (t = f/(N/2) − 1 picks row f). */
@@ -297,7 +297,10 @@ export function gridEncoding(
       1,
     ); // [K, 4], the order of the offsets
     const values = op.Gather(g, table, idx, 0); // [K, 4, F]
-    taps?.set(`${prefix}.grid.${l}`, { rows: values, index: idx });
+    const name = `${prefix}.grid.${l}`;
+    // a second lookup would need its rows added to the first's, which the taps do not do
+    if (taps?.has(name)) throw new InvalidArgumentError("gridTaps", "one grid encoding per table", name);
+    taps?.set(name, { rows: values, index: idx });
     return op.ReduceSum(g, op.Mul(g, values, op.Unsqueeze(g, weights, [2])), [1], { keepdims: false });
   });
   return op.Mul(g, levels.length === 1 ? (levels[0] as Value) : op.Concat(g, levels, 1), grid.scale);
