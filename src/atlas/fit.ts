@@ -42,7 +42,7 @@ import {
   releaseNets,
   withFrameAffine,
 } from "./networks.js";
-import { backgroundMaps, initialFrameTables } from "./frame-init.js";
+import { initialFrameTables } from "./frame-init.js";
 import { buildPretrainGraph, pretrainXyt } from "./pretrain.js";
 
 export const MODEL_FILE = "model.json";
@@ -207,21 +207,19 @@ export async function createAtlasModel(
         hint: "use a longer video or a larger --frames",
       },
     );
+  const nets = settings.frameAffine ? withFrameAffine(fitNets(settings), input.count) : fitNets(settings);
+  // the camera's path and the object's boxes, before the pre-training fits the nets to them
+  const start = nets.mapping1.frameAffine ? initialFrameTables(input, nets.mapping1.frameAffine) : undefined;
+  const loss = settings.loss ?? RELEASE_LOSS_CONFIG;
   const info: AtlasModelInfo = {
     format: "steadyframe-nla/1",
     width: input.width,
     height: input.height,
     frames: input.count,
-    nets: settings.frameAffine ? withFrameAffine(fitNets(settings), input.count) : fitNets(settings),
-    loss: settings.frameAffine
-      ? {
-          ...(settings.loss ?? RELEASE_LOSS_CONFIG),
-          // the background fitted into the atlas 1/k as large (the camera path's extent): its
-          // rigidity and flow terms measure against that scale
-          uvMappingScaleBackground:
-            (settings.loss ?? RELEASE_LOSS_CONFIG).uvMappingScale * (backgroundMaps(input)[0]?.a ?? 1),
-        }
-      : (settings.loss ?? RELEASE_LOSS_CONFIG),
+    nets,
+    // with per-frame maps the background is fitted into the atlas 1/k as large (the camera path's
+    // extent): its rigidity and flow terms measure against that scale
+    loss: start ? { ...loss, uvMappingScaleBackground: loss.uvMappingScale * start.backgroundScale } : loss,
     batch: positive("batch", settings.batch ?? 10000),
     seed: settings.seed ?? 0,
     pretrainIterations: settings.pretrainIterations ?? 100,
@@ -235,7 +233,7 @@ export async function createAtlasModel(
   // a folder this call creates is removed again if it fails (no half-written model)
   const created = await mkdir(dir, { recursive: true });
   try {
-    await writeModelFiles(dir, info, input, options);
+    await writeModelFiles(dir, info, input, options, start);
   } catch (error) {
     if (created !== undefined) await rm(dir, { recursive: true, force: true });
     throw error;
@@ -248,6 +246,7 @@ async function writeModelFiles(
   info: AtlasModelInfo,
   input: FitInput,
   options: SessionTaskOptions,
+  frameTables?: { readonly mapping1: Float32Array; readonly mapping2: Float32Array },
 ): Promise<void> {
   const stacked = (fields: readonly FlowField[]): HostTensor<"float32"> => {
     const out = new Float32Array(fields.length * input.width * input.height * 2);
@@ -268,12 +267,9 @@ async function writeModelFiles(
   const params = new Map(
     [...initialParameters(info.nets, (count) => gen.rand([count]).data)].map(([k, v]) => [k, v.data]),
   );
-  const affine = info.nets.mapping1.frameAffine;
-  if (affine) {
-    // the camera's path and the object's boxes, before the pre-training fits the nets to them
-    const tables = initialFrameTables(input, affine);
-    params.set("mapping1.frames", tables.mapping1);
-    params.set("mapping2.frames", tables.mapping2);
+  if (frameTables) {
+    params.set("mapping1.frames", frameTables.mapping1);
+    params.set("mapping2.frames", frameTables.mapping2);
   }
   const rng = new TorchRandint(info.seed);
   for (const net of ["mapping1", "mapping2"] as const) {

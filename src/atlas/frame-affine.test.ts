@@ -170,5 +170,6 @@ describe("starting values of the per-frame maps", () => {
       ].map(Math.fround),
     );
     expect(tables.mapping1.length).toBe(n * 6);
+    expect(tables.backgroundScale).toBeCloseTo(1 / 1.5, 6);
   });
 });

@@ -114,10 +114,18 @@ export function foregroundMaps(input: FrameAffineInput): FrameMap[] {
   });
 }
 
-/** The `mapping1.frames` and `mapping2.frames` tables to start from. */
+/**
+ * The `mapping1.frames` and `mapping2.frames` tables to start from, and the background's scale 1/k
+ * (the factor its canonical coordinates were shrunk by).
+ */
 export function initialFrameTables(
   input: FrameAffineInput,
   spec: FrameAffineSpec,
-): { readonly mapping1: Float32Array; readonly mapping2: Float32Array } {
-  return { mapping1: tableOf(foregroundMaps(input), spec), mapping2: tableOf(backgroundMaps(input), spec) };
+): { readonly mapping1: Float32Array; readonly mapping2: Float32Array; readonly backgroundScale: number } {
+  const background = backgroundMaps(input);
+  return {
+    mapping1: tableOf(foregroundMaps(input), spec),
+    mapping2: tableOf(background, spec),
+    backgroundScale: background[0]?.a ?? 1,
+  };
 }

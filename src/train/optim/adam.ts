@@ -97,7 +97,6 @@ class AdamBase implements Optimizer {
       const v = this.buffers.get(name, "exp_avg_sq") ?? new Float32Array(p.length);
       this.buffers.set(name, "exp_avg", m);
       this.buffers.set(name, "exp_avg_sq", v);
-      const lazy = sparse !== undefined || this.lazy(name);
       const decoupled = this.decoupled;
       const update = (i: number, g: number): void => {
         let gi = g;
@@ -123,6 +122,7 @@ class AdamBase implements Optimizer {
         continue;
       }
       const dense = grad as Float32Array;
+      const lazy = this.lazy(name);
       for (let i = 0; i < p.length; i++) {
         const gi = dense[i] ?? 0;
         if (lazy && gi === 0) continue;
