@@ -3,6 +3,7 @@
  */
 import { availableParallelism } from "node:os";
 import { InvalidArgumentError } from "../src/errors.js";
+import { EXECUTION_PROVIDERS, type ExecutionProvider } from "../src/runtime/session.js";
 
 export const PARTS = [
   "matmul",
@@ -16,6 +17,7 @@ export const PARTS = [
   "uni",
   "tav",
   "taesd",
+  "device",
 ] as const;
 export type Part = (typeof PARTS)[number];
 /** Parts run without --only: `video` and `train` take many minutes at full size, so they run only when asked. */
@@ -25,6 +27,8 @@ export type ImageSize = (typeof SIZES)[number];
 
 export interface BenchArgs {
   readonly parts: readonly Part[];
+  /** Execution provider of the `device` part (checked against the CPU). */
+  readonly device: ExecutionProvider;
   /** Image sizes for the UNet step (latents are size / 8). */
   readonly sizes: readonly ImageSize[];
   /** Denoising steps of the whole-image run. */
@@ -92,12 +96,16 @@ export type VideoFamily = (typeof VIDEO_FAMILIES)[number];
 
 export const USAGE = `npm run bench -- [--only ${PARTS.join(",")}] [--size 512,256] [--steps 20] [--runs 3]
                  [--pipeline full|estimate] [--profile] [--no-cache-timing] [--threads N]
-                 [--keep] [--out report.json]
+                 [--keep] [--out report.json] [--device webgpu|cuda]
                  [--video-model sd15|tiny] [--video-size 256,512] [--video-skip-512]
                  [--video-steps 2] [--video-frames 4] [--video-batch 4]
                  [--video-frames-linear 8,32] [--video-rss-frames 8,128]
                  [--video-families per-frame,first,...] [--video-no-rss]
                  [--tav-frames 8] [--tav-size 256] [--tav-no-recompute] [--tav-rss-limit 20]
+  --only device: the SD-1.5 text encoder, UNet (each --size) and VAE decode on --device (default
+  webgpu), each compared with the CPU provider on the same inputs (max abs and relative L2 error)
+  and timed on both; the UNet with first+previous cross-frame attention against per-frame; a
+  --steps 512x512 text-to-image on the device; which op types the device left to the CPU.
   --only train: one SD-1.5 UNet training step at 256x256 (every weight trainable) against the
   inference step, and with recompute (peak RSS); about 10 minutes, ~16 GB RAM, ~11 GB temp space.
   --only lcm: a 16-frame 512x512 ControlNet video, LCM 4 steps, with a synthetic 144-layer LoRA fused
@@ -176,6 +184,7 @@ export function parseArgs(argv: readonly string[]): BenchArgs {
   let keep = false;
   let pipeline: BenchArgs["pipeline"] = "full";
   let out: string | null = null;
+  let device: ExecutionProvider = "webgpu";
   let video: VideoArgs = {
     model: "sd15",
     sizes: [256, 512],
@@ -231,6 +240,14 @@ export function parseArgs(argv: readonly string[]): BenchArgs {
       case "--out":
         out = value();
         break;
+      case "--device": {
+        const v = value();
+        const p = EXECUTION_PROVIDERS.find((e) => e === v);
+        if (p === undefined)
+          throw new InvalidArgumentError("--device", `one of ${EXECUTION_PROVIDERS.join(", ")}`, v);
+        device = p;
+        break;
+      }
       case "--keep":
         keep = true;
         break;
@@ -287,7 +304,7 @@ export function parseArgs(argv: readonly string[]): BenchArgs {
       default:
         throw new InvalidArgumentError(
           "flag",
-          `one of --only, --size, --steps, --runs, --threads, --pipeline, --profile, --no-cache-timing, --keep, --out, --video-*, --tav-*`,
+          `one of --only, --size, --steps, --runs, --threads, --pipeline, --profile, --no-cache-timing, --keep, --out, --device, --video-*, --tav-*`,
           arg,
           { hint: USAGE },
         );
@@ -303,5 +320,19 @@ export function parseArgs(argv: readonly string[]): BenchArgs {
       );
     video = { ...video, sizes };
   }
-  return { parts, sizes, steps, runs, profile, cacheTiming, threads, pipeline, keep, out, video, tav };
+  return {
+    parts,
+    device,
+    sizes,
+    steps,
+    runs,
+    profile,
+    cacheTiming,
+    threads,
+    pipeline,
+    keep,
+    out,
+    video,
+    tav,
+  };
 }

@@ -30,6 +30,9 @@
  * - tav:      one Tune-A-Video tuning step of the SD-1.5 inflated UNet, 8 frames at 256x256, trainable
  *             attn1.to_q, attn2.to_q, attn_temp, recompute per block (tav.ts; --only tav): seconds per
  *             step, forward GFLOP, trainable parameters, peak RSS under a --tav-rss-limit guard.
+ * - device:   the SD-1.5 components on another execution provider (device.ts; --only device
+ *             --device webgpu|cuda): agreement with the CPU provider, seconds per call on both,
+ *             cross-frame attention's cost ratio and a text-to-image on the device.
  *
  * Parts that fail or are not selected print `{ "result": null, "reason": ... }`. Start with `summary`.
  *
@@ -55,6 +58,7 @@ import { benchLcm } from "./lcm.js";
 import { benchUni } from "./uni.js";
 import { benchTav } from "./tav.js";
 import { benchTaesd } from "./taesd.js";
+import { benchDevice } from "./device.js";
 import { CFG_BATCH, TEXT_LENGTH, benchUNet, countFor, sd15Config } from "./unet.js";
 import { log, mib, reasonOf, round, skipped } from "./stats.js";
 import { summarise } from "./summary.js";
@@ -163,6 +167,16 @@ async function main(): Promise<void> {
     );
     report["taesd"] = await part("taesd", has("taesd"), () =>
       benchTaesd({ threads: args.threads, runs: Math.max(3, args.runs) }),
+    );
+    report["device"] = await part("device", has("device"), () =>
+      benchDevice({
+        device: args.device,
+        imageSizes: args.sizes,
+        runs: args.runs,
+        steps: args.steps,
+        threads: args.threads,
+        dir,
+      }),
     );
     summary = summarise({ matmul, matmulAfter, unet, pipeline, video });
   } finally {
