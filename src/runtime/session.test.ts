@@ -17,7 +17,7 @@ import { writeModel } from "../graph/serialize.js";
 import { randomWeights } from "../nn/weight-store.js";
 import { WeightScope } from "../nn/weights.js";
 import { tensor } from "../tensor.js";
-import { type ProviderFailure, createSession } from "./session.js";
+import { DEVICE_ENV, type ProviderFailure, createSession, defaultExecutionProviders } from "./session.js";
 
 let dir = "";
 let modelPath = "";
@@ -118,6 +118,37 @@ describe("createSession / Session.run", () => {
       expect(e.message).toContain('add "cpu" to executionProviders as a fallback');
     }
     await s.release();
+  });
+
+  it("takes the providers from $STEADYFRAME_DEVICE when the caller names none", async () => {
+    const saved = process.env[DEVICE_ENV];
+    try {
+      delete process.env[DEVICE_ENV];
+      expect(defaultExecutionProviders()).toEqual(["cpu"]);
+      process.env[DEVICE_ENV] = " webgpu , cpu,webgpu ";
+      expect(defaultExecutionProviders()).toEqual(["webgpu", "cpu"]);
+      // The session tried webgpu first: it either runs there or fell back to the CPU with the reason.
+      const s = await createSession(modelPath);
+      expect(s.provider === "webgpu" ? s.fallbacks : s.fallbacks.map((f) => f.provider)).toEqual(
+        s.provider === "webgpu" ? [] : ["webgpu"],
+      );
+      await s.release();
+      // A caller's own list wins over the variable.
+      const cpu = await createSession(modelPath, { executionProviders: ["cpu"] });
+      expect([cpu.provider, cpu.fallbacks.length]).toEqual(["cpu", 0]);
+      await cpu.release();
+      process.env[DEVICE_ENV] = "gpu";
+      const e = await expectError(
+        () => createSession(modelPath),
+        InvalidArgumentError,
+        "E_INVALID_ARGUMENT",
+        "STEADYFRAME_DEVICE",
+      );
+      expect(e.message).toContain("cpu, webgpu, cuda");
+    } finally {
+      if (saved === undefined) delete process.env[DEVICE_ENV];
+      else process.env[DEVICE_ENV] = saved;
+    }
   });
 
   it("explains bad paths, providers, models and cancellation", async () => {

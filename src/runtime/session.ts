@@ -57,8 +57,35 @@ export function explainFallback(failure: ProviderFailure): string {
   return `${failure.provider} unavailable (${said}); ${fix}`;
 }
 
+/**
+ * Environment variable: the execution providers (comma-separated, tried in order, e.g. "webgpu" or
+ * "webgpu,cpu") of every session whose caller names none. Unset or empty: ["cpu"]. Lets a whole
+ * run (e.g. `steadyframe conformance --device webgpu`) move to another provider without threading
+ * an option through every model loader.
+ */
+export const DEVICE_ENV = "STEADYFRAME_DEVICE";
+
+/** The providers a session uses when its caller names none ($STEADYFRAME_DEVICE, else ["cpu"]). */
+export function defaultExecutionProviders(): readonly ExecutionProvider[] {
+  const raw = process.env[DEVICE_ENV]?.trim() ?? "";
+  if (raw === "") return ["cpu"];
+  const providers: ExecutionProvider[] = [];
+  for (const item of raw.split(",").map((s) => s.trim())) {
+    const provider = EXECUTION_PROVIDERS.find((p) => p === item);
+    if (provider === undefined)
+      throw new InvalidArgumentError(
+        DEVICE_ENV,
+        `a comma-separated list of ${EXECUTION_PROVIDERS.join(", ")}`,
+        raw,
+        { hint: `unset ${DEVICE_ENV} to run on the CPU` },
+      );
+    if (!providers.includes(provider)) providers.push(provider);
+  }
+  return providers;
+}
+
 export interface CreateSessionOptions {
-  /** Providers to try in order (default ["cpu"]); e.g. ["webgpu", "cpu"]. */
+  /** Providers to try in order (default: defaultExecutionProviders(), i.e. ["cpu"] unless $STEADYFRAME_DEVICE is set); e.g. ["webgpu", "cpu"]. */
   readonly executionProviders?: readonly ExecutionProvider[];
   /** Threads for one op (default: ORT's choice, one per core). */
   readonly intraOpNumThreads?: number;
@@ -169,7 +196,7 @@ function message(error: unknown): string {
 export async function createSession(modelPath: string, options: CreateSessionOptions = {}): Promise<Session> {
   const started = performance.now();
   prepareOrtEnvironment();
-  const providers = options.executionProviders ?? ["cpu"];
+  const providers = options.executionProviders ?? defaultExecutionProviders();
   if (providers.length === 0)
     throw new InvalidArgumentError(
       "executionProviders",

@@ -7,19 +7,22 @@ import { FIXTURE_KINDS } from "../../conformance/registry.js";
 import { runConformance } from "../../conformance/run.js";
 import { formatTable, summarize } from "../../conformance/table.js";
 import { CACHE_DIR_ENV } from "../../runtime/cache-store.js";
+import { DEVICE_ENV, EXECUTION_PROVIDERS, type ExecutionProvider } from "../../runtime/session.js";
 import { writeFileAtomic } from "../../util/atomic-write.js";
 import type { CliCommand } from "../command.js";
 import { checkOutputPath } from "../output-path.js";
 import { progressBar } from "../progress-bar.js";
 import { parseCommandArgs } from "./cli-options.js";
 
-const usage = `Usage: steadyframe conformance <dir>... [--kind <kind>]... [--json <file>] [--list]
+const usage = `Usage: steadyframe conformance <dir>... [--kind <kind>]... [--device <d>] [--json <file>] [--list]
 
 Finds every fixture folder (one with a case.json) below the given folders, runs it with the runner
 for its kind, and compares each output with the tolerance in its case.json.
 
 Options:
   --kind <kind>   only run fixtures of this kind (repeatable)
+  --device <d>    cpu (default), webgpu or cuda: the ONNX Runtime execution provider of every model
+                  the fixtures run (no fallback: a provider that cannot start fails the fixture)
   --json <file>   also write the results as JSON
   --cache-dir <d> compiled-model cache folder (default: $STEADYFRAME_CACHE_DIR, else
                   <os tmpdir>/steadyframe/models; see steadyframe cache --help)
@@ -36,6 +39,7 @@ export const conformanceCommand: CliCommand = {
       json: { type: "string" },
       list: { type: "boolean", default: false },
       "cache-dir": { type: "string" },
+      device: { type: "string" },
     });
     if (values.list) {
       for (const k of FIXTURE_KINDS) io.stdout.write(`${k.kind.padEnd(20)} ${k.description}\n`);
@@ -46,7 +50,17 @@ export const conformanceCommand: CliCommand = {
         hint: "e.g. steadyframe conformance test/fixtures/golden",
       });
     }
+    let device: ExecutionProvider = "cpu";
+    if (values.device !== undefined) {
+      const wanted = values.device;
+      const found = EXECUTION_PROVIDERS.find((p) => p === wanted);
+      if (found === undefined)
+        throw new InvalidArgumentError("--device", `one of ${EXECUTION_PROVIDERS.join(", ")}`, wanted);
+      device = found;
+    }
     if (values.json !== undefined) await checkOutputPath("--json", values.json, "file");
+    // The fixture runners load their models without naming a provider: they take this one.
+    process.env[DEVICE_ENV] = device;
     // The fixture runners build their models with the default cache folder, which this sets.
     if (values["cache-dir"] !== undefined) process.env[CACHE_DIR_ENV] = values["cache-dir"];
     const results = await runConformance(positionals, {
@@ -63,10 +77,10 @@ export const conformanceCommand: CliCommand = {
     if (values.json !== undefined) {
       await writeFileAtomic(
         values.json,
-        `${JSON.stringify({ passed, failed, fixtures: results }, null, 2)}\n`,
+        `${JSON.stringify({ device, passed, failed, fixtures: results }, null, 2)}\n`,
       );
     }
-    io.stdout.write(`\n${fixtures} fixtures: ${passed} checks passed, ${failed} failed\n`);
+    io.stdout.write(`\n${fixtures} fixtures: ${passed} checks passed, ${failed} failed (device ${device})\n`);
     return failed === 0 ? 0 : 1;
   },
 };
