@@ -15,17 +15,20 @@
 import { createHash } from "node:crypto";
 import { mkdir, mkdtemp, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { FileNotFoundError } from "../errors.js";
+import { BackendError, FileNotFoundError } from "../errors.js";
 import type { GraphBuilder } from "../graph/builder.js";
 import { writeModel } from "../graph/serialize.js";
 import { type WeightStore, safetensorsStore } from "../nn/weight-store.js";
 import type { LongTaskOptions } from "../progress.js";
 import { cacheMaxBytes, evictCache, resolveCacheDir, touchCacheEntry } from "../runtime/cache-store.js";
+import { providerLimit } from "../runtime/provider-limits.js";
 import {
   type CreateSessionOptions,
   type ExecutionProvider,
+  type ProviderFailure,
   type Session,
   createSession,
+  defaultExecutionProviders,
 } from "../runtime/session.js";
 import { openSafetensors } from "../weights/safetensors.js";
 
@@ -122,6 +125,27 @@ export interface CompiledGraph {
 }
 
 /**
+ * The providers to try for `g`: the caller's (or the default) list without those known to get this
+ * graph wrong (runtime/provider-limits.ts), each dropped one reported through onFallback. Throws the
+ * BackendError a session would when none is left.
+ */
+function usableProviders(g: GraphBuilder, options: ModelLoadOptions): readonly ExecutionProvider[] {
+  const wanted = options.executionProviders ?? defaultExecutionProviders();
+  const refused: ProviderFailure[] = [];
+  const usable = wanted.filter((provider) => {
+    const reason = providerLimit(g, provider);
+    if (reason === null) return true;
+    const failure = { provider, error: reason, knownLimit: true };
+    refused.push(failure);
+    options.onFallback?.(failure);
+    return false;
+  });
+  if (usable.length === 0)
+    throw new BackendError(refused, { hint: 'add "cpu" to the execution providers as a fallback' });
+  return usable;
+}
+
+/**
  * Builds `g` (already populated by the caller), writes it unless the cache holds it, opens a session.
  * `weightsId` null = no identity: written to a temporary folder removed on release.
  */
@@ -158,7 +182,7 @@ export async function compileGraph(
     });
   };
   const sessionOptions: CreateSessionOptions = {
-    ...(options.executionProviders ? { executionProviders: options.executionProviders } : {}),
+    executionProviders: usableProviders(g, options),
     ...(options.intraOpNumThreads === undefined ? {} : { intraOpNumThreads: options.intraOpNumThreads }),
     ...(options.freeDimensionOverrides ? { freeDimensionOverrides: options.freeDimensionOverrides } : {}),
     ...(options.sessionCacheDir === undefined ? {} : { cacheDir: options.sessionCacheDir }),

@@ -28,6 +28,8 @@ export type ExecutionProvider = (typeof EXECUTION_PROVIDERS)[number];
 export interface ProviderFailure {
   readonly provider: ExecutionProvider;
   readonly error: string;
+  /** (optional) true when the provider works but was not given this model: it is known to get it wrong (runtime/provider-limits.ts). */
+  readonly knownLimit?: boolean;
 }
 
 /** What a user asks to run on (the CLI's --device); each maps to providers with the CPU as fallback. */
@@ -43,6 +45,7 @@ export function providersForDevice(device: Device): ExecutionProvider[] {
 
 /** One line saying why a provider failed and what to do about it (for a fallback warning). */
 export function explainFallback(failure: ProviderFailure): string {
+  if (failure.knownLimit === true) return `${failure.provider} not used for this model: ${failure.error}`;
   const missingLibrary = /shared librar|cannot open shared object|Failed to load/i.test(failure.error);
   const fix =
     failure.provider === "cuda"
