@@ -211,7 +211,7 @@ describe("atlas edit with the image pipeline (tiny-sd) on car-turn at 32x32", ()
     expect((await readdir(tmp)).filter((n) => n.startsWith("."))).toEqual([]);
   }, 60_000);
 
-  it("fit refuses a bad --lr and --lr with --resume", async () => {
+  it("fit refuses a bad --lr, --lr with --resume and a bad --lr-decay-from / --lr-final", async () => {
     const io = captureIO();
     expect(await main(["atlas", "fit", CLIP, "--out", join(tmp, "lr"), "--lr", "-1"], io)).not.toBe(0);
     expect(io.err()).toMatch(/--lr/);
@@ -220,6 +220,17 @@ describe("atlas edit with the image pipeline (tiny-sd) on car-turn at 32x32", ()
     expect(resumed.err()).toMatch(/--lr.*--resume/);
     expect(await missing(join(tmp, "lr"))).toBe(true);
     expect((await loadAtlasModel(dir)).info.lr).toBe(1e-3);
+    for (const [extra, said] of [
+      [["--lr-final", "0.5"], /--lr-decay-from N as well for --lr-final/],
+      [["--lr-decay-from", "10", "--lr-final", "2"], /a factor in \(0, 1\] for --lr-final/],
+      [["--lr-decay-from", "2000"], /before --iterations \(2000\) for --lr-decay-from/],
+      [["--lr-decay-from", "-1"], /--lr-decay-from/],
+    ] as const) {
+      const refused = captureIO();
+      expect(await main(["atlas", "fit", CLIP, "--out", join(tmp, "lr"), ...extra], refused)).not.toBe(0);
+      expect(refused.err()).toMatch(said);
+    }
+    expect(await missing(join(tmp, "lr"))).toBe(true);
   });
 
   it("fit without masks bootstraps alpha towards 0 (one background layer)", async () => {

@@ -7,7 +7,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ATLAS_BG_FILE, exportAtlases, readAtlasEdit, renderAtlasFrames } from "../src/atlas/edit.js";
-import { type FitSettings, createAtlasModel, fitAtlas, fitNets, loadAtlasModel } from "../src/atlas/fit.js";
+import {
+  type FitSettings,
+  createAtlasModel,
+  fitAtlas,
+  fitNets,
+  learningRateAt,
+  loadAtlasModel,
+} from "../src/atlas/fit.js";
 import { TorchRandint, batchFeeds, prepareAtlasData } from "../src/atlas/data.js";
 import { RELEASE_LOSS_CONFIG, buildStepForward, coefficientsAt } from "../src/atlas/losses.js";
 import { initialParameters, modelParameterShapes, parameterInputs } from "../src/atlas/networks.js";
@@ -173,6 +180,58 @@ describe("atlas fitting and editing on car-turn at 32x32", () => {
     expect(pb.iteration).toBe(4);
     for (const [name, v] of pa.params)
       expect(Array.from(pb.params.get(name) ?? []), name).toEqual(Array.from(v));
+  }, 60_000);
+
+  it("decays the learning rate exponentially to the last iteration, and a decay of 1 changes nothing", async () => {
+    expect(learningRateAt(1e-3, 4, 10)).toBe(1e-3);
+    const decay = { from: 2, final: 0.01 };
+    expect(learningRateAt(1e-3, 1, 10, decay)).toBe(1e-3);
+    expect(learningRateAt(1e-3, 2, 10, decay)).toBe(1e-3);
+    expect(learningRateAt(1e-3, 9, 10, decay)).toBeCloseTo(1e-5, 12); // the last step's rate
+    expect(learningRateAt(1e-3, 5.5, 10, decay)).toBeCloseTo(1e-4, 11); // halfway: √0.01
+    expect(learningRateAt(1e-3, 12, 10, decay)).toBeCloseTo(1e-5, 12); // a longer fit keeps the last rate
+    // Fitted: the same 3 iterations with no decay, a decay of 1, and a decay to 1e-3 by the third step.
+    const runs: Map<string, Float32Array>[] = [];
+    for (const [name, lrDecay] of [
+      ["plain", undefined],
+      ["one", { from: 0, final: 1 }],
+      ["tiny", { from: 1, final: 1e-3 }],
+      ["two", undefined],
+    ] as const) {
+      const dir = join(tmp, `decay-${name}`);
+      await createAtlasModel(dir, input(), settings);
+      await fitAtlas(await loadAtlasModel(dir), {
+        iterations: name === "two" ? 2 : 3,
+        ...(lrDecay ? { lrDecay } : {}),
+      });
+      runs.push((await loadAtlasModel(dir)).params);
+    }
+    const [plain, one, tiny, two] = runs as [
+      Map<string, Float32Array>,
+      Map<string, Float32Array>,
+      Map<string, Float32Array>,
+      Map<string, Float32Array>,
+    ];
+    const step = (a: Map<string, Float32Array>, b: Map<string, Float32Array>): number => {
+      let most = 0;
+      for (const [name, v] of a) {
+        const w = b.get(name) ?? new Float32Array(v.length);
+        for (let i = 0; i < v.length; i++) most = Math.max(most, Math.abs((v[i] ?? 0) - (w[i] ?? 0)));
+      }
+      return most;
+    };
+    expect(step(plain, one)).toBe(0);
+    // the third step moved the weights by ~lr (Adam's steps are normalised); decayed, by ~1e-3 of that
+    const full = step(plain, two);
+    expect(full).toBeGreaterThan(1e-5);
+    expect(step(tiny, two)).toBeLessThan(full * 1e-2);
+    expect(step(tiny, two)).toBeGreaterThan(0);
+    await expect(
+      fitAtlas(await loadAtlasModel(join(tmp, "decay-two")), {
+        iterations: 3,
+        lrDecay: { from: 0, final: 0 },
+      }),
+    ).rejects.toBeInstanceOf(InvalidArgumentError);
   }, 60_000);
 
   it("a data-parallel step (2 shards) equals the single-process step", async () => {

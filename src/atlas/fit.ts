@@ -167,6 +167,26 @@ export interface FitOptions {
   readonly workers?: number;
   /** (optional) ONNX Runtime intra-op threads of each step session (default: cores / workers, or ONNX Runtime's choice with 1 worker). */
   readonly threads?: number;
+  /** (optional, default none: the model's rate throughout) a decay of the learning rate towards the end. */
+  readonly lrDecay?: LrDecay;
+}
+
+/**
+ * The learning rate decays exponentially from iteration `from` on and reaches `final` × the model's
+ * rate at the fit's last iteration (`FitOptions.iterations`): a fit ends on small steps instead of
+ * stopping wherever the last full-size step left the weights.
+ */
+export interface LrDecay {
+  readonly from: number;
+  /** In (0, 1]. */
+  readonly final: number;
+}
+
+/** The rate of the step that makes iteration `iteration` + 1 (see LrDecay). */
+export function learningRateAt(lr: number, iteration: number, iterations: number, decay?: LrDecay): number {
+  if (decay === undefined || iteration < decay.from) return lr;
+  const span = Math.max(1, iterations - 1 - decay.from);
+  return lr * decay.final ** (Math.min(iteration - decay.from, span) / span);
 }
 
 export interface FitResult {
@@ -430,6 +450,13 @@ export async function loadAtlasModel(dir: string): Promise<AtlasModel> {
  */
 export async function fitAtlas(model: AtlasModel, options: FitOptions): Promise<FitResult> {
   const { info, params, adam } = model;
+  const decay = options.lrDecay;
+  if (decay !== undefined) {
+    if (!Number.isInteger(decay.from) || decay.from < 0)
+      throw new InvalidArgumentError("lrDecay.from", "an iteration (an integer >= 0)", decay.from);
+    if (!(decay.final > 0 && decay.final <= 1))
+      throw new InvalidArgumentError("lrDecay.final", "a factor in (0, 1]", decay.final);
+  }
   const data = await prepareAtlasData(model.input);
   // after the global rigidity's last iteration a graph without its points does the steps
   const globalAt = (it: number): boolean => it <= info.loss.stopGlobalRigidity;
@@ -482,7 +509,7 @@ export async function fitAtlas(model: AtlasModel, options: FitOptions): Promise<
             hint: "start a new fit with a smaller --lr or a larger --batch; the last checkpoint is unchanged",
           },
         );
-      adam.step(params, grads);
+      adam.step(params, grads, learningRateAt(info.lr, iteration, options.iterations, options.lrDecay));
       iteration++;
       lastPsnr = psnrOfRgbLoss(losses.rgb ?? NaN);
       options.onIteration?.({

@@ -49,7 +49,7 @@ const USAGE = `Usage:
                         [--width N] [--encoding pe|grid] [--grid-levels R,R,...] [--batch N]
                         [--frame-affine] [--pretrain N] [--seed N] [--flows FILE]
                         [--checkpoint-every N] [--atlas-size R] [--workers N] [--resume] [--lr LR]
-                        [--threads N]
+                        [--lr-decay-from N] [--lr-final F] [--threads N]
   steadyframe atlas export DIR [--atlas-size R] [--threads N]
   steadyframe atlas edit DIR --model sd15/ --prompt TEXT --out edited.png [--controlnet canny/]
                          [--layer background|foreground] [--strength S] [--steps N] [--seed N] ...
@@ -90,6 +90,9 @@ fit options:
                         --batch; each shard's session gets cores/N threads; same step as 1 worker)
   --resume              continue the model in --out from its checkpoint (the video is not read again)
   --lr LR               Adam learning rate (default 1e-4, the release's; short fits want ~1e-3)
+  --lr-decay-from N     from iteration N on the rate decays exponentially, to --lr-final x the rate at
+                        the last iteration (--iterations); give it again with --resume (default: none)
+  --lr-final F          the last iteration's rate over --lr, in (0, 1] (default 0.1; with --lr-decay-from)
   --threads N           ONNX Runtime threads per session (also for export and render)
 
 edit options (the StableVideo route: the image pipeline edits an exported atlas):
@@ -271,6 +274,8 @@ async function fit(args: readonly string[], io: CliIO): Promise<number> {
     resume: { type: "boolean", default: false },
     workers: { type: "string" },
     lr: { type: "string" },
+    "lr-decay-from": { type: "string" },
+    "lr-final": { type: "string" },
     threads: { type: "string" },
   });
   const out = v.out;
@@ -281,6 +286,19 @@ async function fit(args: readonly string[], io: CliIO): Promise<number> {
   const workers = intOption("--workers", v.workers, 1);
   const threads = intOption("--threads", v.threads, 1);
   const lr = numberOption("--lr", v.lr);
+  const decayFrom = intOption("--lr-decay-from", v["lr-decay-from"], 0);
+  const lrFinal = numberOption("--lr-final", v["lr-final"]);
+  if (lrFinal !== undefined && decayFrom === undefined)
+    throw new InvalidArgumentError("--lr-final", "--lr-decay-from N as well", v["lr-final"]);
+  if (lrFinal !== undefined && lrFinal > 1)
+    throw new InvalidArgumentError("--lr-final", "a factor in (0, 1]", v["lr-final"]);
+  if (decayFrom !== undefined && decayFrom >= iterations)
+    throw new InvalidArgumentError(
+      "--lr-decay-from",
+      `an iteration before --iterations (${iterations})`,
+      decayFrom,
+    );
+  const lrDecay = decayFrom === undefined ? undefined : { from: decayFrom, final: lrFinal ?? 0.1 };
   // checked before the video is decoded and its flows computed
   const encoding = v.encoding;
   if (encoding !== undefined && encoding !== "pe" && encoding !== "grid")
@@ -390,6 +408,7 @@ async function fit(args: readonly string[], io: CliIO): Promise<number> {
       checkpointEvery,
       ...(workers === undefined ? {} : { workers }),
       ...(threads === undefined ? {} : { threads }),
+      ...(lrDecay === undefined ? {} : { lrDecay }),
       onIteration: (p) => {
         report(p);
         const seconds = offset + (performance.now() - start) / 1000;
