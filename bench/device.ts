@@ -15,7 +15,7 @@
  * The provider must work: no fallback to the CPU is allowed (the report would be meaningless).
  * Everything runs in this one process (no child processes), so the part can run from a bundle.
  */
-import { mkdir, readFile, readdir } from "node:fs/promises";
+import { mkdir, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import ort from "onnxruntime-node";
 import { CLIPTextModel } from "../src/models/clip/clip-text-model.js";
@@ -28,7 +28,8 @@ import { toOrtTensor } from "../src/runtime/ort-tensor.js";
 import type { ExecutionProvider } from "../src/runtime/session.js";
 import { fromConfig } from "../src/schedulers/registry.js";
 import { type HostTensor, tensor } from "../src/tensor.js";
-import { SD15_SCHEDULER, SD15_TEXT_ENCODER, SD15_VAE } from "./sd15-components.js";
+import { type Placement, summarisePlacement } from "./profile.js";
+import { SD15_SCHEDULER, SD15_TEXT_ENCODER, SD15_VAE, tokenize } from "./sd15-components.js";
 import { type StepTimes, log, round, timeSteps, timed } from "./stats.js";
 import { CFG_BATCH, TEXT_LENGTH, sd15Config } from "./unet.js";
 
@@ -137,13 +138,6 @@ async function compareCall(
   };
 }
 
-interface Placement {
-  /** Nodes (kernel events of one run) per provider. */
-  readonly nodesByProvider: Readonly<Record<string, number>>;
-  /** Op types that ran on a provider other than the device's, with their node counts. */
-  readonly opsOffDevice: Readonly<Record<string, number>>;
-}
-
 /** One profiled run of the model at `modelPath` on the device: which provider ran each node. */
 async function placement(
   modelPath: string,
@@ -168,21 +162,7 @@ async function placement(
   const files = (await readdir(profileDir)).filter((f) => f.endsWith(".json")).sort();
   const last = files[files.length - 1];
   if (last === undefined) throw new Error("ORT wrote no profile file");
-  const events = JSON.parse(await readFile(join(profileDir, last), "utf8")) as unknown[];
-  const nodesByProvider: Record<string, number> = {};
-  const opsOffDevice: Record<string, number> = {};
-  for (const e of events) {
-    if (typeof e !== "object" || e === null) continue;
-    const r = e as Record<string, unknown>;
-    if (r["cat"] !== "Node" || typeof r["name"] !== "string" || !r["name"].endsWith("_kernel_time")) continue;
-    const args = (r["args"] ?? {}) as Record<string, unknown>;
-    const provider = typeof args["provider"] === "string" ? args["provider"] : "?";
-    const op = typeof args["op_name"] === "string" ? args["op_name"] : "?";
-    nodesByProvider[provider] = (nodesByProvider[provider] ?? 0) + 1;
-    if (!provider.toLowerCase().startsWith(device.toLowerCase()))
-      opsOffDevice[op] = (opsOffDevice[op] ?? 0) + 1;
-  }
-  return { nodesByProvider, opsOffDevice };
+  return summarisePlacement(join(profileDir, last), device);
 }
 
 export async function benchDevice(options: DeviceBenchOptions): Promise<Record<string, unknown>> {
@@ -382,11 +362,6 @@ async function pipelineOnDevice(
   const vae = await load("pipeline vae", () =>
     AutoencoderKL.load({ config: SD15_VAE, store: randomWeights({ seed: 2 }) }, loadOn),
   );
-  const tokenize = (prompts: readonly string[]): HostTensor<"int64"> => {
-    const ids = new BigInt64Array(prompts.length * TEXT_LENGTH).fill(49407n);
-    for (let b = 0; b < prompts.length; b++) ids[b * TEXT_LENGTH] = 49406n;
-    return tensor("int64", [prompts.length, TEXT_LENGTH], ids);
-  };
   const stepSeconds: number[] = [];
   let last = performance.now();
   const { seconds } = await timed(() =>

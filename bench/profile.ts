@@ -12,6 +12,8 @@ interface ProfileEvent {
   readonly ts: number;
   readonly dur: number;
   readonly opName: string | undefined;
+  /** The execution provider that ran a node ("CPUExecutionProvider", "WebGpuExecutionProvider"). */
+  readonly provider: string | undefined;
 }
 
 export interface OpTime {
@@ -40,6 +42,7 @@ function parseEvents(json: unknown): ProfileEvent[] {
     const args =
       typeof r["args"] === "object" && r["args"] !== null ? (r["args"] as Record<string, unknown>) : {};
     const opName = args["op_name"];
+    const provider = args["provider"];
     if (
       typeof r["cat"] !== "string" ||
       typeof r["name"] !== "string" ||
@@ -53,6 +56,7 @@ function parseEvents(json: unknown): ProfileEvent[] {
       ts: r["ts"],
       dur: r["dur"],
       opName: typeof opName === "string" ? opName : undefined,
+      provider: typeof provider === "string" ? provider : undefined,
     });
   }
   return events;
@@ -98,4 +102,25 @@ export async function summariseProfile(file: string, top = 10): Promise<ProfileS
         ms: round(k.dur / 1000),
       })),
   };
+}
+
+/** Where the nodes of a profiled run ran: kernel events per provider, and the op types that ran elsewhere than `provider`. */
+export interface Placement {
+  readonly nodesByProvider: Readonly<Record<string, number>>;
+  readonly opsOffProvider: Readonly<Record<string, number>>;
+}
+
+/** Placement of the kernels in the profile at `file` (every run in it). */
+export async function summarisePlacement(file: string, provider: string): Promise<Placement> {
+  const events = parseEvents(JSON.parse(await readFile(file, "utf8")));
+  const nodesByProvider: Record<string, number> = {};
+  const opsOffProvider: Record<string, number> = {};
+  for (const e of events) {
+    if (e.cat !== "Node" || !e.name.endsWith("_kernel_time")) continue;
+    const where = e.provider ?? "?";
+    nodesByProvider[where] = (nodesByProvider[where] ?? 0) + 1;
+    if (!where.toLowerCase().startsWith(provider.toLowerCase()))
+      opsOffProvider[e.opName ?? "?"] = (opsOffProvider[e.opName ?? "?"] ?? 0) + 1;
+  }
+  return { nodesByProvider, opsOffProvider };
 }

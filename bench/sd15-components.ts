@@ -61,7 +61,7 @@ export function loadVae(threads: number): Promise<AutoencoderKL> {
 }
 
 /** Token ids of a fixed prompt (the tokenizer costs microseconds; its vocabulary files are not needed here). */
-function tokenize(prompts: readonly string[]): HostTensor<"int64"> {
+export function tokenize(prompts: readonly string[]): HostTensor<"int64"> {
   const ids = new BigInt64Array(prompts.length * 77).fill(49407n);
   for (let b = 0; b < prompts.length; b++) ids[b * 77] = 49406n;
   return tensor("int64", [prompts.length, 77], ids);
