@@ -269,6 +269,28 @@ describe("steadyframe image (issue 13)", () => {
     if (r.err.includes("warning: --device cuda")) expect(r.err).toContain("README");
   });
 
+  it("--scheduler unipc and dpmpp_2m_karras (issue 10) each sample their own image, also in img2img", async () => {
+    const withScheduler = (out: string, name: string, extra: string[] = []): string[] =>
+      args(out, ["--steps", "3", ...extra]).map((a, i, all) => (all[i - 1] === "--scheduler" ? name : a));
+    const images: Buffer[] = [];
+    for (const name of ["ddim", "dpmpp_2m", "dpmpp_2m_karras", "unipc"]) {
+      const out = join(dir, `sched-${name}.png`);
+      const r = await run(withScheduler(out, name));
+      expect(r.code, r.err).toBe(0);
+      images.push(await pixels(out));
+    }
+    for (let a = 0; a < images.length; a++)
+      for (let b = a + 1; b < images.length; b++)
+        expect(images[a]?.equals(images[b] ?? Buffer.alloc(0))).toBe(false);
+    const i2i = join(dir, "sched-unipc-i2i.png");
+    const r = await run(withScheduler(i2i, "unipc", ["--init-image", CONTROL, "--strength", "0.6"]));
+    expect(r.code, r.err).toBe(0);
+    expect((await pixels(i2i)).equals(images[3] ?? Buffer.alloc(0))).toBe(false);
+    const bad = await run(withScheduler(join(dir, "x.png"), "uni_pc"));
+    expect(bad.code).not.toBe(0);
+    expect(bad.err).toContain("unipc");
+  });
+
   it("--init-image with --strength runs img2img", async () => {
     const [plain, img2img] = ["i2i-plain", "i2i"].map((n) => join(dir, `${n}.png`));
     expect((await run(args(plain ?? ""))).code).toBe(0);

@@ -74,7 +74,7 @@ import { textToVideoZero } from "../pipeline/text2video-zero.js";
 import { withLoras } from "../pipeline/lora.js";
 import { withTextualInversions } from "../pipeline/textual-inversion.js";
 import type { DenoisingUNet } from "../pipeline/types.js";
-import { fromConfig, resolveSchedulerName } from "../schedulers/registry.js";
+import { fromConfig, resolveSchedulerName, withPreset } from "../schedulers/registry.js";
 import type { SchedulerClassName } from "../schedulers/scheduler.js";
 import { type HostTensor, numel, tensor } from "../tensor.js";
 import { CLIPTokenizer } from "../tokenizer/clip-tokenizer.js";
@@ -187,9 +187,10 @@ async function schedulerOf(
     settings.scheduler ??
     (typeof config["_class_name"] === "string" ? config["_class_name"] : "PNDMScheduler");
   let className: SchedulerClassName;
+  const configured = withPreset(name, config);
   try {
     className = resolveSchedulerName(name);
-    fromConfig(className, config);
+    fromConfig(className, configured);
   } catch (error) {
     throw new InvalidArgumentError(
       "--scheduler",
@@ -201,7 +202,7 @@ async function schedulerOf(
       },
     );
   }
-  return { className, config };
+  return { className, config: configured };
 }
 
 /** Reads the adapter's config (folder) or picks it for an original file, and checks it fits the UNet. */

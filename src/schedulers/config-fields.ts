@@ -4,6 +4,7 @@
  * default of its `__init__` in diffusers 0.26.3 (file named above each table).
  */
 import { type FieldSpec, type FieldsOf, field } from "../config/parse.js";
+import { ConfigError } from "../errors.js";
 import type { SchedulerClassName } from "./scheduler.js";
 
 export type BetaSchedule = "linear" | "scaled_linear" | "squaredcos_cap_v2" | "sigmoid";
@@ -81,6 +82,20 @@ export interface DPMSolverMultistepSchedulerConfig extends BaseSchedulerConfig, 
   readonly variance_type: "learned" | "learned_range" | null;
 }
 
+export type UniPCSolverType = "bh1" | "bh2";
+
+export interface UniPCMultistepSchedulerConfig extends BaseSchedulerConfig, ThresholdingConfig {
+  readonly solver_order: number;
+  readonly predict_x0: boolean;
+  readonly solver_type: UniPCSolverType;
+  readonly lower_order_final: boolean;
+  /** Step indices after which the corrector is skipped (the corrector of step i runs at step i + 1). */
+  readonly disable_corrector: readonly number[];
+  /** diffusers' optional predictor scheduler object; a config file can only hold null. */
+  readonly solver_p: null;
+  readonly use_karras_sigmas: boolean;
+}
+
 export interface DDIMInverseSchedulerConfig extends BaseSchedulerConfig {
   readonly clip_sample: boolean;
   readonly clip_sample_range: number;
@@ -104,6 +119,7 @@ export interface SchedulerConfigMap {
   EulerDiscreteScheduler: EulerDiscreteSchedulerConfig;
   EulerAncestralDiscreteScheduler: EulerAncestralDiscreteSchedulerConfig;
   DPMSolverMultistepScheduler: DPMSolverMultistepSchedulerConfig;
+  UniPCMultistepScheduler: UniPCMultistepSchedulerConfig;
   LMSDiscreteScheduler: LMSDiscreteSchedulerConfig;
   DDIMInverseScheduler: DDIMInverseSchedulerConfig;
   LCMScheduler: LCMSchedulerConfig;
@@ -220,6 +236,28 @@ export const SCHEDULER_FIELDS: { readonly [C in SchedulerClassName]: FieldsOf<Sc
     final_sigmas_type: field.oneOf(["zero", "sigma_min"], "zero"),
     lambda_min_clipped: field.number(-Infinity, { infinite: true }),
     variance_type: field.nullable(field.oneOf(["learned", "learned_range"], "learned")),
+  },
+  // src/diffusers/schedulers/scheduling_unipc_multistep.py
+  UniPCMultistepScheduler: {
+    ...baseFields("linspace"),
+    ...THRESHOLDING_FIELDS,
+    // diffusers takes any positive order; each step solves an order x order system.
+    solver_order: field.int(2, { min: 1, max: 6 }),
+    predict_x0: field.bool(true),
+    // diffusers re-registers the DPM-Solver names midpoint/heun/logrho as "bh2".
+    solver_type: oneOfWithAliases(["bh1", "bh2"], { midpoint: "bh2", heun: "bh2", logrho: "bh2" }, "bh2"),
+    lower_order_final: field.bool(true),
+    disable_corrector: field.list(field.int(0, { min: 0 }), []),
+    solver_p: {
+      default: null,
+      parse(value, file, path) {
+        if (value === null) return null;
+        throw new ConfigError(file, path, "null", value, {
+          hint: "a solver_p scheduler (UniC on top of another predictor) is not supported; remove the key",
+        });
+      },
+    },
+    use_karras_sigmas: field.bool(false),
   },
   // src/diffusers/schedulers/scheduling_lms_discrete.py
   LMSDiscreteScheduler: { ...baseFields("linspace"), use_karras_sigmas: field.bool(false) },

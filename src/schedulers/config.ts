@@ -30,6 +30,8 @@ export type {
   EulerAncestralDiscreteSchedulerConfig,
   LMSDiscreteSchedulerConfig,
   DPMSolverMultistepSchedulerConfig,
+  UniPCMultistepSchedulerConfig,
+  UniPCSolverType,
   DDIMInverseSchedulerConfig,
   LCMSchedulerConfig,
   SchedulerConfigMap,
@@ -92,6 +94,7 @@ const PARSERS: { readonly [C in SchedulerClassName]: Parser<C> } = {
     checkDPMSolver(file, parsed.config);
     return parsed;
   },
+  UniPCMultistepScheduler: (file, raw, o) => parseConfig(file, raw, F.UniPCMultistepScheduler, o),
   LMSDiscreteScheduler: (file, raw, o) => parseConfig(file, raw, F.LMSDiscreteScheduler, o),
   DDIMInverseScheduler: (file, raw, o) => parseConfig(file, raw, F.DDIMInverseScheduler, o),
   LCMScheduler: (file, raw, o) => parseConfig(file, raw, F.LCMScheduler, o),
@@ -118,6 +121,7 @@ export const DEFAULTS: { readonly [C in SchedulerClassName]: SchedulerConfigMap[
   EulerDiscreteScheduler: parseSchedulerConfig("EulerDiscreteScheduler", {}).config,
   EulerAncestralDiscreteScheduler: parseSchedulerConfig("EulerAncestralDiscreteScheduler", {}).config,
   DPMSolverMultistepScheduler: parseSchedulerConfig("DPMSolverMultistepScheduler", {}).config,
+  UniPCMultistepScheduler: parseSchedulerConfig("UniPCMultistepScheduler", {}).config,
   LMSDiscreteScheduler: parseSchedulerConfig("LMSDiscreteScheduler", {}).config,
   DDIMInverseScheduler: parseSchedulerConfig("DDIMInverseScheduler", {}).config,
   LCMScheduler: parseSchedulerConfig("LCMScheduler", {}).config,

@@ -20,19 +20,20 @@ import {
   sigmaToAlphaSigma,
   thirdOrderUpdate,
 } from "./dpm-solver-updates.js";
-import { npArange, npInterp, npLinspace, roundHalfEven } from "./numeric.js";
-import {
-  epsilonFromX0,
-  noiseToLevels,
-  predictedEpsilon,
-  predictedOriginal,
-  x0FromEpsilon,
-} from "./prediction.js";
+import { roundHalfEven } from "./numeric.js";
+import { epsilonFromX0, predictedEpsilon, predictedOriginal, x0FromEpsilon } from "./prediction.js";
 import type { StepOptions, StepOutput } from "./scheduler.js";
 import { requireSchedule } from "./sigma-ops.js";
 import { SigmaScheduler } from "./sigma-scheduler.js";
-import { initialStepIndex, karrasSigmas, logSigmas, luLambdas, sigmaToT, trainingSigmas } from "./sigmas.js";
-import { checkNumInferenceSteps } from "./spacing.js";
+import {
+  karrasSchedule,
+  logSigmas,
+  luLambdas,
+  sigmaToT,
+  sigmasAtTimesteps,
+  trainingSigmas,
+} from "./sigmas.js";
+import { checkNumInferenceSteps, multistepTimesteps } from "./spacing.js";
 import { type F32Tensor, checkFloat32, checkSameShape, drawNoise, splitChannels } from "./tensor-ops.js";
 
 const f32 = Math.fround;
@@ -65,36 +66,17 @@ export class DPMSolverMultistepScheduler extends SigmaScheduler<"DPMSolverMultis
     const n = numInferenceSteps;
     checkNumInferenceSteps(n, c.num_train_timesteps);
     const last = this.lastTimestep();
-    let timesteps: number[];
-    if (c.timestep_spacing === "linspace") {
-      timesteps = npLinspace(0, last - 1, n + 1)
-        .map(roundHalfEven)
-        .reverse()
-        .slice(0, -1);
-    } else if (c.timestep_spacing === "leading") {
-      const ratio = Math.floor(last / (n + 1));
-      timesteps = Array.from({ length: n + 1 }, (_, k) => k * ratio)
-        .reverse()
-        .slice(0, -1)
-        .map((t) => t + c.steps_offset);
-    } else {
-      timesteps = npArange(last, 0, -c.num_train_timesteps / n).map((t) => roundHalfEven(t) - 1);
-    }
+    let timesteps = multistepTimesteps(c.timestep_spacing, last, c.num_train_timesteps, n, c.steps_offset);
     const train = trainingSigmas(this.alphasCumprod);
     const logs = logSigmas(train);
     let sigmas: number[];
     if (c.use_karras_sigmas) {
-      sigmas = karrasSigmas(train[0] ?? 0, train[train.length - 1] ?? 0, n);
-      timesteps = sigmas.map((s) => roundHalfEven(sigmaToT(s, logs)));
+      ({ sigmas, timesteps } = karrasSchedule(train, logs, n));
     } else if (c.use_lu_lambdas) {
       sigmas = luLambdas(logs[0] ?? 0, logs[logs.length - 1] ?? 0, n).map(Math.exp);
       timesteps = sigmas.map((s) => roundHalfEven(sigmaToT(s, logs)));
     } else {
-      sigmas = npInterp(
-        timesteps,
-        Array.from({ length: train.length }, (_, i) => i),
-        train,
-      );
+      sigmas = sigmasAtTimesteps(timesteps, train);
     }
     const sigmaLast = c.final_sigmas_type === "sigma_min" ? (train[0] ?? 0) : 0;
     this.startRun(timesteps, Float32Array.from([...sigmas, sigmaLast]), timesteps.length);
@@ -166,9 +148,6 @@ export class DPMSolverMultistepScheduler extends SigmaScheduler<"DPMSolverMultis
 
   /** x_t = alpha_t x_0 + sigma_t noise, with sigma looked up from the run's timesteps. */
   addNoise(original: F32Tensor, noise: F32Tensor, timesteps: readonly number[]): F32Tensor {
-    requireSchedule(this.steps);
-    return noiseToLevels(original, noise, timesteps, (t) =>
-      sigmaToAlphaSigma(this.sigmaAt(initialStepIndex(this.steps, t, "last"))),
-    );
+    return this.noiseAtRunLevels(original, noise, timesteps);
   }
 }

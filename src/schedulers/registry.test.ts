@@ -21,11 +21,13 @@ describe("scheduler registry", () => {
       "ddim_inverse",
       "ddpm",
       "dpmpp_2m",
+      "dpmpp_2m_karras",
       "euler",
       "euler_ancestral",
       "lcm",
       "lms",
       "pndm",
+      "unipc",
     ]);
     expect(resolveSchedulerName("lcm")).toBe("LCMScheduler");
     expect(resolveSchedulerName("ddim_inverse")).toBe("DDIMInverseScheduler");
@@ -42,12 +44,12 @@ describe("scheduler registry", () => {
   });
 
   it("rejects unknown and wrongly-cased names, listing the valid ones", () => {
-    for (const bad of ["ddimscheduler", "unipc", "constructor", "toString"]) {
+    for (const bad of ["ddimscheduler", "uni_pc", "constructor", "toString"]) {
       expect(() => resolveSchedulerName(bad)).toThrow(InvalidArgumentError);
     }
     const call = (): unknown => fromConfig("DDIM", {});
     expect(call).toThrow(
-      /Expected one of ddim, ddpm, pndm, euler, euler_ancestral, dpmpp_2m, lms, lcm, ddim_inverse, DDIMScheduler/,
+      /Expected one of ddim, ddpm, pndm, euler, euler_ancestral, dpmpp_2m, dpmpp_2m_karras, unipc, lms, lcm, ddim_inverse, DDIMScheduler/,
     );
     try {
       call();

@@ -1,6 +1,8 @@
 /**
  * Scheduler lookup by short name ("ddim", "dpmpp_2m", ...) or diffusers class name
- * ("DDIMScheduler", case-sensitive), and construction from a `scheduler_config.json` object.
+ * ("DDIMScheduler", case-sensitive), and construction from a `scheduler_config.json` object. A few
+ * short names are presets: a class plus config values (`dpmpp_2m_karras` is DPM-Solver++ 2M with
+ * Karras sigmas, the "DPM++ 2M Karras" of A1111-style front ends), applied over the model's config.
  */
 import { InvalidArgumentError } from "../errors.js";
 import { type ParseConfigOptions, type SchedulerConfigMap, parseSchedulerConfig } from "./config.js";
@@ -13,6 +15,7 @@ import { EulerDiscreteScheduler } from "./euler-discrete.js";
 import { LCMScheduler } from "./lcm.js";
 import { LMSDiscreteScheduler } from "./lms-discrete.js";
 import { PNDMScheduler } from "./pndm.js";
+import { UniPCMultistepScheduler } from "./unipc-multistep.js";
 import type { Scheduler, SchedulerClassName } from "./scheduler.js";
 
 /** Short names, as a CLI or UI offers them. */
@@ -23,9 +26,16 @@ export const SCHEDULER_NAMES: Readonly<Record<string, SchedulerClassName>> = {
   euler: "EulerDiscreteScheduler",
   euler_ancestral: "EulerAncestralDiscreteScheduler",
   dpmpp_2m: "DPMSolverMultistepScheduler",
+  dpmpp_2m_karras: "DPMSolverMultistepScheduler",
+  unipc: "UniPCMultistepScheduler",
   lms: "LMSDiscreteScheduler",
   lcm: "LCMScheduler",
   ddim_inverse: "DDIMInverseScheduler",
+};
+
+/** Config values a preset short name sets over the model's scheduler config. */
+export const SCHEDULER_PRESETS: Readonly<Record<string, Readonly<Record<string, unknown>>>> = {
+  dpmpp_2m_karras: { use_karras_sigmas: true },
 };
 
 export const SCHEDULER_CLASS_NAMES: readonly SchedulerClassName[] = [
@@ -35,6 +45,7 @@ export const SCHEDULER_CLASS_NAMES: readonly SchedulerClassName[] = [
   "EulerDiscreteScheduler",
   "EulerAncestralDiscreteScheduler",
   "DPMSolverMultistepScheduler",
+  "UniPCMultistepScheduler",
   "LMSDiscreteScheduler",
   "LCMScheduler",
   "DDIMInverseScheduler",
@@ -50,6 +61,14 @@ export function resolveSchedulerName(name: string): SchedulerClassName {
   throw new InvalidArgumentError("scheduler name", `one of ${valid}`, name);
 }
 
+/** `config` with the values of preset `name` over it (unchanged for a name that is no preset). */
+export function withPreset<T>(name: string, config: T): T | Record<string, unknown> {
+  const preset = Object.hasOwn(SCHEDULER_PRESETS, name) ? SCHEDULER_PRESETS[name] : undefined;
+  if (preset === undefined || typeof config !== "object" || config === null || Array.isArray(config))
+    return config;
+  return { ...config, ...preset };
+}
+
 export interface FromConfigResult {
   readonly scheduler: Scheduler;
   /** Config keys the class does not take (ignored), one line each. */
@@ -59,7 +78,8 @@ export interface FromConfigResult {
 /**
  * Builds a scheduler from a parsed scheduler_config.json object (or `{}` for all defaults) and
  * returns the warnings about ignored keys. `_class_name` in the config is ignored: `name` decides
- * the class, as with diffusers' `SomeScheduler.from_config(config)`.
+ * the class, as with diffusers' `SomeScheduler.from_config(config)`; a preset name's values win over
+ * the config's.
  */
 export function fromConfigWithWarnings(
   name: string,
@@ -67,7 +87,7 @@ export function fromConfigWithWarnings(
   options: ParseConfigOptions = {},
 ): FromConfigResult {
   const className = resolveSchedulerName(name);
-  const parsed = parseSchedulerConfig(className, config, options);
+  const parsed = parseSchedulerConfig(className, withPreset(name, config), options);
   const scheduler = build(className, parsed.config);
   return { scheduler, warnings: parsed.warnings };
 }
@@ -84,6 +104,7 @@ const BUILDERS: { readonly [C in SchedulerClassName]: (config: SchedulerConfigMa
   EulerDiscreteScheduler: (c) => new EulerDiscreteScheduler(c),
   EulerAncestralDiscreteScheduler: (c) => new EulerAncestralDiscreteScheduler(c),
   DPMSolverMultistepScheduler: (c) => new DPMSolverMultistepScheduler(c),
+  UniPCMultistepScheduler: (c) => new UniPCMultistepScheduler(c),
   LMSDiscreteScheduler: (c) => new LMSDiscreteScheduler(c),
   LCMScheduler: (c) => new LCMScheduler(c),
   DDIMInverseScheduler: (c) => new DDIMInverseScheduler(c),

@@ -56,6 +56,7 @@ export type SchedulerClassName =
   | "EulerDiscreteScheduler"
   | "EulerAncestralDiscreteScheduler"
   | "DPMSolverMultistepScheduler"
+  | "UniPCMultistepScheduler"
   | "LMSDiscreteScheduler"
   | "DDIMInverseScheduler"
   | "LCMScheduler";
@@ -76,7 +77,7 @@ export interface Scheduler {
   readonly timesteps: readonly number[];
   /**
    * float32 noise levels of the run for the sigma-parameterised schedulers (Euler, Euler ancestral,
-   * LMS, DPM-Solver): one per timestep plus the final one. Absent for DDPM/DDIM/PNDM.
+   * LMS, DPM-Solver, UniPC): one per timestep plus the final one. Absent for DDPM/DDIM/PNDM.
    */
   readonly sigmas?: Float32Array;
   /** `numInferenceSteps` given to the last `setTimesteps`, or undefined before the first call. */

@@ -1,5 +1,5 @@
 /**
- * The sigma-parameterised schedulers (Euler, Euler ancestral, LMS, DPM-Solver; diffusers 0.26.3):
+ * The sigma-parameterised schedulers (Euler, Euler ancestral, LMS, DPM-Solver, UniPC; diffusers 0.26.3):
  * a run is a list of timesteps with one float32 noise level sigma each plus a final one, and the
  * scheduler keeps diffusers' hidden `_step_index` into it, found from the first timestep it is given
  * and advanced by every step.
@@ -8,13 +8,17 @@ import { InvalidArgumentError } from "../errors.js";
 import type { SchedulerConfigMap } from "./config.js";
 import { SchedulerBase } from "./scheduler-base.js";
 import { requireSchedule } from "./sigma-ops.js";
+import { sigmaToAlphaSigma } from "./dpm-solver-updates.js";
+import { noiseToLevels } from "./prediction.js";
 import { initialStepIndex } from "./sigmas.js";
+import type { F32Tensor } from "./tensor-ops.js";
 
 export type SigmaSchedulerName =
   | "EulerDiscreteScheduler"
   | "EulerAncestralDiscreteScheduler"
   | "LMSDiscreteScheduler"
-  | "DPMSolverMultistepScheduler";
+  | "DPMSolverMultistepScheduler"
+  | "UniPCMultistepScheduler";
 
 export abstract class SigmaScheduler<N extends SigmaSchedulerName> extends SchedulerBase<N> {
   protected sigmaValues: Float32Array = new Float32Array(0);
@@ -66,6 +70,18 @@ export abstract class SigmaScheduler<N extends SigmaSchedulerName> extends Sched
       });
     }
     return index;
+  }
+
+  /**
+   * Variance-preserving forward noising at the run's levels (DPM-Solver, UniPC `add_noise`):
+   * x_t = alpha_t x_0 + sigma_t noise with alpha_t = 1 / sqrt(sigma^2 + 1), sigma_t = sigma alpha_t,
+   * sigma looked up by timestep (the last one for a timestep not in the run).
+   */
+  protected noiseAtRunLevels(original: F32Tensor, noise: F32Tensor, timesteps: readonly number[]): F32Tensor {
+    requireSchedule(this.steps);
+    return noiseToLevels(original, noise, timesteps, (t) =>
+      sigmaToAlphaSigma(this.sigmaAt(initialStepIndex(this.steps, t, "last"))),
+    );
   }
 
   /** Ends the step at `index`: the next call works on the following timestep. */

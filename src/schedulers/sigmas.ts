@@ -6,7 +6,7 @@
  * scheduling_dpmsolver_multistep.py), including where it computes in float32 and where in float64.
  */
 import { InvalidArgumentError } from "../errors.js";
-import { npLinspace } from "./numeric.js";
+import { npInterp, npLinspace, roundHalfEven } from "./numeric.js";
 
 const f32 = Math.fround;
 
@@ -28,6 +28,25 @@ export function karrasSigmas(sigmaMin: number, sigmaMax: number, n: number, rho 
   const minInv = sigmaMin ** (1 / rho);
   const maxInv = sigmaMax ** (1 / rho);
   return npLinspace(0, 1, n).map((r) => (maxInv + r * (minInv - maxInv)) ** rho);
+}
+
+/** The sigmas of integer timesteps, linearly interpolated in the training table (np.interp). */
+export function sigmasAtTimesteps(timesteps: readonly number[], train: Float32Array): number[] {
+  return npInterp(
+    timesteps,
+    Array.from({ length: train.length }, (_, i) => i),
+    train,
+  );
+}
+
+/** Karras sigmas spanning the training sigmas, and the (rounded) timesteps they map back to. */
+export function karrasSchedule(
+  train: Float32Array,
+  logs: Float32Array,
+  n: number,
+): { sigmas: number[]; timesteps: number[] } {
+  const sigmas = karrasSigmas(train[0] ?? 0, train[train.length - 1] ?? 0, n);
+  return { sigmas, timesteps: sigmas.map((s) => roundHalfEven(sigmaToT(s, logs))) };
 }
 
 /** Lu et al. (DPM-Solver++) log-SNR-uniform schedule: linspace(lambda_max, lambda_min, n) (rho = 1). */

@@ -76,3 +76,35 @@ export function sigmaTimesteps(
       );
   }
 }
+
+/**
+ * Integer timesteps, descending, as the multistep solvers (DPM-Solver, UniPC) compute them: "linspace"
+ * is round(linspace(0, last - 1, N + 1))[::-1][:-1] (numpy's half-to-even rounding), "leading" steps
+ * by last // (N + 1), "trailing" by T / N from `last`. `last` is the number of usable training
+ * timesteps (T, or fewer where DPM-Solver clips lambda).
+ */
+export function multistepTimesteps(
+  spacing: TimestepSpacing,
+  last: number,
+  numTrainTimesteps: number,
+  numInferenceSteps: number,
+  stepsOffset: number,
+): number[] {
+  const n = numInferenceSteps;
+  switch (spacing) {
+    case "linspace":
+      return npLinspace(0, last - 1, n + 1)
+        .map(roundHalfEven)
+        .reverse()
+        .slice(0, -1);
+    case "leading": {
+      const ratio = Math.floor(last / (n + 1));
+      return Array.from({ length: n + 1 }, (_, k) => k * ratio)
+        .reverse()
+        .slice(0, -1)
+        .map((t) => t + stepsOffset);
+    }
+    case "trailing":
+      return npArange(last, 0, -numTrainTimesteps / n).map((t) => roundHalfEven(t) - 1);
+  }
+}

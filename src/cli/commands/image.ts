@@ -69,7 +69,8 @@ Options:
 ${UNI_IMAGE_HELP}${LORA_HELP}${EMBEDDING_HELP}${TINY_VAE_HELP}  --init-image <image>      img2img: start from this image (resized to the output size)
   --strength <s>            img2img: how much of the schedule is run, 0..1 (default 0.8)
   --steps <N>               denoising steps (default 30)
-  --scheduler <name>        ddim, ddpm, pndm, euler, euler_ancestral, dpmpp_2m, lms (default: the model's)
+  --scheduler <name>        ddim, ddpm, pndm, euler, euler_ancestral, dpmpp_2m, dpmpp_2m_karras,
+                            unipc, lms, lcm (default: the model's)
   --guidance <g>            classifier-free guidance scale (default 7.5)
   --eta <e>                 DDIM eta (default 0)
   --seed <n>                seed of the torch-compatible noise, any integer torch accepts

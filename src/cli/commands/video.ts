@@ -222,7 +222,8 @@ Sampling:
   --frames N                frames to generate (default: all the source gives)
   --size N|WxH              N = short side, aspect kept (default 512); WxH exact (multiples of 8)
   --steps N                 denoising steps (default 20)
-  --scheduler NAME          ddim, euler, euler_ancestral, dpmpp_2m, pndm, lms, ddpm, lcm (default: the model's)
+  --scheduler NAME          ddim, euler, euler_ancestral, dpmpp_2m, dpmpp_2m_karras, unipc, pndm, lms,
+                            ddpm, lcm (default: the model's)
   --guidance G              classifier-free guidance (default 7.5; <= 1 disables it)
   --seed N                  any 64-bit integer (default 0); frame seeds are in run.json
   --eta E                   DDIM eta (default 0)

@@ -57,6 +57,7 @@ const SIGMA_SCHEDULERS = new Set([
   "EulerAncestralDiscreteScheduler",
   "LMSDiscreteScheduler",
   "DPMSolverMultistepScheduler",
+  "UniPCMultistepScheduler",
 ]);
 
 function fileName(section: unknown, fallback: string): string {
