@@ -6,7 +6,13 @@ import { copyFile, mkdir, mkdtemp, readFile, readdir, rm } from "node:fs/promise
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ATLAS_BG_FILE, exportAtlases, readAtlasEdit, renderAtlasFrames } from "../src/atlas/edit.js";
+import {
+  ATLAS_BG_FILE,
+  exportAtlases,
+  maskedPsnr,
+  readAtlasEdit,
+  renderAtlasFrames,
+} from "../src/atlas/edit.js";
 import {
   type FitSettings,
   createAtlasModel,
@@ -15,7 +21,13 @@ import {
   learningRateAt,
   loadAtlasModel,
 } from "../src/atlas/fit.js";
-import { TorchRandint, batchFeeds, prepareAtlasData } from "../src/atlas/data.js";
+import {
+  TorchRandint,
+  batchFeeds,
+  batchIndices,
+  foregroundIndices,
+  prepareAtlasData,
+} from "../src/atlas/data.js";
 import { RELEASE_LOSS_CONFIG, buildStepForward, coefficientsAt } from "../src/atlas/losses.js";
 import { initialParameters, modelParameterShapes, parameterInputs } from "../src/atlas/networks.js";
 import { gradients } from "../src/graph/autodiff/index.js";
@@ -180,6 +192,58 @@ describe("atlas fitting and editing on car-turn at 32x32", () => {
     expect(pb.iteration).toBe(4);
     for (const [name, v] of pa.params)
       expect(Array.from(pb.params.get(name) ?? []), name).toEqual(Array.from(v));
+  }, 60_000);
+
+  it("focus draws a share of each batch from the masks, takes the same draws, and resumes exactly", async () => {
+    const total = 4 * 32 * 32;
+    const mask = new Float32Array(total).map((_, i) => (i >= 100 && i < 200 ? 1 : i === 300 ? 0.4 : 0));
+    const fg = foregroundIndices(mask);
+    expect(Array.from(fg)).toEqual(Array.from({ length: 100 }, (_, i) => 100 + i));
+    const [a, b] = [new TorchRandint(5), new TorchRandint(5)];
+    const idx = batchIndices(a, total, 256, 0.5, fg);
+    expect(idx.slice(0, 128).every((i) => i >= 100 && i < 200)).toBe(true);
+    b.skip(128);
+    expect(Array.from(idx.slice(128))).toEqual(Array.from(b.next(total, 128)));
+    expect(a.next(total, 4)).toEqual(b.next(total, 4)); // both took 256 draws
+    expect(batchIndices(new TorchRandint(5), total, 256, 0, fg)).toEqual(
+      new TorchRandint(5).next(total, 256),
+    );
+
+    // a box in the middle of every frame is the foreground
+    const masks = new Uint8Array(total).map((_, i) => {
+      const [x, y] = [i % 32, Math.floor(i / 32) % 32];
+      return x >= 8 && x < 24 && y >= 8 && y < 24 ? 255 : 0;
+    });
+    const bad = join(tmp, "focus-bad");
+    await expect(createAtlasModel(bad, input(), { ...settings, focus: 0.5 })).rejects.toThrow(/--mask/);
+    await expect(createAtlasModel(bad, { ...input(), masks }, { ...settings, focus: 1 })).rejects.toThrow(
+      /focus/,
+    );
+    await expect(readdir(bad)).rejects.toThrow();
+    const dirs = ["focus-a", "focus-b", "focus-none"].map((d) => join(tmp, d));
+    for (const [k, d] of dirs.entries())
+      await createAtlasModel(d, { ...input(), masks }, { ...settings, ...(k < 2 ? { focus: 0.5 } : {}) });
+    const [da = "", db = "", dn = ""] = dirs;
+    expect((await loadAtlasModel(da)).info.focus).toBe(0.5);
+    expect((await loadAtlasModel(dn)).info.focus).toBeUndefined();
+    await fitAtlas(await loadAtlasModel(da), { iterations: 4 });
+    await fitAtlas(await loadAtlasModel(db), { iterations: 2 });
+    await fitAtlas(await loadAtlasModel(db), { iterations: 4 });
+    await fitAtlas(await loadAtlasModel(dn), { iterations: 4 });
+    const [pa, pb, pn] = [await loadAtlasModel(da), await loadAtlasModel(db), await loadAtlasModel(dn)];
+    for (const [name, v] of pa.params)
+      expect(Array.from(pb.params.get(name) ?? []), name).toEqual(Array.from(v));
+    const moved = [...pa.params].some(([name, v]) => v.some((x, i) => x !== pn.params.get(name)?.[i]));
+    expect(moved).toBe(true);
+    // the export reports the reconstruction inside and outside the masks; the whole lies between them
+    const exported = await exportAtlases(da, { resolution: 16 });
+    const [inside, outside] = [exported.psnrInsideMasks ?? NaN, exported.psnrOutsideMasks ?? NaN];
+    expect(Number.isFinite(inside) && Number.isFinite(outside)).toBe(true);
+    expect(exported.psnr).toBeGreaterThanOrEqual(Math.min(inside, outside));
+    expect(exported.psnr).toBeLessThanOrEqual(Math.max(inside, outside));
+    const split = maskedPsnr([0.1, 0.1, 0.1, 0.5, 0.5, 0.5], [0, 0, 0, 0.51, 0.51, 0.51], [255, 0]);
+    expect(split.inside).toBeCloseTo(20, 10);
+    expect(split.outside).toBeCloseTo(40, 10);
   }, 60_000);
 
   it("decays the learning rate exponentially to the last iteration, and a decay of 1 changes nothing", async () => {
@@ -536,6 +600,29 @@ describe("atlas fitting and editing on car-turn at 32x32", () => {
       0,
     );
     expect(resumeEnc.err()).toMatch(/--encoding.*--resume/);
+    for (const [extra, message] of [
+      [["--focus", "0.5"], /--mask as well.*--focus/],
+      [["--focus", "1", "--mask", "m/"], /\[0, 1\) for --focus/],
+    ] as const) {
+      const badFocus = captureIO();
+      expect(
+        await main(["atlas", "fit", CLIP, "--out", join(tmp, "bad-focus"), ...args, ...extra], badFocus),
+      ).not.toBe(0);
+      expect(badFocus.err()).toMatch(message);
+    }
+    const resumeBoot = captureIO();
+    expect(
+      await main(["atlas", "fit", "--out", grid, "--resume", "--bootstrap-until", "5"], resumeBoot),
+    ).not.toBe(0);
+    expect(resumeBoot.err()).toMatch(/--bootstrap-until.*--resume/);
+    const boot = join(tmp, "boot");
+    expect(
+      await main(
+        ["atlas", "fit", CLIP, "--out", boot, ...args, "--bootstrap-until", "1", "--iterations", "1"],
+        captureIO(),
+      ),
+    ).toBe(0);
+    expect((await loadAtlasModel(boot)).info.loss.stopBootstrapping).toBe(1);
 
     const masks = join(tmp, "masks");
     await mkdir(masks);

@@ -170,6 +170,41 @@ export class TorchRandint {
   }
 }
 
+/**
+ * The pixels (jif_all indices) of one iteration's batch: `batch` draws from the random stream, the
+ * first round(focus x batch) of them among the foreground pixels (`foreground`, the mask's pixels
+ * >= 0.5), the rest among all pixels, as the release draws them. focus 0 is the release's sampling;
+ * with focus > 0 the losses weigh the object more (not the release's; see docs/atlas.md). Each call
+ * takes exactly `batch` draws, so a resumed fit skips the same number per iteration either way.
+ */
+export function batchIndices(
+  rng: TorchRandint,
+  total: number,
+  batch: number,
+  focus: number,
+  foreground: Int32Array,
+): Int32Array {
+  const k = focus > 0 ? Math.round(focus * batch) : 0;
+  if (k === 0) return rng.next(total, batch);
+  const out = new Int32Array(batch);
+  const picks = rng.next(foreground.length, k);
+  for (let i = 0; i < k; i++) out[i] = foreground[picks[i] ?? 0] ?? 0;
+  out.set(rng.next(total, batch - k), k);
+  return out;
+}
+
+/** The jif_all indices of the foreground pixels (mask >= 0.5), ascending. */
+export function foregroundIndices(mask: Float32Array): Int32Array {
+  let count = 0;
+  for (const v of mask) if (v >= 0.5) count++;
+  const out = new Int32Array(count);
+  let j = 0;
+  mask.forEach((v, i) => {
+    if (v >= 0.5) out[j++] = i;
+  });
+  return out;
+}
+
 /** Normalised coordinate v/(denom) − 1 in float32 (torch: int tensor / float scalar, then − 1). */
 const norm = (v: number, denom: number): number => f32(f32(v / f32(denom)) - 1);
 

@@ -41,6 +41,9 @@ export interface AtlasExportInfo {
   readonly background: AtlasCrop;
   /** PSNR (dB) of the networks' reconstruction of every pixel of every frame. */
   readonly psnr: number;
+  /** (with masks) the same inside the masks (pixels >= 128) and outside them: the object and the scene. */
+  readonly psnrInsideMasks?: number;
+  readonly psnrOutsideMasks?: number;
 }
 
 const threadsOf = (o: SessionTaskOptions): { threads?: number } =>
@@ -57,6 +60,24 @@ export function psnr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let sum = 0;
   for (let i = 0; i < a.length; i++) sum += ((a[i] ?? 0) - (b[i] ?? 0)) ** 2;
   return 10 * Math.log10(1 / (sum / Math.max(1, a.length)));
+}
+
+/** PSNR of an [N, H, W, 3] reconstruction inside and outside [N, H, W] uint8 masks (>= 128 = inside). */
+export function maskedPsnr(
+  recon: ArrayLike<number>,
+  frames: ArrayLike<number>,
+  masks: ArrayLike<number>,
+): { inside: number; outside: number } {
+  const sums = [0, 0];
+  const counts = [0, 0];
+  for (let p = 0; p < masks.length; p++) {
+    const k = (masks[p] ?? 0) >= 128 ? 0 : 1;
+    for (let c = p * 3; c < p * 3 + 3; c++)
+      sums[k] = (sums[k] ?? 0) + ((recon[c] ?? 0) - (frames[c] ?? 0)) ** 2;
+    counts[k] = (counts[k] ?? 0) + 3;
+  }
+  const db = (k: number): number => 10 * Math.log10(1 / ((sums[k] ?? 0) / Math.max(1, counts[k] ?? 0)));
+  return { inside: db(0), outside: db(1) };
 }
 
 /** Default atlas image size for a model: 4x the larger frame side, at least 256, at most 1000 (the release's). */
@@ -82,11 +103,14 @@ export async function exportAtlases(
     const fg = await atlasTexture(renderer, r, FOREGROUND_CROP);
     const bg = await atlasTexture(renderer, r, background);
     const frames = Float32Array.from(model.input.frames, (v) => v / 255);
+    const masks = model.input.masks;
+    const split = masks === undefined ? undefined : maskedPsnr(maps.recon, frames, masks);
     const result: AtlasExportInfo = {
       resolution: r,
       foreground: FOREGROUND_CROP,
       background,
       psnr: psnr(maps.recon, frames),
+      ...(split === undefined ? {} : { psnrInsideMasks: split.inside, psnrOutsideMasks: split.outside }),
     };
     await writePngFile(join(dir, ATLAS_FG_FILE), imageOf(r, fg));
     await writePngFile(join(dir, ATLAS_BG_FILE), imageOf(r, bg));

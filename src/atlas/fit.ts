@@ -30,7 +30,7 @@ import { openGraphSession } from "../train/graph-session.js";
 import { Adam, type SparseRows } from "../train/optim/index.js";
 import { writeFileAtomic } from "../util/atomic-write.js";
 import { openSafetensors, readSafetensors, writeSafetensors } from "../weights/safetensors.js";
-import { TorchRandint, prepareAtlasData } from "./data.js";
+import { TorchRandint, batchIndices, foregroundIndices, prepareAtlasData } from "./data.js";
 import { type StepRunner, openStepRunner } from "./step.js";
 import { type AtlasLossConfig, RELEASE_LOSS_CONFIG, coefficientsAt } from "./losses.js";
 import {
@@ -64,6 +64,8 @@ export interface AtlasModelInfo {
   readonly lr: number;
   /** Masks were given; without them the bootstrapping target is alpha 0 everywhere (one background layer). */
   readonly masks: boolean;
+  /** (optional, default 0) the share of each batch drawn from the masks' foreground pixels (`batchIndices`). */
+  readonly focus?: number;
   /** (optional) where the frames came from. */
   readonly source?: string;
 }
@@ -115,6 +117,11 @@ export interface FitSettings {
   readonly loss?: AtlasLossConfig;
   /** (optional, default 1e-4, the release's) Adam learning rate of pre-training and fitting. */
   readonly lr?: number;
+  /**
+   * (optional, default 0, the release's uniform sampling) the share of each batch's pixels drawn from
+   * the masks' foreground, in [0, 1): weighs the object more in every loss. Needs masks.
+   */
+  readonly focus?: number;
   readonly source?: string;
 }
 
@@ -211,6 +218,17 @@ export function threadOptions(threads: number | undefined): { intraOpNumThreads?
   return { intraOpNumThreads: threads };
 }
 
+/** `focus` is a share in [0, 1) and, when above 0, has foreground mask pixels to draw from. */
+function checkFocus(focus: number | undefined, masks: Uint8Array | undefined): void {
+  if (focus === undefined || focus === 0) return;
+  if (!(focus > 0 && focus < 1))
+    throw new InvalidArgumentError("focus", "a share of the batch in [0, 1)", focus);
+  if (masks === undefined || !masks.some((v) => v >= 128))
+    throw new InvalidArgumentError("focus", "0 without foreground masks (nothing to focus on)", focus, {
+      hint: "give --mask with the object's masks, or leave --focus out",
+    });
+}
+
 /** Creates a model folder (model.json, data.safetensors, initial checkpoint after pre-training). */
 export async function createAtlasModel(
   dir: string,
@@ -227,6 +245,7 @@ export async function createAtlasModel(
         hint: "use a longer video or a larger --frames",
       },
     );
+  checkFocus(settings.focus, input.masks);
   const nets = settings.frameAffine ? withFrameAffine(fitNets(settings), input.count) : fitNets(settings);
   // the camera's path and the object's boxes, before the pre-training fits the nets to them
   const start = nets.mapping1.frameAffine ? initialFrameTables(input, nets.mapping1.frameAffine) : undefined;
@@ -246,6 +265,7 @@ export async function createAtlasModel(
     pretrainSamples: positive("pretrainSamples", settings.pretrainSamples ?? 10000),
     lr: positiveNumber("lr", settings.lr ?? 1e-4),
     masks: input.masks !== undefined,
+    ...(settings.focus === undefined || settings.focus === 0 ? {} : { focus: settings.focus }),
     ...(settings.source === undefined ? {} : { source: settings.source }),
   };
   // validates the flows and masks before anything is written
@@ -458,6 +478,8 @@ export async function fitAtlas(model: AtlasModel, options: FitOptions): Promise<
       throw new InvalidArgumentError("lrDecay.final", "a factor in (0, 1]", decay.final);
   }
   const data = await prepareAtlasData(model.input);
+  const focus = info.focus ?? 0;
+  const foreground = focus > 0 ? foregroundIndices(data.mask) : new Int32Array(0);
   // after the global rigidity's last iteration a graph without its points does the steps
   const globalAt = (it: number): boolean => it <= info.loss.stopGlobalRigidity;
   const open = (it: number) =>
@@ -493,7 +515,13 @@ export async function fitAtlas(model: AtlasModel, options: FitOptions): Promise<
         runner = await open(iteration);
         runnerGlobal = globalAt(iteration);
       }
-      const indices = rng.next(info.frames * info.width * info.height, info.batch);
+      const indices = batchIndices(
+        rng,
+        info.frames * info.width * info.height,
+        info.batch,
+        focus,
+        foreground,
+      );
       const { losses, grads } = await runner.run(
         params,
         indices,
