@@ -143,6 +143,9 @@ describe("steadyframe studio in Chromium", () => {
     await page.click('#strategy-list button[aria-label^="remove"]');
     await page.click('#strategy-list button[aria-label^="remove"]');
     await page.selectOption("#noise", "fixed");
+    // long enough that the cancel always lands before the end (2 steps of the tiny model can finish
+    // before the click on a fast machine)
+    await page.fill("#steps", "200");
     await page.click("#render-button");
     await expect.poll(() => page.locator("#jobs .job").count()).toBe(3);
     await page.locator("#jobs .job").first().locator("button.cancel").click();
