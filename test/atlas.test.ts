@@ -244,6 +244,7 @@ describe("atlas fitting and editing on car-turn at 32x32", () => {
     const split = maskedPsnr([0.1, 0.1, 0.1, 0.5, 0.5, 0.5], [0, 0, 0, 0.51, 0.51, 0.51], [255, 0]);
     expect(split.inside).toBeCloseTo(20, 10);
     expect(split.outside).toBeCloseTo(40, 10);
+    expect(maskedPsnr([0, 0, 0], [0.1, 0.1, 0.1], [0]).inside).toBeNaN();
   }, 60_000);
 
   it("decays the learning rate exponentially to the last iteration, and a decay of 1 changes nothing", async () => {

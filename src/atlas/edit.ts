@@ -62,7 +62,10 @@ export function psnr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return 10 * Math.log10(1 / (sum / Math.max(1, a.length)));
 }
 
-/** PSNR of an [N, H, W, 3] reconstruction inside and outside [N, H, W] uint8 masks (>= 128 = inside). */
+/**
+ * PSNR of an [N, H, W, 3] reconstruction inside and outside [N, H, W] uint8 masks (>= 128 = inside);
+ * NaN for a side without pixels.
+ */
 export function maskedPsnr(
   recon: ArrayLike<number>,
   frames: ArrayLike<number>,
@@ -76,7 +79,8 @@ export function maskedPsnr(
       sums[k] = (sums[k] ?? 0) + ((recon[c] ?? 0) - (frames[c] ?? 0)) ** 2;
     counts[k] = (counts[k] ?? 0) + 3;
   }
-  const db = (k: number): number => 10 * Math.log10(1 / ((sums[k] ?? 0) / Math.max(1, counts[k] ?? 0)));
+  const db = (k: number): number =>
+    (counts[k] ?? 0) === 0 ? NaN : 10 * Math.log10(1 / ((sums[k] ?? 0) / (counts[k] ?? 1)));
   return { inside: db(0), outside: db(1) };
 }
 
@@ -104,7 +108,9 @@ export async function exportAtlases(
     const bg = await atlasTexture(renderer, r, background);
     const frames = Float32Array.from(model.input.frames, (v) => v / 255);
     const masks = model.input.masks;
-    const split = masks === undefined ? undefined : maskedPsnr(maps.recon, frames, masks);
+    const both = masks === undefined ? undefined : maskedPsnr(maps.recon, frames, masks);
+    // reported when the masks have pixels on both sides
+    const split = both === undefined || Number.isNaN(both.inside + both.outside) ? undefined : both;
     const result: AtlasExportInfo = {
       resolution: r,
       foreground: FOREGROUND_CROP,
