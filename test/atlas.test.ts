@@ -34,6 +34,7 @@ import { gradients } from "../src/graph/autodiff/index.js";
 import { GraphBuilder, type Value } from "../src/graph/builder.js";
 import { type HostTensor, tensor } from "../src/tensor.js";
 import { runGraph } from "./helpers/run-graph.js";
+import { type AtlasRenderer, evaluatePixels } from "../src/atlas/render.js";
 import { openStepRunner } from "../src/atlas/step.js";
 import { main } from "../src/cli/main.js";
 import { runConformance } from "../src/conformance/run.js";
@@ -193,6 +194,25 @@ describe("atlas fitting and editing on car-turn at 32x32", () => {
     for (const [name, v] of pa.params)
       expect(Array.from(pb.params.get(name) ?? []), name).toEqual(Array.from(v));
   }, 60_000);
+
+  it("an interrupt while the fitted maps are rendered is a CancelledError, not an internal error", async () => {
+    let calls = 0;
+    const renderer = {
+      points: async () => {
+        calls++;
+        return {};
+      },
+    } as unknown as AtlasRenderer;
+    const controller = new AbortController();
+    controller.abort(new Error("interrupted (Ctrl-C)"));
+    await expect(
+      evaluatePixels(renderer, { width: 2, height: 2, frames: 3 }, controller.signal),
+    ).rejects.toBeInstanceOf(CancelledError);
+    expect(calls).toBe(0);
+    const maps = await evaluatePixels(renderer, { width: 2, height: 2, frames: 3 });
+    expect(calls).toBe(3);
+    expect(maps.recon.length).toBe(3 * 4 * 3);
+  });
 
   it("focus draws a share of each batch from the masks, takes the same draws, and resumes exactly", async () => {
     const total = 4 * 32 * 32;

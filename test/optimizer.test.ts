@@ -2,7 +2,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { runConformance } from "../src/conformance/run.js";
 import { InvalidArgumentError } from "../src/errors.js";
-import { Adam, AdamW, SGD, clipGradNorm, learningRateSchedule } from "../src/train/optim/index.js";
+import { Adam, AdamW, SGD, clipGradNorm, learningRateSchedule, sumRows } from "../src/train/optim/index.js";
 import { GOLDEN } from "./helpers/golden-fixture.js";
 
 describe("optimizer golden fixture (torch.optim 1.13, diffusers get_scheduler)", () => {
@@ -72,6 +72,30 @@ describe("optimisers", () => {
       p -= (0.01 / (1 - 0.9 ** t)) * (mm / (Math.sqrt(vv) / Math.sqrt(1 - 0.999 ** t) + 1e-8));
     }
     expect(table[0]).toBeCloseTo(p, 6);
+  });
+
+  it("sumRows: one float32 sum per distinct row, rows in order of first appearance, across calls", () => {
+    const f = Math.fround;
+    const a = sumRows(
+      [7, 2, 7, 100000, 2, 7],
+      Float32Array.from([0.1, 1, 0.2, 2, 0.3, 3, 5, 5, 0.4, 4, 1e8, 1]),
+      2,
+    );
+    expect(Array.from(a.rows)).toEqual([7, 2, 100000]);
+    expect(Array.from(a.values)).toEqual([
+      f(f(f(0.1) + f(0.3)) + 1e8),
+      f(f(1 + 3) + 1),
+      f(f(0.2) + f(0.4)),
+      6,
+      5,
+      5,
+    ]);
+    // a later call with fewer, smaller rows sees none of the first call's slots
+    const b = sumRows([3, 7, 3], Float32Array.from([1, 2, 4]), 1);
+    expect(Array.from(b.rows)).toEqual([3, 7]);
+    expect(Array.from(b.values)).toEqual([5, 2]);
+    expect(sumRows([], new Float32Array(), 3).rows.length).toBe(0);
+    expect(() => sumRows([1, -1], new Float32Array(2), 1)).toThrow(InvalidArgumentError);
   });
 
   it("clip_grad_norm_ returns the norm before clipping and scales every gradient", () => {

@@ -9,6 +9,7 @@
  * and Eqs. 15-16 (`apply_edit`): c_f = e_f·a_f + I·(1 − a_f), c_b likewise, out = α·c_f + (1 − α)·c_b
  * over the ORIGINAL frame colour I.
  */
+import { throwIfAborted } from "../errors.js";
 import { GraphBuilder } from "../graph/builder.js";
 import * as op from "../graph/ops/index.js";
 import type { Session } from "../runtime/session.js";
@@ -198,7 +199,7 @@ export async function evaluatePixels(
     recon: new Float32Array(n * px * 3),
   };
   for (let f = 0; f < n; f++) {
-    signal?.throwIfAborted();
+    throwIfAborted(signal, `rendering the fitted maps (frame ${f + 1} of ${n})`);
     const out = await renderer.points(frameXyt(w, h, f, n));
     maps.uv1.set(out.uv1 ?? [], f * px * 2);
     maps.uv2.set(out.uv2 ?? [], f * px * 2);

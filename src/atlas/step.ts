@@ -108,7 +108,7 @@ export async function openStepRunner(
           const values = new Float32Array(total * rowSize);
           let at = 0;
           for (const p of parts) {
-            for (let i = 0; i < p.index.length; i++) index[at + i] = Number(p.index[i]);
+            index.set(lowWords(p.index), at);
             values.set(p.values, at * rowSize);
             at += p.index.length;
           }
@@ -128,4 +128,21 @@ export async function openStepRunner(
       for (const s of sessions) await s.release();
     },
   };
+}
+
+/**
+ * Row numbers from ORT's int64 output as int32, read from the low words (a BigInt per element costs
+ * several ms per step at the atlas fit's few hundred thousand rows). Every platform onnxruntime-node
+ * runs on is little-endian.
+ */
+function lowWords(index: BigInt64Array): Int32Array {
+  const words = new Int32Array(index.buffer, index.byteOffset, index.length * 2);
+  const out = new Int32Array(index.length);
+  for (let i = 0; i < out.length; i++) {
+    const lo = words[2 * i] as number;
+    if (words[2 * i + 1] !== 0 || lo < 0)
+      throw new Error(`internal: grid row index ${index[i]} is not in [0, 2^31)`);
+    out[i] = lo;
+  }
+  return out;
 }

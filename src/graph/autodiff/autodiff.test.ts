@@ -185,6 +185,22 @@ describe("autodiff rules against finite differences", () => {
     await checkGradients([[4, 3], [5, 4], [5]], (g, [a, b, c]) =>
       op.Gemm(g, a!, b!, c!, { transA: true, transB: true, alpha: 0.7, beta: 1.3 }),
     );
+    // row biases [M] / [1, M] (a ones·dY product), a column bias [N, 1] and a full one (summed otherwise)
+    for (const bias of [[3], [1, 3], [5, 1], [5, 3]])
+      await checkGradients([[5, 4], [4, 3], bias], (g, [a, b, c]) => op.Gemm(g, a!, b!, c!, { beta: 0.5 }));
+  });
+
+  it("a Gemm's row-bias gradient is a MatMul with ones, not a ReduceSum over the batch", () => {
+    const g = new GraphBuilder({ name: "gemm_bias" });
+    const x = g.input("x", "float32", [9, 4]);
+    const w = g.input("w", "float32", [4, 3]);
+    const b = g.input("b", "float32", [3]);
+    const y = op.Gemm(g, x, w, b);
+    const [gb] = gradients(g, op.ReduceSum(g, op.Mul(g, y, y), [0, 1], { keepdims: false }), [b]).grads;
+    expect(gb?.shape).toEqual([3]);
+    const ops = g.nodes.map((n) => n.opType);
+    expect(ops.filter((o) => o === "ReduceSum")).toHaveLength(1); // the loss's own
+    expect(ops).toContain("ConstantOfShape");
   });
 
   it("normalisations: instance norm, group norm (composite and op), layer norm", async () => {

@@ -8,6 +8,7 @@
 import type { GraphBuilder, Value } from "../builder.js";
 import { attr } from "../builder.js";
 import * as op from "../ops/index.js";
+import { tensorOf } from "../tensor-of.js";
 import { staticShape, unbroadcast } from "./helpers.js";
 import type { GradientRule, RuleContext } from "./rule.js";
 
@@ -80,9 +81,29 @@ const gemmRule: GradientRule = (ctx, [gy]) => {
       : op.Gemm(g, a, scaled, null, { transA: !transA })
     : null;
   const c = ctx.inputs[2];
-  const gc = c && ctx.needs[2] ? unbroadcast(g, beta === 1 ? gy : op.Mul(g, gy, beta), c) : null;
+  const gc = c && ctx.needs[2] ? gemmBiasGrad(g, beta === 1 ? gy : op.Mul(g, gy, beta), c) : null;
   return [ga, gb, gc];
 };
+
+/**
+ * dC of a Gemm: dY [N, M] summed down to C. A row bias ([M] or [1, M]) with N known is one product
+ * ones[N]·dY: ORT's ReduceSum over axis 0 is about 2.5 times slower than that MatMul at the shapes
+ * of the atlas MLPs ([9000, 64]: 0.42 against 0.16 ms on 2 cores). Other shapes of C: unbroadcast.
+ */
+function gemmBiasGrad(g: GraphBuilder, gy: Value, c: Value): Value {
+  const [n, m] = gy.shape;
+  const rowBias = c.rank === 1 || (c.rank === 2 && c.shape[0] === 1);
+  if (gy.rank !== 2 || typeof n !== "number" || n < 2 || !rowBias || c.shape[c.rank - 1] !== m)
+    return unbroadcast(g, gy, c);
+  const ones = g.node1(
+    "ConstantOfShape",
+    [g.int64s([n])],
+    { value: attr.tensor(tensorOf(gy.dtype, [1], [1])) },
+    { dtype: gy.dtype, shape: [n] },
+  );
+  const sum = op.MatMul(g, ones, gy); // [M]
+  return c.rank === 1 ? sum : op.Unsqueeze(g, sum, [0]);
+}
 
 interface ConvGeometry {
   readonly spatial: number;
