@@ -81,6 +81,13 @@ export interface VideoArgs {
   readonly families?: readonly VideoFamily[];
   /** Run the peak-RSS check (default true). */
   readonly rss: boolean;
+  /** Execution provider of the timed SD-1.5 / tiny models (default cpu); the peak-RSS check stays on the CPU. */
+  readonly device: ExecutionProvider;
+  /**
+   * Synthetic PNG sequences as sources even where the bundled clip is long enough (default false):
+   * no ffmpeg needed, for a machine that has none (scripts/device-pack.sh).
+   */
+  readonly synthetic: boolean;
 }
 
 /** The video bench's strategy families (bench/video.ts FAMILIES). */
@@ -101,6 +108,7 @@ export const USAGE = `npm run bench -- [--only ${PARTS.join(",")}] [--size 512,2
                  [--video-steps 2] [--video-frames 4] [--video-batch 4]
                  [--video-frames-linear 8,32] [--video-rss-frames 8,128]
                  [--video-families per-frame,first,...] [--video-no-rss]
+                 [--video-device cpu|webgpu|cuda] [--video-synthetic]
                  [--tav-frames 8] [--tav-size 256] [--tav-no-recompute] [--tav-rss-limit 20]
   --only device: the SD-1.5 text encoder, UNet (each --size) and VAE decode on --device (default
   webgpu), each compared with the CPU provider on the same inputs (max abs and relative L2 error)
@@ -119,7 +127,15 @@ export const USAGE = `npm run bench -- [--only ${PARTS.join(",")}] [--size 512,2
   --only video (full-size SD-1.5, defaults) takes about 1.5 hours on the idle 2-core machine
   (512x512 ~55 min; 256x256 ~13 min; 8+32-frame linearity ~10 min; 4 model builds ~5 min; peak RSS
   on the tiny model ~5 min), 3-4 times that when other processes load the cores; --video-skip-512
-  brings it to about 35 minutes. Needs ~7 GB RAM (UNet + ControlNet + VAE) and ~6 GB temp space.`;
+  brings it to about 35 minutes. Needs ~7 GB RAM (UNet + ControlNet + VAE) and ~6 GB temp space.
+  --video-device runs the timed models on that provider (the peak-RSS check stays on the CPU);
+  --video-synthetic uses synthetic PNG sources instead of the bundled clip (no ffmpeg needed).`;
+
+function provider(flag: string, raw: string): ExecutionProvider {
+  const p = EXECUTION_PROVIDERS.find((e) => e === raw);
+  if (p === undefined) throw new InvalidArgumentError(flag, `one of ${EXECUTION_PROVIDERS.join(", ")}`, raw);
+  return p;
+}
 
 function list<T extends string | number>(flag: string, raw: string, allowed: readonly T[]): T[] {
   const out: T[] = [];
@@ -194,6 +210,8 @@ export function parseArgs(argv: readonly string[]): BenchArgs {
     linearFrames: [8, 32],
     rssFrames: [8, 128],
     rss: true,
+    device: "cpu",
+    synthetic: false,
   };
   let skip512 = false;
   let tav: TavArgs = { frames: 8, size: 256, recompute: true, rssLimitGiB: 20 };
@@ -240,14 +258,9 @@ export function parseArgs(argv: readonly string[]): BenchArgs {
       case "--out":
         out = value();
         break;
-      case "--device": {
-        const v = value();
-        const p = EXECUTION_PROVIDERS.find((e) => e === v);
-        if (p === undefined)
-          throw new InvalidArgumentError("--device", `one of ${EXECUTION_PROVIDERS.join(", ")}`, v);
-        device = p;
+      case "--device":
+        device = provider("--device", value());
         break;
-      }
       case "--keep":
         keep = true;
         break;
@@ -284,6 +297,12 @@ export function parseArgs(argv: readonly string[]): BenchArgs {
         break;
       case "--video-no-rss":
         video = { ...video, rss: false };
+        break;
+      case "--video-device":
+        video = { ...video, device: provider("--video-device", value()) };
+        break;
+      case "--video-synthetic":
+        video = { ...video, synthetic: true };
         break;
       case "--tav-frames":
         tav = { ...tav, frames: positiveInt("--tav-frames", value()) };

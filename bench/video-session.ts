@@ -27,6 +27,7 @@ import { randomWeights } from "../src/nn/weight-store.js";
 import { StableDiffusionPipeline, vaeLatentEncoder } from "../src/pipeline/stable-diffusion.js";
 import type { VideoComponents } from "../src/pipeline/types.js";
 import { TorchGenerator } from "../src/random/torch-generator.js";
+import type { ExecutionProvider } from "../src/runtime/session.js";
 import { fromConfig } from "../src/schedulers/registry.js";
 import { type HostTensor, tensor } from "../src/tensor.js";
 import { RssSampler, maxRssMiB, rssMiB } from "./rss.js";
@@ -59,6 +60,8 @@ export interface VideoRunSpec {
 export interface TimingJob {
   readonly mode: "timing";
   readonly model: "sd15" | "tiny";
+  /** Execution provider of every model (default cpu). */
+  readonly device?: ExecutionProvider;
   readonly threads: number;
   /** Model cache folder (the random-weight models are written there and removed on release). */
   readonly dir: string;
@@ -209,8 +212,13 @@ const noTextEncoder = (): never => {
   throw new Error("the video benchmark passes promptEmbeds: the text encoder is not loaded");
 };
 
+/** The session option that puts every model of the job on `job.device` (none for the CPU default). */
+function providers(job: TimingJob): { executionProviders?: readonly ExecutionProvider[] } {
+  return job.device && job.device !== "cpu" ? { executionProviders: [job.device] } : {};
+}
+
 async function loadSd15(job: TimingJob, crossFrame: CrossFrameSetting | undefined): Promise<Loaded> {
-  const common = { intraOpNumThreads: job.threads, cacheDir: job.dir };
+  const common = { intraOpNumThreads: job.threads, cacheDir: job.dir, ...providers(job) };
   const cf = crossFrame ? { crossFrame } : {};
   const unet = await loadUNet2DConditionModel(
     { config: sd15Config(), store: randomWeights({ seed: 0 }) },
@@ -253,6 +261,7 @@ async function loadTiny(job: TimingJob, crossFrame: CrossFrameSetting | undefine
     controlnets: [TINY_CONTROLNET],
     intraOpNumThreads: job.threads,
     cacheDir: job.dir,
+    ...providers(job),
     ...(crossFrame ? { crossFrame } : {}),
   });
   return { components: sd.videoComponents("ddim"), release: () => sd.release() };

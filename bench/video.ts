@@ -178,9 +178,9 @@ export async function benchVideo(options: VideoBenchOptions): Promise<Record<str
   const models = join(options.dir, "video-models");
   await mkdir(models, { recursive: true });
 
-  // Sources: the bundled clip when long enough, else synthetic PNG sequences.
+  // Sources: the bundled clip when long enough (and not --video-synthetic), else synthetic PNG sequences.
   const clipFor = async (frames: number, size: number): Promise<string> =>
-    frames <= CLIP_FRAMES
+    frames <= CLIP_FRAMES && !v.synthetic
       ? CLIP
       : writeSyntheticClip(join(options.dir, `shapes-${size}-${frames}`), frames, size);
   const sources = new Map<number, string>();
@@ -238,6 +238,7 @@ export async function benchVideo(options: VideoBenchOptions): Promise<Record<str
     const job: TimingJob = {
       mode: "timing",
       model: v.model,
+      device: v.device,
       threads: options.threads,
       dir: models,
       steps: v.steps,
@@ -335,6 +336,7 @@ export async function benchVideo(options: VideoBenchOptions): Promise<Record<str
       v.model === "sd15"
         ? "SD-1.5 random weights, fp32: UNet2DConditionModel (with ControlNet residual inputs) + ControlNetModel (SD-1.5 canny architecture) + AutoencoderKL (decoder; encoder for content-flow's img2img)"
         : `tiny test pipeline (${"test/fixtures/golden/tiny-sd"}) with its ControlNet: a quick check, not the issue's figures`,
+    device: `${v.device}: every timed model (UNet, ControlNet, VAE); the peak-RSS check runs on the CPU`,
     textEncoder:
       v.model === "sd15"
         ? "not run: fixed random prompt embeddings [1, 77, 768] through generateVideo's promptEmbeds (same for every strategy)"
@@ -349,6 +351,7 @@ export async function benchVideo(options: VideoBenchOptions): Promise<Record<str
       strategies: Object.fromEntries(sources),
       linear: linearSource,
       rss: "synthetic moving shapes, 64x64 PNG sequence",
+      synthetic: v.synthetic,
     },
     loadAverage: { start: loadStart.map((x) => round(x, 3)), end: loadavg().map((x) => round(x, 3)) },
     totalSeconds: round((performance.now() - started) / 1000),
