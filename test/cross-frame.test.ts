@@ -2,7 +2,11 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { crossFrameAttnKind, crossFrameBatchSize } from "../src/conformance/kinds/cross-frame-attn.js";
+import {
+  crossFrameAttnKind,
+  crossFrameBatchSize,
+  crossFrameVideoLength,
+} from "../src/conformance/kinds/cross-frame-attn.js";
 import { InvalidArgumentError } from "../src/errors.js";
 import { crossFrameTransform } from "../src/models/unet/build.js";
 import type { UNetLoadOptions } from "../src/models/unet/runner.js";
@@ -48,6 +52,35 @@ describe("cross_frame_attn golden fixture (diffusers CrossFrameAttnProcessor)", 
     expectOutputsPass(rows, outputs);
     expect(crossFrameBatchSize("unet.set_attn_processor(AttnProcessor())")).toBeNull();
     expect(crossFrameBatchSize("CrossFrameAttnProcessor(batch_size=2) (what the pipeline installs)")).toBe(2);
+  });
+
+  it("reads a call as diffusers' processor does: default batch_size 2, comments ignored", () => {
+    expect(crossFrameBatchSize("unet.set_attn_processor(CrossFrameAttnProcessor())")).toBe(2);
+    expect(crossFrameBatchSize("CrossFrameAttnProcessor2_0(batch_size=3)")).toBe(3);
+    expect(crossFrameBatchSize("CrossFrameAttnProcessor(4)")).toBe(4);
+    expect(crossFrameBatchSize("AttnProcessor()  # unlike CrossFrameAttnProcessor(batch_size=2)")).toBeNull();
+    // frames per video = batch // batch_size; the batch must hold whole videos
+    expect(crossFrameVideoLength("CrossFrameAttnProcessor(batch_size=2)", 2, 8)).toBe(4);
+    expect(crossFrameVideoLength("CrossFrameAttnProcessor(batch_size=3)", 3, 8)).toBe(2);
+    expect(crossFrameVideoLength("CrossFrameAttnProcessor(batch_size=3)", 3, 4)).toBe(1);
+    expect(crossFrameVideoLength("CrossFrameAttnProcessor2_0(batch_size=5)", 5, 4)).toBe(1);
+    expect(() => crossFrameVideoLength("CrossFrameAttnProcessor(batch_size=5)", 5, 4)).toThrow(
+      /0 frames per video/,
+    );
+    expect(crossFrameVideoLength("CrossFrameAttnProcessor(batch_size=4)", 4, 6)).toBe(1);
+    expect(() => crossFrameVideoLength("CrossFrameAttnProcessor(batch_size=2)", 2, 7)).toThrow(
+      /7 is not a multiple of 3 frames/,
+    );
+  });
+
+  it("a batch_size that leaves one frame per video is plain attention, as in diffusers", async () => {
+    const call = "CrossFrameAttnProcessor(batch_size=3)";
+    const frames = crossFrameVideoLength(call, 3, 4);
+    expectClose(
+      await predict({ crossFrame: { videoLength: frames } }),
+      fixtureTensor(outputs, "noise_pred.default_attn"),
+      { atol: TOL, rtol: 0 },
+    );
   });
 
   it("videoLength (frames per video) gives the same as the equivalent batchSize", async () => {

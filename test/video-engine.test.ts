@@ -24,6 +24,8 @@ import { cannyAnnotator } from "../src/engine/methods/annotator.js";
 import { SourceVideo } from "../src/engine/source.js";
 import { strategyMethods, type Strategy } from "../src/engine/strategies.js";
 import { WorkFolder } from "../src/engine/work-folder.js";
+import type { VideoMethod } from "../src/engine/method.js";
+import { TorchGenerator } from "../src/random/torch-generator.js";
 import type { Image } from "../src/image.js";
 import { maxAbsDiff, type HostTensor } from "../src/tensor.js";
 import { StableDiffusionPipeline } from "../src/pipeline/stable-diffusion.js";
@@ -107,6 +109,66 @@ describe("video engine", () => {
     const rows = results.flatMap((r) => r.rows);
     expect(rows.length).toBeGreaterThanOrEqual(19);
     expect(rows.filter((r) => !r.pass)).toEqual([]);
+  });
+
+  it("a noise method's stepNoise generator draws each step's noise for the whole batch at once", async () => {
+    // What a reference pipeline with one `generator` does (DDIM eta > 0): randn([frames, C, h, w]).
+    const source = await SourceVideo.open(CLIP, { ...SIZE, maxFrames: 2 });
+    const sd = await StableDiffusionPipeline.load(MODEL, { controlnets: [CONTROLNET] });
+    try {
+      const run = async (shared: TorchGenerator | undefined): Promise<HostTensor[]> => {
+        const latents: HostTensor[] = [];
+        const strategy: Strategy = { ...base, attention: "per-frame", noise: "per-frame" };
+        const methods = strategyMethods(strategy, { annotators: [cannyAnnotator()], videos: 2, source });
+        const noise = methods.find((m) => m.initialNoise)!;
+        const withStep: VideoMethod = shared
+          ? {
+              ...noise,
+              stepNoise: (slots) => {
+                expect(slots).toEqual([0, 1]);
+                return {
+                  randn: (shape) => {
+                    draws.push([...shape]);
+                    return shared.randn(shape);
+                  },
+                };
+              },
+            }
+          : noise;
+        await generateVideo(sd.videoComponents("ddim"), {
+          prompt: "a red car on a road",
+          ...SIZE,
+          frames: 2,
+          numInferenceSteps: 3,
+          guidanceScale: 7.5,
+          eta: 0.8,
+          seed: 3n,
+          methods: methods.map((m) => (m === noise ? withStep : m)),
+          batch: 2,
+          source,
+          controls: [{ scale: 1 }],
+          store: new MemoryFrameStore(),
+          trace: (name, value) => {
+            const m = /^frame(\d+)\.latents$/.exec(name);
+            if (m) latents[Number(m[1])] = value;
+          },
+        });
+        return latents;
+      };
+      const draws: number[][] = [];
+      const own = await run(undefined);
+      const one = await run(new TorchGenerator(11));
+      // 3 DDIM steps; the last one (t = 1 -> previous alpha of step 0) draws too when eta > 0.
+      expect(draws.length).toBeGreaterThanOrEqual(2);
+      for (const d of draws) expect(d).toEqual([2, 4, 32, 32]);
+      expect(maxAbsDiff(own[0]!, one[0]!)).toBeGreaterThan(1e-3);
+      // The same generator again gives the same frames: the draws are the only change.
+      const again = await run(new TorchGenerator(11));
+      expect(maxAbsDiff(one[1]!, again[1]!)).toBe(0);
+    } finally {
+      await sd.release();
+      await source.close();
+    }
   });
 
   it("anchor frames are exact: `first`, `keyframes` and `first+previous` give the same video with --batch 1 and larger batches", async () => {

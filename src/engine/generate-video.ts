@@ -500,7 +500,9 @@ export async function generateVideo(
     } else {
       latents = scale(concatBatch(slots.map((s) => s.noise)), scheduler.initNoiseSigma);
     }
-    const stepNoise = new SlotNoiseGenerator(slots.map((s) => s.generator));
+    const stepNoise =
+      noiseMethod?.stepNoise?.(slots.map((s) => s.index)) ??
+      new SlotNoiseGenerator(slots.map((s) => s.generator));
     const embeds = embedsOf(slots.map((s) => s.index));
     const controls: BatchControl[] = [];
     for (const [k, net] of c.controlnets.entries()) {

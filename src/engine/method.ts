@@ -143,6 +143,12 @@ export interface VideoMethod {
    * same whichever noise method runs).
    */
   initialNoise?(ctx: FrameContext, own: HostTensor<"float32">): Promise<HostTensor<"float32">>;
+  /**
+   * The generator of a batch's step noise (DDIM eta > 0, ancestral samplers), frames `slots` in
+   * batch order: `randn([S, ...])` is then one draw for the whole batch, as a reference pipeline with
+   * a single `generator` makes it. Undefined (the default): each slot draws from its own generator.
+   */
+  stepNoise?(slots: readonly number[]): NoiseGenerator | undefined;
 
   /** An img2img start for the frame, or undefined to start from noise. */
   start?(ctx: FrameContext): Promise<FrameStart | undefined>;

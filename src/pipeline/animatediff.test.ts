@@ -254,4 +254,40 @@ describe("videoToVideo", () => {
       videoToVideo(components(fakeUNet()), { ...base, numInferenceSteps: 5, video, strength: 0.1 }),
     ).rejects.toThrow("strength");
   });
+
+  it("denoises given latents as they are, from the strength's first timestep, without the video", async () => {
+    const traced = new Map<string, HostTensor>();
+    const fromVideo = await videoToVideo(components(fakeUNet()), {
+      ...base,
+      numInferenceSteps: 5,
+      video,
+      strength: 0.6,
+      trace: (n, v) => traced.set(n, v),
+    });
+    const initial = traced.get("initial_latents") as HostTensor<"float32">;
+    const unet = fakeUNet();
+    const given = new Map<string, HostTensor>();
+    const fromLatents = await videoToVideo(components(unet), {
+      ...base,
+      numInferenceSteps: 5,
+      latents: initial,
+      strength: 0.6,
+      trace: (n, v) => given.set(n, v),
+    });
+    // No VAE encode and no draws before the loop; the same steps on the same latents (eta 0).
+    expect(given.has("rng.draw00")).toBe(false);
+    expect(given.has("vae_encode.mean")).toBe(false);
+    expect(unet.calls.map((c) => c.timestep.data[0])).toEqual([500, 250, 0]);
+    expect([...fromLatents.latents.data]).toEqual([...fromVideo.latents.data]);
+    await expect(
+      videoToVideo(components(fakeUNet()), {
+        ...base,
+        numInferenceSteps: 5,
+        latents: tensor("float32", [1, C, 3, 2], new Float32Array(C * 6)),
+      }),
+    ).rejects.toThrow("latents");
+    await expect(videoToVideo(components(fakeUNet()), { ...base, numInferenceSteps: 5 })).rejects.toThrow(
+      "video",
+    );
+  });
 });

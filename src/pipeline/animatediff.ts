@@ -188,8 +188,13 @@ export interface TextToVideoOptions extends AnimateDiffCommonOptions {
 }
 
 export interface VideoToVideoOptions extends AnimateDiffCommonOptions {
-  /** [F, 3, H, W] in [-1, 1] (see videoTensor). */
-  readonly video: HostTensor<"float32">;
+  /** [F, 3, H, W] in [-1, 1] (see videoTensor); required unless `latents` are given. */
+  readonly video?: HostTensor<"float32">;
+  /**
+   * (optional) [1, C, F, h, w] latents to denoise as they are from the strength's first timestep,
+   * in place of the video's (diffusers' `latents`: no VAE encode, no noise, `video` not read).
+   */
+  readonly latents?: HostTensor<"float32">;
   /** (optional, default 0.8) how much of the schedule to run: 1 ignores the input video. */
   readonly strength?: number;
 }
@@ -551,18 +556,21 @@ export async function textToVideo(
 }
 
 /** AnimateDiffVideoToVideoPipeline: re-generates `video` from part-way through the schedule. */
-export async function videoToVideo(
-  c: VideoToVideoComponents,
-  o: VideoToVideoOptions,
-): Promise<AnimateDiffResult> {
-  const trace: Trace = o.trace ?? (() => undefined);
-  // 1. Check inputs
-  const [frames = 0, channels = 0, height = 0, width = 0] = o.video.shape;
-  if (o.video.shape.length !== 4 || channels !== 3 || frames < 1) {
+/** Frames and size of a video-to-video input video: [F, 3, H, W], H and W multiples of the step. */
+function videoSize(
+  c: AnimateDiffComponents,
+  video: HostTensor<"float32"> | undefined,
+): { frames: number; height: number; width: number } {
+  if (video === undefined)
+    throw new InvalidArgumentError("video", "a [frames, 3, height, width] tensor (or latents)", undefined, {
+      hint: "build it with videoTensor(frames)",
+    });
+  const [frames = 0, channels = 0, height = 0, width = 0] = video.shape;
+  if (video.shape.length !== 4 || channels !== 3 || frames < 1) {
     throw new InvalidArgumentError(
       "video",
       "a [frames, 3, height, width] tensor",
-      shapeToString(o.video.shape),
+      shapeToString(video.shape),
       {
         hint: "build it with videoTensor(frames)",
       },
@@ -570,6 +578,31 @@ export async function videoToVideo(
   }
   checkSize(c, "video width", width);
   checkSize(c, "video height", height);
+  return { frames, height, width };
+}
+
+/** Frames and image size of given video-to-video latents [1, C, F, h, w]. */
+function givenLatentsSize(
+  c: AnimateDiffComponents,
+  latents: HostTensor<"float32">,
+): { frames: number; height: number; width: number } {
+  const [batch, channels, frames = 0, h = 0, w = 0] = latents.shape;
+  if (latents.shape.length !== 5 || batch !== 1 || channels !== c.latentChannels || frames < 1)
+    throw new InvalidArgumentError(
+      "latents",
+      `a [1, ${c.latentChannels}, frames, height / ${c.vaeScaleFactor}, width / ${c.vaeScaleFactor}] tensor`,
+      shapeToString(latents.shape),
+    );
+  return { frames, height: h * c.vaeScaleFactor, width: w * c.vaeScaleFactor };
+}
+
+export async function videoToVideo(
+  c: VideoToVideoComponents,
+  o: VideoToVideoOptions,
+): Promise<AnimateDiffResult> {
+  const trace: Trace = o.trace ?? (() => undefined);
+  // 1. Check inputs
+  const { frames, height, width } = o.latents ? givenLatentsSize(c, o.latents) : videoSize(c, o.video);
   const steps = checkSteps(o);
   const strength = o.strength ?? 0.8;
   if (!(strength >= 0 && strength <= 1))
@@ -592,11 +625,17 @@ export async function videoToVideo(
   }
 
   // 4. Latents: FIRST the posterior sample of every frame, THEN the noise, frame-major [1, F, C, h, w]
+  if (o.latents) {
+    trace("initial_latents", o.latents);
+    const final = await denoise(c, o, { latents: o.latents, timesteps, embeds, guidance, generator, trace });
+    return decode(c, o, final, trace);
+  }
+  const video = o.video!;
   const batchOptions = {
     ...(o.vaeBatchSize === undefined ? {} : { batchSize: o.vaeBatchSize }),
     ...(o.signal === undefined ? {} : { signal: o.signal }),
   };
-  const dist = await c.vae.encode(o.video, batchOptions);
+  const dist = await c.vae.encode(video, batchOptions);
   trace("vae_encode.mean", dist.mean);
   trace("vae_encode.std", posteriorStd(dist.logvar));
   const sample = samplePosterior(dist, { noise: generator.randn(dist.mean.shape) });

@@ -536,23 +536,26 @@ export async function textToVideoZero(
   const x1T0 = await backward("pass2", pass2, x1T1, embeds);
   trace("stage.x_1_t0", x1T0);
 
-  // 7. Frames 1..F-1: frame 0's t0 latent translated by each frame's motion, then noised back to t1
-  let start = x1T1;
-  if (r.frames > 1) {
-    const copies = concatBatch(Array<HostTensor<"float32">>(r.frames - 1).fill(x1T0));
-    const { warped, grid } = warpLatentsByMotionField(copies, r.frameIds.slice(1), field);
-    trace("warp.grid", grid);
-    trace("stage.x_2k_t0", warped);
-    const eps = generator.randn(warped.shape);
-    const t0Value = timesteps[n - r.t0 - 1] ?? 0;
-    const t1Value = timesteps[n - r.t1 - 1] ?? 0;
-    const coefficients = ddpmForwardCoefficients(c.scheduler.betas, t0Value, t1Value);
-    trace("forward.alpha_vec", tensor("float32", [], new Float32Array([coefficients.alphaVec])));
-    const x2kT1 = ddpmForward(warped, eps, coefficients);
-    trace("stage.x_2k_t1", x2kT1);
-    // Frame 0 restarts from its own t1 latent, not from the t0 one.
-    start = concatBatch([x1T1, x2kT1]);
-  }
+  // 7. Frames 1..F-1: frame 0's t0 latent translated by each frame's motion, then noised back to t1.
+  // A one-frame video runs it too, on empty tensors, as diffusers does (its empty noise draw leaves
+  // the generator as it was).
+  const others = r.frames - 1;
+  const copies =
+    others > 0
+      ? concatBatch(Array<HostTensor<"float32">>(others).fill(x1T0))
+      : tensor("float32", [0, ...x1T0.shape.slice(1)], new Float32Array(0));
+  const { warped, grid } = warpLatentsByMotionField(copies, r.frameIds.slice(1), field);
+  trace("warp.grid", grid);
+  trace("stage.x_2k_t0", warped);
+  const eps = generator.randn(warped.shape);
+  const t0Value = timesteps[n - r.t0 - 1] ?? 0;
+  const t1Value = timesteps[n - r.t1 - 1] ?? 0;
+  const coefficients = ddpmForwardCoefficients(c.scheduler.betas, t0Value, t1Value);
+  trace("forward.alpha_vec", tensor("float32", [], new Float32Array([coefficients.alphaVec])));
+  const x2kT1 = ddpmForward(warped, eps, coefficients);
+  trace("stage.x_2k_t1", x2kT1);
+  // Frame 0 restarts from its own t1 latent, not from the t0 one.
+  const start = others > 0 ? concatBatch([x1T1, x2kT1]) : x1T1;
   trace("stage.x_1k_t1", start);
 
   // 8. Pass 3: every frame from t1 to 0 with cross-frame attention (the scheduler as after pass 1)

@@ -22,15 +22,37 @@ import {
 } from "./model-fixture.js";
 import { fixtureUNet } from "./unet.js";
 
-/** The cross-frame setting a call string asks for: null = default attention; else the batch_size. */
+/**
+ * The cross-frame setting a call string asks for: null = default attention; else the batch_size
+ * (diffusers' default 2 for `CrossFrameAttnProcessor()`). A `#` comment is not part of the call.
+ */
 export function crossFrameBatchSize(call: string): number | null {
   const code = call.split("#")[0] ?? call;
-  if (!/CrossFrameAttnProcessor/.test(call)) return null;
-  const m =
-    /CrossFrameAttnProcessor\(\s*(?:batch_size\s*=\s*)?(\d+)\s*\)/.exec(call) ??
-    /batch_size\s*=\s*(\d+)/.exec(code);
-  if (!m) throw new UnsupportedError(`cross-frame call without a batch_size: "${call}"`);
-  return Number(m[1]);
+  const m = /CrossFrameAttnProcessor(?:2_0)?\(([^)]*)\)/.exec(code);
+  if (!m) return null;
+  const args = (m[1] ?? "").trim();
+  if (args === "") return 2;
+  const n = /^(?:batch_size\s*=\s*)?(\d+)$/.exec(args);
+  if (!n) throw new UnsupportedError(`cross-frame call with arguments other than batch_size: "${call}"`);
+  return Number(n[1]);
+}
+
+/**
+ * Frames per video as diffusers' cross-frame processor computes them for a batch of `batch`:
+ * `batch // batch_size` (at least 1 for `CrossFrameAttnProcessor2_0`); the batch is then laid out
+ * as batch / frames videos, so it must divide.
+ */
+export function crossFrameVideoLength(call: string, batchSize: number, batch: number): number {
+  const code = call.split("#")[0] ?? call;
+  const floor = Math.floor(batch / batchSize);
+  const frames = /CrossFrameAttnProcessor2_0/.test(code) ? Math.max(floor, 1) : floor;
+  if (frames < 1 || batch % frames !== 0)
+    throw new UnsupportedError(
+      `${call}: a batch of ${batch} with batch_size ${batchSize} (diffusers fails on it too: ${
+        frames < 1 ? "0 frames per video" : `${batch} is not a multiple of ${frames} frames`
+      })`,
+    );
+  return frames;
 }
 
 /** Runs a `cross_frame_attn` fixture folder, on the weights case.json names or on `options.components.unet`. */
@@ -46,11 +68,15 @@ export async function runCrossFrameAttnFixture(
     if (timestep === undefined)
       throw new UnsupportedError("a fixture without a timestep input", { hint: "add inputs.timestep" });
     const batchSize = crossFrameBatchSize(call);
-    const loadOptions: UNetLoadOptions = batchSize === null ? {} : { crossFrame: { batchSize } };
+    const sample = tensorArg("sample", mc.inputs, "sample");
+    const loadOptions: UNetLoadOptions =
+      batchSize === null
+        ? {}
+        : { crossFrame: { videoLength: crossFrameVideoLength(call, batchSize, sample.shape[0] ?? 0) } };
     const unet = await UNet2DConditionModel.load(source, loadOptions);
     try {
       const noise = await unet.run({
-        sample: tensorArg("sample", mc.inputs, "sample"),
+        sample,
         timestep,
         encoderHiddenStates: tensorArg("encoder_hidden_states", mc.inputs, "encoder_hidden_states"),
       });

@@ -2,7 +2,7 @@
  * Conformance kind `ddim_inversion`: DDIM inversion of given clean latents with a DDIMInverseScheduler
  * and the fixture's UNet, then the DDIM reconstruction from the inverted latents (diffusers 0.26.3
  * StableDiffusionDiffEditPipeline.invert loop; src/pipeline/ddim-inversion.ts). From case.json:
- * `call` (steps, the two guidance scales, eta), `inverse_scheduler` / `scheduler` (class +
+ * `call` (steps, the two guidance scales, eta and the generator's seed for eta > 0), `inverse_scheduler` / `scheduler` (class +
  * `config_dir` holding scheduler_config.json, or an inline `config`), `weights.unet`, and the inputs
  * `clean_latents`, `prompt_embeds`, `negative_prompt_embeds`. Every step of both loops is compared
  * (`inversion.stepNN.*`, `reconstruction.stepNN.*`, integer timesteps exactly), and so are the
@@ -19,6 +19,7 @@ import {
   invertLatents,
   reconstructLatents,
 } from "../../pipeline/ddim-inversion.js";
+import { TorchGenerator } from "../../random/torch-generator.js";
 import { DDIMInverseScheduler } from "../../schedulers/ddim-inverse.js";
 import { fromConfigWithWarnings } from "../../schedulers/registry.js";
 import type { Scheduler } from "../../schedulers/scheduler.js";
@@ -27,6 +28,7 @@ import { compareTensors, failedRow } from "../compare.js";
 import type { ConformanceRow, FixtureContext, FixtureKind } from "../types.js";
 import {
   type ModelCase,
+  callSeed,
   errorNote,
   isRecord,
   outputNames,
@@ -58,6 +60,9 @@ const CALL_KEYS = new Set([
   "inversion_guidance_scale",
   "reconstruction_guidance_scale",
   "eta",
+  "generator",
+  "generator_seed",
+  "seed",
 ]);
 
 function callNumber(file: string, call: Record<string, unknown>, key: string, fallback?: number): number {
@@ -180,6 +185,17 @@ async function runDDIMInversion(ctx: FixtureContext): Promise<readonly Conforman
   const rows = unsupportedRows(ctx, mc, call);
   const steps = callNumber(mc.file, call, "num_inference_steps");
   const eta = callNumber(mc.file, call, "eta", 0);
+  // eta > 0: the reconstruction's step noise comes from the call's CPU generator
+  const seed = callSeed(call);
+  if (eta > 0 && seed === undefined)
+    return [
+      ...rows,
+      failedRow(
+        mc.fixture,
+        "call.eta",
+        "eta > 0 without call.generator: the reference drew its noise from torch's global generator, which the fixture does not record",
+      ),
+    ];
   const inverse = await fixtureScheduler(ctx, mc.file, "inverse_scheduler");
   const forward = await fixtureScheduler(ctx, mc.file, "scheduler");
   const clean = input(mc, "clean_latents");
@@ -212,6 +228,7 @@ async function runDDIMInversion(ctx: FixtureContext): Promise<readonly Conforman
         numInferenceSteps: steps,
         guidanceScale: callNumber(mc.file, call, "reconstruction_guidance_scale", 1),
         eta,
+        ...(seed === undefined ? {} : { generator: new TorchGenerator(seed) }),
         trace: (name, value) => traced.set(`reconstruction.${name}`, value),
       },
     );

@@ -73,10 +73,10 @@ describe("model fixture call strings", () => {
       "unet call argument class_labels",
     );
     await expectError(
-      () => crossFrameBatchSize("CrossFrameAttnProcessor()"),
+      () => crossFrameBatchSize("CrossFrameAttnProcessor(video_length=2)"),
       UnsupportedError,
       "E_UNSUPPORTED",
-      "cross-frame call without a batch_size",
+      "cross-frame call with arguments other than batch_size",
     );
     await expectError(
       () => fixtureScales("case.json", { scales: ["1"] }, []),

@@ -283,3 +283,52 @@ export function callNumber(
   if ((v === null || v === undefined) && fallback !== undefined) return fallback;
   throw new ConfigError(file, `call.${key}`, "a number", v);
 }
+
+/**
+ * The seed of a pipeline fixture's CPU generator: `call.generator_seed`, else the seed in
+ * `call.generator` ("torch.Generator().manual_seed(42)"); undefined when the call passed none (the
+ * reference then drew from torch's global generator, which no fixture records).
+ */
+export function callSeed(call: Record<string, unknown>): number | undefined {
+  const seed = call["generator_seed"] ?? call["seed"];
+  if (typeof seed === "number" && Number.isInteger(seed)) return seed;
+  const g = call["generator"];
+  const code = typeof g === "string" ? (g.split("#")[0] ?? g) : "";
+  const m = /manual_seed\(\s*(\d+)\s*\)/.exec(code);
+  return m ? Number(m[1]) : undefined;
+}
+
+/**
+ * A pipeline fixture's scheduler: `scheduler.class` and its config, case.json's `scheduler.config`
+ * when present (what the reference printed of the scheduler it built), else the
+ * `scheduler.config_dir`/scheduler_config.json it saved.
+ */
+export async function fixtureScheduler(
+  ctx: FixtureContext,
+): Promise<{ readonly className: string; readonly config: unknown }> {
+  const file = caseFile(ctx);
+  const s = caseRecord(ctx.caseJson["scheduler"], file, "scheduler");
+  const className = s["class"];
+  if (typeof className !== "string")
+    throw new ConfigError(file, "scheduler.class", "a diffusers scheduler class", className);
+  if (isRecord(s["config"])) return { className, config: s["config"] };
+  const dir = s["config_dir"];
+  if (typeof dir !== "string")
+    throw new ConfigError(file, "scheduler.config", "an object (or scheduler.config_dir)", s["config"]);
+  return {
+    className,
+    config: await readJsonFile(join(ctx.dir, dir, "scheduler_config.json"), "scheduler config"),
+  };
+}
+
+/**
+ * The image size a diffusers pipeline takes for a null `height` / `width`:
+ * `unet.config.sample_size * vae_scale_factor` (undefined where sample_size is not one number).
+ */
+export function defaultSize(
+  unet: { readonly config: { readonly sample_size: unknown } },
+  vae: { readonly downsampleFactor: number },
+): number | undefined {
+  const s = unet.config.sample_size;
+  return typeof s === "number" ? s * vae.downsampleFactor : undefined;
+}

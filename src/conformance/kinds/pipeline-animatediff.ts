@@ -9,9 +9,9 @@
  * halves and latents, the decoder input/output, the video) is compared step by step; an output the
  * pipeline does not produce fails its row.
  */
-import { join, resolve } from "node:path";
-import { readJsonFile } from "../../config/parse.js";
+import { resolve } from "node:path";
 import { ConfigError } from "../../errors.js";
+import { pillowResize } from "../../control/pillow-resize.js";
 import { image } from "../../image.js";
 import { UNetMotionModel } from "../../models/motion/unet-motion-model.js";
 import { AutoencoderKL } from "../../models/vae/autoencoder-kl.js";
@@ -25,7 +25,17 @@ import { fromConfig } from "../../schedulers/registry.js";
 import { type HostTensor, toFloat32 } from "../../tensor.js";
 import { compareTensors, failedRow } from "../compare.js";
 import type { ConformanceRow, FixtureContext, FixtureKind } from "../types.js";
-import { caseFile, errorNote, fixtureName, isRecord, outputNames, readModelCase } from "./model-fixture.js";
+import {
+  callSeed,
+  caseFile,
+  defaultSize,
+  errorNote,
+  fixtureName,
+  fixtureScheduler,
+  isRecord,
+  outputNames,
+  readModelCase,
+} from "./model-fixture.js";
 
 type Mode = "text-to-video" | "video-to-video";
 
@@ -67,46 +77,30 @@ function namedInput(
   return t;
 }
 
-/** `generator_seed`, or the seed in "torch.Generator().manual_seed(42)". */
-function seedOf(call: Record<string, unknown>): number | undefined {
-  const seed = call["generator_seed"];
-  if (typeof seed === "number" && Number.isInteger(seed)) return seed;
-  const g = call["generator"];
-  const m = typeof g === "string" ? /manual_seed\((\d+)\)/.exec(g) : null;
-  return m ? Number(m[1]) : undefined;
-}
-
-/** uint8 [F, H, W, 3] -> [F, 3, H, W] in [-1, 1] (the pipeline's preprocessing of PIL frames). */
-function uint8Video(ctx: FixtureContext, t: HostTensor): HostTensor<"float32"> {
+/**
+ * uint8 [F, H, W, 3] -> [F, 3, height, width] in [-1, 1]: the video pipeline's preprocessing of PIL
+ * frames (VaeImageProcessor: the size rounded down to a multiple of the VAE factor, a PIL lanczos
+ * resize where the frames differ from it, then [-1, 1]).
+ */
+function uint8Video(
+  ctx: FixtureContext,
+  t: HostTensor,
+  width: number,
+  height: number,
+  vaeFactor: number,
+): HostTensor<"float32"> {
   const [f = 0, h = 0, w = 0, c = 0] = t.shape;
   if (t.dtype !== "uint8" || t.shape.length !== 4 || c !== 3) {
     throw new ConfigError(caseFile(ctx), "call.video", "uint8 frames [F, H, W, 3]", t.shape);
   }
+  const [tw, th] = [width - (width % vaeFactor), height - (height % vaeFactor)];
   const data = t.data as Uint8Array;
   const size = h * w * 3;
   return videoTensor(
-    Array.from({ length: f }, (_, i) => image(w, h, 3, data.slice(i * size, (i + 1) * size))),
+    Array.from({ length: f }, (_, i) =>
+      pillowResize(image(w, h, 3, data.slice(i * size, (i + 1) * size)), tw, th, "lanczos"),
+    ),
   );
-}
-
-async function schedulerConfig(ctx: FixtureContext): Promise<{ className: string; config: unknown }> {
-  const s = record(ctx, "scheduler");
-  const className = s["class"];
-  if (typeof className !== "string")
-    throw new ConfigError(caseFile(ctx), "scheduler.class", "a diffusers scheduler class", className);
-  if (isRecord(s["config"])) return { className, config: s["config"] };
-  const dir = s["config_dir"];
-  if (typeof dir !== "string")
-    throw new ConfigError(
-      caseFile(ctx),
-      "scheduler.config",
-      "an object (or scheduler.config_dir)",
-      s["config"],
-    );
-  return {
-    className,
-    config: await readJsonFile(join(ctx.dir, dir, "scheduler_config.json"), "scheduler config"),
-  };
 }
 
 async function runAnimateDiffFixture(ctx: FixtureContext, mode: Mode): Promise<ConformanceRow[]> {
@@ -116,16 +110,8 @@ async function runAnimateDiffFixture(ctx: FixtureContext, mode: Mode): Promise<C
   );
   const fixture = fixtureName(ctx, mc.fixture);
   const call = record(ctx, "call");
-  const perPrompt = call["num_videos_per_prompt"];
-  if (perPrompt !== undefined && perPrompt !== null && perPrompt !== 1) {
-    return [
-      failedRow(
-        fixture,
-        "-",
-        `num_videos_per_prompt ${String(perPrompt)} is not supported (1 video per call)`,
-      ),
-    ];
-  }
+  // num_videos_per_prompt is not read: diffusers 0.26.3's AnimateDiff pipelines set it to 1 in
+  // __call__ whatever the call passes.
   const outputType = call["output_type"];
   if (outputType !== undefined && outputType !== "pt") {
     return [failedRow(fixture, "-", `output_type ${String(outputType)} is not supported (only "pt")`)];
@@ -135,8 +121,8 @@ async function runAnimateDiffFixture(ctx: FixtureContext, mode: Mode): Promise<C
   const latents = namedInput(ctx, call, "latents", mc.inputs);
   const prompt = call["prompt"];
   const negativePrompt = call["negative_prompt"];
-  const seed = seedOf(call);
-  const { className, config } = await schedulerConfig(ctx);
+  const seed = callSeed(call);
+  const { className, config } = await fixtureScheduler(ctx);
 
   const traced = new Map<string, HostTensor>();
   let failure: ConformanceRow | undefined;
@@ -167,20 +153,31 @@ async function runAnimateDiffFixture(ctx: FixtureContext, mode: Mode): Promise<C
         ...(ctx.signal ? { signal: ctx.signal } : {}),
         trace: (name, value) => traced.set(name, value),
       };
+      // null height / width: the pipelines' unet.config.sample_size * vae_scale_factor
+      const size = defaultSize({ config: unet.unetConfig }, vae);
+      const width = num(ctx, call, "width", size);
+      const height = num(ctx, call, "height", size);
       if (mode === "text-to-video") {
         await textToVideo(components, {
           ...common,
           numFrames: num(ctx, call, "num_frames"),
-          width: num(ctx, call, "width"),
-          height: num(ctx, call, "height"),
+          width,
+          height,
           ...(latents ? { latents: toFloat32(latents) } : {}),
+        });
+      } else if (latents) {
+        // Given latents are denoised as they are; the video is not read.
+        await videoToVideo(components, {
+          ...common,
+          latents: toFloat32(latents),
+          strength: num(ctx, call, "strength"),
         });
       } else {
         const video = namedInput(ctx, call, "video", mc.inputs);
         if (video === undefined) throw new ConfigError(caseFile(ctx), "call.video", "inputs.<frames>", video);
         await videoToVideo(components, {
           ...common,
-          video: uint8Video(ctx, video),
+          video: uint8Video(ctx, video, width, height, vae.downsampleFactor),
           strength: num(ctx, call, "strength"),
         });
       }

@@ -8,9 +8,7 @@
  * and warped latents, the DDPM forward, the decoder input/output and the frames. An output the run
  * does not produce fails its row.
  */
-import { join } from "node:path";
 import { ConfigError } from "../../errors.js";
-import { readJsonFile } from "../../config/parse.js";
 import { AutoencoderKL } from "../../models/vae/autoencoder-kl.js";
 import type { UNet2DConditionModelRunner } from "../../models/unet/runner.js";
 import { UNet2DConditionModel } from "../../models/unet/unet-2d-condition.js";
@@ -24,36 +22,16 @@ import type { ConformanceRow, FixtureContext, FixtureKind } from "../types.js";
 import { crossFrameBatchSize } from "./cross-frame-attn.js";
 import {
   callNumber,
+  callSeed,
   caseRecord,
+  defaultSize,
+  fixtureScheduler,
   isRecord,
   outputNames,
   readModelCase,
   signalOption,
   weightsPath,
 } from "./model-fixture.js";
-
-/** `call.generator_seed`, or the seed in `call.generator` ("torch.Generator().manual_seed(42)"). */
-function seedOf(call: Record<string, unknown>, file: string): number {
-  const value = call["generator_seed"] ?? call["generator"] ?? call["seed"];
-  if (typeof value === "number" && Number.isInteger(value)) return value;
-  const m = typeof value === "string" ? /manual_seed\((\d+)\)/.exec(value) : null;
-  if (m) return Number(m[1]);
-  throw new ConfigError(file, "call.generator_seed", "the seed of the CPU generator", value);
-}
-
-/** The scheduler config: case.json `scheduler.config`, else `scheduler.config_dir`/scheduler_config.json. */
-async function schedulerConfig(ctx: FixtureContext, scheduler: Record<string, unknown>): Promise<unknown> {
-  if (isRecord(scheduler["config"])) return scheduler["config"];
-  const dir = scheduler["config_dir"];
-  if (typeof dir !== "string")
-    throw new ConfigError(
-      join(ctx.dir, "case.json"),
-      "scheduler.config",
-      "a config object or config_dir",
-      dir,
-    );
-  return readJsonFile(join(ctx.dir, dir, "scheduler_config.json"), "scheduler config");
-}
 
 /** A generator that hands every draw to `record` as it passes through. */
 function recordingGenerator(
@@ -74,7 +52,10 @@ export async function runPipelineT2vZeroFixture(ctx: FixtureContext): Promise<Co
   const mc = await readModelCase(ctx, "pipeline_t2v_zero");
   const file = mc.file;
   const call = caseRecord(ctx.caseJson["call"], file, "call");
-  const scheduler = caseRecord(ctx.caseJson["scheduler"], file, "scheduler");
+  const scheduler = await fixtureScheduler(ctx);
+  const seed = callSeed(call);
+  if (seed === undefined)
+    throw new ConfigError(file, "call.generator_seed", "the seed of the CPU generator", call["generator"]);
   const reference = isRecord(ctx.caseJson["reference"]) ? ctx.caseJson["reference"] : {};
   const processor = reference["attention_processor"];
   const batchSize = (typeof processor === "string" ? crossFrameBatchSize(processor) : null) ?? 2;
@@ -95,7 +76,7 @@ export async function runPipelineT2vZeroFixture(ctx: FixtureContext): Promise<Co
     throw new ConfigError(file, "call.frame_ids", "null or a list of frame indices", frameIds);
 
   const traced = new Map<string, HostTensor>();
-  const generator = recordingGenerator(new TorchGenerator(seedOf(call, file)), (i, value) =>
+  const generator = recordingGenerator(new TorchGenerator(seed), (i, value) =>
     traced.set(`rng.draw${String(i).padStart(2, "0")}`, value),
   );
   const vae = await AutoencoderKL.load(weightsPath(ctx, "vae", false), signalOption(ctx));
@@ -109,7 +90,7 @@ export async function runPipelineT2vZeroFixture(ctx: FixtureContext): Promise<Co
       {
         unet,
         vae,
-        scheduler: fromConfig(String(scheduler["class"]), await schedulerConfig(ctx, scheduler)),
+        scheduler: fromConfig(scheduler.className, scheduler.config),
         vaeScaleFactor: vae.downsampleFactor,
         latentChannels: unet.config.in_channels,
       },
@@ -117,8 +98,8 @@ export async function runPipelineT2vZeroFixture(ctx: FixtureContext): Promise<Co
         promptEmbeds: embeds("prompt_embeds"),
         negativePromptEmbeds: embeds("negative_prompt_embeds"),
         videoLength: callNumber(call, file, "video_length"),
-        width: callNumber(call, file, "width"),
-        height: callNumber(call, file, "height"),
+        width: callNumber(call, file, "width", defaultSize(unet, vae)),
+        height: callNumber(call, file, "height", defaultSize(unet, vae)),
         numInferenceSteps: callNumber(call, file, "num_inference_steps"),
         guidanceScale: callNumber(call, file, "guidance_scale"),
         eta: callNumber(call, file, "eta", 0),

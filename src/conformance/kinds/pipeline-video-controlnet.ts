@@ -6,9 +6,7 @@
  * Prompt embeddings, latents and control images come from the fixture; every tensor of the outputs
  * file is compared (an output the run does not produce fails its row).
  */
-import { join } from "node:path";
 import { ConfigError } from "../../errors.js";
-import { readJsonFile } from "../../config/parse.js";
 import { generateVideo } from "../../engine/generate-video.js";
 import { MemoryFrameStore } from "../../engine/frame-store.js";
 import type { VideoMethod } from "../../engine/method.js";
@@ -20,6 +18,7 @@ import type { UNet2DConditionModelRunner } from "../../models/unet/runner.js";
 import { UNet2DConditionModel } from "../../models/unet/unet-2d-condition.js";
 import { AutoencoderKL } from "../../models/vae/autoencoder-kl.js";
 import { chunkBatch, concatBatch } from "../../pipeline/guidance.js";
+import { TorchGenerator } from "../../random/torch-generator.js";
 import { fromConfig } from "../../schedulers/registry.js";
 import { tensor, toFloat32, type HostTensor } from "../../tensor.js";
 import { compareTensors, failedRow } from "../compare.js";
@@ -27,7 +26,9 @@ import type { ConformanceRow, FixtureContext, FixtureKind } from "../types.js";
 import { crossFrameBatchSize } from "./cross-frame-attn.js";
 import {
   callNumber,
+  callSeed,
   caseRecord,
+  fixtureScheduler,
   isRecord,
   outputNames,
   readModelCase,
@@ -61,7 +62,6 @@ export async function runPipelineVideoControlnetFixture(ctx: FixtureContext): Pr
   const mc = await readModelCase(ctx, "pipeline_video_controlnet");
   const file = mc.file;
   const call = caseRecord(ctx.caseJson["call"], file, "call");
-  const scheduler = caseRecord(ctx.caseJson["scheduler"], file, "scheduler");
   const reference = isRecord(ctx.caseJson["reference"]) ? ctx.caseJson["reference"] : {};
   const processor = reference["attention_processor"];
   const videos = (typeof processor === "string" ? crossFrameBatchSize(processor) : null) ?? 2;
@@ -72,17 +72,42 @@ export async function runPipelineVideoControlnetFixture(ctx: FixtureContext): Pr
     return t;
   };
   const frames = callNumber(call, file, "num_frames");
-  const latents = chunkBatch(toFloat32(input("latents")), frames);
   const controls = uint8Frames(input("control_image_uint8"), file);
-  const schedulerDir = typeof scheduler["config_dir"] === "string" ? scheduler["config_dir"] : "scheduler";
-  const schedulerConfig = await readJsonFile(join(ctx.dir, schedulerDir, "scheduler_config.json"));
-  const className = String(scheduler["class"]);
+  const { className, config: schedulerConfig } = await fixtureScheduler(ctx);
+  const eta = callNumber(call, file, "eta", 0);
+  const guidance = callNumber(call, file, "guidance_scale");
+  // The call's one CPU generator: the initial latents when none are given ([F, C, h, w] in one
+  // draw), then every step's noise for the whole batch (eta > 0).
+  const seed = callSeed(call);
+  const generator = seed === undefined ? undefined : new TorchGenerator(seed);
+  const latentsGiven = call["latents"] !== null && call["latents"] !== undefined;
+  if (generator === undefined && (eta > 0 || !latentsGiven))
+    return [
+      failedRow(
+        mc.fixture,
+        "-",
+        `${eta > 0 ? "eta > 0" : "no latents"} without call.generator: the reference drew from torch's global generator, which the fixture does not record`,
+      ),
+    ];
+  let latents: HostTensor<"float32">[] | undefined;
+  if (latentsGiven) {
+    const given = toFloat32(input("latents"));
+    const n = given.shape[0];
+    if (n !== 1 && n !== frames)
+      throw new ConfigError(file, "inputs.latents", `[1 or ${frames} (num_frames), C, h, w]`, given.shape);
+    latents = n === 1 ? Array<HostTensor<"float32">>(frames).fill(given) : chunkBatch(given, frames);
+  }
 
-  // The fixture's inputs as methods: its latents as the initial noise, its control images as the maps.
+  // The fixture's inputs as methods: its latents (or the generator's draw) as the initial noise, its
+  // control images as the maps.
   const given: VideoMethod = {
     id: "noise:given",
     role: "noise",
-    initialNoise: (c) => Promise.resolve(latents[c.index]!),
+    initialNoise: (c, own) => {
+      latents ??= chunkBatch(generator!.randn([frames, ...own.shape.slice(1)]), frames);
+      return Promise.resolve(latents[c.index]!);
+    },
+    ...(generator ? { stepNoise: () => generator } : {}),
   };
   const givenControls: VideoMethod = {
     id: "controls:given",
@@ -126,8 +151,8 @@ export async function runPipelineVideoControlnetFixture(ctx: FixtureContext): Pr
         height: callNumber(call, file, "height"),
         frames,
         numInferenceSteps: callNumber(call, file, "num_inference_steps"),
-        guidanceScale: callNumber(call, file, "guidance_scale"),
-        eta: callNumber(call, file, "eta", 0),
+        guidanceScale: guidance,
+        eta,
         methods: [given, givenControls, firstFrameAttention(videos)],
         batch: frames,
         controls: [
@@ -153,7 +178,7 @@ export async function runPipelineVideoControlnetFixture(ctx: FixtureContext): Pr
     if (m)
       traced.set(
         `${m[1]}.controlnet.mid_block_res_sample_cond`,
-        chunkBatch(value as HostTensor<"float32">, 2)[1]!,
+        guidance > 1 ? chunkBatch(value as HostTensor<"float32">, 2)[1]! : value,
       );
   }
   const stack = (part: string): HostTensor<"float32"> | undefined => {

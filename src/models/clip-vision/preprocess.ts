@@ -13,6 +13,7 @@
  * Other resizers differ by up to 97 levels (shared/golden/clip_vision README); this one is bit-exact.
  */
 import { ConfigError, InvalidArgumentError, UnsupportedError } from "../../errors.js";
+import { pillowResize } from "../../control/pillow-resize.js";
 import { type Image, image } from "../../image.js";
 import { type HostTensor, tensor } from "../../tensor.js";
 
@@ -125,95 +126,9 @@ export function resizeTarget(
   return width <= height ? [newLong, s] : [s, newLong];
 }
 
-const PRECISION_BITS = 32 - 8 - 2;
-
-/** Pillow's bicubic filter (a = -0.5). */
-function bicubic(x: number): number {
-  const a = -0.5;
-  const t = Math.abs(x);
-  if (t < 1) return ((a + 2) * t - (a + 3)) * t * t + 1;
-  if (t < 2) return (((t - 5) * t + 8) * t - 4) * a;
-  return 0;
-}
-
-interface Coefficients {
-  /** Per output index: first input index and tap count. */
-  readonly bounds: Int32Array;
-  /** Per output index, `taps` fixed-point weights. */
-  readonly k: Int32Array;
-  readonly taps: number;
-}
-
-/** Pillow precompute_coeffs + normalize_coeffs_8bpc for one axis. */
-function coefficients(inSize: number, outSize: number): Coefficients {
-  const scale = inSize / outSize;
-  const filterscale = Math.max(scale, 1);
-  const support = 2 * filterscale;
-  const taps = Math.ceil(support) * 2 + 1;
-  const bounds = new Int32Array(outSize * 2);
-  const k = new Int32Array(outSize * taps);
-  const ss = 1 / filterscale;
-  const w = new Float64Array(taps);
-  for (let j = 0; j < outSize; j++) {
-    const center = (j + 0.5) * scale;
-    const xmin = Math.max(Math.trunc(center - support + 0.5), 0);
-    const n = Math.min(Math.trunc(center + support + 0.5), inSize) - xmin;
-    let sum = 0;
-    for (let t = 0; t < n; t++) {
-      const v = bicubic((t + xmin - center + 0.5) * ss);
-      w[t] = v;
-      sum += v;
-    }
-    for (let t = 0; t < n; t++) {
-      const v = sum !== 0 ? (w[t] ?? 0) / sum : (w[t] ?? 0);
-      k[j * taps + t] =
-        v < 0 ? Math.trunc(-0.5 + v * 2 ** PRECISION_BITS) : Math.trunc(0.5 + v * 2 ** PRECISION_BITS);
-    }
-    bounds[j * 2] = xmin;
-    bounds[j * 2 + 1] = n;
-  }
-  return { bounds, k, taps };
-}
-
-const clip8 = (ss: number): number => {
-  const v = Math.floor(ss / 2 ** PRECISION_BITS);
-  return v < 0 ? 0 : v > 255 ? 255 : v;
-};
-
-/** One Pillow pass over RGB uint8 data along x (horizontal) or y (vertical). */
-function resamplePass(src: Image, outSize: number, horizontal: boolean): Image {
-  const { width: w, height: h } = src;
-  const inSize = horizontal ? w : h;
-  const { bounds, k, taps } = coefficients(inSize, outSize);
-  const ow = horizontal ? outSize : w;
-  const oh = horizontal ? h : outSize;
-  const out = new Uint8Array(ow * oh * 3);
-  const half = 2 ** (PRECISION_BITS - 1);
-  for (let y = 0; y < oh; y++) {
-    for (let x = 0; x < ow; x++) {
-      const j = horizontal ? x : y;
-      const xmin = bounds[j * 2] ?? 0;
-      const n = bounds[j * 2 + 1] ?? 0;
-      for (let c = 0; c < 3; c++) {
-        let ss = half;
-        for (let t = 0; t < n; t++) {
-          const p = horizontal ? (y * w + xmin + t) * 3 + c : ((xmin + t) * w + x) * 3 + c;
-          ss += (src.data[p] ?? 0) * (k[j * taps + t] ?? 0);
-        }
-        out[(y * ow + x) * 3 + c] = clip8(ss);
-      }
-    }
-  }
-  return image(ow, oh, 3, out);
-}
-
 /** PIL `Image.resize((width, height), Image.BICUBIC, reducing_gap=None)` of an RGB image, bit-exact. */
 export function pillowBicubicResize(img: Image, width: number, height: number): Image {
-  if (img.channels !== 3) throw new InvalidArgumentError("image channels", "3 (RGB)", img.channels);
-  let out = img;
-  if (width !== img.width) out = resamplePass(out, width, true);
-  if (height !== img.height) out = resamplePass(out, height, false);
-  return out;
+  return pillowResize(img, width, height, "bicubic");
 }
 
 /** The centre `height` x `width` of an RGB image (offsets floor((size - crop) / 2), as transformers). */

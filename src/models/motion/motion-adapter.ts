@@ -47,6 +47,12 @@ export interface MotionAdapterOptions {
    * UNet's norm_num_groups: diffusers builds its motion modules with `norm_num_groups=resnet_groups`.
    */
   readonly normNumGroups?: number;
+  /**
+   * (optional) groups of the modules of up block `block`, in place of normNumGroups: diffusers
+   * 0.26.3's UpBlockMotion (an up block without cross-attention) builds its modules with its
+   * `temporal_norm_num_groups`, which get_up_block leaves at 32.
+   */
+  readonly upBlockNormNumGroups?: (block: number) => number | undefined;
 }
 
 export class MotionAdapter extends Module {
@@ -61,12 +67,17 @@ export class MotionAdapter extends Module {
   ) {
     super(w);
     const groups = options.normNumGroups ?? config.motion_norm_num_groups;
-    const make = (scope: WeightScope, layers: number, channels: number): MotionModules =>
+    const make = (
+      scope: WeightScope,
+      layers: number,
+      channels: number,
+      normNumGroups = groups,
+    ): MotionModules =>
       new MotionModules(scope, {
         layers,
         channels,
         numHeads: config.motion_num_attention_heads,
-        normNumGroups: groups,
+        normNumGroups,
         maxSeqLength: config.motion_max_seq_length,
       });
     const channels = config.block_out_channels;
@@ -75,7 +86,11 @@ export class MotionAdapter extends Module {
     this.mid_block = config.use_motion_mid_block
       ? make(w.at("mid_block"), config.motion_mid_block_layers_per_block, channels[channels.length - 1] ?? 0)
       : null;
-    this.up_blocks = [...channels].reverse().map((c, i) => make(w.at("up_blocks").at(i), layers + 1, c));
+    this.up_blocks = [...channels]
+      .reverse()
+      .map((c, i) =>
+        make(w.at("up_blocks").at(i), layers + 1, c, options.upBlockNormNumGroups?.(i) ?? groups),
+      );
   }
 
   /** The number of motion modules (as `motionModuleSites(config)` lists them). */

@@ -185,6 +185,19 @@ describe("UNetMotionModel graph", () => {
     );
   });
 
+  it("builds the modules of an up block without cross-attention with 32 groups, the others with the UNet's", () => {
+    // diffusers 0.26.3: UpBlockMotion's temporal_norm_num_groups is left at 32 by get_up_block.
+    const [u, a] = scopes();
+    const model = new UNetMotionModel(u, a, unet(), adapter());
+    const groups = (m: { motion_modules: readonly { options: { normNumGroups: number } }[] }): number[] =>
+      m.motion_modules.map((t) => t.options.normNumGroups);
+    expect(model.motion.down_blocks.flatMap(groups)).toEqual([8, 8, 8, 8]);
+    expect(model.motion.mid_block && groups(model.motion.mid_block)).toEqual([8]);
+    // up_block_types ["UpBlock2D", "CrossAttnUpBlock2D"]
+    expect(groups(model.motion.up_blocks[0]!)).toEqual([32, 32, 32]);
+    expect(groups(model.motion.up_blocks[1]!)).toEqual([8, 8, 8]);
+  });
+
   it("GraphError when the two scopes bind to different graphs", async () => {
     await expectError(
       () =>

@@ -74,6 +74,8 @@ export class UNetMotionModel {
     this.unet = new UNet2DConditionModel(unetScope, this.unetConfig, unetFile);
     this.motion = new MotionAdapter(adapterScope, adapterConfig, {
       normNumGroups: this.unet.spec.shared.resnetGroups,
+      upBlockNormNumGroups: (block) =>
+        this.unetConfig.up_block_types[block]?.includes("CrossAttn") === false ? 32 : undefined,
     });
   }
 
