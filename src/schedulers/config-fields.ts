@@ -100,6 +100,8 @@ export interface DDIMInverseSchedulerConfig extends BaseSchedulerConfig {
   readonly clip_sample: boolean;
   readonly clip_sample_range: number;
   readonly set_alpha_to_one: boolean;
+  /** Deprecated spelling of set_alpha_to_one, which it replaces when not null. */
+  readonly set_alpha_to_zero: boolean | null;
   readonly rescale_betas_zero_snr: boolean;
 }
 
@@ -267,6 +269,8 @@ export const SCHEDULER_FIELDS: { readonly [C in SchedulerClassName]: FieldsOf<Sc
     timestep_spacing: field.oneOf(["leading", "trailing"], "leading"),
     ...CLIP_SAMPLE_FIELDS,
     set_alpha_to_one: field.bool(true),
+    // deprecated spelling: when not null it replaces set_alpha_to_one (diffusers' __init__ kwargs)
+    set_alpha_to_zero: field.nullable(field.bool(true)),
     rescale_betas_zero_snr: field.bool(false),
   },
   // src/diffusers/schedulers/scheduling_lcm.py (timestep_spacing and steps_offset are read but unused)

@@ -55,6 +55,19 @@ describe("DDIMInverseScheduler.step", () => {
     const a1 = one.alphasCumprod[1] ?? NaN;
     const r = one.step(eps, 1, x);
     expect(at(r.prevSample, 2)).toBeCloseTo(Math.sqrt(a1) * at(x, 2) + Math.sqrt(1 - a1) * at(eps, 2), 6);
+    // The deprecated set_alpha_to_zero, when not null, replaces set_alpha_to_one (diffusers' __init__).
+    expect(
+      new DDIMInverseScheduler({ ...SD, set_alpha_to_one: true, set_alpha_to_zero: false })
+        .initialAlphaCumprod,
+    ).toBe(s.alphasCumprod[0]);
+    expect(
+      new DDIMInverseScheduler({ ...SD, set_alpha_to_one: false, set_alpha_to_zero: true })
+        .initialAlphaCumprod,
+    ).toBe(1);
+    expect(
+      new DDIMInverseScheduler({ ...SD, set_alpha_to_one: true, set_alpha_to_zero: null })
+        .initialAlphaCumprod,
+    ).toBe(1);
   });
 
   it("is undone by a DDIM step with the same eps (exact inverse for a fixed model output)", () => {

@@ -25,7 +25,11 @@ const f32 = Math.fround;
 export class DDIMInverseScheduler extends AlphaBarScheduler<"DDIMInverseScheduler"> {
   /** Builds from (part of) a config; missing fields take DDIMInverseScheduler's diffusers defaults. */
   constructor(config: Partial<DDIMInverseSchedulerConfig> = {}) {
-    super("DDIMInverseScheduler", config);
+    const { set_alpha_to_zero: zero } = config;
+    super(
+      "DDIMInverseScheduler",
+      zero === undefined || zero === null ? config : { ...config, set_alpha_to_one: zero },
+    );
   }
 
   /**

@@ -28,6 +28,21 @@ describe("DDPMScheduler.setTimesteps", () => {
   it("rejects more steps than training timesteps", () => {
     expect(() => new DDPMScheduler(SD).setTimesteps(1001)).toThrow(InvalidArgumentError);
   });
+  it("runs custom timesteps, each step going to the next one and the last to -1", () => {
+    const s = new DDPMScheduler(SD);
+    s.setCustomTimesteps([900, 500, 120]);
+    expect(s.timesteps).toEqual([900, 500, 120]);
+    expect([900, 500, 120].map((t) => s.previousTimestep(t))).toEqual([500, 120, -1]);
+    // the last step reaches alpha_bar = 1: x_0 itself, whatever the noise
+    const x = pattern(shape);
+    const out = s.step(filled(shape, () => 0.1), 120, x, { generator: new ConstantNoise(1) });
+    expect(at(out.prevSample, 3)).toBeCloseTo(at(out.predOriginalSample!, 3), 6);
+    expect(() => s.previousTimestep(700)).toThrow("one of the custom timesteps");
+    expect(() => s.setCustomTimesteps([500, 900])).toThrow("descending");
+    expect(() => s.setCustomTimesteps([1000, 10])).toThrow("below num_train_timesteps");
+    s.setTimesteps(4);
+    expect(s.previousTimestep(751)).toBe(501);
+  });
 });
 
 describe("DDPMScheduler.step", () => {

@@ -31,8 +31,45 @@ export class DDPMScheduler extends AlphaBarScheduler<"DDPMScheduler"> {
     super("DDPMScheduler", config);
   }
 
-  /** t - T // N (diffusers uses this step size for every spacing). */
+  /** Set by `setCustomTimesteps`, cleared by `setTimesteps`. */
+  private custom = false;
+
+  override setTimesteps(numInferenceSteps: number): void {
+    super.setTimesteps(numInferenceSteps);
+    this.custom = false;
+  }
+
+  /**
+   * Runs exactly `timesteps` (diffusers `set_timesteps(timesteps=[...])`): integers in descending
+   * order, the first below num_train_timesteps; each step goes to the next one, the last to -1.
+   * N (for a later step without timesteps) stays what it was, as in diffusers.
+   */
+  setCustomTimesteps(timesteps: readonly number[]): void {
+    const T = this.config.num_train_timesteps;
+    timesteps.forEach((t, i) => {
+      if (!Number.isInteger(t) || t < 0)
+        throw new InvalidArgumentError(`timesteps[${i}]`, "a non-negative integer", t);
+      if (i > 0 && t >= (timesteps[i - 1] ?? Infinity))
+        throw new InvalidArgumentError("timesteps", "descending timesteps", timesteps.join(", "));
+    });
+    if ((timesteps[0] ?? 0) >= T)
+      throw new InvalidArgumentError(
+        "timesteps[0]",
+        `a timestep below num_train_timesteps ${T}`,
+        timesteps[0],
+      );
+    this.steps = [...timesteps];
+    this.custom = true;
+  }
+
+  /** t - T // N (diffusers uses this step size for every spacing); with custom timesteps, the next one. */
   previousTimestep(t: number): number {
+    if (this.custom) {
+      const i = this.steps.indexOf(t);
+      if (i < 0)
+        throw new InvalidArgumentError("timestep", `one of the custom timesteps ${this.steps.join(", ")}`, t);
+      return this.steps[i + 1] ?? -1;
+    }
     return t - this.stepRatio(this.inferenceSteps ?? this.config.num_train_timesteps);
   }
 

@@ -8,6 +8,7 @@
  */
 import type { HostTensor } from "../../tensor.js";
 import { shapeToString, shapesEqual, tensor } from "../../tensor.js";
+import { DDPMScheduler } from "../../schedulers/ddpm.js";
 import { LCMScheduler } from "../../schedulers/lcm.js";
 import type { NoiseGenerator, Scheduler } from "../../schedulers/scheduler.js";
 import { failedRow } from "../compare.js";
@@ -130,6 +131,14 @@ export function setTimestepsFor(scheduler: Scheduler, n: number, call: unknown):
     scheduler.setTimesteps(steps);
     return;
   }
+  if (scheduler instanceof DDPMScheduler && extra.length === 1 && extra[0] === "timesteps") {
+    const custom = call.timesteps;
+    if (steps !== undefined && custom !== null && custom !== undefined)
+      throw new Error("set_timesteps_call: DDPMScheduler takes num_inference_steps or timesteps, not both");
+    if (!Array.isArray(custom)) throw new Error("set_timesteps_call.timesteps is not a list");
+    scheduler.setCustomTimesteps(custom.map((v) => (typeof v === "number" ? v : NaN)));
+    return;
+  }
   if (!(scheduler instanceof LCMScheduler))
     throw new Error(`${scheduler.className}.set_timesteps does not take ${extra.join(", ")}`);
   const original = optionalNumber(call, "original_inference_steps");
@@ -147,6 +156,7 @@ export function setTimestepsFor(scheduler: Scheduler, n: number, call: unknown):
 const LOOP_KEYS = new Set([
   "num_inference_steps",
   "eta",
+  "use_clipped_model_output",
   "sample_shape",
   "initial_noise",
   "initial_latents",
@@ -185,6 +195,11 @@ export function runLoop(
   const eta = cfg.eta;
   if (eta !== null && eta !== undefined && typeof eta !== "number") {
     rows.push(failedRow(ctx.label, loop, `loops.${loop}.eta is not a number or null`));
+    return;
+  }
+  const clipped = cfg.use_clipped_model_output;
+  if (clipped !== null && clipped !== undefined && typeof clipped !== "boolean") {
+    rows.push(failedRow(ctx.label, loop, `loops.${loop}.use_clipped_model_output is not a boolean or null`));
     return;
   }
   const noiseName =
@@ -252,6 +267,7 @@ export function runLoop(
       const options = {
         ...(generator === undefined ? {} : { generator }),
         ...(typeof eta === "number" ? { eta } : {}),
+        ...(typeof clipped === "boolean" ? { useClippedModelOutput: clipped } : {}),
       };
       const out = scheduler.step(modelOutput, t, latents, options);
       checkTensor(ctx, `${prefix}.prev_sample`, out.prevSample);
