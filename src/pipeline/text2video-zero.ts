@@ -439,8 +439,8 @@ function repeatPerFrame(embeds: HostTensor<"float32">, frames: number): HostTens
   ]);
 }
 
-/** NCHW -> NHWC (the pipeline's numpy output layout). */
-function toChannelsLast(t: HostTensor<"float32">): HostTensor<"float32"> {
+/** NCHW -> NHWC (the pipelines' numpy output layout). */
+export function toChannelsLast(t: HostTensor<"float32">): HostTensor<"float32"> {
   const [n = 0, c = 0, h = 0, w = 0] = t.shape;
   const out = new Float32Array(t.data.length);
   for (let b = 0; b < n; b++)

@@ -18,6 +18,7 @@ import type { UNet2DConditionModelRunner } from "../../models/unet/runner.js";
 import { UNet2DConditionModel } from "../../models/unet/unet-2d-condition.js";
 import { AutoencoderKL } from "../../models/vae/autoencoder-kl.js";
 import { chunkBatch, concatBatch } from "../../pipeline/guidance.js";
+import { toChannelsLast } from "../../pipeline/text2video-zero.js";
 import { TorchGenerator } from "../../random/torch-generator.js";
 import { fromConfig } from "../../schedulers/registry.js";
 import { tensor, toFloat32, type HostTensor } from "../../tensor.js";
@@ -56,6 +57,13 @@ function toUint8Hwc(t: HostTensor<"float32">): HostTensor<"uint8"> {
           Math.fround((t.data[(n * c + ch) * h * w + k] ?? 0) * 255),
         );
   return tensor("uint8", [f, h, w, c], out);
+}
+
+/** The call with one-element lists (one entry per ControlNet; this kind has one) as their element. */
+function single(call: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(
+    Object.entries(call).map(([k, v]) => [k, Array.isArray(v) && v.length === 1 ? v[0] : v]),
+  );
 }
 
 export async function runPipelineVideoControlnetFixture(ctx: FixtureContext): Promise<ConformanceRow[]> {
@@ -157,9 +165,9 @@ export async function runPipelineVideoControlnetFixture(ctx: FixtureContext): Pr
         batch: frames,
         controls: [
           {
-            scale: callNumber(call, file, "controlnet_conditioning_scale", 1),
-            guidanceStart: callNumber(call, file, "control_guidance_start", 0),
-            guidanceEnd: callNumber(call, file, "control_guidance_end", 1),
+            scale: callNumber(single(call), file, "controlnet_conditioning_scale", 1),
+            guidanceStart: callNumber(single(call), file, "control_guidance_start", 0),
+            guidanceEnd: callNumber(single(call), file, "control_guidance_end", 1),
           },
         ],
         store: new MemoryFrameStore(),
@@ -195,6 +203,10 @@ export async function runPipelineVideoControlnetFixture(ctx: FixtureContext): Pr
   }
   const pixels = traced.get("image");
   if (pixels) traced.set("image_uint8", toUint8Hwc(pixels as HostTensor<"float32">));
+  // output_type "np" / "pil": the reference's `image` is channels-last [F, H, W, 3]
+  const wanted = mc.outputs.get("image");
+  if (pixels && wanted?.shape.length === 4 && wanted.shape[3] === 3 && pixels.shape[1] === 3)
+    traced.set("image", toChannelsLast(pixels as HostTensor<"float32">));
 
   return outputNames(ctx, mc.outputs).map((name) => {
     const expected = mc.outputs.get(name);
