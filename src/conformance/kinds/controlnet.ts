@@ -68,6 +68,11 @@ export function guessModeOf(calls: Readonly<Record<string, string>>): boolean {
 
 interface Nets {
   readonly controlnet: ControlNetModelRunner;
+  /**
+   * With global_pool_conditions: the same ControlNet with its pooled [B, C, 1, 1] residuals expanded
+   * to the UNet's sizes, as diffusers' UNet broadcasts them when it adds them.
+   */
+  readonly forUNet: ControlNetModelRunner | null;
   readonly unet: UNet2DConditionModelRunner | null;
 }
 
@@ -88,12 +93,19 @@ async function loadNets(
     { config, store: cn.store, ...cacheId(cn) },
     { intermediates: wantsIntermediates(mc), guessMode },
   );
-  if (!wantsUNet) return { controlnet, unet: null };
+  if (!wantsUNet) return { controlnet, forUNet: null, unet: null };
+  let forUNet: ControlNetModelRunner | null = null;
   try {
+    if (config.global_pool_conditions)
+      forUNet = await ControlNetModel.load(
+        { config, store: cn.store, ...cacheId(cn) },
+        { guessMode, broadcastPooled: true },
+      );
     const unet = await UNet2DConditionModel.load(await fixtureUNet(ctx, options, false), { residuals: true });
-    return { controlnet, unet };
+    return { controlnet, forUNet, unet };
   } catch (error) {
     await controlnet.release();
+    await forUNet?.release();
     throw error;
   }
 }
@@ -134,11 +146,12 @@ export async function runControlNetFixture(
         for (const [k, v] of Object.entries(out))
           compare(k.startsWith("intermediate.") ? k : `${tag}.${k}`, v);
         if (nets.unet) {
+          const feed = nets.forUNet ? await nets.forUNet.run(inputs, signalOption(ctx)) : out;
           const down = Array.from(
             { length: nets.controlnet.numDownResiduals },
-            (_, i) => out[downResSampleName(i)],
+            (_, i) => feed[downResSampleName(i)],
           );
-          const mid = out[MID_BLOCK_RES_SAMPLE];
+          const mid = feed[MID_BLOCK_RES_SAMPLE];
           if (mid === undefined || down.some((r) => r === undefined))
             throw new UnsupportedError("a ControlNet session without residual outputs");
           const noise = await nets.unet.run({
@@ -156,6 +169,7 @@ export async function runControlNetFixture(
     }
   } finally {
     await nets.controlnet.release();
+    await nets.forUNet?.release();
     await nets.unet?.release();
   }
   return [...rows, ...uncomparedRows(mc, compared)];

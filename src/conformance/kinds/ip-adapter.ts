@@ -79,7 +79,12 @@ export async function runIpAdapterFixture(ctx: FixtureContext, kind: string): Pr
           const embeds = mc.inputs.get(input) as HostTensor;
           const out = await adapter.run(embeds, signalOption(ctx));
           compare(`image_proj.tokens${suffix}`, out.tokens);
-          for (const scale of scales) {
+          // Every stored noise_pred.<family>.scale<s> (the name carries the scale), plus case.json scales.
+          const named = [...mc.outputs.keys()]
+            .map((k) => new RegExp(`^noise_pred\\.${family}\\.scale(\\d+(?:p\\d+)?)$`).exec(k)?.[1])
+            .filter((t): t is string => t !== undefined)
+            .map((t) => Number(t.replace("p", ".")));
+          for (const scale of [...new Set([...scales, ...named])]) {
             const name = `noise_pred.${family}.${scaleTag(scale)}`;
             if (!mc.outputs.has(name)) continue;
             const keyValues = await adapter.keyValues(embeds, scale, signalOption(ctx));

@@ -180,6 +180,21 @@ async function keyMapRow(
   };
 }
 
+/**
+ * The `lora_scale` of the `fuse_lora(lora_scale=...)` the calls entry for outputs starting with
+ * `prefix` names (1, diffusers' default, when it names none).
+ */
+function fuseScale(ctx: FixtureContext, prefix: string): number {
+  const calls = isRecord(ctx.caseJson.calls) ? ctx.caseJson.calls : {};
+  for (const [key, text] of Object.entries(calls)) {
+    const names = key.split("/").map((k) => k.trim());
+    if (typeof text !== "string" || !names.some((k) => k.startsWith(prefix))) continue;
+    const m = /fuse_lora\([^)]*lora_scale\s*=\s*([0-9.eE+-]+)/.exec(text.split("#")[0] ?? text);
+    return m ? Number(m[1]) : 1;
+  }
+  return 1;
+}
+
 /** The rows of one output name (see the module comment); unknown names fail. */
 async function outputRows(
   r: Runner,
@@ -227,7 +242,8 @@ async function outputRows(
   }
   const fused = /^fused\.([^.]+)\.(.+)$/.exec(name);
   if (fused && fileOf(files, fused[1] ?? "") !== undefined) {
-    const weight = await fusedWeight(r, "unet", fused[2] ?? "", [lora(fused[1] ?? "", 1)]);
+    const scale = fuseScale(ctx, `fused.${fused[1] ?? ""}.`);
+    const weight = await fusedWeight(r, "unet", fused[2] ?? "", [lora(fused[1] ?? "", scale)]);
     return [compare(weight, r.fusedTolerance)];
   }
   const teFused = /^te_fused\.(.+)$/.exec(name);
@@ -248,7 +264,7 @@ async function outputRows(
       ];
     }
     const weight = await fusedWeight(r, "text_encoder", teFused[1] ?? "", [
-      { path: join(dir, withText[0] ?? ""), scale: 1 },
+      { path: join(dir, withText[0] ?? ""), scale: fuseScale(ctx, "te_fused.") },
     ]);
     return [compare(weight, r.fusedTolerance)];
   }

@@ -290,7 +290,7 @@ export function callNumber(
  * reference then drew from torch's global generator, which no fixture records).
  */
 export function callSeed(call: Record<string, unknown>): number | undefined {
-  const seed = call["generator_seed"] ?? call["seed"];
+  const seed = call["generator_seed"] ?? call["seed"] ?? call["generator"];
   if (typeof seed === "number" && Number.isInteger(seed)) return seed;
   const g = call["generator"];
   const code = typeof g === "string" ? (g.split("#")[0] ?? g) : "";

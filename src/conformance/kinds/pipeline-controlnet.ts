@@ -14,6 +14,7 @@ import { tensor, toFloat32, type HostTensor } from "../../tensor.js";
 import { readSafetensors } from "../../weights/safetensors.js";
 import { compareTensors, failedRow } from "../compare.js";
 import type { ConformanceRow, FixtureKind } from "../types.js";
+import { callSeed } from "./model-fixture.js";
 
 function record(value: unknown, file: string, field: string): Record<string, unknown> {
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
@@ -39,20 +40,19 @@ function num(call: Record<string, unknown>, key: string, fallback?: number): num
   throw new ConfigError("case.json", `call.${key}`, "a number", v);
 }
 
+/** A number, or a one-element list of one (diffusers normalises single values to lists). */
+function one(call: Record<string, unknown>, key: string, fallback: number): number {
+  const v = call[key];
+  if (Array.isArray(v) && v.length === 1 && typeof v[0] === "number") return v[0];
+  return num(call, key, fallback);
+}
+
 /** HWC uint8 [H, W, 3] tensor -> Image. */
 function uint8Image(t: HostTensor): ReturnType<typeof image> {
   const [h = 0, w = 0, c = 0] = t.shape;
   if (t.dtype !== "uint8" || c !== 3)
     throw new ConfigError("inputs.safetensors", "control_image_uint8", "uint8 [H, W, 3]", t.shape);
   return image(w, h, 3, t.data as Uint8Array);
-}
-
-/** The seed of `generator` in the call ("torch.Generator().manual_seed(42)", 42, or a `seed` field). */
-function seedOf(call: Record<string, unknown>): number | undefined {
-  const value = call["generator"] ?? call["seed"];
-  if (typeof value === "number" && Number.isInteger(value)) return value;
-  const m = typeof value === "string" ? /manual_seed\((\d+)\)/.exec(value) : null;
-  return m ? Number(m[1]) : undefined;
 }
 
 export const pipelineControlnetKind: FixtureKind = {
@@ -91,7 +91,7 @@ export const pipelineControlnetKind: FixtureKind = {
       const latents = inputs.get("latents");
       const negative = call["negative_prompt"];
       const clipSkip = call["clip_skip"];
-      const seed = seedOf(call);
+      const seed = callSeed(call);
       const imagesPerPrompt = call["num_images_per_prompt"];
       if (imagesPerPrompt !== undefined && imagesPerPrompt !== null && imagesPerPrompt !== 1) {
         return [
@@ -117,7 +117,16 @@ export const pipelineControlnetKind: FixtureKind = {
         ...(seed === undefined ? {} : { seed }),
         scheduler: String(scheduler["class"]),
         schedulerConfig: record(scheduler["config"], file, "scheduler.config"),
-        controls: control ? [{ image: control, scale: num(call, "controlnet_conditioning_scale", 1) }] : [],
+        controls: control
+          ? [
+              {
+                image: control,
+                scale: num(call, "controlnet_conditioning_scale", 1),
+                guidanceStart: one(call, "control_guidance_start", 0),
+                guidanceEnd: one(call, "control_guidance_end", 1),
+              },
+            ]
+          : [],
         ...(signal ? { signal } : {}),
         trace: (name, value) => traced.set(name, value),
       });
