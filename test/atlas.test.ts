@@ -2,7 +2,7 @@
  * Neural Layered Atlases (src/atlas): the `nla` golden fixture (ykasten/layered-neural-atlases run
  * unmodified), bad input, and fit -> export -> paint -> render on a bundled clip at 32x32.
  */
-import { copyFile, mkdir, mkdtemp, readFile, readdir, rm } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -28,6 +28,7 @@ import {
   foregroundIndices,
   prepareAtlasData,
 } from "../src/atlas/data.js";
+import { lossConfigFromJson } from "../src/atlas/config.js";
 import { RELEASE_LOSS_CONFIG, buildStepForward, coefficientsAt } from "../src/atlas/losses.js";
 import { initialParameters, modelParameterShapes, parameterInputs } from "../src/atlas/networks.js";
 import { gradients } from "../src/graph/autodiff/index.js";
@@ -72,6 +73,34 @@ describe("nla golden fixture (layered-neural-atlases @ 3f7cfe4)", () => {
       "pretrain.loss",
     ])
       expect(groups.has(must), must).toBe(true);
+  }, 120_000);
+});
+
+describe("nla fixture settings reach the computation", () => {
+  it("use_gradient_loss false drops the gradient term; use_tanh false drops a net's output tanh", async () => {
+    expect(
+      lossConfigFromJson("config.json", { use_gradient_loss: false, gradient_loss_coeff: 1000 }),
+    ).toMatchObject({
+      gradientLossCoeff: 0,
+    });
+    expect(lossConfigFromJson("config.json", { gradient_loss_coeff: 1000 }).gradientLossCoeff).toBe(1000);
+    // A copy of the fixture whose atlas net has no tanh: its raw output moves, mapping1's does not.
+    const dir = await mkdtemp(join(tmpdir(), "sf-nla-tanh-"));
+    try {
+      const src = join(GOLDEN, "nla");
+      for (const f of await readdir(src)) await copyFile(join(src, f), join(dir, f));
+      const caseJson = JSON.parse(await readFile(join(src, "case.json"), "utf8")) as {
+        networks: Record<string, Record<string, unknown>>;
+      };
+      caseJson.networks.atlas!.use_tanh = false;
+      await writeFile(join(dir, "case.json"), JSON.stringify(caseJson));
+      const rows = (await runConformance([dir])).flatMap((r) => r.rows);
+      const byName = new Map(rows.map((r) => [r.tensor, r]));
+      expect(byName.get("fwd.atlas.raw")?.pass).toBe(false);
+      expect(byName.get("fwd.mapping1.uv")?.pass).toBe(true);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   }, 120_000);
 });
 

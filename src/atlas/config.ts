@@ -31,7 +31,9 @@ export function lossConfigFromJson(file: string, json: Json): AtlasLossConfig {
     alphaBootstrappingFactor: num(file, json, "alpha_bootstrapping_factor", r.alphaBootstrappingFactor),
     alphaFlowFactor: num(file, json, "alpha_flow_factor", r.alphaFlowFactor),
     sparsityCoeff: num(file, json, "sparsity_coeff", r.sparsityCoeff),
-    gradientLossCoeff: num(file, json, "gradient_loss_coeff", r.gradientLossCoeff),
+    // use_gradient_loss false: train.py's gradient_loss is the constant 0.0
+    gradientLossCoeff:
+      json.use_gradient_loss === false ? 0 : num(file, json, "gradient_loss_coeff", r.gradientLossCoeff),
     stopGlobalRigidity:
       json.include_global_rigidity_loss === false
         ? -1

@@ -38,6 +38,8 @@ export interface ImlpSpec {
    * before the net (see {@link frameTransform}); its table is the parameter `<prefix>.frames`.
    */
   readonly frameAffine?: FrameAffineSpec;
+  /** (optional, default true as in the release) tanh on the output (IMLP `use_tanh`). */
+  readonly tanh?: boolean;
 }
 
 /**
@@ -411,7 +413,7 @@ export function imlp(
       h = op.Gemm(g, h, weight, bias, { transB: true });
       layers.push(h);
     }
-    return { output: op.Tanh(g, h), layers };
+    return { output: spec.tanh === false ? h : op.Tanh(g, h), layers };
   });
 }
 

@@ -7,13 +7,13 @@
  * evaluate.py / only_edit.py (`render.*`, `edit.*`). Network specs, loss weights and sizes come
  * from case.json (`networks`, `config`, `derived`); tolerances from `tolerance.suggested_max_abs_err`.
  */
-import { ConfigError } from "../../errors.js";
+import { ConfigError, UnsupportedError } from "../../errors.js";
 import { GraphBuilder } from "../../graph/builder.js";
 import * as op from "../../graph/ops/index.js";
 import type { Value } from "../../graph/builder.js";
 import { type HostTensor, tensor, toFloat32 } from "../../tensor.js";
 import { openGraphSession } from "../../train/graph-session.js";
-import { Adam } from "../../train/optim/index.js";
+import { Adam, type AdamOptions } from "../../train/optim/index.js";
 import { lossConfigFromJson } from "../../atlas/config.js";
 import { type AtlasData, batchFeeds, flowResidual, prepareAtlasData } from "../../atlas/data.js";
 import {
@@ -65,6 +65,8 @@ function specOf(file: string, json: unknown, name: string): ImlpSpec {
     return v;
   };
   const skips = json.skip_layers;
+  if (json.apply_softmax === true)
+    throw new UnsupportedError(`networks.${name}.apply_softmax (IMLP with a softmax output)`);
   return {
     inputDim: n("input_dim"),
     outputDim: n("output_dim"),
@@ -73,6 +75,28 @@ function specOf(file: string, json: unknown, name: string): ImlpSpec {
     skipLayers: Array.isArray(skips) ? skips.map(Number) : [],
     positional: json.use_positional === true,
     positionalDim: n("positional_dim"),
+    tanh: json.use_tanh !== false,
+  };
+}
+
+/** The Adam settings of `derived.adam` (train.py: Adam(lr), torch's defaults otherwise). */
+function adamOf(file: string, derived: Record<string, unknown>, lr: number): AdamOptions {
+  const a = isRecord(derived.adam) ? derived.adam : {};
+  const betas = Array.isArray(a.betas) ? a.betas.map(Number) : [0.9, 0.999];
+  if (betas.length !== 2 || betas.some((b) => !Number.isFinite(b)))
+    throw new ConfigError(file, "derived.adam.betas", "two numbers", a.betas);
+  const number = (key: string, fallback: number): number => {
+    const v = a[key] ?? fallback;
+    if (typeof v !== "number") throw new ConfigError(file, `derived.adam.${key}`, "a number", v);
+    return v;
+  };
+  for (const flag of ["amsgrad", "maximize"])
+    if (a[flag] === true) throw new UnsupportedError(`derived.adam.${flag} in an nla fixture`);
+  return {
+    lr,
+    betas: [betas[0] ?? 0.9, betas[1] ?? 0.999],
+    eps: number("eps", 1e-8),
+    weightDecay: number("weight_decay", 0),
   };
 }
 
@@ -99,9 +123,11 @@ export async function runNlaFixture(ctx: FixtureContext): Promise<ConformanceRow
     )?.[1];
     return typeof group === "number" ? group : 0;
   };
+  const seen = new Set<string>();
   const row = (name: string, got: HostTensor | undefined, tol = tolOf(name)): void => {
     const want = outputs.get(name);
     if (!want) return;
+    seen.add(name);
     rows.push(got ? compareTensors(fixture, name, got, want, tol) : failedRow(fixture, name, "not computed"));
   };
 
@@ -117,8 +143,11 @@ export async function runNlaFixture(ctx: FixtureContext): Promise<ConformanceRow
     if (typeof v !== "number") throw new ConfigError(file, `derived.${k}`, "a number", v);
     return v;
   };
-  const [W, H, N, B] = [numOf("W"), numOf("H"), numOf("N"), numOf("B")];
+  const [W, H, N] = [numOf("W"), numOf("H"), numOf("N")];
+  // The batch the reference drew (derived.B says the same unless the fixture was cut by hand)
+  const B = inputs.get("batch_inds.iter0")?.data.length ?? numOf("B");
   const lr = typeof derived.lr === "number" ? derived.lr : 1e-4;
+  const adam = adamOf(file, derived, lr);
   const param = (name: string): HostTensor<"float32"> => toFloat32(must(weights, name, file));
 
   // 1. networks
@@ -183,7 +212,10 @@ export async function runNlaFixture(ctx: FixtureContext): Promise<ConformanceRow
       );
       for (const [n, shape] of modelParameterShapes(nets))
         feeds[n] = tensor("float32", shape, params.get(n) as Float32Array);
-      return session.run(feeds);
+      const out = await session.run(feeds);
+      // use_gradient_loss false: train.py's gradient_loss is 0.0 (its weight is 0 in lossConfig)
+      if (config.use_gradient_loss === false) out["loss.gradient"] = f32t([], [0]);
+      return out;
     };
     const gradMap = (out: Record<string, HostTensor>): Map<string, Float32Array> =>
       new Map(names.map((n) => [n, toFloat32(out[`grad.${n}`] as HostTensor).data]));
@@ -236,8 +268,7 @@ export async function runNlaFixture(ctx: FixtureContext): Promise<ConformanceRow
     }
 
     // the optimiser alone on the recorded gradients, then end to end with ours
-    const lrOf = lr;
-    const replay = new Adam({ lr: lrOf, betas: [0.9, 0.999], eps: 1e-8 });
+    const replay = new Adam(adam);
     const replayed = new Map([...initial].map(([n, v]) => [n, v.slice()]));
     replay.step(replayed, recorded("it0.grad"));
     let worstReplay = 0;
@@ -258,7 +289,7 @@ export async function runNlaFixture(ctx: FixtureContext): Promise<ConformanceRow
       tolerance: replayTol,
       pass: worstReplay <= replayTol,
     });
-    const ours = new Adam({ lr: lrOf, betas: [0.9, 0.999], eps: 1e-8 });
+    const ours = new Adam(adam);
     const after0 = new Map([...initial].map(([n, v]) => [n, v.slice()]));
     ours.step(after0, gradMap(out0));
     endToEndRows(fixture, "it0", names, after0, outputs, tolerance, shapeOf, row, rows);
@@ -272,8 +303,18 @@ export async function runNlaFixture(ctx: FixtureContext): Promise<ConformanceRow
     replay.step(after1, gradMap(out1));
     endToEndRows(fixture, "it1", names, after1, outputs, tolerance, shapeOf, row, rows);
 
-    // schedule
-    for (const it of [5000, 5001, 10000, 10001]) {
+    // schedule: the iterations the outputs name (else the two switches and the iterations after them)
+    const named = [...outputs.keys()].flatMap((k) => {
+      const m = /^sched\.iter(\d+)\./.exec(k);
+      return m ? [Number(m[1])] : [];
+    });
+    const switches = [
+      lossConfig.stopGlobalRigidity,
+      lossConfig.stopGlobalRigidity + 1,
+      lossConfig.stopBootstrapping,
+      lossConfig.stopBootstrapping + 1,
+    ].filter((i) => i >= 0);
+    for (const it of [...new Set(named.length > 0 ? named : switches)].sort((a, b) => a - b)) {
       const out = await runStep(initial, iter0, it);
       row(`sched.iter${it}.loss.total`, out["loss.total"]);
       const c = coefficientsAt(lossConfig, it);
@@ -309,14 +350,17 @@ export async function runNlaFixture(ctx: FixtureContext): Promise<ConformanceRow
     N,
     Math.max(W, H),
     lossConfig.uvMappingScale,
-    lr,
+    adam,
     weights,
     inputs,
     file,
     row,
   );
 
-  // 5. rendering and edit propagation
+  // Every reference tensor must have been compared: a name this runner does not know fails.
+  for (const name of outputs.keys())
+    if (!seen.has(name))
+      rows.push(failedRow(fixture, name, "not computed by this runner (an output it does not know)"));
   return rows;
 }
 
@@ -426,7 +470,7 @@ async function pretrainRows(
   frames: number,
   largerDim: number,
   scale: number,
-  lr: number,
+  adamOptions: AdamOptions,
   weights: Tensors,
   inputs: Tensors,
   file: string,
@@ -441,7 +485,7 @@ async function pretrainRows(
   const shapes = new Map(parameterShapes("mapping1", spec));
   try {
     const params = new Map(names.map((n) => [n, Float32Array.from(toFloat32(must(weights, n, file)).data)]));
-    const adam = new Adam({ lr, betas: [0.9, 0.999], eps: 1e-8 });
+    const adam = new Adam(adamOptions);
     const losses: number[] = [];
     for (let f = 0; f < frames; f++) {
       const rowsI = Array.from((is.data as Int32Array).subarray(f * samples, (f + 1) * samples));
