@@ -10,11 +10,12 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { main } from "../src/cli/main.js";
 import { runConformance } from "../src/conformance/run.js";
-import { InvalidArgumentError } from "../src/errors.js";
+import { InvalidArgumentError, UnsupportedError } from "../src/errors.js";
 import { loadT2IAdapter } from "../src/models/t2i-adapter/runner.js";
 import { adapterResiduals } from "../src/models/t2i-adapter/runner.js";
 import { UNet2DConditionModel } from "../src/models/unet/unet-2d-condition.js";
-import { tensor } from "../src/tensor.js";
+import { TorchGenerator } from "../src/random/torch-generator.js";
+import { maxAbsDiff, tensor } from "../src/tensor.js";
 import { readSafetensors } from "../src/weights/safetensors.js";
 import { captureIO } from "./helpers/cli-io.js";
 import { GOLDEN } from "./helpers/golden-fixture.js";
@@ -60,6 +61,42 @@ describe("t2i_adapter golden fixture (diffusers 0.26.3 T2IAdapter + UNet intrabl
       ).rejects.toThrow(/intrablockResiduals: true/);
     } finally {
       await adapter.release();
+      await unet.release();
+    }
+  });
+});
+
+describe("T2I-Adapter features and the UNet's down blocks (diffusers pops one per block while any are left)", () => {
+  it("fewer features than blocks: the last blocks get none; a leftover shaped like the mid block is refused", async () => {
+    const unet = await UNet2DConditionModel.load(join(GOLDEN, "tiny-sd/unet"), { intrablockResiduals: true });
+    try {
+      const g = new TorchGenerator(5);
+      const inputs = {
+        sample: g.randn([1, 4, 8, 8]),
+        timestep: 500,
+        encoderHiddenStates: g.randn([1, 77, 32]),
+      };
+      const f0 = g.randn([1, 32, 8, 8]);
+      const one = await unet.forward({ ...inputs, downIntrablockAdditionalResiduals: [f0] });
+      const padded = await unet.forward({
+        ...inputs,
+        downIntrablockAdditionalResiduals: [f0, tensor("float32", [1, 64, 4, 4])],
+      });
+      const plain = await unet.forward(inputs);
+      expect(maxAbsDiff(one, padded)).toBe(0);
+      expect(maxAbsDiff(one, plain)).toBeGreaterThan(1e-4);
+      // a third feature at a quarter of the last block's size is dropped, as diffusers ignores it
+      const f1 = g.randn([1, 64, 4, 4]);
+      const two = await unet.forward({ ...inputs, downIntrablockAdditionalResiduals: [f0, f1] });
+      const three = await unet.forward({
+        ...inputs,
+        downIntrablockAdditionalResiduals: [f0, f1, tensor("float32", [1, 64, 1, 1])],
+      });
+      expect(maxAbsDiff(two, three)).toBe(0);
+      await expect(
+        unet.forward({ ...inputs, downIntrablockAdditionalResiduals: [f0, f1, f1] }),
+      ).rejects.toThrow(UnsupportedError);
+    } finally {
       await unet.release();
     }
   });

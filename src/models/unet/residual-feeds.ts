@@ -15,9 +15,9 @@
  * T2I-Adapter features (`down_intrablock_additional_residuals.{i}`, one per down block) follow the
  * same policy on their own (`intrablockFeeds`): none given -> zeros, all given -> fed as they are.
  */
-import { InvalidArgumentError } from "../../errors.js";
+import { InvalidArgumentError, UnsupportedError } from "../../errors.js";
 import type { TensorSpec } from "../../runtime/validate-feeds.js";
-import { type HostTensor, tensor } from "../../tensor.js";
+import { type HostTensor, shapesEqual, tensor } from "../../tensor.js";
 import { UNET_INPUT, intrablockResidualName, isResidualInput } from "./build.js";
 
 export interface GivenResiduals {
@@ -112,15 +112,17 @@ export function intrablockFeeds(
       { hint: `load the ${options.model} with { intrablockResiduals: true }` },
     );
   }
-  if (given !== undefined && given.length !== specs.length) {
-    throw new InvalidArgumentError(
-      "downIntrablockAdditionalResiduals",
-      `${specs.length} tensors (one adapter feature per down block)`,
-      `${given.length} tensors`,
+  // diffusers 0.26.3 pops one feature per down block while any are left (fewer features: the last
+  // blocks get none, i.e. zeros here); a feature left over is added after the mid block only when
+  // its shape is the mid block's (the last block's feature shape), which this UNet cannot take.
+  const extra = given?.slice(specs.length) ?? [];
+  const last = given?.[specs.length - 1];
+  if (last !== undefined && extra.some((t) => shapesEqual(t.shape, last.shape)))
+    throw new UnsupportedError(
+      "a T2I-Adapter feature beyond the down blocks shaped like the mid block (diffusers adds it after the mid block)",
     );
-  }
   const feeds: Record<string, HostTensor> = {};
-  const geometry = given === undefined ? options.geometry() : undefined;
+  const geometry = given === undefined || given.length < specs.length ? options.geometry() : undefined;
   specs.forEach((spec, i) => {
     const t = given?.[i] ?? (geometry ? zerosFor(spec, geometry) : undefined);
     if (t !== undefined) feeds[intrablockResidualName(i)] = t;
