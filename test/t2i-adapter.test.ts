@@ -11,13 +11,18 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { main } from "../src/cli/main.js";
 import { runConformance } from "../src/conformance/run.js";
 import { InvalidArgumentError, UnsupportedError } from "../src/errors.js";
+import { GraphBuilder } from "../src/graph/builder.js";
+import { buildT2IAdapter, parseT2IAdapterConfig } from "../src/models/t2i-adapter/index.js";
 import { loadT2IAdapter } from "../src/models/t2i-adapter/runner.js";
+import { mapStore } from "../src/nn/weight-store.js";
+import { WeightScope } from "../src/nn/weights.js";
 import { adapterResiduals } from "../src/models/t2i-adapter/runner.js";
 import { UNet2DConditionModel } from "../src/models/unet/unet-2d-condition.js";
 import { TorchGenerator } from "../src/random/torch-generator.js";
-import { maxAbsDiff, tensor } from "../src/tensor.js";
+import { type HostTensor, maxAbsDiff, tensor } from "../src/tensor.js";
 import { readSafetensors } from "../src/weights/safetensors.js";
 import { captureIO } from "./helpers/cli-io.js";
+import { runGraph, values } from "./helpers/run-graph.js";
 import { GOLDEN } from "./helpers/golden-fixture.js";
 
 const FIXTURE = join(GOLDEN, "t2i_adapter");
@@ -63,6 +68,47 @@ describe("t2i_adapter golden fixture (diffusers 0.26.3 T2IAdapter + UNet intrabl
       await adapter.release();
       await unet.release();
     }
+  });
+});
+
+describe("T2I-Adapter light_adapter (diffusers 0.26.3 LightAdapter)", () => {
+  it("builds len(channels) + 1 blocks of in_conv / 3x3 resnets / out_conv under diffusers' keys", async () => {
+    // in_channels 1, downscale 1 (no unshuffle), channels [4]: mid width 1, one resnet per block.
+    const config = parseT2IAdapterConfig("adapter/config.json", {
+      in_channels: 1,
+      channels: [4],
+      num_res_blocks: 1,
+      downscale_factor: 1,
+      adapter_type: "light_adapter",
+    }).config;
+    const f = (shape: number[], v: number[]): HostTensor => tensor("float32", shape, Float32Array.from(v));
+    const weights: Record<string, HostTensor> = {};
+    for (const [b, c0, add] of [
+      [0, 1, 0.5],
+      [1, 4, -1],
+    ] as const) {
+      const p = `adapter.body.${b}`;
+      weights[`${p}.in_conv.weight`] = f([1, c0, 1, 1], Array<number>(c0).fill(1 / c0));
+      weights[`${p}.in_conv.bias`] = f([1], [0]);
+      weights[`${p}.resnets.0.block1.weight`] = f([1, 1, 3, 3], Array<number>(9).fill(0));
+      weights[`${p}.resnets.0.block1.bias`] = f([1], [2]);
+      weights[`${p}.resnets.0.block2.weight`] = f([1, 1, 3, 3], Array<number>(9).fill(0));
+      weights[`${p}.resnets.0.block2.bias`] = f([1], [add]);
+      weights[`${p}.out_conv.weight`] = f([4, 1, 1, 1], [1, 2, 3, 4]);
+      weights[`${p}.out_conv.bias`] = f([4], [0, 0, 0, 0]);
+    }
+    const g = new GraphBuilder();
+    const built = buildT2IAdapter(WeightScope.bind(g, mapStore(weights)), config);
+    expect(built.outputs).toEqual(["features.0", "features.1"]);
+    // a 3x2 image: feature 0 = (x + 0.5) * [1, 2, 3, 4]; feature 1 = ceil-pooled mean over channels / 4 ... - 1
+    const x = [0, 1, 2, 3, 4, 5];
+    const out = await runGraph(g, { control_image: f([1, 1, 3, 2], x) });
+    const f0 = [1, 2, 3, 4].flatMap((k) => x.map((v) => (v + 0.5) * k));
+    expect(values(out["features.0"])).toEqual(f0);
+    // channel mean of feature 0 = (x + 0.5) * 2.5; AvgPool 2x2 ceil over a 3x2 image: rows {0,1} and {2}
+    const pooled = [((0 + 1 + 2 + 3) / 4 + 0.5) * 2.5, ((4 + 5) / 2 + 0.5) * 2.5];
+    expect(out["features.1"]?.shape).toEqual([1, 4, 2, 1]);
+    expect(values(out["features.1"])).toEqual([1, 2, 3, 4].flatMap((k) => pooled.map((p) => (p - 1) * k)));
   });
 });
 

@@ -1,8 +1,8 @@
 /**
  * T2IAdapter config: the fields of diffusers' `adapter/config.json`, verbatim, with the defaults of
- * `T2IAdapter.__init__` in diffusers 0.26.3 (src/diffusers/models/adapter.py). Only
- * `adapter_type: "full_adapter"` (the SD 1.5 adapters) is built; the others are refused when the
- * graph is built (see t2i-adapter.ts).
+ * `T2IAdapter.__init__` in diffusers 0.26.3 (src/diffusers/models/adapter.py). `adapter_type`
+ * "full_adapter" and "light_adapter" (the SD 1.5 adapters) are built; "full_adapter_xl" is refused
+ * when the graph is built (see t2i-adapter.ts).
  */
 import { type ConfigOf, field } from "../../config/parse.js";
 import { configReaders } from "../config-readers.js";

@@ -1,4 +1,4 @@
-/** T2IAdapter (diffusers full_adapter): config, graph module, graph builder and runner. */
+/** T2IAdapter (diffusers full_adapter and light_adapter): config, graph module, graph builder and runner. */
 export {
   type T2IAdapterConfig,
   T2I_ADAPTER_FIELDS,
@@ -15,6 +15,8 @@ export {
 export {
   AdapterBlock,
   AdapterResnetBlock,
+  LightAdapterBlock,
+  LightAdapterResnetBlock,
   T2IAdapter,
   T2I_ADAPTER_INPUT,
   adapterFeatureName,

@@ -62,7 +62,8 @@ export class T2IAdapterRunner extends ModelRunner {
     options: { signal?: AbortSignal } = {},
   ): Promise<HostTensor<"float32">[]> {
     const out = await this.run(controlImage, options);
-    return this.config.channels.map((_, i) => float32Output(out, adapterFeatureName(i)));
+    const count = this.config.channels.length + (this.config.adapter_type === "light_adapter" ? 1 : 0);
+    return Array.from({ length: count }, (_, i) => float32Output(out, adapterFeatureName(i)));
   }
 }
 

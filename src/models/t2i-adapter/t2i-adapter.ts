@@ -1,6 +1,7 @@
 /**
- * T2IAdapter (full_adapter) as a graph-building module, as diffusers 0.26.3 `models/adapter.py`
- * (`T2IAdapter` -> `FullAdapter` -> `AdapterBlock` -> `AdapterResnetBlock`; weights under `adapter.`):
+ * T2IAdapter (full_adapter, and light_adapter: see the class) as a graph-building module, as diffusers
+ * 0.26.3 `models/adapter.py` (`T2IAdapter` -> `FullAdapter` -> `AdapterBlock` -> `AdapterResnetBlock`;
+ * weights under `adapter.`):
  * PixelUnshuffle(downscale_factor), conv_in (3x3), then one AdapterBlock per entry of `channels`, each
  * block's output being one feature (the UNet adds feature i at the end of its down block i). Every
  * block but the first starts with AvgPool2d(2, stride 2, ceil_mode=True), so an odd size keeps its
@@ -108,29 +109,101 @@ export class AdapterBlock extends Module {
   }
 }
 
+/** x + block2(relu(block1(x))), both 3x3 (LightAdapterResnetBlock). */
+export class LightAdapterResnetBlock extends Module {
+  readonly block1: Conv2d;
+  readonly block2: Conv2d;
+
+  constructor(w: WeightScope, channels: number) {
+    super(w);
+    const conv = { inChannels: channels, outChannels: channels, kernelSize: 3, padding: 1 };
+    this.block1 = new Conv2d(w.at("block1"), conv);
+    this.block2 = new Conv2d(w.at("block2"), conv);
+  }
+
+  forward(x: Value): Value {
+    return this.scoped(() => {
+      const h = this.block2.forward(op.Relu(this.graph, this.block1.forward(x)));
+      return op.Add(this.graph, h, x);
+    });
+  }
+}
+
+/** [AvgPool2d if down] -> 1x1 in_conv to out/4 channels -> resnets -> 1x1 out_conv (LightAdapterBlock). */
+export class LightAdapterBlock extends Module {
+  readonly in_conv: Conv2d;
+  readonly resnets: readonly LightAdapterResnetBlock[];
+  readonly out_conv: Conv2d;
+
+  constructor(
+    w: WeightScope,
+    inChannels: number,
+    outChannels: number,
+    numResBlocks: number,
+    readonly down: boolean,
+  ) {
+    super(w);
+    const mid = Math.floor(outChannels / 4);
+    this.in_conv = new Conv2d(w.at("in_conv"), { inChannels, outChannels: mid, kernelSize: 1 });
+    this.resnets = moduleList(w.at("resnets"), numResBlocks, (s) => new LightAdapterResnetBlock(s, mid));
+    this.out_conv = new Conv2d(w.at("out_conv"), { inChannels: mid, outChannels, kernelSize: 1 });
+  }
+
+  forward(x: Value): Value {
+    return this.scoped(() => {
+      let h = this.in_conv.forward(this.down ? avgPool2x2Ceil(this.graph, x) : x);
+      for (const resnet of this.resnets) h = resnet.forward(h);
+      return this.out_conv.forward(h);
+    });
+  }
+}
+
 /** Receives `unshuffle` and `conv_in` while the graph is built. */
 export type AdapterTap = (name: string, value: Value) => void;
 
-/** diffusers T2IAdapter with adapter_type "full_adapter" (its FullAdapter's keys sit under `adapter.`). */
+/**
+ * diffusers T2IAdapter (its FullAdapter's or LightAdapter's keys sit under `adapter.`):
+ * "full_adapter": conv_in, then one AdapterBlock per entry of `channels`; "light_adapter": no
+ * conv_in, one LightAdapterBlock per entry plus one more at the last width (len(channels) + 1
+ * features; the UNet takes one per down block).
+ */
 export class T2IAdapter extends Module {
-  readonly conv_in: Conv2d;
-  readonly body: readonly AdapterBlock[];
+  readonly conv_in: Conv2d | null;
+  readonly body: readonly (AdapterBlock | LightAdapterBlock)[];
 
   constructor(
     w: WeightScope,
     readonly config: T2IAdapterConfig,
   ) {
     super(w);
-    if (config.adapter_type !== "full_adapter") {
-      throw new UnsupportedError(`T2IAdapter adapter_type "${config.adapter_type}"`, {
-        hint: 'only "full_adapter" (the SD 1.5 T2I-Adapters) is built',
-      });
-    }
     const a = w.at("adapter");
     const ch = config.channels;
     const first = ch[0] ?? 0;
+    const unshuffled = config.in_channels * config.downscale_factor ** 2;
+    if (config.adapter_type === "light_adapter") {
+      this.conv_in = null;
+      const widths = [...ch, ch[ch.length - 1] ?? 0];
+      this.body = moduleList(
+        a.at("body"),
+        widths.length,
+        (s, i) =>
+          new LightAdapterBlock(
+            s,
+            i === 0 ? unshuffled : (widths[i - 1] ?? 0),
+            widths[i] ?? 0,
+            config.num_res_blocks,
+            i > 0,
+          ),
+      );
+      return;
+    }
+    if (config.adapter_type !== "full_adapter") {
+      throw new UnsupportedError(`T2IAdapter adapter_type "${config.adapter_type}"`, {
+        hint: '"full_adapter" and "light_adapter" (the SD 1.5 T2I-Adapters) are built; full_adapter_xl is for SDXL',
+      });
+    }
     this.conv_in = new Conv2d(a.at("conv_in"), {
-      inChannels: config.in_channels * config.downscale_factor ** 2,
+      inChannels: unshuffled,
       outChannels: first,
       kernelSize: 3,
       padding: 1,
@@ -152,8 +225,11 @@ export class T2IAdapter extends Module {
     const c = this.config;
     const unshuffled = pixelUnshuffle(this.graph, controlImage, c.in_channels, c.downscale_factor);
     tap("unshuffle", unshuffled);
-    let h = this.conv_in.forward(unshuffled);
-    tap("conv_in", h);
+    let h = unshuffled;
+    if (this.conv_in) {
+      h = this.conv_in.forward(unshuffled);
+      tap("conv_in", h);
+    }
     return this.body.map((block) => (h = block.forward(h)));
   }
 }
