@@ -73,6 +73,14 @@ describe("IP-Adapter loading and the UNet hook", () => {
     const adapter = await IpAdapterRunner.load(path, unet);
     expect(adapter.kind).toBe("plain");
     await expect(adapter.run(tensor("float32", [2, 1, 41]))).rejects.toThrow(/image_embeds/);
+    // any finite ip scale, negative too (diffusers multiplies the values by it); not NaN
+    const embeds = (await readSafetensors(join(GOLDEN, "ip_adapter/inputs.safetensors"))).get(
+      "image_embeds",
+    )!;
+    const [one, minus] = [await adapter.keyValues(embeds, 1), await adapter.keyValues(embeds, -0.5)];
+    const name = Object.keys(one).find((k) => k.startsWith("ip_value"))!;
+    expect(minus[name]!.data[0]).toBeCloseTo(-0.5 * one[name]!.data[0]!, 6);
+    await expect(adapter.keyValues(embeds, Number.NaN)).rejects.toThrow(InvalidArgumentError);
     await adapter.release();
     await unet.release();
     await plain.release();

@@ -113,8 +113,8 @@ export class IpAdapterRunner extends ModelRunner {
     scale: number,
     options: { signal?: AbortSignal } = {},
   ): Promise<Record<string, HostTensor<"float32">>> {
-    if (!(Number.isFinite(scale) && scale >= 0))
-      throw new InvalidArgumentError("ipAdapterScale", "a number >= 0", scale);
+    // Any finite scale, as diffusers multiplies by it (a negative one steers away from the image).
+    if (!Number.isFinite(scale)) throw new InvalidArgumentError("ipAdapterScale", "a finite number", scale);
     const { keyValues } = await this.run(imageEmbeds, options);
     return scaleIpValues(keyValues, this.layers, scale);
   }
