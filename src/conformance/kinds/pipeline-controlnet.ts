@@ -7,6 +7,7 @@
  */
 import { join } from "node:path";
 import { ConfigError } from "../../errors.js";
+import { pillowResize } from "../../control/pillow-resize.js";
 import { image } from "../../image.js";
 import { StableDiffusionPipeline } from "../../pipeline/stable-diffusion.js";
 import { imageToTensor, tensorToImages } from "../../pipeline/images.js";
@@ -72,21 +73,29 @@ export const pipelineControlnetKind: FixtureKind = {
     );
     const rows: ConformanceRow[] = [];
 
-    // Control image: our [0,1] conversion of the uint8 picture, checked against the pipeline's tensor.
     const controlUint8 = inputs.get("control_image_uint8");
     const controlRef = inputs.get("control_image");
-    const control = controlUint8
-      ? imageToTensor(uint8Image(controlUint8), "0,1")
-      : controlRef
-        ? toFloat32(controlRef)
-        : undefined;
-    if (controlUint8 && controlRef && control)
-      rows.push(compareTensors(fixture, "inputs.control_image", control, controlRef, 0));
-
     const pipeline = await StableDiffusionPipeline.load(join(dir, modelDir), {
-      useFolderControlNet: control !== undefined,
+      useFolderControlNet: controlUint8 !== undefined || controlRef !== undefined,
     });
     try {
+      // Size: the call's, else the control image's rounded down to the VAE factor (diffusers'
+      // get_default_height_width). Control image: the uint8 picture resized as the pipeline's
+      // control_image_processor does (PIL lanczos) and scaled to [0, 1], checked against the
+      // pipeline's tensor.
+      const picture0 = controlUint8 ? uint8Image(controlUint8) : undefined;
+      const factor = pipeline.vaeScaleFactor;
+      const fit = (n: number | undefined): number | undefined =>
+        n === undefined ? undefined : n - (n % factor);
+      const width = num(call, "width", fit(picture0?.width ?? controlRef?.shape[3]));
+      const height = num(call, "height", fit(picture0?.height ?? controlRef?.shape[2]));
+      const control = picture0
+        ? imageToTensor(pillowResize(picture0, width, height, "lanczos"), "0,1")
+        : controlRef
+          ? toFloat32(controlRef)
+          : undefined;
+      if (controlUint8 && controlRef && control)
+        rows.push(compareTensors(fixture, "inputs.control_image", control, controlRef, 0));
       const traced = new Map<string, HostTensor>();
       const latents = inputs.get("latents");
       const negative = call["negative_prompt"];
@@ -106,8 +115,8 @@ export const pipelineControlnetKind: FixtureKind = {
       const result = await pipeline.generate({
         prompt: String(call["prompt"] ?? ""),
         ...(typeof negative === "string" ? { negativePrompt: negative } : {}),
-        width: num(call, "width"),
-        height: num(call, "height"),
+        width,
+        height,
         numInferenceSteps: num(call, "num_inference_steps"),
         guidanceScale: num(call, "guidance_scale"),
         eta: num(call, "eta", 0),
