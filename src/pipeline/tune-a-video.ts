@@ -219,8 +219,8 @@ export async function generateTuneAVideo(
 
   const schedulerPath = join(dirOf("scheduler"), "scheduler_config.json");
   const schedulerJson = (await readJsonFile(schedulerPath, "scheduler config")) as Record<string, unknown>;
-  // diffusers 0.11.1 (the release) has no timestep_spacing: always "leading".
-  const ddimConfig = { ...schedulerJson, timestep_spacing: "leading" };
+  // diffusers 0.11.1 (the release) has no timestep_spacing (always "leading") and no zero-SNR rescale.
+  const ddimConfig = { ...schedulerJson, timestep_spacing: "leading", rescale_betas_zero_snr: false };
   const scheduler = fromConfig("DDIMScheduler", ddimConfig, { file: schedulerPath });
 
   const clip = await readAllFrames(video, {

@@ -212,7 +212,8 @@ export async function tuneAVideo(options: TuneAVideoOptions): Promise<TuneAVideo
       file: schedulerPath,
     },
   );
-  const { alphasCumprod } = makeNoiseTables(sched, schedulerPath);
+  // diffusers 0.11.1 (the release) has no rescale_betas_zero_snr: the betas as configured.
+  const { alphasCumprod } = makeNoiseTables({ ...sched, rescale_betas_zero_snr: false }, schedulerPath);
 
   // The clip, as TuneAVideoDataset samples it.
   options.onProgress?.({ status: "start", task: "reading the clip" });
