@@ -267,6 +267,33 @@ describe("generateUni (text-to-image with local maps and a global embedding)", (
       const err = maxAbsDiff(result.latents, item0(outputs.get("ddim.samples")));
       console.log(`generateUni ddim.samples[0]: max abs err ${err.toExponential(2)} (tol 0.005)`);
       expect(err).toBeLessThan(0.005);
+      // The original sampler guides whenever the scale is not 1: below 1 too (both prompts encoded),
+      // and not at exactly 1 (the prompt alone).
+      for (const guidanceScale of [0.5, 1]) {
+        seen.length = 0;
+        await generateUni(
+          {
+            tokenizer: {
+              tokenize: (prompts) => (seen.push([...prompts]), tensor("int64", [prompts.length, 77])),
+            },
+            textEncoder: {
+              encode: (ids) => Promise.resolve(ids.shape[0] === 2 ? concatBatch([uncond, cond]) : cond),
+            },
+            model: uni,
+            vae: { scalingFactor: 1, decode: (z) => Promise.resolve(z) },
+          },
+          {
+            prompt: "a car",
+            negativePrompt: "blurry",
+            localConditions: maps,
+            globalEmbedding: item0(inputs.get("global_emb")),
+            steps: 1,
+            guidanceScale,
+            latents: item0(inputs.get("x_T")),
+          },
+        );
+        expect(seen).toEqual([guidanceScale === 1 ? ["a car"] : ["blurry", "a car"]]);
+      }
     } finally {
       await uni.release();
     }

@@ -41,8 +41,13 @@ export interface NoisePredictionInput {
   readonly numSteps: number;
   /** [2n, L, C] as [uncond..., cond...] with guidance, else [n, L, C]. */
   readonly promptEmbeds: HostTensor<"float32">;
-  /** <= 1 disables guidance. */
+  /** <= 1 disables guidance (unless `cfg` says otherwise). */
   readonly guidanceScale: number;
+  /**
+   * (optional) whether the batch carries the unconditional half and is guided: default
+   * guidanceScale > 1 (diffusers); the LDM samplers guide whenever the scale is not 1.
+   */
+  readonly cfg?: boolean;
   /** (optional) [1, time_cond_proj_dim]: the guidance embedding of an LCM-distilled UNet. */
   readonly timestepCond?: HostTensor<"float32">;
   readonly controls?: readonly BatchControl[];
@@ -125,7 +130,7 @@ function repeatRows(row: HostTensor<"float32">, batch: number): HostTensor<"floa
 export async function predictNoise(p: NoisePredictionInput): Promise<NoisePrediction> {
   const trace = p.trace ?? (() => undefined);
   const tag = p.tag ?? "step";
-  const cfg = p.guidanceScale > 1;
+  const cfg = p.cfg ?? p.guidanceScale > 1;
   const guessMode = p.guessMode === true;
   const { latents, t, scheduler } = p;
   const frames = latents.shape[0] ?? 1;

@@ -124,9 +124,14 @@ export interface UniNoiseInput {
  * pipelines' shared predictNoise. The video engine can call it per batch of frames.
  */
 export async function predictUniNoise(p: UniNoiseInput): Promise<HostTensor<"float32">> {
-  const cfg = p.guidanceScale > 1;
+  // The original DDIMSampler guides whenever the scale is not 1 (below 1 too), given an uncond context.
+  const cfg = p.guidanceScale !== 1;
   if (cfg && p.contexts.uncond === undefined)
-    throw new InvalidArgumentError("contexts.uncond", "the unconditional context (guidance > 1)", undefined);
+    throw new InvalidArgumentError(
+      "contexts.uncond",
+      "the unconditional context (guidance scale other than 1)",
+      undefined,
+    );
   const promptEmbeds =
     cfg && p.contexts.uncond ? concatBatch([p.contexts.uncond, p.contexts.cond]) : p.contexts.cond;
   const out = await predictNoise({
@@ -138,6 +143,7 @@ export async function predictUniNoise(p: UniNoiseInput): Promise<HostTensor<"flo
     numSteps: p.numSteps,
     promptEmbeds,
     guidanceScale: p.guidanceScale,
+    cfg,
     controls: [{ controlnet: p.model.localAdapter, images: p.localConditions, scale: p.localStrength ?? 1 }],
     ...(p.trace ? { trace: p.trace } : {}),
     ...(p.tag ? { tag: p.tag } : {}),
@@ -310,7 +316,7 @@ export async function generateUni(c: UniComponents, o: GenerateUniOptions): Prom
     );
   }
   const guidance = o.guidanceScale ?? 7.5;
-  const cfg = guidance > 1;
+  const cfg = guidance !== 1;
   const sampler = new LdmDdimSampler({
     ...(c.alphasCumprod ? { alphasCumprod: c.alphasCumprod } : {}),
     eta: o.eta ?? 0,

@@ -131,10 +131,11 @@ export function checkUniConfig(file: string, c: UniControlNetConfig): void {
   c.channel_mult.forEach((_, level) => {
     for (let nr = 0; nr < L; nr++) {
       // LocalAdapter builds a LocalResBlock where 1 + 3*level + nr is listed, but feeds features to
-      // the block whose real index is listed: both sets must agree or the original code crashes.
+      // the block whose real index is listed: a built block that is not fed crashes the original code
+      // (a fed plain ResBlock ignores its features).
       const built = c.inject_layers.includes(1 + 3 * level + nr);
       const fed = c.inject_layers.includes(1 + (L + 1) * level + nr);
-      if (built !== fed) {
+      if (built && !fed) {
         throw new UnsupportedError(
           `Uni-ControlNet inject_layers ${JSON.stringify(c.inject_layers)} with num_res_blocks ${L}`,
           {
