@@ -1,9 +1,16 @@
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { optimizerKind } from "../src/conformance/kinds/optimizer.js";
 import { runConformance } from "../src/conformance/run.js";
+import type { ConformanceRow } from "../src/conformance/types.js";
 import { InvalidArgumentError } from "../src/errors.js";
+import { type HostTensor, tensor } from "../src/tensor.js";
 import { Adam, AdamW, SGD, clipGradNorm, learningRateSchedule, sumRows } from "../src/train/optim/index.js";
+import { serializeSafetensors } from "../src/weights/safetensors.js";
 import { GOLDEN } from "./helpers/golden-fixture.js";
+import { type TorchAdamSpec, torchAdamStep } from "./helpers/torch-adam.js";
 
 describe("optimizer golden fixture (torch.optim 1.13, diffusers get_scheduler)", () => {
   it("every run, kind, schedule and the state save/restore check pass", async () => {
@@ -116,5 +123,240 @@ describe("optimisers", () => {
         tensors: { "w.momentum_buffer": { dtype: "float32", shape: [1], data: new Float32Array(1) } },
       }),
     ).toThrow(InvalidArgumentError);
+  });
+});
+
+/**
+ * A small fixture written as the torch generator would write it, with references from torch 1.13's
+ * formulas in float64 (independent of src/train/optim): AMSGrad + maximize with AdamW's default
+ * weight decay, SGD maximize, a cosine_schedule object, a piecewise_constant run, gradients missing
+ * at some steps, and settings the runner must refuse per run / per schedule.
+ */
+describe("optimizer runner on settings the public fixture does not use", () => {
+  const P0: Record<string, number[]> = { a: [0.5, -1.25], b: [2, -0.75, 0.1] };
+  // a has no gradient at the last step, b none at step 1 (torch: p.grad = None)
+  const GRADS: Record<string, (number[] | null)[]> = {
+    a: [[0.3, -0.2], [0.05, 0.4], null],
+    b: [[-0.6, 0.1, 0.9], null, [0.2, -0.3, 0.01]],
+  };
+  const STEPS = 3;
+  let dir = "";
+  let rows: readonly ConformanceRow[] = [];
+
+  interface AdamSpec extends TorchAdamSpec {
+    lrs: number[];
+  }
+  /** torch 1.13 _single_tensor_adam(w), float64, per-parameter steps, None gradients skipped. */
+  function adamRef(o: AdamSpec, out: Map<string, HostTensor>, run: string): void {
+    for (const [name, p0] of Object.entries(P0)) {
+      const p = [...p0];
+      const m = p.map(() => 0);
+      const v = p.map(() => 0);
+      const vmax = p.map(() => 0);
+      let t = 0;
+      for (let s = 0; s < STEPS; s++) {
+        const grad = GRADS[name]?.[s];
+        const lr = o.lrs[s] ?? 0;
+        if (grad) {
+          t += 1;
+          for (let i = 0; i < p.length; i++) {
+            const e = { p: p[i] ?? 0, m: m[i] ?? 0, v: v[i] ?? 0, vmax: vmax[i] ?? 0 };
+            ({ p: p[i], m: m[i], v: v[i], vmax: vmax[i] } = torchAdamStep(e, grad[i] ?? 0, lr, t, o));
+          }
+        }
+        const put = (kind: string, x: number[]): void => {
+          out.set(`${run}.step${s}.${kind}.${name}`, tensor("float32", [x.length], Float32Array.from(x)));
+        };
+        put("param", p);
+        if (t > 0) {
+          put("exp_avg", m);
+          put("exp_avg_sq", v);
+          if (o.amsgrad) put("max_exp_avg_sq", vmax);
+        }
+      }
+    }
+  }
+
+  /** torch 1.13 _single_tensor_sgd, float64. */
+  function sgdRef(
+    o: { lr: number; momentum: number; wd: number },
+    out: Map<string, HostTensor>,
+    run: string,
+  ): void {
+    for (const [name, p0] of Object.entries(P0)) {
+      const p = [...p0];
+      let buf: number[] | undefined;
+      for (let s = 0; s < STEPS; s++) {
+        const grad = GRADS[name]?.[s];
+        if (grad) {
+          const d = p.map((x, i) => -(grad[i] ?? 0) + o.wd * x);
+          buf = buf ? buf.map((b, i) => o.momentum * b + (d[i] ?? 0)) : d;
+          for (let i = 0; i < p.length; i++) p[i] = (p[i] ?? 0) - o.lr * (buf[i] ?? 0);
+        }
+        out.set(`${run}.step${s}.param.${name}`, tensor("float32", [p.length], Float32Array.from(p)));
+        if (buf)
+          out.set(
+            `${run}.step${s}.momentum_buffer.${name}`,
+            tensor("float32", [buf.length], Float32Array.from(buf)),
+          );
+      }
+    }
+  }
+
+  const tol = { param: 2e-6, exp_avg: 2e-6, exp_avg_sq: 2e-6, max_exp_avg_sq: 2e-6 };
+  const cosineLrs = [0, 0.001, 0.0005];
+  const piecewiseLrs = [0.01, 0.005, 0.0025];
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "optimizer-fixture-"));
+    const inputs = new Map<string, HostTensor>();
+    for (const [name, p0] of Object.entries(P0))
+      inputs.set(`param0.${name}`, tensor("float32", [p0.length], Float32Array.from(p0)));
+    for (let s = 0; s < STEPS; s++)
+      for (const [name, grads] of Object.entries(GRADS)) {
+        const g = grads[s];
+        if (g) inputs.set(`grad.step${s}.${name}`, tensor("float32", [g.length], Float32Array.from(g)));
+      }
+    const outputs = new Map<string, HostTensor>();
+    const base = { b1: 0.9, b2: 0.9, amsgrad: false, maximize: false };
+    // AdamW without weight_decay in case.json: torch's default 0.01
+    adamRef(
+      { ...base, lrs: [0.05, 0.05, 0.05], wd: 0.01, decoupled: true, amsgrad: true, maximize: true },
+      outputs,
+      "adamw_amsgrad_maximize",
+    );
+    adamRef(
+      { ...base, lrs: [0.05, 0.05, 0.05], wd: 0.1, decoupled: false, amsgrad: true },
+      outputs,
+      "adam_amsgrad_l2",
+    );
+    sgdRef({ lr: 0.1, momentum: 0.9, wd: 0.1 }, outputs, "sgd_maximize");
+    adamRef({ ...base, lrs: cosineLrs, wd: 0.01, decoupled: true }, outputs, "adamw_cosine_object");
+    adamRef({ ...base, lrs: piecewiseLrs, wd: 0, decoupled: false }, outputs, "adam_piecewise");
+    const runs = {
+      adamw_amsgrad_maximize: {
+        class: "AdamW",
+        hyperparameters: {
+          lr: 0.05,
+          betas: [0.9, 0.9],
+          eps: 1e-8,
+          amsgrad: true,
+          maximize: true,
+          foreach: null,
+        },
+        grad_multiplier: 1,
+        clip_max_norm: null,
+        lr_scheduler: null,
+        lr_used_per_step: [0.05, 0.05, 0.05],
+        max_abs_err: tol,
+      },
+      adam_amsgrad_l2: {
+        class: "Adam",
+        hyperparameters: { lr: 0.05, betas: [0.9, 0.9], weight_decay: 0.1, amsgrad: true },
+        max_abs_err: tol,
+      },
+      sgd_maximize: {
+        class: "SGD",
+        hyperparameters: { lr: 0.1, momentum: 0.9, weight_decay: 0.1, maximize: true },
+        max_abs_err: { param: 2e-6, momentum_buffer: 2e-6 },
+      },
+      adamw_cosine_object: {
+        class: "AdamW",
+        hyperparameters: { lr: 0.001, betas: [0.9, 0.9], weight_decay: 0.01 },
+        cosine_schedule: { num_warmup_steps: 1, num_training_steps: 3 },
+        lr_scheduler: null,
+        lr_used_per_step: cosineLrs,
+        max_abs_err: { param: 2e-6, exp_avg: 2e-6, exp_avg_sq: 2e-6 },
+      },
+      adam_piecewise: {
+        class: "Adam",
+        hyperparameters: { lr: 0.01, betas: [0.9, 0.9] },
+        lr_scheduler:
+          "diffusers.optimization.get_scheduler('piecewise_constant', optimizer, step_rules='1:1,0.5:2,0.25')",
+        lr_used_per_step: piecewiseLrs,
+        max_abs_err: { param: 2e-6, exp_avg: 2e-6, exp_avg_sq: 2e-6 },
+      },
+      adam_capturable: { class: "Adam", hyperparameters: { lr: 0.01, capturable: true }, max_abs_err: {} },
+      adamw_unknown_flag: {
+        class: "AdamW",
+        hyperparameters: { lr: 0.01, decoupled_lr: true },
+        max_abs_err: {},
+      },
+      sgd_unknown_setting: {
+        class: "SGD",
+        hyperparameters: { lr: 0.01 },
+        clip_norm_type: 1,
+        max_abs_err: {},
+      },
+    };
+    const lrSchedules = {
+      piecewise: {
+        name: "piecewise_constant",
+        kwargs: { step_rules: "1:2,0.1:4,0.01" },
+        base_lr: 0.5,
+        lr_per_step: [0.5, 0.5, 0.05, 0.05, 0.005, 0.005],
+      },
+      piecewise_call: {
+        call: "get_scheduler('piecewise_constant', optimizer, step_rules=\"1:1,0.5:2,0.25\"); base lr 2",
+        base_lr: 2,
+        lr_per_step: [2, 1, 0.5, 0.5],
+      },
+      exponential: { name: "exponential", base_lr: 1, lr_per_step: [1, 0.5] },
+      linear: {
+        call: "get_scheduler('linear', optimizer, num_warmup_steps=1, num_training_steps=3)",
+        base_lr: 1,
+        lr_per_step: [0, 1, 0.5, 0, 0],
+      },
+    };
+    const caseJson = { fixture: "optimizer", param_order: ["a", "b"], runs, lr_schedules: lrSchedules };
+    await writeFile(join(dir, "case.json"), JSON.stringify(caseJson));
+    await writeFile(join(dir, "inputs.safetensors"), serializeSafetensors(inputs));
+    await writeFile(join(dir, "outputs.safetensors"), serializeSafetensors(outputs));
+    rows = await optimizerKind.run({ dir, caseJson });
+  });
+  afterAll(async () => {
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  const rowsOf = (fixture: string): readonly ConformanceRow[] =>
+    rows.filter((r) => r.fixture === `optimizer/${fixture}`);
+
+  it("replays AMSGrad + maximize (AdamW default decay), Adam AMSGrad with L2, SGD maximize, over missing gradients", () => {
+    for (const run of ["adamw_amsgrad_maximize", "adam_amsgrad_l2", "sgd_maximize"]) {
+      const got = rowsOf(run);
+      for (const r of got)
+        expect(r.pass, `${run} ${r.tensor} ${r.note ?? ""} err ${r.maxAbsError}`).toBe(true);
+      const kinds = got.map((r) => r.tensor);
+      expect(kinds).toContain("param");
+      expect(kinds).toContain("state_save_restore");
+      if (run !== "sgd_maximize") expect(kinds).toContain("max_exp_avg_sq");
+    }
+  });
+
+  it("reads a cosine_schedule object and a piecewise_constant lr_scheduler call", () => {
+    for (const run of ["adamw_cosine_object", "adam_piecewise"]) {
+      const got = rowsOf(run);
+      expect(got.map((r) => r.tensor)).toContain("lr_used_per_step");
+      for (const r of got) expect(r.pass, `${run} ${r.tensor} ${r.note ?? ""}`).toBe(true);
+    }
+  });
+
+  it("refuses settings it does not implement with a failing row of that run only", () => {
+    for (const [run, what] of [
+      ["adam_capturable", "capturable"],
+      ["adamw_unknown_flag", "decoupled_lr"],
+      ["sgd_unknown_setting", "clip_norm_type"],
+    ] as const) {
+      const got = rowsOf(run);
+      expect(got).toHaveLength(1);
+      expect(got[0]?.pass).toBe(false);
+      expect(got[0]?.note).toContain(what);
+    }
+  });
+
+  it("lr schedules: piecewise_constant from kwargs or a call; an unknown schedule fails alone", () => {
+    const got = rowsOf("lr_schedules");
+    const pass = Object.fromEntries(got.map((r) => [r.tensor, r.pass]));
+    expect(pass).toEqual({ piecewise: true, piecewise_call: true, exponential: false, linear: true });
   });
 });

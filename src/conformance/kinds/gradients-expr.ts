@@ -3,13 +3,15 @@
  * (`y = torch.cat([a, b], dim=1); y1, y2 = torch.split(y, [6, 2], dim=1)`, `x[..., ::2]`,
  * `x.permute(0, 2, 3, 1).reshape(2, 20, 6)`, `a*b + a/(b*b+1) - exp(-0.5a)`): it builds graph ops
  * for the torch functions, methods, operators and slicing these calls use, nothing else.
+ * The same parser reads the arguments of module constructors and functional calls
+ * (gradients-call-args.ts).
  */
 import { UnsupportedError } from "../../errors.js";
 import type { GraphBuilder, Value } from "../../graph/builder.js";
 import * as op from "../../graph/ops/index.js";
 import { gelu, quickGelu, silu } from "../../nn/activations.js";
 
-type Node =
+export type Node =
   | { k: "num"; v: number }
   | { k: "str"; v: string }
   | { k: "name"; v: string }
@@ -29,7 +31,7 @@ export interface Statement {
 
 const TOKEN = /\s*(\d+(?:\.\d*)?(?:e-?\d+)?|[A-Za-z_][\w]*|\*\*|\.\.\.|'[^']*'|"[^"]*"|[-+*/@()[\],:.=^])/y;
 
-function tokenize(src: string): string[] {
+export function tokenize(src: string): string[] {
   const out: string[] = [];
   TOKEN.lastIndex = 0;
   let m: RegExpExecArray | null;
@@ -39,7 +41,7 @@ function tokenize(src: string): string[] {
   return out;
 }
 
-class Parser {
+export class Parser {
   private i = 0;
   constructor(private readonly t: string[]) {}
   peek(): string | undefined {
@@ -164,6 +166,11 @@ export function parseStatements(source: string): Statement[] {
 type Val =
   Value | number | string | null | Val[] | { slice: [number | null, number | null, number | null] } | "...";
 
+/** `a.b.c` of a name or attribute chain; null for anything else. */
+export function qualified(n: Node): string | null {
+  return n.k === "name" ? n.v : n.k === "attr" ? `${qualified(n.obj) ?? "?"}.${n.name}` : null;
+}
+
 const isValue = (v: Val): v is Value =>
   typeof v === "object" && v !== null && !Array.isArray(v) && "graph" in v;
 
@@ -176,6 +183,27 @@ function nums(v: Val): number[] {
   if (typeof v === "number") return [v];
   if (Array.isArray(v)) return v.flatMap(nums);
   throw new UnsupportedError("expected numbers");
+}
+
+/** The keyword arguments each function / tensor method reads; any other one is refused. */
+const KEYWORDS: Readonly<Record<string, readonly string[]>> = {
+  mean: ["dim", "keepdim"],
+  sum: ["dim", "keepdim"],
+  softmax: ["dim"],
+  cat: ["dim"],
+  split: ["dim"],
+  gelu: ["approximate"],
+  interpolate: ["scale_factor", "mode"],
+  mse_loss: ["reduction"],
+};
+
+function checkKeywords(name: string, kwargs: Record<string, unknown>): void {
+  const known = KEYWORDS[name] ?? [];
+  const unknown = Object.keys(kwargs).filter((k) => !known.includes(k));
+  if (unknown.length > 0)
+    throw new UnsupportedError(`${name}(${unknown.map((k) => `${k}=...`).join(", ")})`, {
+      hint: known.length > 0 ? `it reads ${known.join(", ")}` : "it takes no keyword arguments here",
+    });
 }
 
 /**
@@ -261,6 +289,7 @@ export function evaluate(
   };
   const method = (obj: Val, name: string, args: Val[], kwargs: Record<string, Val>): Val => {
     const x = asValue(obj, name);
+    checkKeywords(name, kwargs);
     const flat = args.flatMap(nums);
     switch (name) {
       case "float":
@@ -289,7 +318,9 @@ export function evaluate(
       const d = kwargs.dim ?? args[1];
       return typeof d === "number" ? d : fallback;
     };
-    switch (name.replace(/^(torch|F|np)\./, "")) {
+    const bare = name.replace(/^(torch|F|np)\./, "");
+    checkKeywords(bare, kwargs);
+    switch (bare) {
       case "matmul":
         return op.MatMul(g, a0(), asValue(args[1] ?? null, name));
       case "__transpose_last": {
@@ -312,8 +343,12 @@ export function evaluate(
         return silu(g, a0());
       case "quick_gelu":
         return quickGelu(g, a0());
-      case "gelu":
-        return gelu(g, a0(), kwargs.approximate === "tanh" ? { approximate: "tanh" } : {});
+      case "gelu": {
+        const approximate = kwargs.approximate ?? "none";
+        if (approximate !== "none" && approximate !== "tanh")
+          throw new UnsupportedError(`gelu approximate=${String(approximate)}`, { hint: "'none' or 'tanh'" });
+        return gelu(g, a0(), { approximate });
+      }
       case "cat":
         return op.Concat(
           g,
@@ -337,16 +372,18 @@ export function evaluate(
         const d = op.Sub(g, a0(), asValue(args[1] ?? null, name));
         const sq = op.Mul(g, d, d);
         const axes = sq.shape.map((_, i) => i);
-        return (kwargs.reduction ?? "mean") === "sum"
-          ? op.ReduceSum(g, sq, axes, { keepdims: false })
-          : op.ReduceMean(g, sq, axes, { keepdims: false });
+        const reduction = kwargs.reduction ?? "mean";
+        if (reduction === "none") return sq;
+        if (reduction === "sum") return op.ReduceSum(g, sq, axes, { keepdims: false });
+        if (reduction === "mean") return op.ReduceMean(g, sq, axes, { keepdims: false });
+        throw new UnsupportedError(`mse_loss reduction=${String(reduction)}`, {
+          hint: "'mean', 'sum' or 'none'",
+        });
       }
       default:
         throw new UnsupportedError(`function ${name}()`);
     }
   };
-  const qualified = (n: Node): string | null =>
-    n.k === "name" ? n.v : n.k === "attr" ? `${qualified(n.obj) ?? "?"}.${n.name}` : null;
   const ev = (n: Node): Val => {
     switch (n.k) {
       case "num":

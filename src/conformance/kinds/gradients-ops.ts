@@ -10,10 +10,6 @@ import { ConfigError, UnsupportedError } from "../../errors.js";
 import { GraphBuilder, type Value } from "../../graph/builder.js";
 import { backward } from "../../graph/autodiff/index.js";
 import * as op from "../../graph/ops/index.js";
-import { TimestepEmbedding, Timesteps } from "../../models/unet/embeddings.js";
-import { ResnetBlock2D } from "../../models/unet/resnet.js";
-import { FeedForward } from "../../models/unet/transformer-2d.js";
-import { Attention } from "../../nn/attention.js";
 import { Linear } from "../../nn/linear.js";
 import { mapStore } from "../../nn/weight-store.js";
 import { WeightScope } from "../../nn/weights.js";
@@ -27,11 +23,21 @@ import {
 import { openGraphSession } from "../../train/graph-session.js";
 import { compareTensors, failedRow } from "../compare.js";
 import type { ConformanceRow, FixtureContext } from "../types.js";
+import { CallArgs, type PyCall, argsOf, kwNum, pyRepr } from "./gradients-call-args.js";
 import { evaluate, parseStatements } from "./gradients-expr.js";
+import {
+  type Forward,
+  attentionModule,
+  feedForward,
+  imlp,
+  positionalEncoding,
+  resnetBlock,
+  timestepEmbedding,
+} from "./gradients-modules.js";
 import { caseFile, fixtureName, isRecord, readTensorFile } from "./model-fixture.js";
 
 /** A case being built: its graph, feeds, differentiated values and module parameters. */
-class CaseGraph {
+export class CaseGraph {
   readonly g: GraphBuilder;
   readonly feeds: Record<string, HostTensor> = {};
   /** fixture input name -> graph input (plain inputs). */
@@ -94,40 +100,67 @@ class CaseGraph {
   }
 }
 
-const kw = (call: string, name: string): string | undefined =>
-  new RegExp(`${name}\\s*=\\s*([^,)]+(?:\\([^)]*\\))?)`).exec(call.split("#")[0] ?? "")?.[1]?.trim();
-const kwNum = (call: string, name: string, fallback: number): number => {
-  const v = kw(call, name);
-  return v === undefined || v === "None" ? fallback : Number(v);
-};
 const tupleNums = (s: string): number[] =>
   [...s.matchAll(/-?\d+(?:\.\d+)?(?:e-?\d+)?/g)].map((m) => Number(m[0]));
 
-/** The forward outputs of a case, by output name. */
-type Forward = Record<string, Value>;
+const CONV2D = ["input", "weight", "bias", "stride", "padding", "dilation", "groups"] as const;
+const PAD = ["input", "pad", "mode", "value"] as const;
 
-function conv2d(c: CaseGraph, call: string): Forward {
-  const g = c.g;
-  let x = c.input("x");
-  const pad = /F\.pad\(\s*x\s*,\s*\(([^)]*)\)/.exec(call);
-  if (pad) {
-    const [l = 0, r = 0, t = 0, b = 0] = tupleNums(pad[1] ?? "");
-    x = op.Pad(g, x, [0, 0, t, l, 0, 0, b, r]);
+/** torch F.pad(x, (left, right, top, bottom, ...)): pairs from the last axis backwards. */
+function pad(c: CaseGraph, call: PyCall): Value {
+  const a = new CallArgs("F.pad", call, PAD);
+  const x = c.input(a.name("input") ?? "x");
+  const p = a.numbers("pad", []);
+  a.only("mode", ["constant"], "only constant padding has a gradient rule");
+  if (p.length % 2 !== 0 || p.length > 2 * x.rank || p.some((v) => v < 0 || !Number.isInteger(v)))
+    throw new UnsupportedError(`F.pad pad=${pyRepr(p)}`, {
+      hint: "give an even number of non-negative integers, two per padded axis",
+    });
+  const pads = Array<number>(2 * x.rank).fill(0);
+  for (let i = 0; i < p.length / 2; i++) {
+    const axis = x.rank - 1 - i;
+    pads[axis] = p[2 * i] ?? 0;
+    pads[x.rank + axis] = p[2 * i + 1] ?? 0;
   }
-  const pair = (name: string, fallback: number): [number, number] => {
-    const v = kw(call, name);
-    const nums = v === undefined ? [fallback] : tupleNums(v);
-    return [nums[0] ?? fallback, nums[1] ?? nums[0] ?? fallback];
-  };
-  const [ph, pw] = pair("padding", 0);
-  const bias = isRecord(c.spec.inputs) && "bias" in c.spec.inputs ? c.input("bias") : null;
+  return op.Pad(c.g, x, pads, { value: a.num("value", 0) });
+}
+
+/**
+ * torch F.conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1): stride,
+ * padding and dilation per axis (`(2, 1)`), padding also 'valid' or 'same' (stride 1; the odd
+ * extra row / column of 'same' goes after, as torch pads it).
+ */
+function conv2d(c: CaseGraph, call: string): Forward {
+  const a = argsOf(call, "F.conv2d", CONV2D);
+  const input = a.call("input");
+  if (input && input.fn !== "F.pad")
+    throw new UnsupportedError(`F.conv2d input ${input.fn}(...)`, { hint: "a tensor name or F.pad(...)" });
+  const x = input ? pad(c, input) : c.input(a.name("input") ?? "x");
+  const weight = c.input(a.name("weight") ?? "weight");
+  const biasName = a.name("bias");
+  const bias = biasName === undefined ? null : c.input(biasName);
+  const strides = a.perAxis("stride", 1, 2);
+  const dilations = a.perAxis("dilation", 1, 2);
+  const padding = a.value("padding");
+  let pads: number[];
+  if (padding === "valid") pads = [0, 0, 0, 0];
+  else if (padding === "same") {
+    if (strides.some((s) => s !== 1))
+      throw new UnsupportedError("F.conv2d padding='same' with a stride", {
+        hint: "torch refuses it too: padding='same' needs stride 1",
+      });
+    const kernel = weight.shape.slice(2).map(Number);
+    const total = kernel.map((k, i) => (dilations[i] ?? 1) * (k - 1));
+    const begin = total.map((t) => Math.floor(t / 2));
+    pads = [...begin, ...total.map((t, i) => t - (begin[i] ?? 0))];
+  } else if (typeof padding === "string")
+    throw new UnsupportedError(`F.conv2d padding='${padding}'`, { hint: "use 'same', 'valid' or numbers" });
+  else {
+    const [ph = 0, pw = 0] = a.perAxis("padding", 0, 2);
+    pads = [ph, pw, ph, pw];
+  }
   return {
-    output: op.Conv(g, x, c.input("weight"), bias, {
-      strides: pair("stride", 1),
-      pads: [ph, pw, ph, pw],
-      dilations: pair("dilation", 1),
-      group: kwNum(call, "groups", 1),
-    }),
+    output: op.Conv(c.g, x, weight, bias, { strides, pads, dilations, group: a.num("groups", 1) }),
   };
 }
 
@@ -148,70 +181,6 @@ function sdpa(c: CaseGraph, call: string): Forward {
   }
   const probs = op.Softmax(g, scores, -1);
   return { output: op.MatMul(g, probs, v), probs };
-}
-
-function attentionModule(c: CaseGraph, call: string): Forward {
-  const hidden = c.input("hidden_states");
-  const queryDim = kwNum(call, "query_dim", Number(hidden.shape[2]));
-  const cross = kw(call, "cross_attention_dim");
-  const { model, finish } = c.module(
-    (w) =>
-      new Attention(w, {
-        queryDim,
-        ...(cross === undefined || cross === "None" ? {} : { crossAttentionDim: Number(cross) }),
-        heads: kwNum(call, "heads", 8),
-        dimHead: kwNum(call, "dim_head", 64),
-        bias: kw(call, "bias") === "True",
-      }),
-  );
-  const ehs = /encoder_hidden_states\s*=/.test(call) ? c.input("encoder_hidden_states") : undefined;
-  const output = model.forward(hidden, ehs ? { encoderHiddenStates: ehs } : {});
-  finish();
-  return { output };
-}
-
-function positionalEncoding(g: GraphBuilder, x: Value, b: Value): Value {
-  // [N, d] -> [N, d, L] -> cat(sin, cos) on dim 1 -> [N, 2d, L] -> transpose -> [N, L * 2d]
-  const proj = op.Mul(g, op.Unsqueeze(g, x, [2]), b);
-  const both = op.Concat(g, [op.Sin(g, proj), op.Cos(g, proj)], 1);
-  return op.Reshape(g, op.Transpose(g, both, [0, 2, 1]), [Number(x.shape[0]), -1]);
-}
-
-function imlp(c: CaseGraph, call: string): Forward {
-  const g = c.g;
-  const numLayers = kwNum(call, "num_layers", 8);
-  const outputDim = kwNum(call, "output_dim", 1);
-  const hidden = kwNum(call, "hidden_dim", 256);
-  const positional = kw(call, "use_positional") !== "False";
-  const positionalDim = kwNum(call, "positional_dim", 10);
-  const skips = tupleNums(/skip_layers\s*=\s*\[([^\]]*)\]/.exec(call)?.[1] ?? "4, 6");
-  const inputDim = kwNum(call, "input_dim", 2);
-  const b = Float32Array.from({ length: positionalDim }, (_, j) => 2 ** j * Math.PI);
-  const encode = (x: Value): Value =>
-    positional
-      ? positionalEncoding(g, x, g.constant({ dtype: "float32", shape: [positionalDim], data: b }))
-      : x;
-  const x = c.input("x");
-  // IMLP.forward: input = x.detach() (the skip path carries no gradient): a second, undifferentiated feed
-  const detached = encode(c.input("x", "x_detached"));
-  const enc = positional ? 2 * inputDim * positionalDim : inputDim;
-  const { model: layers, finish } = c.module((w) =>
-    Array.from({ length: numLayers }, (_, i) => {
-      const inF = i === 0 ? enc : skips.includes(i) ? hidden + enc : hidden;
-      return new Linear(w.at("hidden").at(i), {
-        inFeatures: inF,
-        outFeatures: i === numLayers - 1 ? outputDim : hidden,
-      });
-    }),
-  );
-  let h = encode(x);
-  layers.forEach((layer, i) => {
-    if (i > 0) h = op.Relu(g, h);
-    if (skips.includes(i)) h = op.Concat(g, [h, detached], 1);
-    h = layer.forward(h);
-  });
-  finish();
-  return { output: op.Tanh(g, h) };
 }
 
 /** Builds one case's forward outputs from its family and call. */
@@ -256,48 +225,9 @@ function buildForward(c: CaseGraph): Forward {
   }
   if (family === "attention" && /Attention\(/.test(call)) return attentionModule(c, call);
   if (family === "attention") return sdpa(c, call);
-  if (/FeedForward\(/.test(call)) {
-    const x = c.input("x");
-    const { model, finish } = c.module(
-      (w) => new FeedForward(w, Number(x.shape[x.rank - 1]), kwNum(call, "mult", 4)),
-    );
-    const output = model.forward(x);
-    finish();
-    return { output };
-  }
-  if (/TimestepEmbedding\(/.test(call)) {
-    const [inCh = 0, embed = 0] = tupleNums(/TimestepEmbedding\(([^)]*)\)/.exec(call)?.[1] ?? "");
-    const proj = new Timesteps({
-      numChannels: tupleNums(/Timesteps\(([^)]*)\)/.exec(call)?.[1] ?? "")[0] ?? inCh,
-      flipSinToCos: kw(call, "flip_sin_to_cos") !== "False",
-      downscaleFreqShift: kwNum(call, "downscale_freq_shift", 1),
-    });
-    const t = c.input("timesteps");
-    const { model, finish } = c.module(
-      (w) => new TimestepEmbedding(w, { inChannels: inCh, timeEmbedDim: embed }),
-    );
-    const output = model.forward(proj.forward(g, t));
-    finish();
-    return { output };
-  }
-  if (/ResnetBlock2D\(/.test(call)) {
-    const x = c.input("x");
-    const temb = c.input("temb");
-    const inChannels = kwNum(call, "in_channels", Number(x.shape[1]));
-    const { model, finish } = c.module(
-      (w) =>
-        new ResnetBlock2D(w, {
-          inChannels,
-          outChannels: kwNum(call, "out_channels", inChannels),
-          tembChannels: kwNum(call, "temb_channels", Number(temb.shape[1])),
-          groups: kwNum(call, "groups", 32),
-          eps: kwNum(call, "eps", 1e-6),
-        }),
-    );
-    const output = model.forward(x, temb);
-    finish();
-    return { output };
-  }
+  if (/FeedForward\(/.test(call)) return feedForward(c, call);
+  if (/TimestepEmbedding\(/.test(call)) return timestepEmbedding(c, call);
+  if (/ResnetBlock2D\(/.test(call)) return resnetBlock(c, call);
   if (/positionalEncoding_vec/.test(call))
     return { output: positionalEncoding(g, c.input("x"), c.input("b")) };
   if (/IMLP\(/.test(call)) return imlp(c, call);
@@ -306,11 +236,19 @@ function buildForward(c: CaseGraph): Forward {
   return evaluate(g, parseStatements(call), (name) => c.input(name), outputs);
 }
 
-async function runCase(
-  c: CaseGraph,
+/**
+ * Runs one case (`spec` = case.json `cases.<name>`) on the fixture's tensors: a row per output and
+ * gradient with a reference, and a failing row for every reference tensor of the case that this
+ * runner did not compute.
+ */
+export async function runGradientCase(
+  name: string,
+  spec: Record<string, unknown>,
+  inputs: ReadonlyMap<string, HostTensor>,
   outputs: ReadonlyMap<string, HostTensor>,
-  fixture: string,
+  fixture = "gradients/ops",
 ): Promise<ConformanceRow[]> {
+  const c = new CaseGraph(name, spec, inputs);
   const g = c.g;
   const forward = buildForward(c);
   const upstream = isRecord(c.spec.upstream_gradients) ? c.spec.upstream_gradients : {};
@@ -339,15 +277,15 @@ async function runCase(
     const out = await session.run(c.feeds);
     const tol = isRecord(c.spec.max_abs_err) ? c.spec.max_abs_err : {};
     const rows: ConformanceRow[] = [];
+    const at = `${fixture}/${c.name}`;
     const row = (key: string, got: HostTensor | undefined): void => {
       const want = outputs.get(`${c.name}.${key}`);
       const bound = tol[key];
-      if (!want || typeof bound !== "number") return;
-      rows.push(
-        got
-          ? compareTensors(`${fixture}/${c.name}`, key, got, want, bound)
-          : failedRow(`${fixture}/${c.name}`, key, "not computed"),
-      );
+      if (!want && bound === undefined) return; // not part of the fixture
+      if (!want) rows.push(failedRow(at, key, "no reference in the outputs file"));
+      else if (typeof bound !== "number") rows.push(failedRow(at, key, "no max_abs_err bound in case.json"));
+      else if (!got) rows.push(failedRow(at, key, "not computed"));
+      else rows.push(compareTensors(at, key, got, want, bound));
     };
     for (const name of Object.keys(forward)) row(`out.${name}`, out[`out.${name}`]);
     wrtPlain.forEach(([name], i) => row(`grad.${name}`, out[`grad.${i}`]));
@@ -356,8 +294,11 @@ async function runCase(
       row(`grad.${p.name}`, t ? toCheckpointLayout(p, t) : undefined);
     });
     const listed = Array.isArray(c.spec.gradients) ? c.spec.gradients.map(String) : [];
-    for (const k of [...listed, ...Object.keys(tol)]) {
-      if (!rows.some((r) => r.tensor === k)) rows.push(failedRow(`${fixture}/${c.name}`, k, "not computed"));
+    const stored = [...outputs.keys()]
+      .filter((k) => k.startsWith(`${c.name}.`))
+      .map((k) => k.slice(c.name.length + 1));
+    for (const k of new Set([...listed, ...Object.keys(tol), ...stored])) {
+      if (!rows.some((r) => r.tensor === k)) rows.push(failedRow(at, k, "not computed by this runner"));
     }
     return rows;
   } finally {
@@ -375,13 +316,18 @@ export async function runGradientOpsFixture(ctx: FixtureContext): Promise<Confor
   for (const [name, spec] of Object.entries(cases)) {
     if (!isRecord(spec)) throw new ConfigError(caseFile(ctx), `cases.${name}`, "an object", spec);
     try {
-      rows.push(...(await runCase(new CaseGraph(name, spec, inputs), outputs, fixture)));
+      rows.push(...(await runGradientCase(name, spec, inputs, outputs, fixture)));
     } catch (error) {
       if (ctx.signal?.aborted) throw error;
       const message = error instanceof Error ? error.message : String(error);
       rows.push(failedRow(`${fixture}/${name}`, "-", `error: ${message}`));
     }
   }
+  // reference tensors of no case (`<case>.<tensor>` names)
+  const names = Object.keys(cases);
+  for (const key of outputs.keys())
+    if (!names.some((n) => key.startsWith(`${n}.`)))
+      rows.push(failedRow(fixture, key, "not computed by this runner (no case of that name)"));
   if (rows.length === 0) throw new UnsupportedError(`${fixture}: a fixture without cases`);
   return rows;
 }

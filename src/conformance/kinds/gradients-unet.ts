@@ -1,12 +1,14 @@
 /**
  * The `gradients/unet_loss` fixture: one diffusers training step of a UNet2DConditionModel
- * (examples/text_to_image/train_text_to_image.py): DDPM add_noise, epsilon or v-prediction target,
- * mse loss over all elements, gradients wrt the UNet input, encoder_hidden_states and every
- * parameter, and their total norm (clip_grad_norm_'s value). One ONNX graph computes the forward
- * pass, the loss and all gradients (src/graph/autodiff); parameters are graph inputs.
+ * (examples/text_to_image/train_text_to_image.py): DDPM add_noise, the target of a prediction type
+ * (epsilon: the noise, v_prediction: the velocity, sample: the clean latents), mse loss over all
+ * elements, gradients wrt the UNet input, encoder_hidden_states and every parameter, and their total
+ * norm (clip_grad_norm_'s value). case.json `prediction_type_main` names the un-prefixed tensors,
+ * `prediction_type_also` the `<type>.`-prefixed ones. One ONNX graph computes the forward pass, the
+ * loss and all gradients (src/graph/autodiff); parameters and the target are graph inputs.
  */
 import { join, resolve } from "node:path";
-import { ConfigError } from "../../errors.js";
+import { ConfigError, UnsupportedError } from "../../errors.js";
 import { GraphBuilder } from "../../graph/builder.js";
 import { type BackwardOptions, gradients } from "../../graph/autodiff/index.js";
 import * as op from "../../graph/ops/index.js";
@@ -59,6 +61,63 @@ function noiseTargets(
   };
 }
 
+/** The tensors a training target is made of. */
+export interface TargetSources {
+  readonly noise: HostTensor<"float32">;
+  readonly velocity: HostTensor<"float32">;
+  readonly latents: HostTensor<"float32">;
+}
+
+const TARGETS = {
+  epsilon: (t: TargetSources) => t.noise,
+  v_prediction: (t: TargetSources) => t.velocity,
+  sample: (t: TargetSources) => t.latents,
+} as const;
+
+/** The training target for a diffusers `prediction_type`; other types are refused. */
+export function trainingTarget(predictionType: string, sources: TargetSources): HostTensor<"float32"> {
+  if (!Object.hasOwn(TARGETS, predictionType))
+    throw new UnsupportedError(`prediction_type "${predictionType}"`, {
+      hint: `the training target is known for ${Object.keys(TARGETS).join(", ")}`,
+    });
+  return TARGETS[predictionType as keyof typeof TARGETS](sources);
+}
+
+/** One training step to compare: its prediction type and the prefix of its tensors' names. */
+export interface PredictionRun {
+  readonly predictionType: string;
+  readonly prefix: string;
+}
+
+/**
+ * The runs of a unet_loss fixture: `prediction_type_main` (default: the scheduler's) without a
+ * prefix, then each of `prediction_type_also` (a name, a list or null; when absent, every known
+ * type whose `<type>.loss` the outputs file holds) as `<type>.`.
+ */
+export function predictionRuns(
+  caseJson: Readonly<Record<string, unknown>>,
+  file: string,
+  schedulerType: string,
+  outputNames: Iterable<string>,
+): PredictionRun[] {
+  const main = caseJson.prediction_type_main ?? schedulerType;
+  if (typeof main !== "string")
+    throw new ConfigError(file, "prediction_type_main", "a prediction type name", main);
+  const also = caseJson.prediction_type_also;
+  let others: string[];
+  if (also === undefined) {
+    const names = new Set(outputNames);
+    others = Object.keys(TARGETS).filter((t) => t !== main && names.has(`${t}.loss`));
+  } else if (also === null) others = [];
+  else if (typeof also === "string") others = [also];
+  else if (Array.isArray(also) && also.every((t) => typeof t === "string")) others = also as string[];
+  else throw new ConfigError(file, "prediction_type_also", "a prediction type name or a list of them", also);
+  return [
+    { predictionType: main, prefix: "" },
+    ...others.map((t) => ({ predictionType: t, prefix: `${t}.` })),
+  ];
+}
+
 /** Test hooks of the unet_loss run: build the backward with recompute, see the graph. */
 export interface UNetLossOptions {
   readonly checkpoint?: BackwardOptions["checkpoint"];
@@ -99,6 +158,10 @@ export async function runUNetLossFixture(
   );
   const { alphasCumprod } = makeNoiseTables(sched, schedPath);
   const { noisy, velocity } = noiseTargets(alphasCumprod, latents, noise, timesteps);
+  const runs = predictionRuns(ctx.caseJson, file, sched.prediction_type, outputs.keys()).map((r) => ({
+    ...r,
+    target: trainingTarget(r.predictionType, { noise, velocity, latents }),
+  }));
 
   // 2. one graph: UNet forward, mse loss, gradients wrt sample, encoder_hidden_states and every parameter
   const unetDir = resolve(ctx.dir, weights);
@@ -147,34 +210,36 @@ export async function runUNetLossFixture(
   const row = (name: string, got: HostTensor | undefined): void => {
     const want = outputs.get(name);
     const bound = tol[name];
-    if (!want || typeof bound !== "number") return;
-    rows.push(
-      got ? compareTensors(fixture, name, got, want, bound) : failedRow(fixture, name, "not computed"),
-    );
+    if (!want && bound === undefined) return; // not part of the fixture
+    if (!want) rows.push(failedRow(fixture, name, "no reference in the outputs file"));
+    else if (typeof bound !== "number")
+      rows.push(failedRow(fixture, name, "no per_tensor_max_abs_err bound"));
+    else if (!got) rows.push(failedRow(fixture, name, "not computed"));
+    else rows.push(compareTensors(fixture, name, got, want, bound));
   };
   try {
-    row("noisy_latents", noisy);
-    for (const [prefix, targetValue, full] of [
-      ["", noise, true],
-      ["v_prediction.", velocity, false],
-    ] as const) {
+    for (const { prefix, target: targetValue } of runs) {
       const out = await session.run({ ...feeds, target: targetValue });
+      row(`${prefix}noisy_latents`, noisy);
       row(`${prefix}target`, targetValue);
       row(`${prefix}model_pred`, out["model_pred"]);
       row(`${prefix}loss`, out["loss"]);
       row(`${prefix}grad.sample`, out["grad_out.0"]);
       row(`${prefix}grad.encoder_hidden_states`, out["grad_out.1"]);
-      if (!full) continue;
       const paramGrads = params.map((p, i) => {
         const t = out[`grad_out.${i + 2}`];
         return t ? toCheckpointLayout(p, t) : undefined;
       });
-      params.forEach((p, i) => row(`grad.${p.name}`, paramGrads[i]));
+      params.forEach((p, i) => row(`${prefix}grad.${p.name}`, paramGrads[i]));
       const norm = globalGradNorm(paramGrads.map((t) => t?.data ?? null));
-      row("grad_norm.total", tensor("float32", [], Float32Array.from([norm])));
+      row(`${prefix}grad_norm.total`, tensor("float32", [], Float32Array.from([norm])));
     }
   } finally {
     await session.release();
   }
+  // every reference tensor gets a row: those no run computed fail
+  const done = new Set(rows.map((r) => r.tensor));
+  for (const name of outputs.keys())
+    if (!done.has(name)) rows.push(failedRow(fixture, name, "not computed by this runner"));
   return rows;
 }

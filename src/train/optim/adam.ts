@@ -1,9 +1,14 @@
 /**
- * Adam and AdamW as torch.optim (1.13, single-tensor path, amsgrad off), in float32 with each
- * tensor op rounded as torch rounds it. AdamW decays decoupled, before the moments:
+ * Adam and AdamW as torch.optim (1.13, single-tensor path), in float32 with each tensor op rounded
+ * as torch rounds it. With `maximize` the gradient is negated first (g = -grad). AdamW decays
+ * decoupled, before the moments:
  *   p *= 1 - lr*wd;  m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
  *   p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
- * Adam's weight decay is the coupled L2 form (g += wd p before the moments).
+ * Adam's weight decay is the coupled L2 form (g += wd p before the moments). AMSGrad keeps
+ * vmax = max(vmax, v) (buffer `max_exp_avg_sq`) and uses sqrt(vmax) in place of sqrt(v).
+ * t is the parameter's own step count: a parameter without a gradient keeps its value, its state
+ * and its count (torch skips `p.grad is None`).
+ * Reference: pytorch v1.13.1 torch/optim/adam.py `_single_tensor_adam`, adamw.py `_single_tensor_adamw`.
  */
 import { InvalidArgumentError } from "../../errors.js";
 import {
@@ -24,6 +29,10 @@ export interface AdamOptions {
   readonly eps?: number;
   /** (optional, default 0.01 for AdamW, 0 for Adam) */
   readonly weightDecay?: number;
+  /** (optional, default false) AMSGrad: the denominator uses the running maximum of exp_avg_sq. */
+  readonly amsgrad?: boolean;
+  /** (optional, default false) maximise the objective: every gradient is negated first. */
+  readonly maximize?: boolean;
   /**
    * (optional) parameters updated lazily, as torch.optim.SparseAdam does: an element whose gradient
    * is exactly 0 this step keeps its value and its moments (no decay). For tables of which each step
@@ -33,15 +42,21 @@ export interface AdamOptions {
 }
 
 const BUFFERS = ["exp_avg", "exp_avg_sq"] as const;
+const AMSGRAD_BUFFERS = [...BUFFERS, "max_exp_avg_sq"] as const;
 
 class AdamBase implements Optimizer {
   private readonly buffers = new BufferSet();
+  /** step() calls */
   private steps = 0;
+  /** Per-parameter step counts (torch's state[p]["step"]), for parameters with state. */
+  private readonly paramSteps = new Map<string, number>();
   readonly lr: number;
   readonly beta1: number;
   readonly beta2: number;
   readonly eps: number;
   readonly weightDecay: number;
+  readonly amsgrad: boolean;
+  readonly maximize: boolean;
   private readonly lazy: (name: string) => boolean;
 
   constructor(
@@ -61,6 +76,8 @@ class AdamBase implements Optimizer {
     this.beta2 = b2;
     this.eps = options.eps ?? 1e-8;
     this.weightDecay = options.weightDecay ?? (decoupled ? 0.01 : 0);
+    this.amsgrad = options.amsgrad ?? false;
+    this.maximize = options.maximize ?? false;
     this.lazy = options.lazy ?? (() => false);
   }
 
@@ -70,15 +87,12 @@ class AdamBase implements Optimizer {
    */
   step(
     params: NamedArrays,
-    grads: ReadonlyMap<string, Float32Array | SparseRows | null>,
+    grads: ReadonlyMap<string, Float32Array | SparseRows | null | undefined>,
     lr = this.lr,
   ): void {
     this.steps += 1;
-    const t = this.steps;
-    const { beta1, beta2, eps, weightDecay } = this;
+    const { beta1, beta2, eps, weightDecay, amsgrad, maximize } = this;
     const decay = Math.fround(1 - lr * weightDecay);
-    const stepSize = Math.fround(-(lr / (1 - beta1 ** t)));
-    const bc2Sqrt = Math.fround(Math.sqrt(1 - beta2 ** t));
     const [b1, b2, c1, c2, e, wd] = [
       Math.fround(beta1),
       Math.fround(beta2),
@@ -88,25 +102,33 @@ class AdamBase implements Optimizer {
       Math.fround(weightDecay),
     ];
     for (const [name, grad] of grads) {
-      if (grad === null) continue;
+      if (grad === null || grad === undefined) continue;
       const sparse = isSparseRows(grad) ? grad : undefined;
       const p = sparse
         ? checkRows(name, params.get(name), sparse)
         : checkGradient(name, params.get(name), grad as Float32Array);
-      const m = this.buffers.get(name, "exp_avg") ?? new Float32Array(p.length);
-      const v = this.buffers.get(name, "exp_avg_sq") ?? new Float32Array(p.length);
-      this.buffers.set(name, "exp_avg", m);
-      this.buffers.set(name, "exp_avg_sq", v);
+      const t = (this.paramSteps.get(name) ?? 0) + 1;
+      this.paramSteps.set(name, t);
+      const stepSize = Math.fround(-(lr / (1 - beta1 ** t)));
+      const bc2Sqrt = Math.fround(Math.sqrt(1 - beta2 ** t));
+      const m = this.buffer(name, "exp_avg", p.length);
+      const v = this.buffer(name, "exp_avg_sq", p.length);
+      const vmax = amsgrad ? this.buffer(name, "max_exp_avg_sq", p.length) : undefined;
       const decoupled = this.decoupled;
       const update = (i: number, g: number): void => {
-        let gi = g;
+        let gi = maximize ? -g : g;
         let pi = p[i] ?? 0;
         if (decoupled) pi = Math.fround(pi * decay);
         else if (weightDecay !== 0) gi = Math.fround(gi + Math.fround(wd * pi));
         const mi = Math.fround(Math.fround((m[i] ?? 0) * b1) + Math.fround(c1 * gi));
-        const vi = Math.fround(Math.fround((v[i] ?? 0) * b2) + Math.fround(c2 * Math.fround(gi * gi)));
+        let vi = Math.fround(Math.fround((v[i] ?? 0) * b2) + Math.fround(c2 * Math.fround(gi * gi)));
         m[i] = mi;
         v[i] = vi;
+        if (vmax) {
+          // torch.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq) (NaN propagates)
+          vi = Math.max(vmax[i] ?? 0, vi);
+          vmax[i] = vi;
+        }
         const denom = Math.fround(Math.fround(Math.fround(Math.sqrt(vi)) / bc2Sqrt) + e);
         p[i] = Math.fround(pi + Math.fround(stepSize * Math.fround(mi / denom)));
       };
@@ -131,15 +153,39 @@ class AdamBase implements Optimizer {
     }
   }
 
-  state(): OptimizerState {
-    return { step: this.steps, tensors: this.buffers.toTensors() };
+  /** A parameter's buffer, created (zeros) on its first step. */
+  private buffer(name: string, buffer: string, length: number): Float32Array {
+    let b = this.buffers.get(name, buffer);
+    if (!b) this.buffers.set(name, buffer, (b = new Float32Array(length)));
+    return b;
   }
 
+  state(): OptimizerState {
+    return {
+      step: this.steps,
+      tensors: this.buffers.toTensors(),
+      paramSteps: Object.fromEntries(this.paramSteps),
+    };
+  }
+
+  /**
+   * As {@link Optimizer.loadState}. A parameter with buffers but no `paramSteps` entry (state saved
+   * without them) takes `step`.
+   */
   loadState(state: OptimizerState): void {
-    if (!Number.isInteger(state.step) || state.step < 0)
-      throw new InvalidArgumentError("optimizer state step", "a non-negative integer", state.step);
-    this.buffers.load(state.tensors, BUFFERS);
-    this.steps = state.step;
+    const count = (what: string, n: unknown): number => {
+      if (!(typeof n === "number" && Number.isInteger(n) && n >= 0))
+        throw new InvalidArgumentError(what, "a non-negative integer", n);
+      return n;
+    };
+    const step = count("optimizer state step", state.step);
+    const paramSteps = new Map<string, number>();
+    for (const [name, n] of Object.entries(state.paramSteps ?? {}))
+      paramSteps.set(name, count(`optimizer state paramSteps.${name}`, n));
+    this.buffers.load(state.tensors, this.amsgrad ? AMSGRAD_BUFFERS : BUFFERS);
+    this.steps = step;
+    this.paramSteps.clear();
+    for (const name of this.buffers.params()) this.paramSteps.set(name, paramSteps.get(name) ?? step);
   }
 }
 

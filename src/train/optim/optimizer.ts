@@ -1,8 +1,9 @@
 /**
  * The optimiser contract shared by Adam/AdamW and SGD: parameters are named Float32Arrays updated
- * in place; a step takes one gradient per parameter (null = no gradient: the parameter is skipped
- * entirely, no decay and no state, as torch.optim does for `p.grad is None`). State is exported as
- * named host tensors (`<param>.<buffer>`) plus the step count, and restored from them exactly.
+ * in place; a step takes one gradient per parameter (null, undefined or absent = no gradient: the
+ * parameter is skipped entirely, no decay, no new state and its step count does not advance, as
+ * torch.optim does for `p.grad is None`). State is exported as named host tensors
+ * (`<param>.<buffer>`) plus the step counts, and restored from them exactly.
  */
 import { InvalidArgumentError } from "../../errors.js";
 import { type HostTensor, tensor } from "../../tensor.js";
@@ -11,15 +12,21 @@ import { type HostTensor, tensor } from "../../tensor.js";
 export type NamedArrays = ReadonlyMap<string, Float32Array>;
 
 export interface OptimizerState {
-  /** Optimiser steps taken (torch keeps one per parameter; they are equal here). */
+  /** Optimiser steps taken (calls of `step`). */
   readonly step: number;
+  /**
+   * (optional) Steps each parameter with state has taken (torch's per-parameter `state[p]["step"]`):
+   * fewer than `step` where the parameter had no gradient at some steps. A parameter missing here
+   * takes `step` on restore (states saved before the counts were kept).
+   */
+  readonly paramSteps?: Readonly<Record<string, number>>;
   /** `<param>.<buffer>` -> buffer, e.g. "conv_in.weight.exp_avg". */
   readonly tensors: Readonly<Record<string, HostTensor<"float32">>>;
 }
 
 export interface Optimizer {
   /** Updates `params` in place with `grads` at learning rate `lr` (default: the optimiser's lr). */
-  step(params: NamedArrays, grads: ReadonlyMap<string, Float32Array | null>, lr?: number): void;
+  step(params: NamedArrays, grads: ReadonlyMap<string, Float32Array | null | undefined>, lr?: number): void;
   /** A copy of the state (buffers and step count). */
   state(): OptimizerState;
   /** Replaces the state with a copy of `state` (as saved by `state()`). */
@@ -38,6 +45,11 @@ export class BufferSet {
     let m = this.buffers.get(param);
     if (!m) this.buffers.set(param, (m = new Map()));
     m.set(buffer, data);
+  }
+
+  /** Names of the parameters with buffers. */
+  params(): string[] {
+    return [...this.buffers.keys()];
   }
 
   toTensors(): Record<string, HostTensor<"float32">> {
@@ -136,6 +148,6 @@ export function sumRows(rows: ArrayLike<number>, values: Float32Array, rowSize: 
 }
 
 /** Whether `g` is a {@link SparseRows} gradient. */
-export function isSparseRows(g: Float32Array | SparseRows | null): g is SparseRows {
-  return g !== null && !(g instanceof Float32Array) && g.kind === "rows";
+export function isSparseRows(g: Float32Array | SparseRows | null | undefined): g is SparseRows {
+  return g !== null && g !== undefined && !(g instanceof Float32Array) && g.kind === "rows";
 }

@@ -2,7 +2,9 @@
  * Learning-rate schedules of diffusers `optimization.get_scheduler` (0.26.3): the factor applied to
  * the base lr after `step` calls of lr_scheduler.step() (the lr the next optimiser step uses).
  * "cosine" uses num_cycles 0.5 and does not clamp past num_training_steps; "cosine_with_restarts"
- * takes num_cycles (get_scheduler default 1); "polynomial" decays to lr_end 1e-7 with `power`.
+ * takes num_cycles (get_scheduler default 1); "polynomial" decays to lr_end 1e-7 with `power`;
+ * "piecewise_constant" multiplies by the factor of the step range its `stepRules` give.
+ * Reference: huggingface/diffusers v0.26.3 src/diffusers/optimization.py.
  */
 import { InvalidArgumentError } from "../../errors.js";
 
@@ -16,6 +18,13 @@ export const SCHEDULE_NAMES = [
 ] as const;
 export type ScheduleName = (typeof SCHEDULE_NAMES)[number];
 
+/**
+ * Every get_scheduler name of diffusers 0.26.3: SCHEDULE_NAMES (set by warmup and total steps) and
+ * "piecewise_constant" (set by `stepRules`).
+ */
+export const GET_SCHEDULER_NAMES = [...SCHEDULE_NAMES, "piecewise_constant"] as const;
+export type GetSchedulerName = (typeof GET_SCHEDULER_NAMES)[number];
+
 export interface ScheduleOptions {
   /** (optional, default 0) */
   readonly numWarmupSteps?: number;
@@ -27,16 +36,67 @@ export interface ScheduleOptions {
   readonly power?: number;
   /** (optional, default 1e-7) polynomial end lr. */
   readonly lrEnd?: number;
+  /**
+   * Required by piecewise_constant: diffusers' `step_rules`, "<factor>:<step>,...,<last factor>",
+   * e.g. "1:10,0.1:20,0.01:30,0.005" = factor 1 before step 10, 0.1 before 20, 0.01 before 30,
+   * then 0.005.
+   */
+  readonly stepRules?: string;
+}
+
+/** Python's int() of a string: optional sign, decimal digits (single underscores between). */
+function pythonInt(text: string): number | undefined {
+  const t = text.trim();
+  return /^[-+]?\d+(_\d+)*$/.test(t) ? Number(t.replace(/_/g, "")) : undefined;
+}
+
+/** Python's float() of a string (decimal or inf / infinity / nan, any case). */
+function pythonFloat(text: string): number | undefined {
+  const t = text.trim().replace(/(?<=\d)_(?=\d)/g, "");
+  const special = /^([-+]?)(inf|infinity|nan)$/i.exec(t);
+  if (special) return special[2]?.toLowerCase() === "nan" ? NaN : (special[1] === "-" ? -1 : 1) * Infinity;
+  return /^[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$/i.test(t) ? Number(t) : undefined;
+}
+
+/**
+ * diffusers 0.26.3 get_piecewise_constant_schedule's factor: the rules "<factor>:<step>" (a later
+ * rule for the same step replaces an earlier one) sorted by step; the factor of the first rule whose
+ * step is above `s`, else the last value.
+ */
+function piecewiseConstant(stepRules: string | undefined): (s: number) => number {
+  const bad = (detail: string): InvalidArgumentError =>
+    new InvalidArgumentError("stepRules", `"<factor>:<step>,...,<last factor>" (${detail})`, stepRules);
+  if (typeof stepRules !== "string") throw bad("required by the piecewise_constant schedule");
+  const parts = stepRules.split(",");
+  const rules = new Map<number, number>();
+  for (const rule of parts.slice(0, -1)) {
+    const fields = rule.split(":");
+    const step = pythonInt(fields[1] ?? "");
+    const value = pythonFloat(fields[0] ?? "");
+    if (fields.length !== 2 || step === undefined || value === undefined) throw bad(`rule "${rule}"`);
+    rules.set(step, value);
+  }
+  const last = pythonFloat(parts[parts.length - 1] ?? "");
+  if (last === undefined) throw bad(`last factor "${parts[parts.length - 1] ?? ""}"`);
+  const sorted = [...rules.keys()].sort((a, b) => a - b);
+  return (s) => {
+    for (const step of sorted) if (s < step) return rules.get(step) ?? last;
+    return last;
+  };
 }
 
 /** lr(step) = baseLr * factor(step), as diffusers' LambdaLR for `name`. */
 export function learningRateSchedule(
-  name: ScheduleName,
+  name: GetSchedulerName,
   baseLr: number,
   options: ScheduleOptions = {},
 ): (step: number) => number {
-  if (!SCHEDULE_NAMES.includes(name))
-    throw new InvalidArgumentError("lr scheduler", `one of ${SCHEDULE_NAMES.join(", ")}`, name);
+  if (!GET_SCHEDULER_NAMES.includes(name))
+    throw new InvalidArgumentError("lr scheduler", `one of ${GET_SCHEDULER_NAMES.join(", ")}`, name);
+  if (name === "piecewise_constant") {
+    const rule = piecewiseConstant(options.stepRules);
+    return (step) => baseLr * rule(step);
+  }
   const w = options.numWarmupSteps ?? 0;
   const total = options.numTrainingSteps;
   const needsTotal = name !== "constant" && name !== "constant_with_warmup";
