@@ -53,10 +53,10 @@ export function addWeighted(a: Image, alpha: number, b: Image, beta: number, gam
   return image(a.width, a.height, a.channels, out);
 }
 
-/** The blend of `a` and `b` at time `t` in [0, 1]: `cv2.addWeighted(a, 1.0 - t, b, t, 0)`. */
-export function blendEdgeMaps(a: Image, b: Image, t: number): Image {
+/** The blend of `a` and `b` at time `t` in [0, 1]: `cv2.addWeighted(a, 1.0 - t, b, t, gamma)` (gamma default 0). */
+export function blendEdgeMaps(a: Image, b: Image, t: number, gamma = 0): Image {
   if (!Number.isFinite(t) || t < 0 || t > 1) throw new InvalidArgumentError("t", "a number in [0, 1]", t);
-  return addWeighted(a, 1.0 - t, b, t, 0);
+  return addWeighted(a, 1.0 - t, b, t, gamma);
 }
 
 /**

@@ -22,7 +22,7 @@ import { image } from "../image.js";
 import { checkFlow, type FlowField } from "./flow.js";
 import { loadCv, type Cv } from "./opencv.js";
 import { checkNumber, checkOneOf, checkSameSize } from "./validate.js";
-import { flowToMaps, warpFloatsSync } from "./warp.js";
+import { flowToMaps, warpFloatsSync, type BorderMode, type RemapInterpolation } from "./warp.js";
 
 export type ConsistencyNorm = "squared" | "unsquared-lhs" | "unsquared";
 
@@ -37,6 +37,14 @@ export interface ConsistencyOptions {
   readonly inBounds?: boolean;
   /** (optional, default false) also exclude Lai et al.'s motion boundaries of the forward flow. */
   readonly motionBoundaries?: boolean;
+  /**
+   * (optional, default linear / replicate) how ŵ = F_bw(x + w) is sampled: the `cv2.remap`
+   * interpolation and border (border value 0) of the backward flow.
+   */
+  readonly sampling?: {
+    readonly interpolation?: RemapInterpolation;
+    readonly borderMode?: BorderMode;
+  };
 }
 
 /**
@@ -69,8 +77,8 @@ export function consistencyMaskSync(
   checkOneOf("norm", norm, ["squared", "unsquared-lhs", "unsquared"]);
   const { width: w, height: h } = forward;
   const sampled = warpFloatsSync(cv, backward.data, { width: w, height: h, channels: 2 }, forward, {
-    interpolation: "linear",
-    borderMode: "replicate",
+    interpolation: options.sampling?.interpolation ?? "linear",
+    borderMode: options.sampling?.borderMode ?? "replicate",
   });
   const { mapX, mapY } = flowToMaps(forward);
   const boundary = options.motionBoundaries === true ? motionBoundaryMask(forward) : undefined;

@@ -32,8 +32,13 @@ export interface WarpOptions {
   readonly interpolation?: RemapInterpolation;
   /** (optional, default "constant") `cv2.BORDER_CONSTANT`; "replicate" = `BORDER_REPLICATE`, etc. */
   readonly borderMode?: BorderMode;
-  /** (optional, default 0) fill value of every channel for `borderMode: "constant"`. */
-  readonly borderValue?: number;
+  /**
+   * (optional, default 0) fill value for `borderMode: "constant"`: a number fills every channel;
+   * a list (1-4 values) is the per-channel `cv::Scalar` in the data's channel order, missing
+   * channels 0. Note cv2's Python binding turns a bare number into `(v, 0, 0, 0)`; pass
+   * `[v]` to get that.
+   */
+  readonly borderValue?: number | readonly number[];
 }
 
 const INTERPOLATIONS: readonly RemapInterpolation[] = ["nearest", "linear", "cubic", "lanczos4"];
@@ -69,13 +74,20 @@ export function flowToMaps(flow: FlowField): { mapX: Float32Array; mapY: Float32
   return { mapX, mapY };
 }
 
+/** The 4 `cv::Scalar` values of a border value (a number = all channels, a list = per channel). */
+export function borderScalar(value: number | readonly number[]): [number, number, number, number] {
+  const values = typeof value === "number" ? [value, value, value, value] : [...value];
+  if (values.length < 1 || values.length > 4 || !values.every((v) => Number.isFinite(v)))
+    throw new InvalidArgumentError("borderValue", "a finite number or a list of 1-4 finite numbers", value);
+  return [values[0] ?? 0, values[1] ?? 0, values[2] ?? 0, values[3] ?? 0];
+}
+
 function remapMats(cv: Cv, track: Track, src: Mat, flow: FlowField, options: WarpOptions): Mat {
   const interpolation = options.interpolation ?? "linear";
   const borderMode = options.borderMode ?? "constant";
   checkOneOf("interpolation", interpolation, INTERPOLATIONS);
   checkOneOf("borderMode", borderMode, BORDERS);
-  const value = options.borderValue ?? 0;
-  if (!Number.isFinite(value)) throw new InvalidArgumentError("borderValue", "a finite number", value);
+  const scalar = borderScalar(options.borderValue ?? 0);
   const { mapX, mapY } = flowToMaps(flow);
   const mx = floatsToMat(cv, track, mapX, flow.width, flow.height, 1);
   const my = floatsToMat(cv, track, mapY, flow.width, flow.height, 1);
@@ -86,15 +98,7 @@ function remapMats(cv: Cv, track: Track, src: Mat, flow: FlowField, options: War
     cubic: cv.INTER_CUBIC,
     lanczos4: cv.INTER_LANCZOS4,
   };
-  cv.remap(
-    src,
-    dst,
-    mx,
-    my,
-    flags[interpolation],
-    borderFlag(cv, borderMode),
-    new cv.Scalar(value, value, value, value),
-  );
+  cv.remap(src, dst, mx, my, flags[interpolation], borderFlag(cv, borderMode), new cv.Scalar(...scalar));
   return dst;
 }
 

@@ -4,10 +4,11 @@
  * remap interpolation and border, consistency α/β, interpolation times, reference figures.
  * case.json states no tolerances; optional `tolerances` (top level) overrides the defaults below.
  */
-import { ConfigError } from "../../errors.js";
+import { ConfigError, UnsupportedError } from "../../errors.js";
 import { isRecord, Reader, type Json } from "./opencv-json.js";
 import type { FarnebackOptions } from "../../control/flow.js";
 import type { ConsistencyNorm } from "../../control/occlusion.js";
+import type { WarpDistance } from "../../metrics/warp-error.js";
 import type { BorderMode, RemapInterpolation } from "../../control/warp.js";
 
 /** Default tolerances (max abs error) when case.json has no `tolerances` object. */
@@ -39,6 +40,8 @@ export interface InterpSpec {
   readonly thresholds: readonly [number, number];
   readonly dir: string;
   readonly times: readonly number[];
+  /** `gamma` of `cv2.addWeighted(edge_i, 1.0 - t, edge_{i+1}, t, gamma)` (0 when no call is stated). */
+  readonly gamma: number;
   /** Python-format pattern of one file, e.g. `interp_100_200/interp_{i:03d}_{k:02d}.png`. */
   readonly filePattern: string;
 }
@@ -63,16 +66,24 @@ export interface OpencvCase {
   readonly flowFile: string;
   readonly warp: {
     readonly interpolation: RemapInterpolation;
-    /** folder -> border of the warps stored as PNG. */
-    readonly dirs: readonly { readonly dir: string; readonly border: BorderMode; readonly value: number }[];
+    /** folder -> border of the warps stored as PNG; `value` is the cv::Scalar (RGB channel order). */
+    readonly dirs: readonly {
+      readonly dir: string;
+      readonly border: BorderMode;
+      readonly value: readonly number[];
+    }[];
   };
   readonly consistency: {
     readonly alpha: number;
     readonly beta: number;
     readonly norm: ConsistencyNorm;
     readonly inBounds: boolean;
+    /** remap of the backward flow at x + w (`consistency.sampling`; default linear / replicate). */
+    readonly sampling: { readonly interpolation: RemapInterpolation; readonly borderMode: BorderMode };
     readonly dir: string;
   };
+  /** Distance of `warp_error.definition`: |a - b| ("l1") or (a - b)^2 ("l2"). */
+  readonly warpDistance: WarpDistance;
   readonly pairs: readonly WarpErrorPair[];
   readonly interp: readonly InterpSpec[];
   /** relative path -> sha256 of the decoded pixels, when case.json lists it. */
@@ -90,9 +101,11 @@ const BORDERS: Readonly<Record<string, BorderMode>> = {
   WRAP: "wrap",
 };
 
+/** cv2.remap treats INTER_AREA as INTER_LINEAR (imgwarp.cpp, OpenCV 4.6). */
 const REMAP_INTERPOLATIONS: Readonly<Record<string, RemapInterpolation>> = {
   NEAREST: "nearest",
   LINEAR: "linear",
+  AREA: "linear",
   CUBIC: "cubic",
   LANCZOS4: "lanczos4",
 };
@@ -145,24 +158,73 @@ function parseFarneback(r: Reader, json: Json): Required<Omit<FarnebackOptions, 
   };
 }
 
+/** The remap interpolation named in a call (`cv2.INTER_*`), or `fallback` when none is named. */
+function remapInterpolation(
+  r: Reader,
+  field: string,
+  text: string,
+  fallback?: RemapInterpolation,
+): RemapInterpolation {
+  const name = /INTER_([A-Z0-9_]+)/u.exec(text)?.[1];
+  const interpolation = name === undefined ? fallback : REMAP_INTERPOLATIONS[name];
+  if (interpolation === undefined) {
+    if (name !== undefined)
+      throw new UnsupportedError(
+        `${r.file}: ${field} uses cv2.INTER_${name} (remap takes NEAREST/LINEAR/CUBIC/LANCZOS4/AREA)`,
+      );
+    throw new ConfigError(
+      r.file,
+      field,
+      "a cv2.remap call with cv2.INTER_NEAREST/LINEAR/CUBIC/LANCZOS4",
+      text,
+    );
+  }
+  return interpolation;
+}
+
+/** The border mode named in a text (`BORDER_*`), or `fallback` when none is named. */
+function borderMode(r: Reader, field: string, text: string, fallback?: BorderMode): BorderMode {
+  const name = /BORDER_([A-Z0-9_]+)/u.exec(text)?.[1];
+  const border = name === undefined ? fallback : BORDERS[name];
+  if (border === undefined) {
+    if (name !== undefined) throw new UnsupportedError(`${r.file}: ${field} uses BORDER_${name}`);
+    throw new ConfigError(r.file, field, "a description naming a BORDER_* mode", text);
+  }
+  return border;
+}
+
+/**
+ * The cv::Scalar of `borderValue=...` as cv2's Python binding builds it: a tuple/list gives its
+ * values per channel, a bare number v gives (v, 0, 0, 0) (only the first channel!); none gives 0.
+ */
+export function parseBorderValue(r: Reader, field: string, text: string): number[] {
+  const m = /borderValue\s*=\s*(\(|\[)?/u.exec(text);
+  if (m === null) return [0, 0, 0, 0];
+  const rest = text.slice(m.index + m[0].length);
+  const num = String.raw`[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?`;
+  if (m[1] !== undefined) {
+    const close = m[1] === "(" ? ")" : "]";
+    const end = rest.indexOf(close);
+    const items = (end < 0 ? "" : rest.slice(0, end)).split(",").map((x) => x.trim());
+    if (items.at(-1) === "") items.pop();
+    const values = items.map(Number);
+    if (end < 0 || values.length < 1 || values.length > 4 || !values.every(Number.isFinite))
+      throw new ConfigError(r.file, field, "borderValue=<number> or a tuple of 1-4 numbers", text);
+    return [...values, 0, 0, 0, 0].slice(0, 4);
+  }
+  const v = new RegExp(`^${num}`, "u").exec(rest)?.[0];
+  if (v === undefined) throw new ConfigError(r.file, field, "borderValue=<number> or a tuple", text);
+  return [Number(v), 0, 0, 0];
+}
+
 function parseWarp(r: Reader, json: Json): OpencvCase["warp"] {
   const w = r.record(json.warp, "warp");
   const call = r.string(w.call, "warp.call");
-  const inter = /INTER_([A-Z0-9]+)/u.exec(call)?.[1] ?? "";
-  const interpolation = REMAP_INTERPOLATIONS[inter];
-  if (interpolation === undefined)
-    throw new ConfigError(
-      r.file,
-      "warp.call",
-      "a cv2.remap call with cv2.INTER_NEAREST/LINEAR/CUBIC/LANCZOS4",
-      call,
-    );
+  const interpolation = remapInterpolation(r, "warp.call", call);
   const dirs = Object.entries(r.record(w.dirs, "warp.dirs")).map(([dir, description]) => {
     const text = r.string(description, `warp.dirs.${dir}`);
-    const border = BORDERS[/BORDER_([A-Z0-9_]+)/u.exec(text)?.[1] ?? ""];
-    if (border === undefined)
-      throw new ConfigError(r.file, `warp.dirs.${dir}`, "a description naming a BORDER_* mode", text);
-    const value = Number(/borderValue\s*=\s*(-?[\d.]+)/u.exec(text)?.[1] ?? "0");
+    const border = borderMode(r, `warp.dirs.${dir}`, text);
+    const value = parseBorderValue(r, `warp.dirs.${dir}`, text);
     return { dir: r.path(dir, `warp.dirs.${dir}`), border, value };
   });
   return { interpolation, dirs };
@@ -210,10 +272,21 @@ function parseInterp(r: Reader, json: Json): InterpSpec[] {
         ? Array.from({ length: n }, (_, k) => (n === 1 ? 0 : k / (n - 1)))
         : r.list(it.t, `interp[${i}].t`).map((t, k) => r.number(t, `interp[${i}].t[${k}]`));
     const pattern = r.string(it.file_pattern, `interp[${i}].file_pattern`).trim().split(/\s+/u)[0] ?? "";
+    let gamma = 0;
+    if (it.call !== undefined) {
+      const call = r.string(it.call, `interp[${i}].call`).replace(/\s+/gu, "");
+      const m = /^cv2\.addWeighted\(edge_i,1(?:\.0*)?-t,edge_\{i\+1\},t,([-+]?[\d.eE+-]+)\)$/u.exec(call);
+      gamma = Number(m?.[1]);
+      if (m === null || !Number.isFinite(gamma))
+        throw new UnsupportedError(
+          `${r.file}: interp[${i}].call ${JSON.stringify(it.call)} (only cv2.addWeighted(edge_i, 1.0 - t, edge_{i+1}, t, gamma))`,
+        );
+    }
     return {
       thresholds: [t1, t2],
       dir: r.path(it.dir, `interp[${i}].dir`),
       times,
+      gamma,
       filePattern: r.path(pattern, `interp[${i}].file_pattern`),
     };
   });
@@ -222,6 +295,10 @@ function parseInterp(r: Reader, json: Json): InterpSpec[] {
 /** The fixture's test text: `|w + w_hat|^2 < ...` is the squared test, `|w + w_hat| < ...` unsquared-lhs. */
 function consistencyNorm(r: Reader, test: unknown): ConsistencyNorm {
   const text = r.string(test, "consistency.test").replace(/\s+/gu, "");
+  if (/\|w\+w_hat\|(?:\^2)?<=/u.test(text))
+    throw new UnsupportedError(
+      `${r.file}: consistency.test with a non-strict "<=" (only the strict "<" test)`,
+    );
   if (text.includes("|w+w_hat|^2<")) return "squared";
   if (text.includes("|w+w_hat|<")) return "unsquared-lhs";
   throw new ConfigError(
@@ -229,6 +306,38 @@ function consistencyNorm(r: Reader, test: unknown): ConsistencyNorm {
     "consistency.test",
     'a test of the form "|w + w_hat|^2 < alpha * (|w|^2 + |w_hat|^2) + beta"',
     test,
+  );
+}
+
+/** The consistency mask requires the in-bounds test when case.json states one and its `mask` keeps it. */
+function consistencyInBounds(r: Reader, c: Json): boolean {
+  if (c.in_bounds === undefined) return false;
+  if (c.mask === undefined) return true;
+  return r.string(c.mask, "consistency.mask").includes("in_bounds");
+}
+
+/** `consistency.sampling`: the remap of the backward flow at x + w (default linear / replicate). */
+function consistencySampling(r: Reader, c: Json): OpencvCase["consistency"]["sampling"] {
+  if (c.sampling === undefined) return { interpolation: "linear", borderMode: "replicate" };
+  const text = r.string(c.sampling, "consistency.sampling");
+  if (/borderValue\s*=/u.test(text) && parseBorderValue(r, "consistency.sampling", text).some((v) => v !== 0))
+    throw new UnsupportedError(`${r.file}: consistency.sampling with a non-zero borderValue`);
+  return {
+    interpolation: remapInterpolation(r, "consistency.sampling", text, "linear"),
+    borderMode: borderMode(r, "consistency.sampling", text, "replicate"),
+  };
+}
+
+/** `warp_error.definition`: mean of |a - b| (L1) or (a - b)^2 (L2) over mask pixels and channels. */
+function warpDistance(r: Reader, json: Json): WarpDistance {
+  const we = r.record(json.warp_error, "warp_error");
+  if (we.definition === undefined) return "l1";
+  const text = r.string(we.definition, "warp_error.definition").replace(/\s+/gu, "");
+  if (/\|frame_i\/255-warp_constant_i\/255\|(?!\^)/u.test(text)) return "l1";
+  if (/\(frame_i\/255-warp_constant_i\/255\)\^2|\|frame_i\/255-warp_constant_i\/255\|\^2/u.test(text))
+    return "l2";
+  throw new UnsupportedError(
+    `${r.file}: warp_error.definition ${JSON.stringify(we.definition)} (only the L1 or squared difference of frame_i and warp_constant_i)`,
   );
 }
 
@@ -252,6 +361,11 @@ export function parseOpencvCase(json: Json, file: string): OpencvCase {
       tolerances[key as keyof OpencvTolerances] = r.number(value, `tolerances.${key}`);
     }
   }
+  const gray = r.record(json.gray, "gray");
+  if (gray.call !== undefined && !/COLOR_RGB2GRAY\b/u.test(r.string(gray.call, "gray.call")))
+    throw new UnsupportedError(
+      `${file}: gray.call ${JSON.stringify(gray.call)} (only cv2.COLOR_RGB2GRAY of the RGB frames)`,
+    );
   const frameCount = r.int(decode.count, "decode.count");
   if (frameCount < 2) throw new ConfigError(file, "decode.count", "at least 2 frames", frameCount);
   const pairs = parsePairs(r, json);
@@ -262,7 +376,7 @@ export function parseOpencvCase(json: Json, file: string): OpencvCase {
     label: `${r.string(json.fixture, "fixture")}/${typeof json.clip === "string" ? json.clip : "clip"}`,
     frameCount,
     framesDir: dirOfKind(files, "frame_rgb", "frames"),
-    grayDir: r.path(r.record(json.gray, "gray").dir, "gray.dir"),
+    grayDir: r.path(gray.dir, "gray.dir"),
     canny: r.list(json.canny, "canny").map((c, i) => parseCanny(r, c, i)),
     farneback: parseFarneback(r, json),
     flowFile: r.path(farneback.file, "farneback.file"),
@@ -271,9 +385,11 @@ export function parseOpencvCase(json: Json, file: string): OpencvCase {
       alpha: r.number(consistency.alpha, "consistency.alpha"),
       beta: r.number(consistency.beta, "consistency.beta"),
       norm: consistencyNorm(r, consistency.test),
-      inBounds: consistency.in_bounds !== undefined,
+      inBounds: consistencyInBounds(r, consistency),
+      sampling: consistencySampling(r, consistency),
       dir: dirOfKind(files, "consistency_mask", "consistency"),
     },
+    warpDistance: warpDistance(r, json),
     pairs,
     interp: parseInterp(r, json),
     pixelHashes,

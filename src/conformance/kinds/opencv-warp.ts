@@ -67,7 +67,7 @@ export async function warpRows(
   const rows: ConformanceRow[] = [];
   const pairs = c.frameCount - 1;
   const interpolation = c.warp.interpolation;
-  const warpAll = (border: BorderMode, value: number, fw: readonly FlowField[]): Image[] =>
+  const warpAll = (border: BorderMode, value: readonly number[], fw: readonly FlowField[]): Image[] =>
     fw.slice(0, pairs).map((f, i) =>
       warpImageSync(cv, frames[i + 1] ?? frames[0]!, f, {
         interpolation,
@@ -76,11 +76,14 @@ export async function warpRows(
       }),
     );
 
-  const constant = warpAll("constant", 0, golden.fw);
+  const zero = [0, 0, 0, 0];
+  const constant = warpAll("constant", zero, golden.fw);
   for (const d of c.warp.dirs) {
     const expected = await readPngDir(dir, d.dir, pairs, pixels);
     const actual =
-      d.border === "constant" && d.value === 0 ? constant : warpAll(d.border, d.value, golden.fw);
+      d.border === "constant" && d.value.every((v) => v === 0)
+        ? constant
+        : warpAll(d.border, d.value, golden.fw);
     rows.push(
       imageRow(
         c.label,
@@ -88,13 +91,13 @@ export async function warpRows(
         actual,
         expected,
         c.tolerances.exact,
-        ` (remap ${interpolation}, border ${d.border})`,
+        ` (remap ${interpolation}, border ${d.border}${d.border === "constant" ? ` (${d.value.join(", ")})` : ""})`,
       ),
     );
   }
 
   if (c.pairs.some((p) => p.replicateSha256 !== undefined)) {
-    const replicate = warpAll("replicate", 0, golden.fw);
+    const replicate = warpAll("replicate", zero, golden.fw);
     let bad = 0;
     const counts: number[] = [];
     const expectedCounts: number[] = [];
@@ -126,10 +129,10 @@ export async function warpRows(
     });
   }
 
-  const { alpha, beta, norm, inBounds } = c.consistency;
+  const { alpha, beta, norm, inBounds, sampling } = c.consistency;
   const masks = golden.fw
     .slice(0, pairs)
-    .map((f, i) => consistencyMaskSync(cv, f, golden.bw[i] ?? f, { alpha, beta, norm, inBounds }));
+    .map((f, i) => consistencyMaskSync(cv, f, golden.bw[i] ?? f, { alpha, beta, norm, inBounds, sampling }));
   const expectedMasks = await readPngDir(dir, c.consistency.dir, pairs, pixels);
   rows.push(
     imageRow(
@@ -138,12 +141,12 @@ export async function warpRows(
       masks,
       expectedMasks,
       c.tolerances.exact,
-      ` (${norm}, alpha ${alpha}, beta ${beta})`,
+      ` (${norm}, alpha ${alpha}, beta ${beta}, sampling ${sampling.interpolation}/${sampling.borderMode})`,
     ),
   );
 
   const primary = c.pairs.map((p) =>
-    pairWarpError(frames[p.pair[0]]!, constant[p.pair[0]]!, masks[p.pair[0]]!, "l1"),
+    pairWarpError(frames[p.pair[0]]!, constant[p.pair[0]]!, masks[p.pair[0]]!, c.warpDistance),
   );
   const countsOk = c.pairs.every((p, i) => p.maskPixels === undefined || p.maskPixels === primary[i]?.pixels);
   const primaryRow = numbersRow(
@@ -159,15 +162,15 @@ export async function warpRows(
   rows.push({
     ...primaryRow,
     pass: primaryRow.pass && countsOk,
-    note: `L1 over mask; mask pixel counts ${countsOk ? "match" : "DIFFER"}${skipped}`,
+    note: `${c.warpDistance.toUpperCase()} over mask; mask pixel counts ${countsOk ? "match" : "DIFFER"}${skipped}`,
   });
   rows.push(...variants.rows);
 
-  const ownWarps = warpAll("constant", 0, own.fw);
+  const ownWarps = warpAll("constant", zero, own.fw);
   const ownErrors = c.pairs.map((p) => {
     const i = p.pair[0];
-    const mask = consistencyMaskSync(cv, own.fw[i]!, own.bw[i]!, { alpha, beta, norm, inBounds });
-    return pairWarpError(frames[i]!, ownWarps[i]!, mask, "l1");
+    const mask = consistencyMaskSync(cv, own.fw[i]!, own.bw[i]!, { alpha, beta, norm, inBounds, sampling });
+    return pairWarpError(frames[i]!, ownWarps[i]!, mask, c.warpDistance);
   });
   const drift = ownErrors.reduce((s, e, i) => s + Math.abs(e.pixels - (primary[i]?.pixels ?? 0)), 0);
   rows.push(
@@ -194,8 +197,8 @@ function variantRows(
   const names = [...new Set(c.pairs.flatMap((p) => Object.keys(p.variants)))];
   const rows: ConformanceRow[] = [];
   const skipped: string[] = [];
-  const { alpha, beta } = c.consistency;
-  const replicate = new Map<number, Image>();
+  const { alpha, beta, sampling } = c.consistency;
+  const remapped = new Map<string, Image>();
   for (const name of names) {
     const spec = parseVariant(name);
     if (spec === undefined) {
@@ -220,13 +223,14 @@ function variantRows(
           spec.border === "replicate" ? "replicate" : "constant",
         );
       else if (spec.warp === "remap" && spec.border !== "constant") {
+        const key = `${spec.border}:${i}`;
         const cached =
-          replicate.get(i) ??
+          remapped.get(key) ??
           warpImageSync(cv, frames[i + 1]!, fw, {
             interpolation: c.warp.interpolation,
             borderMode: spec.border,
           });
-        replicate.set(i, cached);
+        remapped.set(key, cached);
         warped = cached;
       }
       const primary =
@@ -239,8 +243,8 @@ function variantRows(
           ? null
           : primary
             ? primaryMasks[i]!
-            : consistencyMaskSync(cv, fw, bw, { alpha, beta, ...spec.mask });
-      const e = pairWarpError(frame, warped!, mask, "l1");
+            : consistencyMaskSync(cv, fw, bw, { alpha, beta, sampling, ...spec.mask });
+      const e = pairWarpError(frame, warped!, mask, c.warpDistance);
       actual.push(e.error);
       expected.push(want.error);
       if (want.pixels !== undefined && want.pixels !== e.pixels) pixelMismatch++;

@@ -145,7 +145,8 @@ function interpRows(
     for (let i = 0; i + 1 < maps.length; i++) {
       const a = maps[i];
       const b = maps[i + 1];
-      if (a !== undefined && b !== undefined) for (const t of spec.times) actual.push(blendEdgeMaps(a, b, t));
+      if (a !== undefined && b !== undefined)
+        for (const t of spec.times) actual.push(blendEdgeMaps(a, b, t, spec.gamma));
     }
     return imageRow(
       c.label,
@@ -153,7 +154,7 @@ function interpRows(
       actual,
       expected.get(spec.dir) ?? [],
       c.tolerances.exact,
-      " (addWeighted)",
+      ` (addWeighted, gamma ${spec.gamma})`,
     );
   });
 }
