@@ -39,6 +39,28 @@ export function parseCallOptions(call: string): EncodeOptions {
   };
 }
 
+/** True when the call pads to the longest sequence (`padding='longest'` or `padding=True`). */
+export function padsToLongest(call: string): boolean {
+  return /padding\s*=\s*(?:['"]longest['"]|True)/u.test(call);
+}
+
+interface Encoding {
+  readonly inputIds: HostTensor<"int64">;
+  readonly attentionMask: HostTensor<"int64">;
+}
+
+/** One encoded row padded on the right to `width` with `padId` (mask 0), as transformers pads. */
+export function padEncoding(e: Encoding, width: number, padId: number): Encoding {
+  const ids = [...e.inputIds.data];
+  const mask = [...e.attentionMask.data];
+  while (ids.length < width) ids.push(BigInt(padId));
+  while (mask.length < width) mask.push(0n);
+  return {
+    inputIds: tensor("int64", [1, ids.length], BigInt64Array.from(ids)),
+    attentionMask: tensor("int64", [1, mask.length], BigInt64Array.from(mask)),
+  };
+}
+
 function idsTensor(ids: readonly number[]): HostTensor<"int64"> {
   return tensor(
     "int64",
@@ -77,13 +99,25 @@ async function runTokenizer(ctx: FixtureContext): Promise<readonly ConformanceRo
   const expectedMask = outputs.get("attention_mask");
   const rows: ConformanceRow[] = [];
   const masks: bigint[][] = [];
-  for (const [i, prompt] of prompts.entries()) {
+  const texts = prompts.map((prompt, i) => {
     if (!isRecord(prompt) || typeof prompt.text !== "string") {
       throw new ConfigError(file, `prompts[${i}].text`, "a string", isRecord(prompt) ? prompt.text : prompt);
     }
+    return prompt.text;
+  });
+  const encodedAll = texts.map((text) => tokenizer.encodeBatchWithMask([text], options));
+  // padding="longest" / True over the prompt list pads every row to the longest one (a stacked
+  // input_ids tensor can only come from rows of one width).
+  const width = padsToLongest(typeof call === "string" ? call : "")
+    ? Math.max(...encodedAll.map((e) => e.inputIds.shape[1] ?? 0))
+    : undefined;
+  for (const [i, prompt] of prompts.entries()) {
+    if (!isRecord(prompt) || typeof prompt.text !== "string") continue;
     const index = typeof prompt.index === "number" ? prompt.index : i;
     const label = `${fixture}/prompt${index}`;
-    const encoded = tokenizer.encodeBatchWithMask([prompt.text], options);
+    const raw = encodedAll[i];
+    if (raw === undefined) continue;
+    const encoded = width === undefined ? raw : padEncoding(raw, width, tokenizer.padTokenId);
     masks.push([...encoded.attentionMask.data]);
     if (expectedIds === undefined || expectedIds.dtype !== "int64" || index >= (expectedIds.shape[0] ?? 0)) {
       rows.push(

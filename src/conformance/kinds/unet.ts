@@ -34,9 +34,13 @@ export function unetCallInputs(call: string, inputs: ReadonlyMap<string, HostTen
     throw new UnsupportedError(`call "${call}"`, {
       hint: "expected unet(sample, timestep, encoder_hidden_states=...)",
     });
-  for (const k of Object.keys(parsed.kwargs)) {
+  for (const [k, v] of Object.entries(parsed.kwargs)) {
+    // return_dict only changes how the output is wrapped (`.sample` vs `[0]`), never its values.
+    if (k === "return_dict" && (v === "False" || v === "True")) continue;
     if (!["sample", "timestep", "encoder_hidden_states"].includes(k))
-      throw new UnsupportedError(`unet call argument ${k} in "${call}"`);
+      throw new UnsupportedError(`unet call argument ${k} in "${call}"`, {
+        hint: "only sample, timestep, encoder_hidden_states (and return_dict) are implemented",
+      });
   }
   const { args, kwargs } = parsed;
   return {

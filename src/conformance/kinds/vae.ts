@@ -4,7 +4,7 @@
  * against `tolerance.suggested_max_abs_err`. Output names say what to compute:
  *
  * - `encode.<field>` on the `image` input, `encode.<tag>.<field>` on the input the tag names
- *   ("small_image" -> `image_small`); fields: mean, logvar, std, sample (= mean + std * the input
+ *   ("small_image" -> `image_small`); fields: mean, mode (= mean), logvar, std, sample (= mean + std * the input
  *   holding "noise"), scaled_latents (= mean * scaling_factor, or sample * scaling_factor when
  *   case.json describes it so), moments, encoder_output.
  * - `decode.sample` = decode(`latent`), `decode.of_<field>` = decode(encode(image).<field>),
@@ -102,6 +102,8 @@ export async function runVaeFixture(
     const sampled = (): HostTensor | string =>
       noise ? samplePosterior({ mean, logvar }, { noise }) : "no noise input for the sample";
     switch (name) {
+      case "mode": // DiagonalGaussianDistribution.mode() is the mean
+        return mean;
       case "mean":
       case "logvar":
       case "moments":

@@ -13,8 +13,14 @@ export const CLIP_TEXT_FIELDS = {
   num_hidden_layers: field.int(12),
   num_attention_heads: field.int(8),
   max_position_embeddings: field.int(77),
-  /** "quick_gelu" (SD1: x * sigmoid(1.702 x)) or "gelu" (erf; SD2's OpenCLIP). */
-  hidden_act: field.oneOf(["quick_gelu", "gelu", "gelu_new"], "quick_gelu"),
+  /**
+   * "quick_gelu" (SD1: x * sigmoid(1.702 x)), "gelu" / "gelu_python" (erf; SD2's OpenCLIP),
+   * "gelu_new" / "gelu_pytorch_tanh" (tanh approximation), "silu" / "swish" (transformers ACT2FN).
+   */
+  hidden_act: field.oneOf(
+    ["quick_gelu", "gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_python", "silu", "swish"],
+    "quick_gelu",
+  ),
   layer_norm_eps: field.number(1e-5),
   attention_dropout: field.number(0),
   initializer_range: field.number(0.02),

@@ -16,6 +16,17 @@ export interface ClipSpec {
   readonly warnings: readonly string[];
 }
 
+/** transformers ACT2FN names -> the graph activation computing the same function. */
+const CLIP_ACTIVATIONS: Readonly<Record<CLIPTextConfig["hidden_act"], ActivationName>> = {
+  quick_gelu: "quick_gelu",
+  gelu: "gelu",
+  gelu_python: "gelu",
+  gelu_new: "gelu_tanh",
+  gelu_pytorch_tanh: "gelu_tanh",
+  silu: "silu",
+  swish: "silu",
+};
+
 /** Architectures whose weights are exactly CLIPTextModel's. */
 const SUPPORTED_ARCHITECTURES = ["CLIPTextModel"];
 
@@ -50,6 +61,6 @@ export function resolveClipSpec(file: string, json: unknown, options: ParseOptio
       c.num_attention_heads,
     );
   }
-  const act: ActivationName = c.hidden_act === "gelu_new" ? "gelu_tanh" : c.hidden_act;
+  const act = CLIP_ACTIVATIONS[c.hidden_act];
   return { config: c, act, headDim: c.hidden_size / c.num_attention_heads, warnings };
 }

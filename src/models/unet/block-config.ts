@@ -53,6 +53,8 @@ export interface SharedBlockSettings {
   readonly tembChannels: number;
   readonly useLinearProjection: boolean;
   readonly upcastAttention: boolean;
+  /** resnet_time_scale_shift: every block ResnetBlock2D's time_embedding_norm (absent = "default"). */
+  readonly resnetTimeScaleShift?: "default" | "scale_shift";
   /** (optional) video UNet hooks (see layer-hook.ts). */
   readonly hooks?: UNetModuleHooks;
 }
@@ -103,6 +105,9 @@ export interface EncoderSpec {
 }
 
 const ACTIVATIONS = ["silu", "swish", "mish", "gelu", "relu"];
+
+/** Models whose resnets are verified with resnet_time_scale_shift "scale_shift" (the rest refuse it). */
+const SCALE_SHIFT_MODELS: readonly string[] = ["UNet2DConditionModel"];
 
 /** Throws UnsupportedError naming `field` unless `ok`. */
 export function requireSupported(
@@ -188,8 +193,11 @@ export function checkEncoderSupported(model: string, c: EncoderConfigFields): vo
     [
       "resnet_time_scale_shift",
       c.resnet_time_scale_shift,
-      c.resnet_time_scale_shift === "default",
-      'only "default" (temb added after conv1) is implemented',
+      c.resnet_time_scale_shift === "default" ||
+        (c.resnet_time_scale_shift === "scale_shift" && SCALE_SHIFT_MODELS.includes(model)),
+      SCALE_SHIFT_MODELS.includes(model)
+        ? 'use "default" (temb added after conv1) or "scale_shift" (norm2(h) * (1 + scale) + shift)'
+        : 'only "default" (temb added after conv1) is implemented for this model',
     ],
     ["act_fn", c.act_fn, ACTIVATIONS.includes(c.act_fn), `use one of ${ACTIVATIONS.join(", ")}`],
     [
@@ -250,6 +258,7 @@ export function resolveEncoder(
     tembChannels: timeEmbedDim ?? (c.block_out_channels[0] ?? 0) * 4,
     useLinearProjection: c.use_linear_projection,
     upcastAttention: c.upcast_attention ?? false,
+    ...(c.resnet_time_scale_shift === "scale_shift" ? { resnetTimeScaleShift: "scale_shift" as const } : {}),
   };
   const down: DownBlockSpec[] = [];
   let outChannels = c.block_out_channels[0] ?? 0;

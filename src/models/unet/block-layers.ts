@@ -22,6 +22,7 @@ export function blockResnetOptions(
     groups: shared.resnetGroups,
     eps: shared.resnetEps,
     actFn: shared.actFn,
+    ...(shared.resnetTimeScaleShift ? { timeEmbeddingNorm: shared.resnetTimeScaleShift } : {}),
     ...(shared.hooks?.groupNorm ? { applyNorm: shared.hooks.groupNorm } : {}),
   };
 }

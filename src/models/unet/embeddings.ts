@@ -71,6 +71,46 @@ export class Timesteps {
   }
 }
 
+export interface GaussianFourierProjectionOptions {
+  /** embedding_size: the number of frequencies (the output has twice as many channels). */
+  readonly embeddingSize: number;
+  readonly flipSinToCos: boolean;
+}
+
+/**
+ * diffusers GaussianFourierProjection as UNet2DConditionModel builds it for time_embedding_type
+ * "fourier" (set_W_to_weight=False, log=False): timestep [B] -> float32 [B, 2 * embeddingSize],
+ * x_proj = t * weight * 2 * pi (rounded in float32 left to right, as torch), then [sin, cos] (or
+ * [cos, sin] with flip_sin_to_cos). Weight key `weight` [embeddingSize].
+ */
+export class GaussianFourierProjection extends Module {
+  readonly weight: Value;
+
+  constructor(
+    w: WeightScope,
+    readonly options: GaussianFourierProjectionOptions,
+  ) {
+    super(w);
+    this.weight = w.param("weight", [options.embeddingSize]);
+  }
+
+  forward(g: GraphBuilder, timestep: Value): Value {
+    if (timestep.rank !== 1)
+      throw new GraphError(
+        "GaussianFourierProjection",
+        `timesteps must be 1-D [batch] but ${timestep.name} has rank ${timestep.rank}`,
+      );
+    return this.scoped(() => {
+      const t = op.Unsqueeze(g, op.Cast(g, timestep, "float32"), [1]); // [B, 1]
+      const weight = op.Unsqueeze(g, op.Cast(g, this.weight, "float32"), [0]); // [1, n]
+      const proj = op.Mul(g, op.Mul(g, op.Mul(g, t, weight), 2), Math.fround(Math.PI));
+      const sin = op.Sin(g, proj);
+      const cos = op.Cos(g, proj);
+      return op.Concat(g, this.options.flipSinToCos ? [cos, sin] : [sin, cos], 1);
+    });
+  }
+}
+
 export interface TimestepEmbeddingOptions {
   readonly inChannels: number;
   readonly timeEmbedDim: number;

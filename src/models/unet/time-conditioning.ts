@@ -50,7 +50,10 @@ export function timeConditioning(
  */
 export function embedTimestep(
   g: GraphBuilder,
-  modules: TimeConditioning,
+  modules: {
+    readonly time_proj: { forward(g: GraphBuilder, timestep: Value): Value };
+    readonly time_embedding: TimestepEmbedding;
+  },
   timestep: Value,
   dtype: Value["dtype"],
   tap: Tap,

@@ -15,7 +15,7 @@ import type { WeightScope } from "../../nn/weights.js";
 import { diffusersActivation } from "./activation.js";
 import type { UNet2DConditionModelConfig } from "./config.js";
 import { type DownBlock, makeDownBlock, runDownBlocks } from "./down-blocks.js";
-import type { TimestepEmbedding, Timesteps } from "./embeddings.js";
+import { GaussianFourierProjection, TimestepEmbedding, type Timesteps } from "./embeddings.js";
 import { type AfterLayerHook, type UNetModuleHooks, blockHook } from "./layer-hook.js";
 import { UNetMidBlock2DCrossAttn } from "./mid-block.js";
 import type { UNet2DConditionModelRunner, UNetLoadOptions, UNetSource } from "./runner.js";
@@ -46,7 +46,7 @@ export interface UNetForwardInputs {
 
 export class UNet2DConditionModel extends Module {
   readonly spec: UNetSpec;
-  readonly time_proj: Timesteps;
+  readonly time_proj: Timesteps | GaussianFourierProjection;
   readonly time_embedding: TimestepEmbedding;
   readonly conv_in: Conv2d;
   readonly down_blocks: readonly DownBlock[];
@@ -75,9 +75,24 @@ export class UNet2DConditionModel extends Module {
     this.spec = hooks ? { ...resolved, shared: { ...resolved.shared, hooks } } : resolved;
     const s = this.spec;
     const ch0 = c.block_out_channels[0] ?? 0;
-    const time = timeConditioning(w, c, s.timeEmbedDim, c.timestep_post_act, c.time_cond_proj_dim);
-    this.time_proj = time.time_proj;
-    this.time_embedding = time.time_embedding;
+    if (c.time_embedding_type === "fourier") {
+      // diffusers: GaussianFourierProjection(time_embed_dim // 2), timestep_input_dim = time_embed_dim.
+      this.time_proj = new GaussianFourierProjection(w.at("time_proj"), {
+        embeddingSize: s.timeEmbedDim / 2,
+        flipSinToCos: c.flip_sin_to_cos,
+      });
+      this.time_embedding = new TimestepEmbedding(w.at("time_embedding"), {
+        inChannels: s.timeEmbedDim,
+        timeEmbedDim: s.timeEmbedDim,
+        actFn: c.act_fn,
+        postActFn: c.timestep_post_act,
+        condProjDim: c.time_cond_proj_dim,
+      });
+    } else {
+      const time = timeConditioning(w, c, s.timeEmbedDim, c.timestep_post_act, c.time_cond_proj_dim);
+      this.time_proj = time.time_proj;
+      this.time_embedding = time.time_embedding;
+    }
     const padIn = (c.conv_in_kernel - 1) / 2;
     this.conv_in = new Conv2d(w.at("conv_in"), {
       inChannels: c.in_channels,

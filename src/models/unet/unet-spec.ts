@@ -47,8 +47,8 @@ function checkUNetSupported(c: UNet2DConditionModelConfig): void {
   check(
     "time_embedding_type",
     c.time_embedding_type,
-    c.time_embedding_type === "positional",
-    'only "positional" is implemented',
+    c.time_embedding_type === "positional" || c.time_embedding_type === "fourier",
+    'use "positional" or "fourier"',
   );
   check(
     "attention_type",
@@ -110,7 +110,16 @@ function reversedTransformerLayers(
 /** Resolves the whole UNet layout; `file` names the config in errors. */
 export function resolveUNet(file: string, c: UNet2DConditionModelConfig): UNetSpec {
   checkUNetSupported(c);
-  const timeEmbedDim = c.time_embedding_dim ?? (c.block_out_channels[0] ?? 0) * 4;
+  const fourier = c.time_embedding_type === "fourier";
+  const timeEmbedDim = c.time_embedding_dim ?? (c.block_out_channels[0] ?? 0) * (fourier ? 2 : 4);
+  if (fourier && timeEmbedDim % 2 !== 0) {
+    throw new ConfigError(
+      file,
+      "time_embedding_dim",
+      'an even number (time_embedding_type "fourier" projects to time_embedding_dim / 2 frequencies)',
+      timeEmbedDim,
+    );
+  }
   const enc = resolveEncoder("UNet2DConditionModel", file, c, timeEmbedDim);
   const n = c.block_out_channels.length;
   if (c.up_block_types.length !== n) {
