@@ -53,13 +53,13 @@ describe("rng golden fixture (torch 1.13 CPU generator)", () => {
     const edited = {
       ...caseJson,
       cases: [
-        { ...first, call: "randint" },
+        { ...first, call: "bernoulli" },
         { ...first, name: "no_such_tensor" },
       ],
     };
     const rows = await rngKind.run({ dir, caseJson: edited });
     expect(rows.map((r) => r.pass)).toEqual([false, false]);
-    expect(rows[0]?.note).toContain('unsupported call "randint"');
+    expect(rows[0]?.note).toContain('unsupported call "bernoulli"');
     expect(rows[1]?.note).toContain('no tensor "no_such_tensor"');
   });
 

@@ -23,7 +23,16 @@
  * second normal from the scalar (< 16 elements) path is used by the next scalar draw.
  */
 import { InvalidArgumentError } from "../errors.js";
-import { type HostTensor, type Shape, numel, tensor } from "../tensor.js";
+import {
+  type HostTensor,
+  type Shape,
+  bfloat16BitsToNumber,
+  float16BitsToNumber,
+  numberToBfloat16Bits,
+  numberToFloat16Bits,
+  numel,
+  tensor,
+} from "../tensor.js";
 import { log256, sincos256 } from "./avx-mathfun.js";
 import { MT19937 } from "./mt19937.js";
 
@@ -53,6 +62,15 @@ function checkShape(shape: Shape): void {
     throw new InvalidArgumentError("shape", "an array of non-negative integers", shape);
   }
 }
+
+/**
+ * The dtypes `randn`/`rand` generate in, as torch's CPU kernels do for `dtype=`: float32 (default),
+ * float64 (53-bit uniforms from random64(), Box-Muller in double), float16 / bfloat16 (11- / 8-bit
+ * uniforms, every intermediate of normal_fill_16 rounded to the dtype as c10::Half / BFloat16 do).
+ */
+export type RandomDType = "float32" | "float64" | "float16" | "bfloat16";
+
+const RANDOM_DTYPES: readonly RandomDType[] = ["float32", "float64", "float16", "bfloat16"];
 
 /** Which of torch's CPU kernels `randn` on >= 16 elements reproduces (torch's ATEN_CPU_CAPABILITY names). */
 export type CpuCapability = "avx2" | "default";
@@ -95,23 +113,95 @@ export class TorchGenerator {
     return this.seedValue;
   }
 
-  /** Standard-normal float32 values, like `torch.randn(shape, generator=g)`. */
-  randn(shape: Shape): HostTensor<"float32"> {
+  /**
+   * Standard-normal values, like `torch.randn(shape, generator=g, dtype=dtype)` (default float32).
+   * float32 with 16 or more elements takes the vectorised kernel (`cpuCapability`); float64/float16/
+   * bfloat16 with 16 or more take torch's scalar `normal_fill<scalar_t>`; fewer than 16 elements take
+   * the double Box-Muller (`normal_distribution<double>`) cast to the dtype.
+   */
+  randn<D extends RandomDType = "float32">(shape: Shape, dtype?: D): HostTensor<D> {
     checkShape(shape);
-    const out = tensor("float32", shape);
+    const dt = checkDType(dtype);
     const n = numel(shape);
-    if (n >= 16) this.normalFill(out.data);
-    else for (let i = 0; i < n; i++) out.data[i] = this.scalarNormal();
+    if (dt === "float32") {
+      const out = tensor("float32", shape);
+      if (n >= 16) this.normalFill(out.data);
+      else for (let i = 0; i < n; i++) out.data[i] = this.scalarNormal();
+      return out as HostTensor<D>;
+    }
+    const values = new Float64Array(n);
+    if (n >= 16) this.normalFillGeneric(values, dt);
+    else for (let i = 0; i < n; i++) values[i] = ROUND[dt](this.scalarNormal());
+    return fromValues(dt, shape, values) as HostTensor<D>;
+  }
+
+  /**
+   * Uniform values in [0, 1), like `torch.rand(shape, generator=g, dtype=dtype)` (default float32):
+   * `uniform_real_distribution<T>` = (bits & (2^digits - 1)) * 2^-digits with digits 24 (float32),
+   * 53 (float64, from random64()), 11 (float16), 8 (bfloat16).
+   */
+  rand<D extends RandomDType = "float32">(shape: Shape, dtype?: D): HostTensor<D> {
+    checkShape(shape);
+    const dt = checkDType(dtype);
+    const n = numel(shape);
+    if (dt === "float32") {
+      const out = tensor("float32", shape);
+      for (let i = 0; i < n; i++) out.data[i] = this.uniformFloat();
+      return out as HostTensor<D>;
+    }
+    const values = new Float64Array(n);
+    for (let i = 0; i < n; i++) values[i] = this.uniformOf(dt);
+    return fromValues(dt, shape, values) as HostTensor<D>;
+  }
+
+  /**
+   * Integers in [low, high), like `torch.randint(low, high, shape, generator=g)` (int64):
+   * `uniform_int_from_to_distribution` = (draw % (high - low)) + low, the draw being random64() when
+   * the range is 2^32 or more, else one 32-bit random().
+   */
+  randint(low: number | bigint, high: number | bigint, shape: Shape): HostTensor<"int64"> {
+    checkShape(shape);
+    const lo = BigInt(low);
+    const range = BigInt(high) - lo;
+    if (range <= 0n || lo < -(2n ** 63n) || BigInt(high) > 2n ** 63n) {
+      throw new InvalidArgumentError("randint range", "low < high within int64", `[${low}, ${high})`);
+    }
+    const out = tensor("int64", shape);
+    const wide = range >= 2n ** 32n;
+    for (let i = 0; i < out.data.length; i++) {
+      let draw: bigint;
+      if (wide) {
+        const hi = BigInt(this.engine.nextUint32());
+        draw = (hi << 32n) | BigInt(this.engine.nextUint32());
+      } else draw = BigInt(this.engine.nextUint32());
+      out.data[i] = BigInt.asIntN(64, (draw % range) + lo);
+    }
     return out;
   }
 
-  /** Uniform float32 values in [0, 1), like `torch.rand(shape, generator=g)`. */
-  rand(shape: Shape): HostTensor<"float32"> {
-    checkShape(shape);
-    const out = tensor("float32", shape);
-    const data = out.data;
-    for (let i = 0; i < data.length; i++) data[i] = this.uniformFloat();
-    return out;
+  /** `uniform_real_distribution<T>(0, 1)` for a dtype other than float32. */
+  private uniformOf(dtype: Exclude<RandomDType, "float32">): number {
+    if (dtype === "float64") return this.uniformDouble();
+    const digits = dtype === "float16" ? 11 : 8;
+    return (this.engine.nextUint32() & (2 ** digits - 1)) / 2 ** digits;
+  }
+
+  /**
+   * `normal_fill<scalar_t>` + `normal_fill_16<scalar_t>` (mean 0, std 1) for float64/float16/bfloat16:
+   * uniforms for every element, Box-Muller per 16-block on the pairs (j, j + 8), the ragged tail
+   * redrawn. For float16/bfloat16 u1, radius and theta are stored in the dtype (c10::Half arithmetic
+   * goes through float: logf/sqrtf/cosf/sinf), the outputs rounded float -> dtype.
+   */
+  private normalFillGeneric(data: Float64Array, dtype: Exclude<RandomDType, "float32">): void {
+    const size = data.length;
+    for (let i = 0; i < size; i++) data[i] = this.uniformOf(dtype);
+    const block = dtype === "float64" ? normalFill16Double : normalFill16Reduced(ROUND[dtype]);
+    for (let i = 0; i + 16 <= size; i += 16) block(data, i);
+    if (size % 16 !== 0) {
+      const start = size - 16;
+      for (let i = 0; i < 16; i++) data[start + i] = this.uniformOf(dtype);
+      block(data, start);
+    }
   }
 
   /** `uniform_real_distribution<float>(0, 1)`: 24 random bits scaled by 2^-24 (exact in float32). */
@@ -155,6 +245,62 @@ export class TorchGenerator {
 }
 
 const fround = Math.fround;
+
+function checkDType(dtype: RandomDType | undefined): RandomDType {
+  const dt = dtype ?? "float32";
+  if (!RANDOM_DTYPES.includes(dt)) {
+    throw new InvalidArgumentError("dtype", RANDOM_DTYPES.map((d) => `"${d}"`).join(", "), dtype);
+  }
+  return dt;
+}
+
+/** Rounds a number to a dtype's value set (double -> float -> half/bfloat16, as static_cast does). */
+const ROUND: Record<Exclude<RandomDType, "float32">, (x: number) => number> = {
+  float64: (x) => x,
+  float16: (x) => float16BitsToNumber(numberToFloat16Bits(x)),
+  bfloat16: (x) => bfloat16BitsToNumber(numberToBfloat16Bits(x)),
+};
+
+function fromValues(
+  dtype: Exclude<RandomDType, "float32">,
+  shape: Shape,
+  values: Float64Array,
+): HostTensor<Exclude<RandomDType, "float32">> {
+  if (dtype === "float64") return tensor("float64", shape, values);
+  const toBits = dtype === "float16" ? numberToFloat16Bits : numberToBfloat16Bits;
+  const bits = new Uint16Array(values.length);
+  for (let i = 0; i < values.length; i++) bits[i] = toBits(values[i] ?? 0);
+  return tensor(dtype, shape, bits);
+}
+
+/** `normal_fill_16<double>`: Box-Muller in double, theta = 2 * pi * u2. */
+function normalFill16Double(data: Float64Array, offset: number): void {
+  for (let j = 0; j < 8; j++) {
+    const u1 = 1 - (data[offset + j] ?? 0);
+    const u2 = data[offset + j + 8] ?? 0;
+    const radius = Math.sqrt(-2 * Math.log(u1));
+    const theta = 2 * Math.PI * u2;
+    data[offset + j] = radius * Math.cos(theta) + 0;
+    data[offset + j + 8] = radius * Math.sin(theta) + 0;
+  }
+}
+
+/** `normal_fill_16<c10::Half / c10::BFloat16>`: float maths, u1/radius/theta/outputs stored in the dtype. */
+function normalFill16Reduced(round: (x: number) => number): (data: Float64Array, offset: number) => void {
+  return (data, offset) => {
+    for (let j = 0; j < 8; j++) {
+      const u1 = round(1 - (data[offset + j] ?? 0));
+      const u2 = data[offset + j + 8] ?? 0;
+      const radius = round(fround(Math.sqrt(fround(-2 * fround(Math.log(u1))))));
+      const theta = round(2 * Math.PI * u2);
+      const cos = fround(Math.cos(theta));
+      const sin = fround(Math.sin(theta));
+      data[offset + j] = round(fround(radius * cos) + 0);
+      data[offset + j + 8] = round(fround(radius * sin) + 0);
+    }
+  };
+}
+
 const TWO_PI_F32 = fround(2 * Math.PI);
 
 /** `normal_fill_16_AVX2` (mean 0, std 1): Box-Muller on the pairs (j, j + 8) of one 16-block. */

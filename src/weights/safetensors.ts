@@ -67,19 +67,80 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
+const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
+
+/**
+ * Rewrites the header text so that JSON.parse sees what the reference's serde_json would accept: a
+ * number literal that serde_json does not read as an unsigned integer (a fraction, an exponent, a
+ * minus sign: "2.0", "1e3", "-0") becomes an object, which every field check then refuses (serde
+ * refuses "2.0" for a usize; JSON.parse would give 2). A lone UTF-16 surrogate escape ("\ud800"),
+ * which serde_json refuses and JSON.parse accepts, throws. Anything else is left for JSON.parse.
+ */
+function serdeCompatibleJson(text: string, path: string): string {
+  let out = "";
+  let last = 0;
+  let i = 0;
+  while (i < text.length) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) {
+      // A string: skip to its closing quote, checking \u surrogate escapes.
+      i++;
+      while (i < text.length && text.charCodeAt(i) !== 0x22) {
+        if (text.charCodeAt(i) !== 0x5c) {
+          i++;
+          continue;
+        }
+        if (text[i + 1] === "u") {
+          const unit = Number.parseInt(text.slice(i + 2, i + 6), 16);
+          if (unit >= 0xd800 && unit <= 0xdbff) {
+            const next =
+              text.slice(i + 6, i + 8) === "\\u" ? Number.parseInt(text.slice(i + 8, i + 12), 16) : NaN;
+            if (!(next >= 0xdc00 && next <= 0xdfff)) {
+              throw new CorruptFileError(path, "the safetensors header has a lone surrogate \\u escape", 8);
+            }
+            i += 12;
+            continue;
+          }
+          if (unit >= 0xdc00 && unit <= 0xdfff) {
+            throw new CorruptFileError(path, "the safetensors header has a lone surrogate \\u escape", 8);
+          }
+        }
+        i += 2;
+      }
+      i++;
+      continue;
+    }
+    if (c === 0x2d || (c >= 0x30 && c <= 0x39)) {
+      NUMBER.lastIndex = i;
+      const m = NUMBER.exec(text);
+      if (m === null) return text; // not JSON: JSON.parse reports it
+      const literal = m[0];
+      if (/[-.eE]/u.test(literal)) {
+        out += `${text.slice(last, i)}{"non-integer number":${JSON.stringify(literal)}}`;
+        last = i + literal.length;
+      }
+      i += literal.length;
+      continue;
+    }
+    i++;
+  }
+  return last === 0 ? text : out + text.slice(last);
+}
+
 /**
  * Validates a header against the file size. `headerBytes` are the N bytes after the length prefix.
  */
 export function parseHeader(headerBytes: Uint8Array, fileSize: number, path: string): SafetensorsHeader {
   let text: string;
   try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(headerBytes);
+    // ignoreBOM: a leading U+FEFF stays in the text (serde_json refuses it; the decoder would strip it).
+    text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(headerBytes);
   } catch (cause) {
     throw new CorruptFileError(path, "the safetensors header is not valid UTF-8", 8, { cause });
   }
   let json: unknown;
   try {
-    json = JSON.parse(text);
+    json = JSON.parse(serdeCompatibleJson(text, path));
   } catch (cause) {
     throw new CorruptFileError(path, `the safetensors header is not valid JSON (${String(cause)})`, 8, {
       cause,
@@ -89,12 +150,14 @@ export function parseHeader(headerBytes: Uint8Array, fileSize: number, path: str
 
   const dataStart = 8 + headerBytes.length;
   const dataSize = fileSize - dataStart;
-  const metadata: Record<string, string> = {};
+  // No prototype: a "__proto__" metadata key is kept as data.
+  const metadata: Record<string, string> = Object.create(null) as Record<string, string>;
   const entries = new Map<string, SafetensorsEntry>();
   const spans: { name: string; begin: number; end: number }[] = [];
 
   for (const [name, value] of Object.entries(json)) {
     if (name === "__metadata__") {
+      if (value === null) continue; // serde: Option<HashMap> null = no metadata
       if (!isRecord(value)) throw new CorruptFileError(path, "__metadata__ must be an object of strings", 8);
       for (const [k, v] of Object.entries(value)) {
         if (typeof v !== "string") {

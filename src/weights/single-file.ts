@@ -60,6 +60,18 @@ function componentStore(
   };
 }
 
+/** `store`, with `model_ema.*` keys read from `ema`. */
+function emaView(store: WeightStore, ema: WeightStore): WeightStore {
+  if (store === ema) return store;
+  const isEma = (key: string): boolean => key.startsWith("model_ema.");
+  return {
+    name: store.name,
+    keys: () => store.keys(),
+    info: (key) => (isEma(key) ? ema.info(key) : store.info(key)),
+    source: (key) => (isEma(key) ? ema.source(key) : store.source(key)),
+  };
+}
+
 export interface SingleFileStores {
   /** Diffusers-keyed stores of the components present in the file. */
   readonly components: ReadonlyMap<LdmComponent, WeightStore>;
@@ -69,13 +81,49 @@ export interface SingleFileStores {
   readonly ignored: readonly string[];
 }
 
+export interface SplitSingleFileOptions {
+  /**
+   * (optional, default false) diffusers' `extract_ema=True`: when the file holds more than 100
+   * `model_ema.*` keys, each UNet weight `model.diffusion_model.<a>.<b>...` is taken from its EMA copy
+   * `model_ema.diffusion_model<a><b>...` (dots dropped, as LDM's EMA module names them) instead.
+   * `emaStore` (default `store`) is where those keys are looked up.
+   */
+  readonly extractEma?: boolean;
+  readonly emaStore?: WeightStore;
+}
+
+/** The EMA key diffusers reads for a `model.diffusion_model.*` key (convert_ldm_unet_checkpoint). */
+export function flatEmaKey(key: string): string {
+  return `model_ema.${key.split(".").slice(1).join("")}`;
+}
+
 /** Splits an opened single-file checkpoint into per-component stores under diffusers keys. */
-export function splitSingleFile(store: WeightStore, layout: LdmLayout): SingleFileStores {
+export function splitSingleFile(
+  store: WeightStore,
+  layout: LdmLayout,
+  options: SplitSingleFileOptions = {},
+): SingleFileStores {
   const keys = [...store.keys()];
   const result = mapLdmCheckpoint(keys, layout);
+  let mappings = result.mappings;
+  if (options.extractEma === true) {
+    const ema = options.emaStore ?? store;
+    const emaCount = [...ema.keys()].filter((k) => k.startsWith("model_ema")).length;
+    if (emaCount > 100) {
+      mappings = mappings.map((m) => {
+        if (m.component !== "unet" || !m.source.startsWith("model.diffusion_model.")) return m;
+        const flat = flatEmaKey(m.source);
+        if (ema.info(flat) === undefined) {
+          throw new UnsupportedError(`extract_ema: ${store.name} has no EMA copy "${flat}" of ${m.source}`);
+        }
+        return { ...m, source: flat };
+      });
+      store = emaView(store, ema);
+    }
+  }
   const components = new Map<LdmComponent, WeightStore>();
-  for (const component of new Set(result.mappings.map((m) => m.component))) {
-    components.set(component, componentStore(store, component, result.mappings));
+  for (const component of new Set(mappings.map((m) => m.component))) {
+    components.set(component, componentStore(store, component, mappings));
   }
   return { components, unmapped: result.unmapped, ignored: result.ignored };
 }

@@ -79,6 +79,18 @@ export function componentConfigPath(ctx: FixtureContext, component: LdmComponent
   );
 }
 
+/**
+ * diffusers' `from_single_file(..., extract_ema=...)`: case.json `extract_ema` (top level, or under
+ * `from_single_file_kwargs`); default false (the non-EMA `model.diffusion_model.*` weights).
+ */
+export function extractEma(ctx: FixtureContext): boolean {
+  const kwargs = ctx.caseJson.from_single_file_kwargs;
+  const value = isRecord(kwargs) && "extract_ema" in kwargs ? kwargs.extract_ema : ctx.caseJson.extract_ema;
+  if (value === undefined || value === null) return false;
+  if (typeof value !== "boolean") throw new ConfigError(caseFile(ctx), "extract_ema", "true or false", value);
+  return value;
+}
+
 /** The keys of `store` under `prefix` (the other components' keys are not this component's concern). */
 function prefixView(store: WeightStore, prefix: string): WeightStore {
   return {
@@ -141,6 +153,7 @@ export async function openSingleFileSources(
         const split = splitSingleFile(
           prefixView(store, prefix),
           ldmLayoutFor(component, config.name, config.json),
+          { extractEma: extractEma(ctx), emaStore: store },
         );
         if (split.unmapped.length > 0) {
           problems.push(

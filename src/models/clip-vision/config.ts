@@ -16,8 +16,14 @@ export const CLIP_VISION_FIELDS = {
   num_channels: field.int(3),
   image_size: field.int(224),
   patch_size: field.int(32),
-  /** "quick_gelu" (OpenAI ViT-L/14: x * sigmoid(1.702 x)) or "gelu" (erf; OpenCLIP ViT-H/14, IP-Adapter). */
-  hidden_act: field.oneOf(["quick_gelu", "gelu", "gelu_new"], "quick_gelu"),
+  /**
+   * "quick_gelu" (OpenAI ViT-L/14: x * sigmoid(1.702 x)) or "gelu" (erf; OpenCLIP ViT-H/14, IP-Adapter);
+   * transformers' tanh approximations "gelu_new" / "gelu_pytorch_tanh" and "silu" / "swish" too.
+   */
+  hidden_act: field.oneOf(
+    ["quick_gelu", "gelu", "gelu_new", "gelu_pytorch_tanh", "silu", "swish"],
+    "quick_gelu",
+  ),
   layer_norm_eps: field.number(1e-5),
   attention_dropout: field.number(0),
   initializer_range: field.number(0.02),

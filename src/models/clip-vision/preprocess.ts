@@ -13,7 +13,7 @@
  * Other resizers differ by up to 97 levels (shared/golden/clip_vision README); this one is bit-exact.
  */
 import { ConfigError, InvalidArgumentError, UnsupportedError } from "../../errors.js";
-import { pillowResize } from "../../control/pillow-resize.js";
+import { type PillowFilter, pillowResize } from "../../control/pillow-resize.js";
 import { type Image, image } from "../../image.js";
 import { type HostTensor, tensor } from "../../tensor.js";
 
@@ -21,6 +21,8 @@ export interface ClipImageProcessorConfig {
   readonly doResize: boolean;
   /** Target of the resize: the shortest edge, or an exact height x width. */
   readonly size: { readonly shortestEdge: number } | { readonly height: number; readonly width: number };
+  /** (optional, default "bicubic") the Pillow filter of `resample` (3 = BICUBIC, 1 = LANCZOS). */
+  readonly resample?: PillowFilter;
   readonly doCenterCrop: boolean;
   readonly cropSize: { readonly height: number; readonly width: number };
   readonly doRescale: boolean;
@@ -89,12 +91,7 @@ export function parseClipImageProcessorConfig(file: string, json: unknown): Clip
     cropSize = { height: rawCrop["height"], width: rawCrop["width"] };
   else if (rawCrop !== undefined)
     throw new ConfigError(file, "crop_size", "an integer or {height, width}", rawCrop);
-  const resample = json["resample"];
-  if (resample !== undefined && resample !== 3) {
-    throw new UnsupportedError(`preprocessor resample ${JSON.stringify(resample)} (${file})`, {
-      hint: "only 3 (PIL BICUBIC, every CLIP processor's setting) is implemented",
-    });
-  }
+  const resample = parseResample(file, json["resample"]);
   const factor = json["rescale_factor"] ?? d.rescaleFactor;
   if (typeof factor !== "number" || !(factor > 0))
     throw new ConfigError(file, "rescale_factor", "a number > 0", factor);
@@ -103,6 +100,7 @@ export function parseClipImageProcessorConfig(file: string, json: unknown): Clip
   return {
     doResize: bool("do_resize", d.doResize),
     size,
+    resample,
     doCenterCrop: bool("do_center_crop", d.doCenterCrop),
     cropSize,
     doRescale: bool("do_rescale", d.doRescale),
@@ -111,6 +109,22 @@ export function parseClipImageProcessorConfig(file: string, json: unknown): Clip
     imageMean: triple("image_mean", d.imageMean),
     imageStd: std,
   };
+}
+
+/** PIL resample codes (PIL.Image.Resampling) -> the Pillow filters pillowResize implements. */
+const PIL_RESAMPLE: Readonly<Record<number, PillowFilter>> = { 1: "lanczos", 3: "bicubic" };
+const PIL_RESAMPLE_NAMES = ["NEAREST", "LANCZOS", "BILINEAR", "BICUBIC", "BOX", "HAMMING"];
+
+/** preprocessor_config.json `resample` (a PIL code; default 3 = BICUBIC); unimplemented filters refuse. */
+function parseResample(file: string, value: unknown): PillowFilter {
+  if (value === undefined) return "bicubic";
+  const filter = typeof value === "number" ? PIL_RESAMPLE[value] : undefined;
+  if (filter !== undefined) return filter;
+  const name = typeof value === "number" ? PIL_RESAMPLE_NAMES[value] : undefined;
+  if (name === undefined) throw new ConfigError(file, "resample", "a PIL resample code 0-5", value);
+  throw new UnsupportedError(`preprocessor resample ${value} (PIL ${name}) (${file})`, {
+    hint: "implemented: 3 (BICUBIC, every CLIP processor's setting) and 1 (LANCZOS)",
+  });
 }
 
 /** transformers get_resize_output_image_size(default_to_square=False): [height, width]. */
@@ -131,24 +145,26 @@ export function pillowBicubicResize(img: Image, width: number, height: number): 
   return pillowResize(img, width, height, "bicubic");
 }
 
-/** The centre `height` x `width` of an RGB image (offsets floor((size - crop) / 2), as transformers). */
+/**
+ * transformers image_transforms.center_crop of an RGB image: offsets floor((size - crop) / 2); a crop
+ * larger than the image (e.g. do_resize false, or crop_size > size) is zero-padded around the image
+ * (centred, pad offsets floor((crop - size) / 2)), as transformers does.
+ */
 export function centerCrop(img: Image, height: number, width: number): Image {
-  if (img.height < height || img.width < width) {
-    throw new InvalidArgumentError(
-      "image",
-      `at least ${width}x${height} to crop`,
-      `${img.width}x${img.height}`,
-      {
-        hint: "the processor's size is smaller than its crop_size",
-      },
-    );
+  if (!(Number.isInteger(height) && height > 0 && Number.isInteger(width) && width > 0)) {
+    throw new InvalidArgumentError("crop size", "positive integers", `${width}x${height}`);
   }
+  // Top-left of the crop in image coordinates (negative where the crop is larger than the image).
   const top = Math.floor((img.height - height) / 2);
   const left = Math.floor((img.width - width) / 2);
   const out = new Uint8Array(width * height * 3);
+  const x0 = Math.max(0, -left);
+  const x1 = Math.min(width, img.width - left);
   for (let y = 0; y < height; y++) {
-    const from = ((top + y) * img.width + left) * 3;
-    out.set(img.data.subarray(from, from + width * 3), y * width * 3);
+    const sy = top + y;
+    if (sy < 0 || sy >= img.height || x1 <= x0) continue;
+    const from = (sy * img.width + left + x0) * 3;
+    out.set(img.data.subarray(from, from + (x1 - x0) * 3), (y * width + x0) * 3);
   }
   return image(width, height, 3, out);
 }
@@ -164,13 +180,17 @@ function toRGB(img: Image): Image {
   return image(w, h, 3, out);
 }
 
+/** The resize step alone (RGB, then `size` with the config's filter; unchanged when do_resize is false). */
+export function clipResize(img: Image, config: ClipImageProcessorConfig): Image {
+  const out = toRGB(img);
+  if (!config.doResize) return out;
+  const [h, w] = resizeTarget(out.height, out.width, config.size);
+  return pillowResize(out, w, h, config.resample ?? "bicubic");
+}
+
 /** Resize + center crop: the uint8 image the model sees before rescale/normalise. */
 export function clipResizeAndCrop(img: Image, config: ClipImageProcessorConfig): Image {
-  let out = toRGB(img);
-  if (config.doResize) {
-    const [h, w] = resizeTarget(out.height, out.width, config.size);
-    out = pillowBicubicResize(out, w, h);
-  }
+  let out = clipResize(img, config);
   if (config.doCenterCrop) out = centerCrop(out, config.cropSize.height, config.cropSize.width);
   return out;
 }

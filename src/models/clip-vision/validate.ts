@@ -73,7 +73,8 @@ export function resolveClipVisionSpec(file: string, json: unknown): ClipVisionSp
     throw new ConfigError(file, "patch_size", `a divisor of image_size (${c.image_size})`, c.patch_size);
   }
   const grid = c.image_size / c.patch_size;
-  const act: ActivationName = c.hidden_act === "gelu_new" ? "gelu_tanh" : c.hidden_act;
+  const act: ActivationName =
+    c.hidden_act === "gelu_new" || c.hidden_act === "gelu_pytorch_tanh" ? "gelu_tanh" : c.hidden_act;
   return {
     config: c,
     act,

@@ -10,7 +10,7 @@ import { CorruptFileError, UnsupportedError, throwIfAborted } from "../../errors
 import type { LongTaskOptions } from "../../progress.js";
 import { BYTES_PER_ELEMENT, type HostTensor } from "../../tensor.js";
 import { fileSource, memorySource, type ByteSource } from "./byte-source.js";
-import { looksLikeLegacy, parseLegacy } from "./legacy-format.js";
+import { MAX_TAR_SCAN_BYTES, looksLikeLegacy, parseLegacy, scanTarPickles } from "./legacy-format.js";
 import { unpickle, type UnpickleLimits } from "./pickle-vm.js";
 import { materialize, outputBytes } from "./tensor-data.js";
 import { TorchPolicy } from "./torch-policy.js";
@@ -86,6 +86,9 @@ export class TorchCheckpoint {
       return new TorchCheckpoint(path, "legacy", root, memorySource(bytes, path), storages, maxOutput);
     }
     if (new TextDecoder("latin1").decode(head.subarray(257, 262)) === "ustar") {
+      // Refuse a dangerous payload as unsafe (naming the global) before refusing the format.
+      if (size <= MAX_TAR_SCAN_BYTES)
+        scanTarPickles(await source.read(0, size, "tar torch file"), path, options.limits);
       throw new UnsupportedError(`tar-format torch checkpoints (PyTorch < 0.4): ${path}`, {
         hint: "load and re-save it with a recent torch, or convert it to .safetensors",
       });

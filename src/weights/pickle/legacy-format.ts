@@ -9,7 +9,8 @@ import { CorruptFileError, UnsafePickleError, UnsupportedError } from "../../err
 import { BYTES_PER_ELEMENT } from "../../tensor.js";
 import { unpickle, type UnpickleLimits, type UnpicklePolicy } from "./pickle-vm.js";
 import { TorchPolicy } from "./torch-policy.js";
-import { PyDict, describePy, type PyValue } from "./values.js";
+import { CALLABLE_GLOBALS } from "./torch-globals.js";
+import { PyDict, PyGlobal, describePy, type PyValue } from "./values.js";
 
 const MAGIC_NUMBER = 0x1950a86a20f9469cfc6cn;
 const PROTOCOL_VERSION = 1001;
@@ -40,10 +41,20 @@ function dataOnlyPolicy(path: string): UnpicklePolicy {
   };
 }
 
-/** True when the bytes start like a legacy torch file (a protocol-2 pickle of the magic LONG1). */
+/**
+ * True when the bytes start like a legacy torch file: a pickle of the magic number, in any protocol
+ * (torch.save(..., _use_new_zipfile_serialization=False, pickle_protocol=0..5) all load in torch:
+ * `_legacy_load` unpickles whatever protocol comes). Only plain data is allowed in that first pickle.
+ */
 export function looksLikeLegacy(head: Uint8Array): boolean {
-  const prefix = [0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19];
-  return prefix.every((b, i) => head[i] === b);
+  try {
+    return (
+      unpickle(head, { path: "<file header>", policy: dataOnlyPolicy("<file header>") }).value ===
+      MAGIC_NUMBER
+    );
+  } catch {
+    return false;
+  }
 }
 
 export function parseLegacy(
@@ -120,4 +131,51 @@ export function parseLegacy(
       throw new CorruptFileError(path, `legacy storage "${name}" has no data block`, pos);
   }
   return { root: object.value, storages };
+}
+
+/** Size cap for scanning a tar-format checkpoint's pickles. */
+export const MAX_TAR_SCAN_BYTES = 2 ** 31 - 1;
+
+/**
+ * The tar format of PyTorch < 0.4 (members `sys_info`, `pickle`, `storages`, `tensors`) is not
+ * loaded, but its `sys_info` and `pickle` members are scanned first, so that a file importing a
+ * dangerous global is refused as unsafe (naming it) rather than as merely unsupported. Nothing is
+ * called: the scan resolves every global against the same allowlist and builds no values.
+ */
+export function scanTarPickles(bytes: Uint8Array, path: string, limits?: Partial<UnpickleLimits>): void {
+  const torch = new TorchPolicy(path, true);
+  const scan: UnpicklePolicy = {
+    resolveGlobal: (module, name, opcode, site) => torch.resolveGlobal(module, name, opcode, site),
+    call: (callable, _args, opcode, site) => {
+      if (!(callable instanceof PyGlobal) || !CALLABLE_GLOBALS.has(callable.qualifiedName)) {
+        throw new UnsafePickleError(
+          path,
+          `${site.where}: ${opcode} calls ${describePy(callable)}, which may not be called`,
+        );
+      }
+      return null;
+    },
+    build: () => undefined,
+    persistentLoad: () => null,
+  };
+  const octal = (from: number, to: number): number =>
+    Number.parseInt(
+      new TextDecoder("latin1").decode(bytes.subarray(from, to)).replace(/\0.*$/su, "").trim() || "0",
+      8,
+    );
+  let pos = 0;
+  while (pos + 512 <= bytes.length && bytes[pos] !== 0) {
+    const name = new TextDecoder("latin1").decode(bytes.subarray(pos, pos + 100)).replace(/\0.*$/su, "");
+    const size = octal(pos + 124, pos + 136);
+    if (!Number.isSafeInteger(size) || size < 0 || pos + 512 + size > bytes.length) {
+      throw new CorruptFileError(path, `tar member "${name}" has a bad size`, pos);
+    }
+    const start = pos + 512;
+    if (name === "sys_info" || name === "pickle") {
+      const member = bytes.subarray(start, start + size);
+      const options = { path, policy: scan, label: `tar member ${name}`, baseOffset: start };
+      unpickle(member, limits === undefined ? options : { ...options, limits });
+    }
+    pos = start + Math.ceil(size / 512) * 512;
+  }
 }
