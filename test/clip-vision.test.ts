@@ -57,8 +57,8 @@ describe("CLIP image preprocessing", () => {
     expect(px.data[0]).toBeCloseTo((128 / 255 - 0.48145466) / 0.26862954, 5);
   });
 
-  it("refuses resample modes other than bicubic and malformed sizes with ConfigError/UnsupportedError", () => {
-    expect(() => parseClipImageProcessorConfig("p.json", { resample: 2 })).toThrow(UnsupportedError);
+  it("refuses resample NEAREST and malformed sizes with ConfigError/UnsupportedError", () => {
+    expect(() => parseClipImageProcessorConfig("p.json", { resample: 0 })).toThrow(UnsupportedError);
     expect(() => parseClipImageProcessorConfig("p.json", { size: "big" })).toThrow(ConfigError);
   });
 });

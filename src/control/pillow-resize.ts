@@ -6,8 +6,8 @@
 import { InvalidArgumentError } from "../errors.js";
 import { type Image, image } from "../image.js";
 
-/** Pillow's resampling filters this module implements. */
-export type PillowFilter = "bicubic" | "lanczos";
+/** Pillow's resampling filters this module implements (all but NEAREST, which is no convolution). */
+export type PillowFilter = "bicubic" | "lanczos" | "bilinear" | "hamming" | "box";
 
 const PRECISION_BITS = 32 - 8 - 2;
 
@@ -31,9 +31,32 @@ function lanczos(x: number): number {
   return x >= -3 && x < 3 ? sinc(x) * sinc(x / 3) : 0;
 }
 
+/** Pillow's bilinear (triangle) filter. */
+function bilinear(x: number): number {
+  const t = Math.abs(x);
+  return t < 1 ? 1 - t : 0;
+}
+
+/** Pillow's hamming filter: sinc(x) * (0.54 + 0.46 cos(pi x)) on (-1, 1). */
+function hamming(x: number): number {
+  const t = Math.abs(x);
+  if (t === 0) return 1;
+  if (t >= 1) return 0;
+  const px = t * Math.PI;
+  return (Math.sin(px) / px) * (0.54 + 0.46 * Math.cos(px));
+}
+
+/** Pillow's box filter: 1 on (-0.5, 0.5]. */
+function box(x: number): number {
+  return x > -0.5 && x <= 0.5 ? 1 : 0;
+}
+
 const FILTERS: Record<PillowFilter, { readonly fn: (x: number) => number; readonly support: number }> = {
   bicubic: { fn: bicubic, support: 2 },
   lanczos: { fn: lanczos, support: 3 },
+  bilinear: { fn: bilinear, support: 1 },
+  hamming: { fn: hamming, support: 1 },
+  box: { fn: box, support: 0.5 },
 };
 
 interface Coefficients {

@@ -74,9 +74,13 @@ describe("preprocessor_config resample", () => {
   });
 
   it("refuses filters it does not implement, and non-PIL codes", () => {
-    for (const code of [0, 2, 4, 5]) {
-      expect(() => parseClipImageProcessorConfig("p", { resample: code })).toThrow(UnsupportedError);
-    }
+    expect(() => parseClipImageProcessorConfig("p", { resample: 0 })).toThrow(UnsupportedError);
+    for (const [code, filter] of [
+      [2, "bilinear"],
+      [4, "box"],
+      [5, "hamming"],
+    ] as const)
+      expect(parseClipImageProcessorConfig("p", { resample: code }).resample).toBe(filter);
     expect(() => parseClipImageProcessorConfig("p", { resample: 9 })).toThrow(ConfigError);
     expect(() => parseClipImageProcessorConfig("p", { resample: "bicubic" })).toThrow(ConfigError);
   });

@@ -21,7 +21,7 @@ export interface ClipImageProcessorConfig {
   readonly doResize: boolean;
   /** Target of the resize: the shortest edge, or an exact height x width. */
   readonly size: { readonly shortestEdge: number } | { readonly height: number; readonly width: number };
-  /** (optional, default "bicubic") the Pillow filter of `resample` (3 = BICUBIC, 1 = LANCZOS). */
+  /** (optional, default "bicubic") the Pillow filter of `resample` (PIL codes 1-5; 0, NEAREST, is refused). */
   readonly resample?: PillowFilter;
   readonly doCenterCrop: boolean;
   readonly cropSize: { readonly height: number; readonly width: number };
@@ -112,7 +112,13 @@ export function parseClipImageProcessorConfig(file: string, json: unknown): Clip
 }
 
 /** PIL resample codes (PIL.Image.Resampling) -> the Pillow filters pillowResize implements. */
-const PIL_RESAMPLE: Readonly<Record<number, PillowFilter>> = { 1: "lanczos", 3: "bicubic" };
+const PIL_RESAMPLE: Readonly<Record<number, PillowFilter>> = {
+  1: "lanczos",
+  2: "bilinear",
+  3: "bicubic",
+  4: "box",
+  5: "hamming",
+};
 const PIL_RESAMPLE_NAMES = ["NEAREST", "LANCZOS", "BILINEAR", "BICUBIC", "BOX", "HAMMING"];
 
 /** preprocessor_config.json `resample` (a PIL code; default 3 = BICUBIC); unimplemented filters refuse. */
@@ -123,7 +129,7 @@ function parseResample(file: string, value: unknown): PillowFilter {
   const name = typeof value === "number" ? PIL_RESAMPLE_NAMES[value] : undefined;
   if (name === undefined) throw new ConfigError(file, "resample", "a PIL resample code 0-5", value);
   throw new UnsupportedError(`preprocessor resample ${value} (PIL ${name}) (${file})`, {
-    hint: "implemented: 3 (BICUBIC, every CLIP processor's setting) and 1 (LANCZOS)",
+    hint: "implemented: 1-5 (LANCZOS, BILINEAR, BICUBIC, BOX, HAMMING); 0 (NEAREST) is not",
   });
 }
 
