@@ -4,7 +4,7 @@
  * bicubic (CLIPImageProcessor's default), bilinear, hamming and box.
  */
 import { describe, expect, it } from "vitest";
-import { pillowResize, type PillowFilter } from "../src/control/pillow-resize.js";
+import { pillowResize, type PillowFilter } from "../src/image.js";
 import { image, type Image } from "../src/image.js";
 import type { HostTensor } from "../src/tensor.js";
 import { readSafetensors } from "../src/weights/safetensors.js";

@@ -11,7 +11,7 @@
  */
 import { resolve } from "node:path";
 import { ConfigError } from "../../errors.js";
-import { pillowResize } from "../../control/pillow-resize.js";
+import { pillowResize } from "../../image.js";
 import { image } from "../../image.js";
 import { UNetMotionModel } from "../../models/motion/unet-motion-model.js";
 import { AutoencoderKL } from "../../models/vae/autoencoder-kl.js";

@@ -7,7 +7,7 @@
  */
 import { join } from "node:path";
 import { ConfigError } from "../../errors.js";
-import { pillowResize } from "../../control/pillow-resize.js";
+import { pillowResize } from "../../image.js";
 import { image } from "../../image.js";
 import { StableDiffusionPipeline } from "../../pipeline/stable-diffusion.js";
 import { imageToTensor, tensorToImages } from "../../pipeline/images.js";

@@ -13,7 +13,7 @@
  * Other resizers differ by up to 97 levels (shared/golden/clip_vision README); this one is bit-exact.
  */
 import { ConfigError, InvalidArgumentError, UnsupportedError } from "../../errors.js";
-import { type PillowFilter, pillowResize } from "../../control/pillow-resize.js";
+import { type PillowFilter, pillowResize } from "../../image.js";
 import { type Image, image } from "../../image.js";
 import { type HostTensor, tensor } from "../../tensor.js";
 
