@@ -9,8 +9,6 @@
  * timestep lists and the round-trip error case.json records. Anything case.json asks for that this
  * runner does not understand, and any output nothing produced, is a failing row.
  */
-import { join } from "node:path";
-import { readJsonFile } from "../../config/parse.js";
 import { ConfigError } from "../../errors.js";
 import { UNet2DConditionModel } from "../../models/unet/unet-2d-condition.js";
 import {
@@ -30,6 +28,7 @@ import {
   type ModelCase,
   callSeed,
   errorNote,
+  fixtureScheduler,
   isRecord,
   outputNames,
   readModelCase,
@@ -71,26 +70,10 @@ function callNumber(file: string, call: Record<string, unknown>, key: string, fa
   return v;
 }
 
-/** The scheduler of case.json `<key>`: its class, from `<config_dir>/scheduler_config.json` or `config`. */
-async function fixtureScheduler(ctx: FixtureContext, file: string, key: string): Promise<Scheduler> {
-  const section = ctx.caseJson[key];
-  if (!isRecord(section)) throw new ConfigError(file, key, "an object with class and config_dir", section);
-  const className = section.class;
-  if (typeof className !== "string")
-    throw new ConfigError(file, `${key}.class`, "a scheduler class", className);
-  if (typeof section.config_dir === "string") {
-    const path = join(ctx.dir, section.config_dir, "scheduler_config.json");
-    const raw = await readJsonFile(path, "scheduler config", { pythonFloats: true });
-    return fromConfigWithWarnings(className, raw, { file: path }).scheduler;
-  }
-  if (!isRecord(section.config))
-    throw new ConfigError(
-      file,
-      `${key}.config_dir`,
-      "a folder with scheduler_config.json",
-      section.config_dir,
-    );
-  return fromConfigWithWarnings(className, section.config, { file: `${file} (${key}.config)` }).scheduler;
+/** The scheduler of case.json `<key>` (see model-fixture.ts `fixtureScheduler`). */
+async function schedulerOf(ctx: FixtureContext, key: string): Promise<Scheduler> {
+  const { className, config, source } = await fixtureScheduler(ctx, key);
+  return fromConfigWithWarnings(className, config, { file: source }).scheduler;
 }
 
 function input(mc: ModelCase, name: string): HostTensor<"float32"> {
@@ -196,8 +179,8 @@ async function runDDIMInversion(ctx: FixtureContext): Promise<readonly Conforman
         "eta > 0 without call.generator: the reference drew its noise from torch's global generator, which the fixture does not record",
       ),
     ];
-  const inverse = await fixtureScheduler(ctx, mc.file, "inverse_scheduler");
-  const forward = await fixtureScheduler(ctx, mc.file, "scheduler");
+  const inverse = await schedulerOf(ctx, "inverse_scheduler");
+  const forward = await schedulerOf(ctx, "scheduler");
   const clean = input(mc, "clean_latents");
   const embeds: Pick<DDIMLoopOptions, "promptEmbeds" | "negativePromptEmbeds"> = {
     promptEmbeds: input(mc, "prompt_embeds"),

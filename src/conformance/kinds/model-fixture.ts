@@ -299,25 +299,29 @@ export function callSeed(call: Record<string, unknown>): number | undefined {
 }
 
 /**
- * A pipeline fixture's scheduler: `scheduler.class` and its config, case.json's `scheduler.config`
- * when present (what the reference printed of the scheduler it built), else the
- * `scheduler.config_dir`/scheduler_config.json it saved.
+ * A fixture's scheduler, case.json `<key>` (default "scheduler"): its `class` and config, the
+ * inline `config` when present (what the reference printed of the scheduler it built), else the
+ * `config_dir`/scheduler_config.json it saved (Python's Infinity/NaN spellings allowed). `source`
+ * names where the config came from, for messages.
  */
 export async function fixtureScheduler(
   ctx: FixtureContext,
-): Promise<{ readonly className: string; readonly config: unknown }> {
+  key = "scheduler",
+): Promise<{ readonly className: string; readonly config: unknown; readonly source: string }> {
   const file = caseFile(ctx);
-  const s = caseRecord(ctx.caseJson["scheduler"], file, "scheduler");
+  const s = caseRecord(ctx.caseJson[key], file, key);
   const className = s["class"];
   if (typeof className !== "string")
-    throw new ConfigError(file, "scheduler.class", "a diffusers scheduler class", className);
-  if (isRecord(s["config"])) return { className, config: s["config"] };
+    throw new ConfigError(file, `${key}.class`, "a diffusers scheduler class", className);
+  if (isRecord(s["config"])) return { className, config: s["config"], source: `${file} (${key}.config)` };
   const dir = s["config_dir"];
   if (typeof dir !== "string")
-    throw new ConfigError(file, "scheduler.config", "an object (or scheduler.config_dir)", s["config"]);
+    throw new ConfigError(file, `${key}.config`, `an object (or ${key}.config_dir)`, s["config"]);
+  const path = join(ctx.dir, dir, "scheduler_config.json");
   return {
     className,
-    config: await readJsonFile(join(ctx.dir, dir, "scheduler_config.json"), "scheduler config"),
+    config: await readJsonFile(path, "scheduler config", { pythonFloats: true }),
+    source: path,
   };
 }
 

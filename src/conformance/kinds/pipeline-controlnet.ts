@@ -15,7 +15,7 @@ import { tensor, toFloat32, type HostTensor } from "../../tensor.js";
 import { readSafetensors } from "../../weights/safetensors.js";
 import { compareTensors, failedRow } from "../compare.js";
 import type { ConformanceRow, FixtureKind } from "../types.js";
-import { callSeed } from "./model-fixture.js";
+import { callSeed, fixtureScheduler } from "./model-fixture.js";
 
 function record(value: unknown, file: string, field: string): Record<string, unknown> {
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
@@ -63,7 +63,7 @@ export const pipelineControlnetKind: FixtureKind = {
     const file = join(dir, "case.json");
     const fixture = typeof caseJson["fixture"] === "string" ? caseJson["fixture"] : "pipeline_controlnet";
     const call = record(caseJson["call"], file, "call");
-    const scheduler = record(caseJson["scheduler"], file, "scheduler");
+    const scheduler = await fixtureScheduler({ dir, caseJson });
     const modelDir = caseJson["model_dir"];
     if (typeof modelDir !== "string") throw new ConfigError(file, "model_dir", "a path", modelDir);
     const tolerance = Number(record(caseJson["tolerance"], file, "tolerance")["suggested_max_abs_err"]);
@@ -124,8 +124,8 @@ export const pipelineControlnetKind: FixtureKind = {
         ...(typeof clipSkip === "number" ? { clipSkip } : {}),
         ...(latents ? { latents: toFloat32(latents) } : {}),
         ...(seed === undefined ? {} : { seed }),
-        scheduler: String(scheduler["class"]),
-        schedulerConfig: record(scheduler["config"], file, "scheduler.config"),
+        scheduler: scheduler.className,
+        schedulerConfig: record(scheduler.config, scheduler.source, "scheduler config"),
         controls: control
           ? [
               {
