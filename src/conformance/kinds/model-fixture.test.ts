@@ -12,7 +12,9 @@ import { crossFrameBatchSize } from "./cross-frame-attn.js";
 import { parseCall, resolveArg } from "./call-string.js";
 import {
   type ModelCase,
+  callNumber,
   callRows,
+  callSeed,
   fixtureComponent,
   fixtureTimestep,
   readCalls,
@@ -166,6 +168,24 @@ describe("model fixture call strings", () => {
     } finally {
       await rm(tmp, { recursive: true, force: true });
     }
+  });
+});
+
+describe("pipeline call settings", () => {
+  it("callNumber: a number, a one-element list, the fallback for null; anything else is a ConfigError", () => {
+    const call = { a: 0.5, b: [0.25], c: null, d: [1, 2], e: "x" };
+    expect(callNumber(call, "case.json", "a")).toBe(0.5);
+    expect(callNumber(call, "case.json", "b")).toBe(0.25);
+    expect(callNumber(call, "case.json", "c", 1)).toBe(1);
+    expect(() => callNumber(call, "case.json", "d")).toThrow(ConfigError);
+    expect(() => callNumber(call, "case.json", "e", 1)).toThrow(ConfigError);
+  });
+
+  it("callSeed: generator_seed, seed, or torch.Generator().manual_seed(N) outside a comment", () => {
+    expect(callSeed({ generator_seed: 7 })).toBe(7);
+    expect(callSeed({ generator: "torch.Generator().manual_seed(42)  # CPU" })).toBe(42);
+    expect(callSeed({ generator: "None  # not torch.Generator().manual_seed(3)" })).toBeUndefined();
+    expect(callSeed({ generator: null })).toBeUndefined();
   });
 });
 

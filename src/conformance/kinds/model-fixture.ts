@@ -271,14 +271,18 @@ export function caseRecord(value: unknown, file: string, field: string): Record<
   return value;
 }
 
-/** A number of the fixture's `call`, or `fallback` when it is null/absent. */
+/**
+ * A number of the fixture's `call`, or `fallback` when it is null/absent. A one-element list counts
+ * as its element (diffusers turns per-ControlNet settings into lists).
+ */
 export function callNumber(
   call: Record<string, unknown>,
   file: string,
   key: string,
   fallback?: number,
 ): number {
-  const v = call[key];
+  const raw = call[key];
+  const v = Array.isArray(raw) && raw.length === 1 ? (raw[0] as unknown) : raw;
   if (typeof v === "number") return v;
   if ((v === null || v === undefined) && fallback !== undefined) return fallback;
   throw new ConfigError(file, `call.${key}`, "a number", v);

@@ -15,7 +15,7 @@ import { tensor, toFloat32, type HostTensor } from "../../tensor.js";
 import { readSafetensors } from "../../weights/safetensors.js";
 import { compareTensors, failedRow } from "../compare.js";
 import type { ConformanceRow, FixtureKind } from "../types.js";
-import { callSeed, fixtureScheduler } from "./model-fixture.js";
+import { callNumber, callSeed, fixtureScheduler } from "./model-fixture.js";
 
 function record(value: unknown, file: string, field: string): Record<string, unknown> {
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
@@ -39,13 +39,6 @@ function num(call: Record<string, unknown>, key: string, fallback?: number): num
     if (fallback !== undefined) return fallback;
   }
   throw new ConfigError("case.json", `call.${key}`, "a number", v);
-}
-
-/** A number, or a one-element list of one (diffusers normalises single values to lists). */
-function one(call: Record<string, unknown>, key: string, fallback: number): number {
-  const v = call[key];
-  if (Array.isArray(v) && v.length === 1 && typeof v[0] === "number") return v[0];
-  return num(call, key, fallback);
 }
 
 /** HWC uint8 [H, W, 3] tensor -> Image. */
@@ -131,8 +124,8 @@ export const pipelineControlnetKind: FixtureKind = {
               {
                 image: control,
                 scale: num(call, "controlnet_conditioning_scale", 1),
-                guidanceStart: one(call, "control_guidance_start", 0),
-                guidanceEnd: one(call, "control_guidance_end", 1),
+                guidanceStart: callNumber(call, file, "control_guidance_start", 0),
+                guidanceEnd: callNumber(call, file, "control_guidance_end", 1),
               },
             ]
           : [],

@@ -59,13 +59,6 @@ function toUint8Hwc(t: HostTensor<"float32">): HostTensor<"uint8"> {
   return tensor("uint8", [f, h, w, c], out);
 }
 
-/** The call with one-element lists (one entry per ControlNet; this kind has one) as their element. */
-function single(call: Record<string, unknown>): Record<string, unknown> {
-  return Object.fromEntries(
-    Object.entries(call).map(([k, v]) => [k, Array.isArray(v) && v.length === 1 ? v[0] : v]),
-  );
-}
-
 export async function runPipelineVideoControlnetFixture(ctx: FixtureContext): Promise<ConformanceRow[]> {
   const mc = await readModelCase(ctx, "pipeline_video_controlnet");
   const file = mc.file;
@@ -165,9 +158,9 @@ export async function runPipelineVideoControlnetFixture(ctx: FixtureContext): Pr
         batch: frames,
         controls: [
           {
-            scale: callNumber(single(call), file, "controlnet_conditioning_scale", 1),
-            guidanceStart: callNumber(single(call), file, "control_guidance_start", 0),
-            guidanceEnd: callNumber(single(call), file, "control_guidance_end", 1),
+            scale: callNumber(call, file, "controlnet_conditioning_scale", 1),
+            guidanceStart: callNumber(call, file, "control_guidance_start", 0),
+            guidanceEnd: callNumber(call, file, "control_guidance_end", 1),
           },
         ],
         store: new MemoryFrameStore(),
