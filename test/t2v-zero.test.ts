@@ -11,6 +11,7 @@ import {
   textToVideoZero,
   warpLatentsByMotionField,
 } from "../src/pipeline/text2video-zero.js";
+import { classifierFreeGuidance } from "../src/pipeline/guidance.js";
 import type { UNetInputs } from "../src/pipeline/types.js";
 import { fromConfig } from "../src/schedulers/registry.js";
 import { type HostTensor, tensor } from "../src/tensor.js";
@@ -146,6 +147,12 @@ describe("ddpmForward (diffusers TextToVideoZeroPipeline.forward_loop)", () => {
   });
 });
 
+function maxAbs(a: HostTensor<"float32">, b: HostTensor<"float32">): number {
+  let m = 0;
+  for (let i = 0; i < a.data.length; i++) m = Math.max(m, Math.abs((a.data[i] ?? 0) - (b.data[i] ?? 0)));
+  return m;
+}
+
 /** Components whose UNet predicts zeros and records its calls; a VAE that returns zeros. */
 function fakeComponents(scheduler = "DDIMScheduler"): {
   components: TextToVideoZeroComponents;
@@ -216,7 +223,7 @@ describe("textToVideoZero", () => {
     );
   });
 
-  it("refuses t1 past the timesteps, guidance <= 1 and schedulers with per-step state", async () => {
+  it("refuses t1 past the timesteps, guidance <= 1 and schedulers with fractional timesteps", async () => {
     const { components } = fakeComponents();
     await expectError(
       () => textToVideoZero(components, { ...baseOptions, t1: 6 }),
@@ -230,13 +237,97 @@ describe("textToVideoZero", () => {
       "E_INVALID_ARGUMENT",
       "guidanceScale",
     );
-    await expectError(
-      () => textToVideoZero(fakeComponents("EulerDiscreteScheduler").components, baseOptions),
-      UnsupportedError,
-      "E_UNSUPPORTED",
+    for (const name of [
       "EulerDiscreteScheduler",
-    );
+      "EulerAncestralDiscreteScheduler",
+      "LMSDiscreteScheduler",
+    ]) {
+      await expectError(
+        () => textToVideoZero(fakeComponents(name).components, baseOptions),
+        UnsupportedError,
+        "E_UNSUPPORTED",
+        name,
+      );
+    }
   });
+
+  // diffusers deep-copies the scheduler after pass 1 and gives the copy to pass 3. A multistep
+  // scheduler that went on through pass 2 holds two more model outputs (and a later step index), so
+  // pass 3 differs unless it restarts from the state after pass 1.
+  for (const name of ["DPMSolverMultistepScheduler", "UniPCMultistepScheduler", "PNDMScheduler"]) {
+    it(`runs pass 3 with ${name} as it was after pass 1 (diffusers' scheduler copy)`, async () => {
+      const { components, calls } = fakeComponents(name);
+      // a prediction that depends on the sample, the timestep and the embedding (uncond != cond)
+      const unet: TextToVideoZeroComponents["unet"] = {
+        forward: (inputs) => {
+          calls.push(inputs);
+          const [batch = 1] = inputs.sample.shape;
+          const per = inputs.sample.data.length / batch;
+          const out = new Float32Array(inputs.sample.data.length);
+          for (let b = 0; b < batch; b++) {
+            const e = inputs.encoderHiddenStates.data[b * 6] ?? 0;
+            const t = inputs.timestep.data[b] ?? 0;
+            for (let i = 0; i < per; i++)
+              out[b * per + i] =
+                0.3 * (inputs.sample.data[b * per + i] ?? 0) + 0.1 * e + t / 2000 + (i % 7) / 50;
+          }
+          return Promise.resolve(tensor("float32", inputs.sample.shape, out));
+        },
+      };
+      const traced = new Map<string, HostTensor>();
+      const options = { ...baseOptions, numInferenceSteps: 8, t0: 2, t1: 4, guidanceScale: 3 };
+      await textToVideoZero(
+        { ...components, unet },
+        { ...options, trace: (key, value) => traced.set(key, value) },
+      );
+      const get = (key: string): HostTensor<"float32"> => {
+        const value = traced.get(key);
+        if (value?.dtype !== "float32") throw new Error(`no ${key} traced`);
+        return value as HostTensor<"float32">;
+      };
+      const tag = (pass: number, i: number): string => `pass${pass}.step${String(i).padStart(2, "0")}`;
+      const guided = (tag: string): HostTensor<"float32"> => {
+        const u = get(`${tag}.noise_pred_uncond`);
+        const c = get(`${tag}.noise_pred_text`);
+        return classifierFreeGuidance(u, c, 3);
+      };
+      // the reference: a fresh scheduler stepped through pass 1, then straight into pass 3
+      const reference = fromConfig(name, { steps_offset: 1 });
+      reference.setTimesteps(8);
+      const ts = reference.timesteps;
+      const pass1 = ts.slice(0, ts.length - 5);
+      let x = get("initial_latents");
+      for (const [i, t] of pass1.entries()) x = reference.step(guided(tag(1, i)), t, x).prevSample;
+      expect(Array.from(x.data)).toEqual(Array.from(get("stage.x_1_t1").data));
+      x = get("stage.x_1k_t1");
+      let differs = false;
+      for (const [i, t] of ts.slice(ts.length - 5).entries()) {
+        x = reference.step(guided(tag(3, i)), t, x).prevSample;
+        const ours = get(`${tag(3, i)}.latents_out`);
+        expect(Array.from(ours.data)).toEqual(Array.from(x.data));
+        differs ||= i > 0;
+      }
+      expect(differs).toBe(true);
+      // and the copy matters: the scheduler of pass 2, stepped on through pass 3, refuses the
+      // restart (DPM-Solver, UniPC check the timestep order) or gives another pass 3 (PNDM)
+      const continued = fromConfig(name, { steps_offset: 1 });
+      continued.setTimesteps(8);
+      let y = get("initial_latents");
+      for (const [i, t] of ts.slice(0, ts.length - 3).entries())
+        y = continued.step(guided(i < pass1.length ? tag(1, i) : tag(2, i - pass1.length)), t, y).prevSample;
+      y = get("stage.x_1k_t1");
+      let outcome: number | string;
+      try {
+        for (const [i, t] of ts.slice(ts.length - 5).entries())
+          y = continued.step(guided(tag(3, i)), t, y).prevSample;
+        outcome = maxAbs(y, get(`${tag(3, 4)}.latents_out`));
+      } catch (error) {
+        outcome = String(error);
+      }
+      if (typeof outcome === "string") expect(outcome).toContain("a timestep not yet stepped past");
+      else expect(outcome).toBeGreaterThan(1e-4);
+    });
+  }
 });
 
 describe("pipeline_t2v_zero golden fixture (diffusers TextToVideoZeroPipeline)", () => {

@@ -176,11 +176,30 @@ describe("steadyframe video --motion-field (Text2Video-Zero)", () => {
     expect(frames.some((f) => !Buffer.from(f).equals(Buffer.from(frames[0] ?? [])))).toBe(true);
   });
 
+  it("runs with a multistep scheduler (pass 3 restarts from its state after pass 1)", async () => {
+    const out = join(dir, "t2vz-dpm");
+    const r = await video([
+      ...BASE,
+      "--motion-field",
+      "8,4",
+      "--scheduler",
+      "dpmpp_2m",
+      "--frames",
+      "3",
+      "--out",
+      out,
+    ]);
+    expect(r.err).not.toContain("error");
+    expect(r.code).toBe(0);
+    expect(await framesOf(out)).toHaveLength(3);
+  });
+
   it.each([
     [[CLIP], "[SOURCE]"],
     [["--controlnet", join(MODEL, "controlnet")], "--controlnet"],
     [["--motion-adapter", ADAPTER], "--motion-field"],
     [["--t1", "9"], "--t1"],
+    [["--scheduler", "euler"], "--scheduler"],
   ])("refuses %j with --motion-field naming %s", async (flags, named) => {
     const r = await video([
       ...BASE,

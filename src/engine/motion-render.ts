@@ -70,7 +70,7 @@ import { invertLatents } from "../pipeline/ddim-inversion.js";
 import { concatBatch } from "../pipeline/guidance.js";
 import { imageToTensor, tensorToImages, toRGB } from "../pipeline/images.js";
 import { StableDiffusionPipeline, loadControlNet } from "../pipeline/stable-diffusion.js";
-import { textToVideoZero } from "../pipeline/text2video-zero.js";
+import { T2V_ZERO_REFUSED_SCHEDULERS, textToVideoZero } from "../pipeline/text2video-zero.js";
 import { withLoras } from "../pipeline/lora.js";
 import { withTextualInversions } from "../pipeline/textual-inversion.js";
 import type { DenoisingUNet } from "../pipeline/types.js";
@@ -128,7 +128,6 @@ export interface TextToVideoZeroMotion {
 export type MotionSettings = AnimateDiffMotion | TextToVideoZeroMotion;
 
 const DEFAULT_V2V_STRENGTH = 0.6;
-const T2V_ZERO_SCHEDULERS: readonly SchedulerClassName[] = ["DDIMScheduler", "DDPMScheduler"];
 const stepFile = (i: number): string => `step_${String(i).padStart(4, "0")}.safetensors`;
 
 const f64 = (v: number): HostTensor<"float64"> => tensor("float64", [1], Float64Array.of(v));
@@ -320,10 +319,15 @@ async function planMotion(
           hint: "Text2Video-Zero's cross-frame attention reads the [uncond, cond] guidance batch",
         },
       );
-    if (!T2V_ZERO_SCHEDULERS.includes(schedulerClass))
-      throw new InvalidArgumentError("--scheduler", "ddim or ddpm with --motion-field", schedulerClass, {
-        hint: "Text2Video-Zero restarts the sampler at t1, which needs a scheduler without per-step state",
-      });
+    if (T2V_ZERO_REFUSED_SCHEDULERS.includes(schedulerClass))
+      throw new InvalidArgumentError(
+        "--scheduler",
+        "ddim, ddpm, pndm, dpmpp_2m, dpmpp_2m_karras, unipc or lcm with --motion-field",
+        schedulerClass,
+        {
+          hint: "Text2Video-Zero noises the warped latents between two timestep values, which needs integer timesteps (not euler, euler_ancestral, lms)",
+        },
+      );
     if (steps < 2) throw new InvalidArgumentError("--steps", "at least 2 with --motion-field", steps);
     const t1 = z.t1 ?? Math.min(steps - 1, Math.floor((steps * 47) / 50));
     const t0 = z.t0 ?? Math.max(0, Math.min(t1 - 1, Math.floor((steps * 44) / 50)));

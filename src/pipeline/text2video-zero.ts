@@ -16,7 +16,9 @@
 import { InvalidArgumentError, UnsupportedError, throwIfAborted } from "../errors.js";
 import type { LongTaskOptions } from "../progress.js";
 import { TorchGenerator } from "../random/torch-generator.js";
+import { fromConfig } from "../schedulers/registry.js";
 import type { NoiseGenerator, Scheduler, SchedulerClassName } from "../schedulers/scheduler.js";
+import { SchedulerBase } from "../schedulers/scheduler-base.js";
 import { shapeToString, tensor, type HostTensor } from "../tensor.js";
 import { type ResumableDenoising, replayedPrediction } from "./animatediff.js";
 import { chunkBatch, classifierFreeGuidance, concatBatch, scale } from "./guidance.js";
@@ -255,6 +257,35 @@ export function ddpmForward(
  */
 const STATELESS_SCHEDULERS: readonly SchedulerClassName[] = ["DDIMScheduler", "DDPMScheduler"];
 
+/**
+ * Schedulers diffusers' pipeline cannot run: their timesteps are fractional float values, and
+ * `forward_loop` slices `alphas[t0:t1]` by timestep value (a TypeError in torch); the inverse DDIM
+ * scheduler runs time backwards.
+ */
+export const T2V_ZERO_REFUSED_SCHEDULERS: readonly SchedulerClassName[] = [
+  "EulerDiscreteScheduler",
+  "EulerAncestralDiscreteScheduler",
+  "LMSDiscreteScheduler",
+  "DDIMInverseScheduler",
+];
+
+/** Noise that is never used: the twin of a stochastic scheduler only needs its state, not its sample. */
+const NO_NOISE: NoiseGenerator = { randn: (shape) => tensor("float32", shape) };
+
+/**
+ * The scheduler pass 3 uses, as diffusers' `copy.deepcopy(self.scheduler)` after pass 1: `undefined`
+ * for the stateless ones (the copy is the scheduler), else a fresh scheduler of the same class and
+ * config that is stepped through pass 1 beside the real one (`step` state depends on the model
+ * outputs, timesteps and samples, never on the step noise).
+ */
+function restartScheduler(scheduler: Scheduler): Scheduler | undefined {
+  if (STATELESS_SCHEDULERS.includes(scheduler.className)) return undefined;
+  if (scheduler instanceof SchedulerBase) return fromConfig(scheduler.className, scheduler.config);
+  throw new UnsupportedError(`Text2Video-Zero with a ${scheduler.className} not built by fromConfig`, {
+    hint: "the last pass restarts the sampler at t1 with the state it had after the first pass; build the scheduler with fromConfig (schedulers/registry.ts) so that a twin can be made",
+  });
+}
+
 export interface TextToVideoZeroComponents {
   /**
    * The UNet with cross-frame attention as diffusers' `CrossFrameAttnProcessor(batch_size=2)`:
@@ -262,7 +293,10 @@ export interface TextToVideoZeroComponents {
    */
   readonly unet: DenoisingUNet;
   readonly vae: LatentDecoder;
-  /** A fresh DDIM (or DDPM) scheduler for this run. */
+  /**
+   * A fresh scheduler for this run (not Euler, Euler ancestral, LMS: see `T2V_ZERO_REFUSED_SCHEDULERS`). One
+   * with per-step state must come from `fromConfig`: pass 3 runs on a twin that saw only pass 1.
+   */
   readonly scheduler: Scheduler;
   /** 2 ** (len(vae block_out_channels) - 1): 8 for SD. */
   readonly vaeScaleFactor: number;
@@ -371,9 +405,9 @@ function checkInputs(c: TextToVideoZeroComponents, o: TextToVideoZeroOptions): R
   if (frameIds.length !== frames) {
     throw new InvalidArgumentError("frameIds", `${frames} frame ids (videoLength)`, frameIds.length);
   }
-  if (!STATELESS_SCHEDULERS.includes(c.scheduler.className)) {
+  if (T2V_ZERO_REFUSED_SCHEDULERS.includes(c.scheduler.className)) {
     throw new UnsupportedError(`Text2Video-Zero with ${c.scheduler.className}`, {
-      hint: `use ${STATELESS_SCHEDULERS.join(" or ")}: the last pass restarts the sampler at t1, which needs a scheduler without per-step state`,
+      hint: "use a scheduler with integer timesteps (DDIM, DDPM, PNDM, DPM-Solver multistep, UniPC, LCM): the DDPM forward step between the passes takes the product of alphas between two timestep values, which diffusers cannot do for fractional timesteps",
     });
   }
   const h = o.height / c.vaeScaleFactor;
@@ -468,6 +502,8 @@ export async function textToVideoZero(
 
   // 3. Timesteps and the three passes (t0/t1 count from the end of the timesteps)
   c.scheduler.setTimesteps(r.steps);
+  const twin = restartScheduler(c.scheduler);
+  twin?.setTimesteps(r.steps);
   const timesteps = c.scheduler.timesteps;
   const n = timesteps.length;
   const pass1 = timesteps.slice(0, n - r.t1 - 1);
@@ -483,12 +519,17 @@ export async function textToVideoZero(
   );
   trace("initial_latents", latents);
 
-  /** diffusers `backward_loop`: CFG denoising over `ts`, the batch of frames laid out as `emb` says. */
+  /**
+   * diffusers `backward_loop`: CFG denoising over `ts` with `scheduler`, the batch of frames laid out
+   * as `emb` says; `shadow` (pass 1) takes every step too, without noise.
+   */
   const backward = async (
     pass: string,
     ts: readonly number[],
     x: HostTensor<"float32">,
     emb: HostTensor<"float32">,
+    scheduler: Scheduler,
+    shadow?: Scheduler,
   ): Promise<HostTensor<"float32">> => {
     let current = x;
     for (const [i, t] of ts.entries()) {
@@ -497,7 +538,7 @@ export async function textToVideoZero(
       trace(`${tag}.timestep`, tensor("int64", [], new BigInt64Array([BigInt(Math.round(t))])));
       let guided = replayedPrediction(o, done, current);
       if (guided === undefined) {
-        const input = c.scheduler.scaleModelInput(concatBatch([current, current]), t);
+        const input = scheduler.scaleModelInput(concatBatch([current, current]), t);
         const batch = input.shape[0] ?? 1;
         const noise = await c.unet.forward({
           sample: input,
@@ -509,10 +550,9 @@ export async function textToVideoZero(
         trace(`${tag}.noise_pred_text`, cond);
         guided = classifierFreeGuidance(uncond, cond, r.guidance);
       }
-      current = c.scheduler.step(guided, t, current, {
-        generator,
-        ...(o.eta === undefined ? {} : { eta: o.eta }),
-      }).prevSample;
+      const eta = o.eta === undefined ? {} : { eta: o.eta };
+      shadow?.step(guided, t, current, { generator: NO_NOISE, ...eta });
+      current = scheduler.step(guided, t, current, { generator, ...eta }).prevSample;
       trace(`${tag}.latents_out`, current);
       await o.onStep?.({
         step: done,
@@ -529,11 +569,11 @@ export async function textToVideoZero(
 
   o.onProgress?.({ status: "start", task, total });
   // 5. Pass 1: frame 0 from T down to t1
-  const x1T1 = await backward("pass1", pass1, latents, embeds);
+  const x1T1 = await backward("pass1", pass1, latents, embeds, c.scheduler, twin);
   trace("stage.x_1_t1", x1T1);
 
   // 6. Pass 2: frame 0 from t1 down to t0
-  const x1T0 = await backward("pass2", pass2, x1T1, embeds);
+  const x1T0 = await backward("pass2", pass2, x1T1, embeds, c.scheduler);
   trace("stage.x_1_t0", x1T0);
 
   // 7. Frames 1..F-1: frame 0's t0 latent translated by each frame's motion, then noised back to t1.
@@ -559,7 +599,7 @@ export async function textToVideoZero(
   trace("stage.x_1k_t1", start);
 
   // 8. Pass 3: every frame from t1 to 0 with cross-frame attention (the scheduler as after pass 1)
-  const final = await backward("pass3", pass3, start, repeatPerFrame(embeds, r.frames));
+  const final = await backward("pass3", pass3, start, repeatPerFrame(embeds, r.frames), twin ?? c.scheduler);
   trace("stage.x_1k_0", final);
   o.onProgress?.({ status: "done", task });
 
