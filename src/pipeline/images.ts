@@ -66,3 +66,13 @@ export function tensorToImages(t: HostTensor<"float32">): Image[] {
   }
   return images;
 }
+
+/** NCHW -> NHWC (the pipelines' numpy output layout). */
+export function toChannelsLast(t: HostTensor<"float32">): HostTensor<"float32"> {
+  const [n = 0, c = 0, h = 0, w = 0] = t.shape;
+  const out = new Float32Array(t.data.length);
+  for (let b = 0; b < n; b++)
+    for (let ch = 0; ch < c; ch++)
+      for (let i = 0; i < h * w; i++) out[(b * h * w + i) * c + ch] = t.data[(b * c + ch) * h * w + i] ?? 0;
+  return tensor("float32", [n, h, w, c], out);
+}

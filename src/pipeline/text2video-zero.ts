@@ -22,7 +22,7 @@ import { SchedulerBase } from "../schedulers/scheduler-base.js";
 import { shapeToString, tensor, type HostTensor } from "../tensor.js";
 import { type ResumableDenoising, replayedPrediction } from "./animatediff.js";
 import { chunkBatch, classifierFreeGuidance, concatBatch, scale } from "./guidance.js";
-import { denormalize } from "./images.js";
+import { denormalize, toChannelsLast } from "./images.js";
 import type { DenoisingUNet, LatentDecoder, PromptTokenizer, TextEncoder } from "./types.js";
 
 const f32 = Math.fround;
@@ -471,16 +471,6 @@ function repeatPerFrame(embeds: HostTensor<"float32">, frames: number): HostTens
     ...Array<HostTensor<"float32">>(frames).fill(uncond),
     ...Array<HostTensor<"float32">>(frames).fill(cond),
   ]);
-}
-
-/** NCHW -> NHWC (the pipelines' numpy output layout). */
-export function toChannelsLast(t: HostTensor<"float32">): HostTensor<"float32"> {
-  const [n = 0, c = 0, h = 0, w = 0] = t.shape;
-  const out = new Float32Array(t.data.length);
-  for (let b = 0; b < n; b++)
-    for (let ch = 0; ch < c; ch++)
-      for (let i = 0; i < h * w; i++) out[(b * h * w + i) * c + ch] = t.data[(b * c + ch) * h * w + i] ?? 0;
-  return tensor("float32", [n, h, w, c], out);
 }
 
 export async function textToVideoZero(

@@ -17,12 +17,14 @@ import { UNetMotionModel } from "../../models/motion/unet-motion-model.js";
 import { AutoencoderKL } from "../../models/vae/autoencoder-kl.js";
 import {
   type AnimateDiffCommonOptions,
+  type AnimateDiffResult,
   textToVideo,
   videoTensor,
   videoToVideo,
 } from "../../pipeline/animatediff.js";
+import { toChannelsLast } from "../../pipeline/images.js";
 import { fromConfig } from "../../schedulers/registry.js";
-import { type HostTensor, toFloat32 } from "../../tensor.js";
+import { type HostTensor, tensor, toFloat32 } from "../../tensor.js";
 import { compareTensors, failedRow } from "../compare.js";
 import type { ConformanceRow, FixtureContext, FixtureKind } from "../types.js";
 import {
@@ -103,6 +105,22 @@ function uint8Video(
   );
 }
 
+/** The name of the pipeline's output in the fixtures: `frames` (text-to-video), `video` (video-to-video). */
+const OUTPUT_NAME: Readonly<Record<Mode, string>> = { "text-to-video": "frames", "video-to-video": "video" };
+
+/**
+ * What diffusers 0.26.3 returns as `.frames` for `output_type`: "latent" the final latents
+ * [1, C, F, h, w]; "np" [1, F, H, W, 3] in [0, 1]; "pt" [1, F, 3, H, W] in [0, 1] from
+ * AnimateDiffPipeline, but the decoder output [1, 3, F, H, W] as it is from the video-to-video one.
+ */
+function pipelineOutput(mode: Mode, outputType: "pt" | "np" | "latent", r: AnimateDiffResult): HostTensor {
+  if (outputType === "latent") return r.latents;
+  if (outputType === "pt") return mode === "text-to-video" ? r.frames : r.video;
+  const [b = 1, f = 0, c = 0, h = 0, w = 0] = r.frames.shape;
+  const hwc = toChannelsLast(tensor("float32", [b * f, c, h, w], r.frames.data));
+  return tensor("float32", [b, f, h, w, c], hwc.data);
+}
+
 async function runAnimateDiffFixture(ctx: FixtureContext, mode: Mode): Promise<ConformanceRow[]> {
   const mc = await readModelCase(
     ctx,
@@ -112,9 +130,15 @@ async function runAnimateDiffFixture(ctx: FixtureContext, mode: Mode): Promise<C
   const call = record(ctx, "call");
   // num_videos_per_prompt is not read: diffusers 0.26.3's AnimateDiff pipelines set it to 1 in
   // __call__ whatever the call passes.
-  const outputType = call["output_type"];
-  if (outputType !== undefined && outputType !== "pt") {
-    return [failedRow(fixture, "-", `output_type ${String(outputType)} is not supported (only "pt")`)];
+  const outputType = call["output_type"] ?? "pt";
+  if (outputType !== "pt" && outputType !== "np" && outputType !== "latent") {
+    return [
+      failedRow(
+        fixture,
+        "-",
+        `output_type ${String(outputType)}: only "pt", "np" and "latent" give a tensor`,
+      ),
+    ];
   }
   const promptEmbeds = namedInput(ctx, call, "prompt_embeds", mc.inputs);
   const negativeEmbeds = namedInput(ctx, call, "negative_prompt_embeds", mc.inputs);
@@ -157,8 +181,9 @@ async function runAnimateDiffFixture(ctx: FixtureContext, mode: Mode): Promise<C
       const size = defaultSize({ config: unet.unetConfig }, vae);
       const width = num(ctx, call, "width", size);
       const height = num(ctx, call, "height", size);
+      let result: AnimateDiffResult;
       if (mode === "text-to-video") {
-        await textToVideo(components, {
+        result = await textToVideo(components, {
           ...common,
           numFrames: num(ctx, call, "num_frames"),
           width,
@@ -167,7 +192,7 @@ async function runAnimateDiffFixture(ctx: FixtureContext, mode: Mode): Promise<C
         });
       } else if (latents) {
         // Given latents are denoised as they are; the video is not read.
-        await videoToVideo(components, {
+        result = await videoToVideo(components, {
           ...common,
           latents: toFloat32(latents),
           strength: num(ctx, call, "strength"),
@@ -175,12 +200,13 @@ async function runAnimateDiffFixture(ctx: FixtureContext, mode: Mode): Promise<C
       } else {
         const video = namedInput(ctx, call, "video", mc.inputs);
         if (video === undefined) throw new ConfigError(caseFile(ctx), "call.video", "inputs.<frames>", video);
-        await videoToVideo(components, {
+        result = await videoToVideo(components, {
           ...common,
           video: uint8Video(ctx, video, width, height, vae.downsampleFactor),
           strength: num(ctx, call, "strength"),
         });
       }
+      traced.set(OUTPUT_NAME[mode], pipelineOutput(mode, outputType, result));
     } finally {
       await vae.release();
     }

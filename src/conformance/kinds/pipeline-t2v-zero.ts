@@ -3,7 +3,8 @@
  * (src/pipeline/text2video-zero.ts) with the call arguments, scheduler, weights (`weights.unet`,
  * `weights.vae`) and prompt embeddings from the fixture. The UNet gets the cross-frame attention
  * case.json's `reference.attention_processor` names (`CrossFrameAttnProcessor(batch_size=N)`, the one
- * the pipeline installs). Every tensor of the outputs file is compared: each random draw of the
+ * the pipeline installs). `output_type: "latent"` makes `frames` the final latents, as diffusers
+ * returns them. Every tensor of the outputs file is compared: each random draw of the
  * seeded generator (`rng.drawNN`, in order), every step of the three denoising passes, the warp grid
  * and warped latents, the DDPM forward, the decoder input/output and the frames. An output the run
  * does not produce fails its row.
@@ -86,7 +87,7 @@ export async function runPipelineT2vZeroFixture(ctx: FixtureContext): Promise<Co
       crossFrame: { batchSize, mode: "first" },
       ...signalOption(ctx),
     });
-    await textToVideoZero(
+    const result = await textToVideoZero(
       {
         unet,
         vae,
@@ -114,6 +115,9 @@ export async function runPipelineT2vZeroFixture(ctx: FixtureContext): Promise<Co
         trace: (name, value) => traced.set(name, value),
       },
     );
+    // output_type "latent": the pipeline returns the final latents [F, C, h, w] instead of the
+    // decoded frames; any other value decodes to numpy [F, H, W, 3] (0.26.3's decode_latents)
+    if (call["output_type"] === "latent") traced.set("frames", result.latents);
   } finally {
     await unet?.release();
     await vae.release();

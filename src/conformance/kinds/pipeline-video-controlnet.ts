@@ -18,7 +18,7 @@ import type { UNet2DConditionModelRunner } from "../../models/unet/runner.js";
 import { UNet2DConditionModel } from "../../models/unet/unet-2d-condition.js";
 import { AutoencoderKL } from "../../models/vae/autoencoder-kl.js";
 import { chunkBatch, concatBatch } from "../../pipeline/guidance.js";
-import { toChannelsLast } from "../../pipeline/text2video-zero.js";
+import { toChannelsLast } from "../../pipeline/images.js";
 import { TorchGenerator } from "../../random/torch-generator.js";
 import { fromConfig } from "../../schedulers/registry.js";
 import { tensor, toFloat32, type HostTensor } from "../../tensor.js";
@@ -200,6 +200,9 @@ export async function runPipelineVideoControlnetFixture(ctx: FixtureContext): Pr
   const wanted = mc.outputs.get("image");
   if (pixels && wanted?.shape.length === 4 && wanted.shape[3] === 3 && pixels.shape[1] === 3)
     traced.set("image", toChannelsLast(pixels as HostTensor<"float32">));
+  // output_type "latent": the pipeline skips the decoder and returns the final latents [F, C, h, w]
+  const finalLatents = stack("latents");
+  if (call["output_type"] === "latent" && finalLatents) traced.set("image", finalLatents);
 
   return outputNames(ctx, mc.outputs).map((name) => {
     const expected = mc.outputs.get(name);
