@@ -95,6 +95,37 @@ function maxPixelDiff(a: Image, b: Image): number {
   return m;
 }
 
+/** Text-to-image of source frame `i`'s Canny map with `seed` (the engine's per-frame reference). */
+async function imageOfFrame(
+  sd: StableDiffusionPipeline,
+  source: SourceVideo,
+  i: number,
+  seed: number,
+  options: { guessMode?: boolean; scale?: number } = {},
+): Promise<Image> {
+  const control = await cannyAnnotator().annotate(await source.frame(i));
+  const rgb = {
+    ...control,
+    channels: 3 as const,
+    data: new Uint8Array(control.width * control.height * 3).map(
+      (_, k) => control.data[Math.floor(k / 3)] ?? 0,
+    ),
+  };
+  const { image } = await sd.generate({
+    prompt: "a red car on a road",
+    ...SIZE,
+    numInferenceSteps: 3,
+    guidanceScale: 7.5,
+    seed,
+    scheduler: "ddim",
+    ...(options.guessMode === undefined ? {} : { guessMode: options.guessMode }),
+    controls: [
+      { image: imageToTensor(rgb, "0,1"), ...(options.scale === undefined ? {} : { scale: options.scale }) },
+    ],
+  });
+  return tensorToImages(image)[0]!;
+}
+
 describe("video engine", () => {
   let dir: string;
   beforeAll(async () => {
@@ -250,24 +281,46 @@ describe("video engine", () => {
     const source = await SourceVideo.open(CLIP, SIZE);
     const sd = await StableDiffusionPipeline.load(MODEL, { controlnets: [CONTROLNET] });
     try {
-      for (let i = 0; i < 3; i++) {
-        const control = await cannyAnnotator().annotate(await source.frame(i));
-        const rgb = {
-          ...control,
-          channels: 3 as const,
-          data: new Uint8Array(64 * 64 * 3).map((_, k) => control.data[Math.floor(k / 3)] ?? 0),
-        };
-        const { image } = await sd.generate({
+      for (let i = 0; i < 3; i++)
+        expect(maxPixelDiff(await imageOfFrame(sd, source, i, 11 + i), video[i]!)).toBe(0);
+    } finally {
+      await sd.release();
+      await source.close();
+    }
+  }, 120_000);
+
+  it("guess mode: frame i equals text-to-image in guess mode with seed + i (the nets see the cond half)", async () => {
+    const source = await SourceVideo.open(CLIP, { ...SIZE, maxFrames: 2 });
+    const strategy: Strategy = { ...base, noise: "per-frame", attention: "per-frame" };
+    const methods = strategyMethods(strategy, { annotators: [cannyAnnotator()], videos: 2, source });
+    const sd = await StableDiffusionPipeline.load(MODEL, { controlnets: [CONTROLNET], guessMode: true });
+    try {
+      const videoOf = async (guessMode: boolean): Promise<Image[]> => {
+        const store = new MemoryFrameStore();
+        await generateVideo(sd.videoComponents("ddim"), {
           prompt: "a red car on a road",
           ...SIZE,
+          frames: 2,
           numInferenceSteps: 3,
           guidanceScale: 7.5,
-          seed: 11 + i,
-          scheduler: "ddim",
-          controls: [{ image: imageToTensor(rgb, "0,1") }],
+          seed: 11n,
+          methods,
+          batch: 2,
+          source,
+          controls: [{ scale: 0.8 }],
+          store,
+          guessMode,
         });
-        expect(maxPixelDiff(tensorToImages(image)[0]!, video[i]!)).toBe(0);
-      }
+        return [0, 1].map((i) => store.images.get(i)!);
+      };
+      const video = await videoOf(true);
+      for (let i = 0; i < 2; i++)
+        expect(
+          maxPixelDiff(await imageOfFrame(sd, source, i, 11 + i, { guessMode: true, scale: 0.8 }), video[i]!),
+        ).toBe(0);
+      // the option is read: the same nets without guess mode give other frames
+      const plain = await videoOf(false);
+      expect(maxPixelDiff(plain[0]!, video[0]!)).toBeGreaterThan(0);
     } finally {
       await sd.release();
       await source.close();

@@ -64,6 +64,15 @@ export interface GenerateVideoOptions extends LongTaskOptions {
   readonly eta?: number;
   readonly clipSkip?: number;
   /**
+   * (optional, default false) ControlNet guess mode (diffusers `guess_mode`): with guidance the
+   * ControlNets see only the conditional half of the batch ([F] frames with the cond embeddings) and
+   * the unconditional half gets zero residuals. Load the nets with the guess-mode scales
+   * (`ControlNetModel.load(dir, { guessMode: true })`). A net with cross-frame attention then splits
+   * its F frames into its `batchSize` videos, as diffusers' processor does; the anchor cache is not
+   * used with it.
+   */
+  readonly guessMode?: boolean;
+  /**
    * (optional, default "plain") "a1111": prompts in A1111 syntax (weights, BREAK, 75-token chunks),
    * encoded by `components.encodeWeightedPrompts` (src/pipeline/prompt-weighting.ts).
    */
@@ -337,6 +346,10 @@ export async function generateVideo(
   const budgetMiB = o.anchorCacheMiB ?? defaultAnchorCacheMiB();
   if (!(Number.isFinite(budgetMiB) && budgetMiB >= 0))
     throw new InvalidArgumentError("--anchor-cache", "a number of MiB >= 0 (0 turns it off)", budgetMiB);
+  if (o.guessMode === true && c.controlnets.some((n) => n.anchorCache === true))
+    throw new InvalidArgumentError("guessMode", "ControlNets loaded without the anchor cache", true, {
+      hint: "in guess mode a ControlNet's batch holds the conditional frames only, which the cached anchors do not fit",
+    });
   const takesAnchors = c.unet.anchorCache === true && c.controlnets.every((n) => n.anchorCache === true);
   const fullSteps = fullScheduleSteps(c, info.numInferenceSteps);
   const cache =
@@ -550,6 +563,7 @@ export async function generateVideo(
         guidanceScale: cfg ? guidance : 1,
         ...(timestepCond ? { timestepCond } : {}),
         controls,
+        ...(o.guessMode === true ? { guessMode: true } : {}),
         ...(intrablockResiduals ? { intrablockResiduals } : {}),
         ...(anchorAttention ? { anchorAttention: await anchorAttention(i) } : {}),
         trace,

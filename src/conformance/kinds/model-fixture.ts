@@ -340,3 +340,19 @@ export function defaultSize(
   const s = unet.config.sample_size;
   return typeof s === "number" ? s * vae.downsampleFactor : undefined;
 }
+
+/**
+ * Failing rows for the call arguments a runner cannot honour: `accepts[key]` says whether the
+ * call's value is one the runner does (a missing key is the reference's default and passes).
+ */
+export function refusedCallSettings(
+  fixture: string,
+  call: Record<string, unknown>,
+  accepts: Readonly<Record<string, (value: unknown) => boolean>>,
+): ConformanceRow[] {
+  return Object.entries(accepts)
+    .filter(([key, ok]) => call[key] !== undefined && !ok(call[key]))
+    .map(([key]) =>
+      failedRow(fixture, `call.${key}`, `${JSON.stringify(call[key])} is not supported by this runner`),
+    );
+}

@@ -37,6 +37,7 @@ import {
   isRecord,
   outputNames,
   readModelCase,
+  refusedCallSettings,
 } from "./model-fixture.js";
 
 type Mode = "text-to-video" | "video-to-video";
@@ -140,6 +141,12 @@ async function runAnimateDiffFixture(ctx: FixtureContext, mode: Mode): Promise<C
       ),
     ];
   }
+  const refused = refusedCallSettings(fixture, call, {
+    timesteps: (v) => v === null,
+    ip_adapter_image: (v) => v === null,
+    cross_attention_kwargs: (v) => v === null,
+  });
+  if (refused.length > 0) return refused;
   const promptEmbeds = namedInput(ctx, call, "prompt_embeds", mc.inputs);
   const negativeEmbeds = namedInput(ctx, call, "negative_prompt_embeds", mc.inputs);
   const latents = namedInput(ctx, call, "latents", mc.inputs);

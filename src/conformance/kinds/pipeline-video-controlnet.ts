@@ -29,6 +29,7 @@ import {
   callNumber,
   callSeed,
   caseRecord,
+  refusedCallSettings,
   fixtureScheduler,
   isRecord,
   outputNames,
@@ -66,7 +67,14 @@ export async function runPipelineVideoControlnetFixture(ctx: FixtureContext): Pr
   const reference = isRecord(ctx.caseJson["reference"]) ? ctx.caseJson["reference"] : {};
   const processor = reference["attention_processor"];
   const videos = (typeof processor === "string" ? crossFrameBatchSize(processor) : null) ?? 2;
-  if (call["guess_mode"] === true) return [failedRow(mc.fixture, "-", "guess_mode is not part of this kind")];
+  const refused = refusedCallSettings(mc.fixture, call, {
+    num_images_per_prompt: (v) => v === 1,
+    timesteps: (v) => v === null,
+    ip_adapter_image: (v) => v === null,
+    cross_attention_kwargs: (v) => v === null,
+  });
+  if (refused.length > 0) return refused;
+  const guessMode = call["guess_mode"] === true;
   const input = (name: string): HostTensor => {
     const t = mc.inputs.get(name);
     if (t === undefined) throw new ConfigError(file, `inputs_file.tensors.${name}`, "a tensor", undefined);
@@ -129,6 +137,7 @@ export async function runPipelineVideoControlnetFixture(ctx: FixtureContext): Pr
     });
     controlnet = await ControlNetModel.load(weightsPath(ctx, "controlnet", false), {
       crossFrame,
+      guessMode,
       ...signalOption(ctx),
     });
     await generateVideo(
@@ -155,6 +164,7 @@ export async function runPipelineVideoControlnetFixture(ctx: FixtureContext): Pr
         guidanceScale: guidance,
         eta,
         methods: [given, givenControls, firstFrameAttention(videos)],
+        guessMode,
         batch: frames,
         controls: [
           {
