@@ -276,7 +276,9 @@ const NO_NOISE: NoiseGenerator = { randn: (shape) => tensor("float32", shape) };
  * The scheduler pass 3 uses, as diffusers' `copy.deepcopy(self.scheduler)` after pass 1: `undefined`
  * for the stateless ones (the copy is the scheduler), else a fresh scheduler of the same class and
  * config that is stepped through pass 1 beside the real one (`step` state depends on the model
- * outputs, timesteps and samples, never on the step noise).
+ * outputs, timesteps and samples, never on the step noise). Its history is one frame's, which torch
+ * broadcasts against the F frames of pass 3: every frame's multistep update reads frame 0's pass-1
+ * outputs, so the twin is stepped on F copies of frame 0.
  */
 function restartScheduler(scheduler: Scheduler): Scheduler | undefined {
   if (STATELESS_SCHEDULERS.includes(scheduler.className)) return undefined;
@@ -464,6 +466,11 @@ async function promptEmbeddings(
   return c.textEncoder.encode(c.tokenizer.tokenize([o.negativePrompt ?? "", o.prompt]));
 }
 
+/** [1, ...] -> [n, ...]: n copies of the one frame (torch's broadcast of a batch of 1, made explicit). */
+function repeatFrames(t: HostTensor<"float32">, n: number): HostTensor<"float32"> {
+  return n === 1 ? t : concatBatch(Array<HostTensor<"float32">>(n).fill(t));
+}
+
 /** [2, L, D] -> [2F, L, D] laid out [uncond x F, cond x F] (prompt_embeds[:, None].repeat(1, F, 1, 1)). */
 function repeatPerFrame(embeds: HostTensor<"float32">, frames: number): HostTensor<"float32"> {
   const [uncond, cond] = chunkBatch(embeds, 2) as [HostTensor<"float32">, HostTensor<"float32">];
@@ -541,7 +548,12 @@ export async function textToVideoZero(
         guided = classifierFreeGuidance(uncond, cond, r.guidance);
       }
       const eta = o.eta === undefined ? {} : { eta: o.eta };
-      shadow?.step(guided, t, current, { generator: NO_NOISE, ...eta });
+      // torch broadcasts the twin's one-frame history against pass 3's F frames: keep it as F copies
+      if (shadow)
+        shadow.step(repeatFrames(guided, r.frames), t, repeatFrames(current, r.frames), {
+          generator: NO_NOISE,
+          ...eta,
+        });
       current = scheduler.step(guided, t, current, { generator, ...eta }).prevSample;
       trace(`${tag}.latents_out`, current);
       await o.onStep?.({
