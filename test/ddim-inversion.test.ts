@@ -3,6 +3,8 @@
  * UNet, 8 steps, and the DDIMScheduler reconstruction) through its conformance kind, and
  * `invertLatents` / `reconstructLatents` on a stand-in UNet for hand-derived properties.
  */
+import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ddimInversionKind } from "../src/conformance/kinds/ddim-inversion.js";
@@ -13,6 +15,7 @@ import type { DenoisingUNet, UNetInputs } from "../src/pipeline/types.js";
 import type { ProgressEvent } from "../src/progress.js";
 import { fromConfig } from "../src/schedulers/registry.js";
 import { type HostTensor, maxAbsDiff, tensor } from "../src/tensor.js";
+import { readSafetensors, writeSafetensors } from "../src/weights/safetensors.js";
 import { GOLDEN, expectOutputsPass, openGoldenFixture } from "./helpers/golden-fixture.js";
 import { pattern } from "./helpers/scheduler-tensors.js";
 
@@ -53,6 +56,61 @@ describe("ddim_inversion golden fixture (diffusers 0.26.3 DDIMInverseScheduler +
     expect(rows.find((r) => r.tensor === "inversion.step03.latents_out")?.pass).toBe(false);
     // with guidance the UNet halves are traced; the fixture recorded none, so nothing else is reported
     expect(rows.some((r) => r.tensor.includes("noise_pred_uncond"))).toBe(false);
+  });
+});
+
+/** The parts of the ddim_inversion case.json the strength test rewrites. */
+interface InversionCase extends Record<string, unknown> {
+  weights: Record<string, string>;
+  call: Record<string, unknown>;
+  inversion: { timesteps: number[]; source_timesteps_used_for_alpha_t: number[] };
+  reconstruction: { timesteps: number[] };
+  roundtrip_max_abs_diff_reconstructed_vs_clean?: number;
+  outputs_file: { tensors: Record<string, unknown> };
+}
+
+describe("ddim_inversion with DiffEdit's inpaint_strength (a held-out setting)", () => {
+  it("0.75 of 8 steps: the inversion is the reference's first 6 steps; the reconstruction starts there", async () => {
+    const copy = await mkdtemp(join(tmpdir(), "sf-ddim-inv-"));
+    try {
+      await cp(dir, copy, { recursive: true });
+      const caseJson = JSON.parse(await readFile(join(dir, "case.json"), "utf8")) as InversionCase;
+      for (const [role, rel] of Object.entries(caseJson.weights)) caseJson.weights[role] = join(dir, rel);
+      caseJson.call.inpaint_strength = 0.75; // t_start = 8 - floor(6) = 2
+      const inverse = caseJson.inversion.timesteps;
+      const forward = caseJson.reconstruction.timesteps;
+      caseJson.inversion.timesteps = inverse.slice(0, 6);
+      caseJson.inversion.source_timesteps_used_for_alpha_t =
+        caseJson.inversion.source_timesteps_used_for_alpha_t.slice(0, 6);
+      caseJson.reconstruction.timesteps = forward.slice(2);
+      delete caseJson.roundtrip_max_abs_diff_reconstructed_vs_clean;
+      // the reference's own tensors: the inverse loop's first 6 steps do not depend on the later ones;
+      // the shortened reconstruction has no reference, so its tensors leave the outputs
+      const outputs = await readSafetensors(join(dir, "outputs.safetensors"));
+      for (const name of [...outputs.keys()])
+        if (name.startsWith("reconstruct") || /^inversion\.step0[67]\./.test(name)) outputs.delete(name);
+      outputs.set("inverted_latents", outputs.get("inversion.step05.latents_out")!);
+      outputs.set(
+        "inversion.timesteps",
+        tensor("int64", [6], BigInt64Array.from(inverse.slice(0, 6), BigInt)),
+      );
+      caseJson.outputs_file.tensors = Object.fromEntries(
+        [...outputs].map(([k, t]) => [k, { dtype: t.dtype, shape: t.shape }]),
+      );
+      await writeFile(join(copy, "case.json"), JSON.stringify(caseJson));
+      await writeSafetensors(join(copy, "outputs.safetensors"), outputs);
+      const rows = await ddimInversionKind.run({ dir: copy, caseJson });
+      expect(rows.filter((r) => !r.pass).map((r) => [r.tensor, r.note])).toEqual([]);
+      expect(rows.filter((r) => r.tensor.startsWith("inversion.step")).length).toBe(6 * 4);
+      // and it is read: the full-strength run's inverted latents are not these
+      const full = await ddimInversionKind.run({
+        dir: copy,
+        caseJson: { ...caseJson, call: { ...caseJson.call, inpaint_strength: 1 } },
+      });
+      expect(full.find((r) => r.tensor === "inverted_latents")?.pass).toBe(false);
+    } finally {
+      await rm(copy, { recursive: true, force: true });
+    }
   });
 });
 

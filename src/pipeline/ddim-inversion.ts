@@ -40,6 +40,13 @@ export interface DDIMLoopOptions extends LongTaskOptions {
   readonly numInferenceSteps?: number;
   /** (optional, default 1) classifier-free guidance scale; <= 1 runs the conditional batch only. */
   readonly guidanceScale?: number;
+  /**
+   * (optional, default 1) DiffEdit's `inpaint_strength`, in [0, 1]: only the first
+   * floor(N * strength) of the N steps are taken. invertLatents keeps the lowest inverse timesteps
+   * (`get_inverse_timesteps`: timesteps[:-t_start]), reconstructLatents the last forward ones
+   * (`get_timesteps`: timesteps[t_start:]), t_start = N - floor(N * strength).
+   */
+  readonly strength?: number;
   /** (optional) DDIM eta for reconstructLatents' steps (the inverse scheduler takes none). */
   readonly eta?: number;
   /** (optional) noise for random reconstruction steps (eta > 0, ancestral schedulers). */
@@ -120,17 +127,35 @@ function prepare(o: DDIMLoopOptions): PreparedLoop {
   return { latents, embeds: concatBatch([uncond, cond]), guidance, steps };
 }
 
+/**
+ * The timesteps a strength keeps (diffusers' DiffEdit `get_inverse_timesteps` / `get_timesteps`):
+ * t_start = N - min(floor(N * strength), N) steps are dropped from the noisy end.
+ */
+function strengthTimesteps(
+  all: readonly number[],
+  steps: number,
+  strength: number,
+  direction: "inverse" | "forward",
+): number[] {
+  if (!(strength >= 0 && strength <= 1))
+    throw new InvalidArgumentError("strength", "a number in [0, 1]", strength);
+  const tStart = Math.max(steps - Math.min(Math.trunc(steps * strength), steps), 0);
+  if (tStart === 0) return [...all];
+  return direction === "inverse" ? all.slice(0, -tStart) : all.slice(tStart);
+}
+
 /** The guided loop both directions share; `task` names it in progress events and cancellation. */
 async function runLoop(
   c: DDIMInversionComponents,
   o: DDIMLoopOptions,
   task: string,
+  direction: "inverse" | "forward",
 ): Promise<DDIMLoopResult> {
   const trace = o.trace ?? (() => undefined);
   const p = prepare(o);
   const cfg = p.guidance > 1;
   c.scheduler.setTimesteps(p.steps);
-  const timesteps = [...c.scheduler.timesteps];
+  const timesteps = strengthTimesteps(c.scheduler.timesteps, p.steps, o.strength ?? 1, direction);
   let latents = p.latents;
   const visited: HostTensor<"float32">[] = [];
   const batch = latents.shape[0] ?? 0;
@@ -199,7 +224,7 @@ export async function invertLatents(
       options.generator === undefined ? options.eta : "a generator",
     );
   }
-  return runLoop(components, options, "ddim inversion");
+  return runLoop(components, options, "ddim inversion", "inverse");
 }
 
 /**
@@ -218,5 +243,5 @@ export async function reconstructLatents(
       components.scheduler.className,
     );
   }
-  return runLoop(components, options, "ddim reconstruction");
+  return runLoop(components, options, "ddim reconstruction", "forward");
 }

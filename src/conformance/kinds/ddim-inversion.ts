@@ -56,6 +56,7 @@ const TOP_KEYS = new Set([
 ]);
 const CALL_KEYS = new Set([
   "num_inference_steps",
+  "inpaint_strength",
   "inversion_guidance_scale",
   "reconstruction_guidance_scale",
   "eta",
@@ -137,6 +138,20 @@ function listedChecks(
   return rows;
 }
 
+function loopText(ctx: FixtureContext): string {
+  return typeof ctx.caseJson.loop === "string" ? ctx.caseJson.loop : "";
+}
+
+/**
+ * DiffEdit's inpaint_strength: `call.inpaint_strength`, else the value the loop's description names
+ * (default 1). The inversion keeps the first floor(N * s) inverse timesteps and the reconstruction
+ * denoises from the same point, as DiffEdit's `invert` and `__call__` do.
+ */
+function inpaintStrength(ctx: FixtureContext, mc: ModelCase, call: Record<string, unknown>): number {
+  const fromLoop = /inpaint_strength\s*=\s*([\d.]+)/.exec(loopText(ctx))?.[1];
+  return callNumber(mc.file, call, "inpaint_strength", fromLoop === undefined ? 1 : Number(fromLoop));
+}
+
 /** Rows for what case.json names that this runner does not take (never skipped silently). */
 function unsupportedRows(
   ctx: FixtureContext,
@@ -151,13 +166,9 @@ function unsupportedRows(
   for (const key of Object.keys(call)) {
     if (!CALL_KEYS.has(key)) rows.push(failedRow(mc.fixture, `call.${key}`, "not understood by this runner"));
   }
-  const loop = typeof ctx.caseJson.loop === "string" ? ctx.caseJson.loop : "";
-  const reg = /num_reg_steps\s*=\s*(\d+)/.exec(loop)?.[1];
-  const strength = /inpaint_strength\s*=\s*([\d.]+)/.exec(loop)?.[1];
+  const reg = /num_reg_steps\s*=\s*(\d+)/.exec(loopText(ctx))?.[1];
   if (reg !== undefined && Number(reg) !== 0)
     rows.push(failedRow(mc.fixture, "loop", `num_reg_steps=${reg} (noise regularisation) is not supported`));
-  if (strength !== undefined && Number(strength) !== 1)
-    rows.push(failedRow(mc.fixture, "loop", `inpaint_strength=${strength} is not supported`));
   return rows;
 }
 
@@ -168,6 +179,7 @@ async function runDDIMInversion(ctx: FixtureContext): Promise<readonly Conforman
   const rows = unsupportedRows(ctx, mc, call);
   const steps = callNumber(mc.file, call, "num_inference_steps");
   const eta = callNumber(mc.file, call, "eta", 0);
+  const strength = inpaintStrength(ctx, mc, call);
   // eta > 0: the reconstruction's step noise comes from the call's CPU generator
   const seed = callSeed(call);
   if (eta > 0 && seed === undefined)
@@ -198,6 +210,7 @@ async function runDDIMInversion(ctx: FixtureContext): Promise<readonly Conforman
         ...signalOption(ctx),
         latents: clean,
         numInferenceSteps: steps,
+        strength,
         guidanceScale: callNumber(mc.file, call, "inversion_guidance_scale", 1),
         trace: (name, value) => traced.set(`inversion.${name}`, value),
       },
@@ -209,6 +222,7 @@ async function runDDIMInversion(ctx: FixtureContext): Promise<readonly Conforman
         ...signalOption(ctx),
         latents: inversion.latents,
         numInferenceSteps: steps,
+        strength,
         guidanceScale: callNumber(mc.file, call, "reconstruction_guidance_scale", 1),
         eta,
         ...(seed === undefined ? {} : { generator: new TorchGenerator(seed) }),
