@@ -215,7 +215,7 @@ Motion (whole-video pipelines instead of the strategies above):
   --motion-field X,Y        Text2Video-Zero text-to-video: frame 0's latent moved X,Y pixels (512 grid)
                             per frame, cross-frame attention to frame 0; no SOURCE or ControlNet
   --t0 N --t1 N             Text2Video-Zero's t0 < t1, in steps from the end (default 44/50, 47/50 of
-                            --steps)
+                            --steps); not with euler, euler_ancestral or lms (fractional timesteps)
   Their scheduler is the model folder's (class and config) unless --scheduler names another class;
   AnimateDiff was trained with DDIM on linear betas: use a folder whose scheduler config has them.
 Sampling:
