@@ -296,8 +296,9 @@ export interface TextToVideoZeroComponents {
   readonly unet: DenoisingUNet;
   readonly vae: LatentDecoder;
   /**
-   * A fresh scheduler for this run (not Euler, Euler ancestral, LMS: see `T2V_ZERO_REFUSED_SCHEDULERS`). One
-   * with per-step state must come from `fromConfig`: pass 3 runs on a twin that saw only pass 1.
+   * A fresh scheduler for this run (not Euler, Euler ancestral or LMS: see
+   * `T2V_ZERO_REFUSED_SCHEDULERS`). One with per-step state must come from `fromConfig`: pass 3 runs
+   * on a twin that saw only pass 1.
    */
   readonly scheduler: Scheduler;
   /** 2 ** (len(vae block_out_channels) - 1): 8 for SD. */
