@@ -38,8 +38,8 @@ export function image(width: number, height: number, channels: Channels, data?: 
 // resize with PIL: CLIPImageProcessor (bicubic by default) and diffusers' VaeImageProcessor (lanczos).
 // ---------------------------------------------------------------------------------------------
 
-/** Pillow's resampling filters this module implements (all but NEAREST, which is no convolution). */
-export type PillowFilter = "bicubic" | "lanczos" | "bilinear" | "hamming" | "box";
+/** Pillow's resampling filters this module implements (NEAREST is a scale, not a convolution). */
+export type PillowFilter = "bicubic" | "lanczos" | "bilinear" | "hamming" | "box" | "nearest";
 
 const PRECISION_BITS = 32 - 8 - 2;
 
@@ -83,7 +83,10 @@ function box(x: number): number {
   return x > -0.5 && x <= 0.5 ? 1 : 0;
 }
 
-const FILTERS: Record<PillowFilter, { readonly fn: (x: number) => number; readonly support: number }> = {
+/** The convolution filters (all but NEAREST). */
+type ConvolutionFilter = Exclude<PillowFilter, "nearest">;
+
+const FILTERS: Record<ConvolutionFilter, { readonly fn: (x: number) => number; readonly support: number }> = {
   bicubic: { fn: bicubic, support: 2 },
   lanczos: { fn: lanczos, support: 3 },
   bilinear: { fn: bilinear, support: 1 },
@@ -100,7 +103,7 @@ interface Coefficients {
 }
 
 /** Pillow precompute_coeffs + normalize_coeffs_8bpc for one axis. */
-function coefficients(inSize: number, outSize: number, filter: PillowFilter): Coefficients {
+function coefficients(inSize: number, outSize: number, filter: ConvolutionFilter): Coefficients {
   const { fn, support: base } = FILTERS[filter];
   const scale = inSize / outSize;
   const filterscale = Math.max(scale, 1);
@@ -137,7 +140,7 @@ const clip8 = (ss: number): number => {
 };
 
 /** One Pillow pass over RGB uint8 data along x (horizontal) or y (vertical). */
-function resamplePass(src: Image, outSize: number, horizontal: boolean, filter: PillowFilter): Image {
+function resamplePass(src: Image, outSize: number, horizontal: boolean, filter: ConvolutionFilter): Image {
   const { width: w, height: h } = src;
   const inSize = horizontal ? w : h;
   const { bounds, k, taps } = coefficients(inSize, outSize, filter);
@@ -163,12 +166,44 @@ function resamplePass(src: Image, outSize: number, horizontal: boolean, filter: 
   return image(ow, oh, 3, out);
 }
 
+/** Pixel index of a source coordinate as Pillow's affine scale takes it (negative -> -1, outside). */
+const coord = (v: number): number => (v < 0 ? -1 : Math.trunc(v));
+
+/**
+ * Pillow's NEAREST resize (ImagingScaleAffine): source positions start at half a step and advance by
+ * the scale, accumulated in double precision as Pillow does; each output pixel copies the pixel its
+ * position falls in.
+ */
+function nearest(img: Image, width: number, height: number): Image {
+  const index = (outSize: number, inSize: number): number[] => {
+    const step = inSize / outSize;
+    const table: number[] = [];
+    let v = step * 0.5;
+    for (let o = 0; o < outSize; o++) {
+      table.push(Math.min(Math.max(coord(v), 0), inSize - 1));
+      v += step;
+    }
+    return table;
+  };
+  const xs = index(width, img.width);
+  const ys = index(height, img.height);
+  const out = new Uint8Array(width * height * 3);
+  for (let y = 0; y < height; y++)
+    for (let x = 0; x < width; x++) {
+      const src = ((ys[y] ?? 0) * img.width + (xs[x] ?? 0)) * 3;
+      out.set(img.data.subarray(src, src + 3), (y * width + x) * 3);
+    }
+  return image(width, height, 3, out);
+}
+
 /**
  * PIL `Image.resize((width, height), filter, reducing_gap=None)` of an RGB image, bit-exact. A size
  * equal to the image's is returned as it is, as Pillow does.
  */
 export function pillowResize(img: Image, width: number, height: number, filter: PillowFilter): Image {
   if (img.channels !== 3) throw new InvalidArgumentError("image channels", "3 (RGB)", img.channels);
+  if (filter === "nearest")
+    return width === img.width && height === img.height ? img : nearest(img, width, height);
   let out = img;
   if (width !== img.width) out = resamplePass(out, width, true, filter);
   if (height !== img.height) out = resamplePass(out, height, false, filter);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, UnsupportedError } from "../../errors.js";
+import { ConfigError } from "../../errors.js";
 import { image } from "../../image.js";
 import {
   DEFAULT_CLIP_IMAGE_PROCESSOR,
@@ -73,9 +73,11 @@ describe("preprocessor_config resample", () => {
     expect(Array.from(a)).not.toEqual(Array.from(b));
   });
 
-  it("refuses filters it does not implement, and non-PIL codes", () => {
-    expect(() => parseClipImageProcessorConfig("p", { resample: 0 })).toThrow(UnsupportedError);
+  it("maps every PIL code 0-5 to its filter and refuses non-PIL codes", () => {
     for (const [code, filter] of [
+      [0, "nearest"],
+      [1, "lanczos"],
+      [3, "bicubic"],
       [2, "bilinear"],
       [4, "box"],
       [5, "hamming"],

@@ -12,7 +12,7 @@
  * (antialias), weights are normalised, turned into 22-bit fixed point and every pass rounds to uint8.
  * Other resizers differ by up to 97 levels (shared/golden/clip_vision README); this one is bit-exact.
  */
-import { ConfigError, InvalidArgumentError, UnsupportedError } from "../../errors.js";
+import { ConfigError, InvalidArgumentError } from "../../errors.js";
 import { type PillowFilter, pillowResize } from "../../image.js";
 import { type Image, image } from "../../image.js";
 import { type HostTensor, tensor } from "../../tensor.js";
@@ -21,7 +21,7 @@ export interface ClipImageProcessorConfig {
   readonly doResize: boolean;
   /** Target of the resize: the shortest edge, or an exact height x width. */
   readonly size: { readonly shortestEdge: number } | { readonly height: number; readonly width: number };
-  /** (optional, default "bicubic") the Pillow filter of `resample` (PIL codes 1-5; 0, NEAREST, is refused). */
+  /** (optional, default "bicubic") the Pillow filter of `resample` (PIL codes 0-5). */
   readonly resample?: PillowFilter;
   readonly doCenterCrop: boolean;
   readonly cropSize: { readonly height: number; readonly width: number };
@@ -113,24 +113,19 @@ export function parseClipImageProcessorConfig(file: string, json: unknown): Clip
 
 /** PIL resample codes (PIL.Image.Resampling) -> the Pillow filters pillowResize implements. */
 const PIL_RESAMPLE: Readonly<Record<number, PillowFilter>> = {
+  0: "nearest",
   1: "lanczos",
   2: "bilinear",
   3: "bicubic",
   4: "box",
   5: "hamming",
 };
-const PIL_RESAMPLE_NAMES = ["NEAREST", "LANCZOS", "BILINEAR", "BICUBIC", "BOX", "HAMMING"];
-
-/** preprocessor_config.json `resample` (a PIL code; default 3 = BICUBIC); unimplemented filters refuse. */
+/** preprocessor_config.json `resample` (a PIL code; default 3 = BICUBIC). */
 function parseResample(file: string, value: unknown): PillowFilter {
   if (value === undefined) return "bicubic";
   const filter = typeof value === "number" ? PIL_RESAMPLE[value] : undefined;
-  if (filter !== undefined) return filter;
-  const name = typeof value === "number" ? PIL_RESAMPLE_NAMES[value] : undefined;
-  if (name === undefined) throw new ConfigError(file, "resample", "a PIL resample code 0-5", value);
-  throw new UnsupportedError(`preprocessor resample ${value} (PIL ${name}) (${file})`, {
-    hint: "implemented: 1-5 (LANCZOS, BILINEAR, BICUBIC, BOX, HAMMING); 0 (NEAREST) is not",
-  });
+  if (filter === undefined) throw new ConfigError(file, "resample", "a PIL resample code 0-5", value);
+  return filter;
 }
 
 /** transformers get_resize_output_image_size(default_to_square=False): [height, width]. */
