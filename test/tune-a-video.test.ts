@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tuneCommand } from "../src/cli/commands/tune.js";
+import { FIXTURE_KINDS } from "../src/conformance/registry.js";
 import { runConformance } from "../src/conformance/run.js";
 import { noisedLatents } from "../src/conformance/kinds/tune-a-video.js";
 import { AutoencoderKL } from "../src/models/vae/autoencoder-kl.js";
@@ -55,6 +56,17 @@ describe("tune_a_video golden fixture (showlab/Tune-A-Video release, diffusers 0
       expect(rows.some((r) => r.tensor === name)).toBe(true);
     expect(rows.some((r) => r.tensor === "ddim_inversion.latents.3")).toBe(true);
     expect(rows.some((r) => r.tensor === "saved_unet.state_dict_keys")).toBe(true);
+  });
+
+  it("a trainable module name that matches nothing is passed over, as the release's loop does", async () => {
+    const caseJson = JSON.parse(await readFile(join(FIXTURE, "case.json"), "utf8")) as {
+      release_hyperparameters: { trainable_modules: string[] };
+    };
+    caseJson.release_hyperparameters.trainable_modules.push("attn9.to_z");
+    const kind = FIXTURE_KINDS.find((k) => k.kind === "tune_a_video")!;
+    const rows = await kind.run({ dir: FIXTURE, caseJson });
+    expect(rows.filter((r) => !r.pass).map((r) => `${r.tensor}: ${r.note ?? ""}`)).toEqual([]);
+    expect(rows.some((r) => r.tensor === "step0.loss")).toBe(true);
   });
 });
 

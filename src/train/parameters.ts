@@ -56,14 +56,15 @@ export interface TrainableParameter {
 
 /**
  * Turns the initializers selected by `patterns` (all float ones when undefined) into graph inputs
- * and describes them. Call after the forward graph is built and `WeightScope.finish()` passed.
+ * and describes them (`unmatched`: see selectParameters). Call after the forward graph is built and `WeightScope.finish()` passed.
  */
 export function makeTrainable(
   g: GraphBuilder,
   tracker: LayoutTracker,
   patterns?: readonly ParameterPattern[],
+  unmatched: "refuse" | "ignore" = "refuse",
 ): TrainableParameter[] {
-  const chosen = selectParameters(g, patterns);
+  const chosen = selectParameters(g, patterns, unmatched);
   return promoteToInputs(
     g,
     chosen.map((c) => c.name),

@@ -40,6 +40,11 @@ export interface TuneAVideoGraphOptions {
   readonly sequence: number;
   /** (optional, default the release's) module-name suffixes to train. */
   readonly trainableModules?: readonly string[];
+  /**
+   * (optional, default "refuse") a trainable module name that matches nothing: refused (a typo, most
+   * likely), or ignored as the release's `name.endswith(tuple(trainable_modules))` loop does.
+   */
+  readonly unmatchedModules?: "refuse" | "ignore";
   /** (optional) names the config in errors. */
   readonly configFile?: string;
 }
@@ -70,7 +75,12 @@ export async function openTuneAVideoStepGraph(
   w.finish();
   const diff = op.Sub(g, pred, target);
   const loss = op.ReduceMean(g, op.Mul(g, diff, diff), [0, 1, 2, 3, 4], { keepdims: false });
-  const params = makeTrainable(g, tracker, options.trainableModules ?? TUNE_A_VIDEO_TRAINABLE_MODULES);
+  const params = makeTrainable(
+    g,
+    tracker,
+    options.trainableModules ?? TUNE_A_VIDEO_TRAINABLE_MODULES,
+    options.unmatchedModules ?? "refuse",
+  );
   const { grads } = gradients(
     g,
     loss,

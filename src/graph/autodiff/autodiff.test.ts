@@ -379,6 +379,12 @@ describe("backward API", () => {
     const chosen = selectParameters(g, ["attn1.to_q"]);
     expect(chosen.map((c) => c.name)).toEqual(["a.attn1.to_q.weight"]);
     expect(() => selectParameters(g, ["attn9"])).toThrow(InvalidArgumentError);
+    // the training scripts' loop passes over a name that matches nothing, but not over all of them
+    expect(() => selectParameters(g, ["attn1.to_q", "attn9"])).toThrow(/attn9/);
+    expect(selectParameters(g, ["attn1.to_q", "attn9"], "ignore").map((c) => c.name)).toEqual([
+      "a.attn1.to_q.weight",
+    ]);
+    expect(() => selectParameters(g, ["attn9"], "ignore")).toThrow(InvalidArgumentError);
     promoteToInputs(g, ["a.attn1.to_q.weight"]);
     expect(g.initializers.map((i) => i.name)).toEqual(["a.attn1.to_k.weight"]);
     expect(g.inputs.map((i) => i.name)).toEqual(["a.attn1.to_q.weight"]);

@@ -24,16 +24,19 @@ export function matchesParameter(key: string, pattern: ParameterPattern): boolea
 
 /**
  * The float initializers selected by `patterns` (all float initializers when `patterns` is
- * undefined). Throws an InvalidArgumentError naming every pattern that selects nothing.
+ * undefined). Throws an InvalidArgumentError naming every pattern that selects nothing, unless
+ * `unmatched` is "ignore" (the training scripts' behaviour: such a name trains nothing); a set of
+ * patterns that selects nothing at all is refused either way.
  */
 export function selectParameters(
   g: GraphBuilder,
   patterns?: readonly ParameterPattern[],
+  unmatched: "refuse" | "ignore" = "refuse",
 ): InitializerRecord[] {
   const floats = g.initializers.filter((i) => isFloatDType(i.dtype));
   if (patterns === undefined) return floats;
   const unused = patterns.filter((p) => !floats.some((i) => matchesParameter(i.name, p)));
-  if (unused.length > 0) {
+  if (unused.length > 0 && (unmatched === "refuse" || unused.length === patterns.length)) {
     const sample = floats
       .slice(0, 4)
       .map((i) => i.name)
