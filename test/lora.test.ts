@@ -97,6 +97,39 @@ describe("lora golden fixture (diffusers 0.26.3 load_lora_weights / fuse_lora)",
   });
 });
 
+describe("lora kind: key_map.json numbers are values, not text", () => {
+  it("alpha / rank printed from a float32 passes; a different value fails its row", async () => {
+    const copy = join(dir, "lora-keymap");
+    await cp(FIXTURE, copy, { recursive: true });
+    const caseJson = JSON.parse(await readFile(join(FIXTURE, "case.json"), "utf8")) as Record<
+      string,
+      unknown
+    >;
+    caseJson["weights"] = { unet: UNET_DIR, text_encoder: TEXT_DIR };
+    await writeFile(join(copy, "case.json"), JSON.stringify(caseJson));
+    const keyMap = JSON.parse(await readFile(join(FIXTURE, "key_map.json"), "utf8")) as Record<
+      string,
+      { alpha_over_rank: number }[]
+    >;
+    const rowsWith = async (scale: (v: number) => number): Promise<Map<string, boolean>> => {
+      const edited = Object.fromEntries(
+        Object.entries(keyMap).map(([f, entries]) => [
+          f,
+          entries.map((e) => ({ ...e, alpha_over_rank: scale(e.alpha_over_rank) })),
+        ]),
+      );
+      await writeFile(join(copy, "key_map.json"), JSON.stringify(edited));
+      const rows = (await runConformance([copy])).flatMap((r) => r.rows);
+      return new Map(rows.filter((r) => r.tensor.startsWith("key_map[")).map((r) => [r.tensor, r.pass]));
+    };
+    const widened = await rowsWith((v) => v * (1 + 3e-8)); // a float32 value printed as a double
+    expect(widened.size).toBe(4);
+    expect([...widened.values()].every(Boolean)).toBe(true);
+    const other = await rowsWith((v) => v * 1.001);
+    expect([...other.values()].some(Boolean)).toBe(false);
+  });
+});
+
 describe("LoRA keys that do not fit", () => {
   it("one LoraMismatchError lists every unknown, unmatched and mis-shaped key of every file", async () => {
     const bad = join(dir, "bad.safetensors");

@@ -132,6 +132,14 @@ function keyMapEntry(m: MappedLoraModule): Record<string, unknown> {
   };
 }
 
+/**
+ * Numbers of key_map.json (alpha, alpha / rank) as values, not text: the reference may have printed
+ * a float32 alpha widened to double (0.10000000149011612 for 0.1).
+ */
+function sameNumber(ours: number, reference: number): boolean {
+  return Math.abs(ours - reference) <= 1e-6 * Math.max(1, Math.abs(reference));
+}
+
 /** Compares our placement of `file` with key_map.json's entries for it: one row. */
 async function keyMapRow(
   r: Runner,
@@ -157,11 +165,14 @@ async function keyMapRow(
     }
     for (const [field, value] of Object.entries(entry)) {
       if (!(field in mine)) continue;
+      const theirs = mine[field];
       const same =
         field === "keys" && Array.isArray(value)
           ? JSON.stringify([...(value as string[])].sort()) ===
             JSON.stringify([...(mine.keys as string[])].sort())
-          : JSON.stringify(value) === JSON.stringify(mine[field]);
+          : typeof value === "number" && typeof theirs === "number"
+            ? sameNumber(theirs, value)
+            : JSON.stringify(value) === JSON.stringify(theirs);
       if (!same)
         diffs.push(`${id}.${field}: ${JSON.stringify(mine[field])}, reference ${JSON.stringify(value)}`);
     }
