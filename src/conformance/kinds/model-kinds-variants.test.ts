@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { resolveClipSpec } from "../../models/clip/validate.js";
-import { tensor } from "../../tensor.js";
+import { type HostTensor, tensor } from "../../tensor.js";
 import { padEncoding, padsToLongest, parseCallOptions } from "./tokenizer.js";
 import { unetCallInputs } from "./unet.js";
 
@@ -31,7 +31,7 @@ describe("model fixture kinds: settings of held-out fixtures", () => {
     expect(() => act("relu")).toThrow(/hidden_act/);
   });
 
-  it("unet call: return_dict is accepted, other unknown keywords are refused by name", () => {
+  it("unet call: return_dict, class_labels and timestep_cond are accepted, other keywords refused by name", () => {
     const inputs = new Map([
       ["sample", tensor("float32", [1, 4, 2, 2])],
       ["ehs", tensor("float32", [1, 3, 8])],
@@ -39,7 +39,20 @@ describe("model fixture kinds: settings of held-out fixtures", () => {
     const parsed = unetCallInputs("unet(sample, 7, encoder_hidden_states=ehs, return_dict=False)[0]", inputs);
     expect(parsed.timestep).toBe(7);
     expect(() =>
-      unetCallInputs("unet(sample, 7, encoder_hidden_states=ehs, class_labels=ehs).sample", inputs),
-    ).toThrow(/class_labels/);
+      unetCallInputs("unet(sample, 7, encoder_hidden_states=ehs, added_cond_kwargs=ehs).sample", inputs),
+    ).toThrow(/added_cond_kwargs/);
+    // class_labels and timestep_cond are fed (keyword or positional, None = left out)
+    const labels = new Map<string, HostTensor>([
+      ...inputs,
+      ["labels", tensor("int64", [1], BigInt64Array.of(3n))],
+    ]);
+    const withLabels = unetCallInputs(
+      "unet(sample, 7, encoder_hidden_states=ehs, class_labels=labels, timestep_cond=ehs)",
+      labels,
+    );
+    expect(withLabels.classLabels?.data[0]).toBe(3n);
+    expect(withLabels.timestepCond?.shape).toEqual([1, 3, 8]);
+    expect(unetCallInputs("unet(sample, 7, ehs, labels)", labels).classLabels?.shape).toEqual([1]);
+    expect(unetCallInputs("unet(sample, 7, ehs, None)", labels).classLabels).toBeUndefined();
   });
 });

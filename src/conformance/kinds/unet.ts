@@ -28,6 +28,9 @@ import {
 } from "./model-fixture.js";
 
 /** The inputs of a `unet(sample, timestep, encoder_hidden_states=...)` call string. */
+/** The keyword arguments of a unet(...) call this kind feeds. */
+const UNET_CALL_ARGUMENTS = ["sample", "timestep", "encoder_hidden_states", "class_labels", "timestep_cond"];
+
 export function unetCallInputs(call: string, inputs: ReadonlyMap<string, HostTensor>): UNetRunInputs {
   const parsed = parseCall(call, ["unet"]);
   if (parsed === null)
@@ -37,16 +40,22 @@ export function unetCallInputs(call: string, inputs: ReadonlyMap<string, HostTen
   for (const [k, v] of Object.entries(parsed.kwargs)) {
     // return_dict only changes how the output is wrapped (`.sample` vs `[0]`), never its values.
     if (k === "return_dict" && (v === "False" || v === "True")) continue;
-    if (!["sample", "timestep", "encoder_hidden_states"].includes(k))
+    if (!UNET_CALL_ARGUMENTS.includes(k))
       throw new UnsupportedError(`unet call argument ${k} in "${call}"`, {
-        hint: "only sample, timestep, encoder_hidden_states (and return_dict) are implemented",
+        hint: `implemented: ${UNET_CALL_ARGUMENTS.join(", ")} (and return_dict)`,
       });
   }
   const { args, kwargs } = parsed;
+  // UNet2DConditionModel.forward(sample, timestep, encoder_hidden_states, class_labels, timestep_cond, ...)
+  const classLabels = args[3] ?? kwargs.class_labels;
+  const timestepCond = args[4] ?? kwargs.timestep_cond;
+  const given = (name: string | undefined): name is string => name !== undefined && name !== "None";
   return {
     sample: tensorArg(args[0] ?? kwargs.sample, inputs, "sample"),
     timestep: resolveArg(args[1] ?? kwargs.timestep ?? "timestep", inputs, "timestep"),
     encoderHiddenStates: tensorArg(args[2] ?? kwargs.encoder_hidden_states, inputs, "encoder_hidden_states"),
+    ...(given(classLabels) ? { classLabels: tensorArg(classLabels, inputs, "class_labels") } : {}),
+    ...(given(timestepCond) ? { timestepCond: tensorArg(timestepCond, inputs, "timestep_cond") } : {}),
   };
 }
 

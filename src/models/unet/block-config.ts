@@ -166,12 +166,15 @@ export function depthPerLayer(
   return [...entry];
 }
 
-/** Refuses the config fields and values the builder does not implement (shared UNet/ControlNet part). */
-export function checkEncoderSupported(model: string, c: EncoderConfigFields): void {
-  const noClass = "class embeddings are not implemented; set it to null";
+/**
+ * Refuses the config fields and values the builder does not implement (shared UNet/ControlNet part);
+ * `classEmbeddings` says whether the model builds class embeddings.
+ */
+export function checkEncoderSupported(model: string, c: EncoderConfigFields, classEmbeddings = false): void {
+  const noClass = `class embeddings are not implemented in ${model}; set it to null`;
   const checks: [string, unknown, boolean, string][] = [
-    ["class_embed_type", c.class_embed_type, c.class_embed_type === null, noClass],
-    ["num_class_embeds", c.num_class_embeds, c.num_class_embeds === null, noClass],
+    ["class_embed_type", c.class_embed_type, classEmbeddings || c.class_embed_type === null, noClass],
+    ["num_class_embeds", c.num_class_embeds, classEmbeddings || c.num_class_embeds === null, noClass],
     [
       "addition_embed_type",
       c.addition_embed_type,
@@ -228,8 +231,10 @@ export function resolveEncoder(
   file: string,
   c: EncoderConfigFields,
   timeEmbedDim?: number,
+  /** (default false) the model builds class embeddings (UNet2DConditionModel: class-embedding.ts). */
+  classEmbeddings = false,
 ): EncoderSpec {
-  checkEncoderSupported(model, c);
+  checkEncoderSupported(model, c, classEmbeddings);
   const n = c.down_block_types.length;
   if (c.block_out_channels.length !== n) {
     throw new ConfigError(

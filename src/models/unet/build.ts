@@ -12,6 +12,7 @@
  * `ip_key.<attn2 path>` / `ip_value.<attn2 path>` [batch, ip_tokens, inner] for every cross-attention
  * (attended with their own softmax and added before to_out: src/models/ip-adapter). Output: `noise_pred`.
  */
+import { CLASS_LABELS_INPUT } from "./class-embedding.js";
 import { InvalidArgumentError, UnsupportedError } from "../../errors.js";
 import type { GraphBuilder, Value } from "../../graph/builder.js";
 import type { DType } from "../../tensor.js";
@@ -260,6 +261,8 @@ export function buildUNet2DConditionModel(
   const intrablock = options.intrablockResiduals
     ? declareIntrablockInputs(g, dtype, model.spec, "batch")
     : undefined;
+  const classSpec = model.class_embedding?.input;
+  const classLabels = classSpec ? g.input(CLASS_LABELS_INPUT, classSpec.dtype, classSpec.shape) : undefined;
   const taps: [string, Value][] = [];
   const noise = model.forward(
     {
@@ -267,6 +270,7 @@ export function buildUNet2DConditionModel(
       timestep,
       encoderHiddenStates,
       ...(timestepCond ? { timestepCond } : {}),
+      ...(classLabels ? { classLabels } : {}),
       ...(residuals
         ? { downBlockAdditionalResiduals: residuals.down, midBlockAdditionalResidual: residuals.mid }
         : {}),

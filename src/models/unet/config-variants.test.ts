@@ -8,6 +8,7 @@ import {
 } from "../../../test/helpers/graph-reference.js";
 import { expectClose, runGraph } from "../../../test/helpers/run-graph.js";
 import { bindGraph } from "../../../test/helpers/tiny-sd.js";
+import { TINY_UNET, tinyUNetNoise } from "../../../test/helpers/tiny-unet.js";
 import { ConfigError, UnsupportedError } from "../../errors.js";
 import { type WeightStore, mapStore, randomWeights } from "../../nn/weight-store.js";
 import { type HostTensor, tensor } from "../../tensor.js";
@@ -17,20 +18,9 @@ import { GaussianFourierProjection } from "./embeddings.js";
 import { ResnetBlock2D } from "./resnet.js";
 import { resolveEncoder } from "./block-config.js";
 
-const TINY = {
-  block_out_channels: [8, 16],
-  down_block_types: ["CrossAttnDownBlock2D", "DownBlock2D"],
-  up_block_types: ["UpBlock2D", "CrossAttnUpBlock2D"],
-  attention_head_dim: 2,
-  cross_attention_dim: 12,
-  layers_per_block: 1,
-  norm_num_groups: 4,
-};
-
 async function runTiny(
   json: Record<string, unknown>,
 ): Promise<{ out: HostTensor; keys: Map<string, number[]> }> {
-  const { config } = parseUNet2DConditionModelConfig("test config", { ...TINY, ...json });
   const base = randomWeights({ seed: 5 });
   const keys = new Map<string, number[]>();
   const store: WeightStore = {
@@ -41,16 +31,7 @@ async function runTiny(
       return base.synthesize(key, shape, dtype);
     },
   };
-  const { g, w } = bindGraph(store);
-  buildUNet2DConditionModel(w, config);
-  const out = await runGraph(g, {
-    sample: randomTensor([2, 4, 5, 7], 1),
-    timestep: tensor("float32", [2], Float32Array.of(981, 0.25)),
-    encoder_hidden_states: randomTensor([2, 3, 12], 2),
-  });
-  const noise = out["noise_pred"];
-  if (!noise) throw new Error("no noise_pred");
-  return { out: noise, keys };
+  return { out: await tinyUNetNoise(json, store), keys };
 }
 
 describe("UNet config variants (diffusers 0.26.3)", () => {
@@ -138,7 +119,7 @@ describe("UNet config variants (diffusers 0.26.3)", () => {
       buildUNet2DConditionModel(
         bindGraph(randomWeights()).w,
         parseUNet2DConditionModelConfig("c", {
-          ...TINY,
+          ...TINY_UNET,
           time_embedding_type: "fourier",
           time_embedding_dim: 9,
         }).config,
@@ -148,7 +129,7 @@ describe("UNet config variants (diffusers 0.26.3)", () => {
 
   it('keeps refusing "scale_shift" for models whose resnets are not verified with it', () => {
     const { config } = parseUNet2DConditionModelConfig("c", {
-      ...TINY,
+      ...TINY_UNET,
       resnet_time_scale_shift: "scale_shift",
     });
     expect(() => resolveEncoder("ControlNetModel", "c", config)).toThrow(UnsupportedError);

@@ -15,6 +15,7 @@ import type { WeightScope } from "../../nn/weights.js";
 import { diffusersActivation } from "./activation.js";
 import type { UNet2DConditionModelConfig } from "./config.js";
 import { type DownBlock, makeDownBlock, runDownBlocks } from "./down-blocks.js";
+import { type ClassEmbedding, classEmbedding } from "./class-embedding.js";
 import { GaussianFourierProjection, TimestepEmbedding, type Timesteps } from "./embeddings.js";
 import { type AfterLayerHook, type UNetModuleHooks, blockHook } from "./layer-hook.js";
 import { UNetMidBlock2DCrossAttn } from "./mid-block.js";
@@ -42,12 +43,16 @@ export interface UNetForwardInputs {
   readonly afterLayer?: AfterLayerHook;
   /** [B, time_cond_proj_dim]: the guidance embedding of LCM-distilled UNets (diffusers timestep_cond). */
   readonly timestepCond?: Value;
+  /** diffusers class_labels, for a config with class embeddings (see class-embedding.ts). */
+  readonly classLabels?: Value;
 }
 
 export class UNet2DConditionModel extends Module {
   readonly spec: UNetSpec;
   readonly time_proj: Timesteps | GaussianFourierProjection;
   readonly time_embedding: TimestepEmbedding;
+  /** The class embedding of the config (class_embed_type / num_class_embeds), or null. */
+  readonly class_embedding: ClassEmbedding | null;
   readonly conv_in: Conv2d;
   readonly down_blocks: readonly DownBlock[];
   readonly mid_block: UNetMidBlock2DCrossAttn | null;
@@ -93,6 +98,15 @@ export class UNet2DConditionModel extends Module {
       this.time_proj = time.time_proj;
       this.time_embedding = time.time_embedding;
     }
+    this.class_embedding = classEmbedding(
+      this.graph,
+      w,
+      c,
+      file,
+      s.timeEmbedDim,
+      this.time_proj,
+      c.time_embedding_type === "fourier" ? s.timeEmbedDim : ch0,
+    );
     const padIn = (c.conv_in_kernel - 1) / 2;
     this.conv_in = new Conv2d(w.at("conv_in"), {
       inChannels: c.in_channels,
@@ -130,6 +144,14 @@ export class UNet2DConditionModel extends Module {
     let sample = inputs.sample;
     if (c.center_input_sample) sample = op.Sub(g, op.Mul(g, sample, 2), 1);
     let emb = embedTimestep(g, this, inputs.timestep, sample.dtype, tap, inputs.timestepCond);
+    if (this.class_embedding !== null) {
+      if (inputs.classLabels === undefined)
+        throw new GraphError(
+          "UNet2DConditionModel",
+          "class_labels should be provided when the config has class embeddings",
+        );
+      emb = op.Add(g, emb, this.class_embedding.forward(inputs.classLabels, emb.dtype));
+    }
     if (c.time_embedding_act_fn !== null) emb = diffusersActivation(g, emb, c.time_embedding_act_fn);
     let h = this.conv_in.forward(sample);
     tap("conv_in", h);

@@ -60,7 +60,7 @@ function checkUNetSupported(c: UNet2DConditionModelConfig): void {
     "class_embeddings_concat",
     c.class_embeddings_concat,
     !c.class_embeddings_concat,
-    "class embeddings are not implemented",
+    "concatenated class embeddings are not implemented (added ones are)",
   );
   for (const [i, t] of c.up_block_types.entries()) {
     check(
@@ -120,7 +120,7 @@ export function resolveUNet(file: string, c: UNet2DConditionModelConfig): UNetSp
       timeEmbedDim,
     );
   }
-  const enc = resolveEncoder("UNet2DConditionModel", file, c, timeEmbedDim);
+  const enc = resolveEncoder("UNet2DConditionModel", file, c, timeEmbedDim, true);
   const n = c.block_out_channels.length;
   if (c.up_block_types.length !== n) {
     throw new ConfigError(

@@ -147,7 +147,7 @@ describe("UNet2DConditionModel graph", () => {
   it("refuses unsupported config fields by name", async () => {
     const base = await tinyConfig();
     const cases: [Partial<Record<keyof UNet2DConditionModelConfig, unknown>>, string][] = [
-      [{ class_embed_type: "timestep" }, "class_embed_type"],
+      [{ class_embed_type: "timestep", class_embeddings_concat: true }, "class_embeddings_concat"],
       [{ addition_embed_type: "text_time" }, "addition_embed_type"],
       [{ time_cond_proj_dim: 2 }, "time_cond_proj_dim"],
       [{ dual_cross_attention: true }, "dual_cross_attention"],
