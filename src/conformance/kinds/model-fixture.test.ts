@@ -69,10 +69,10 @@ describe("model fixture call strings", () => {
       'call "vae(sample)"',
     );
     await expectError(
-      () => unetCallInputs("unet(sample, 1, ehs, class_labels=y)", inputs),
+      () => unetCallInputs("unet(sample, 1, ehs, added_cond_kwargs=y)", inputs),
       UnsupportedError,
       "E_UNSUPPORTED",
-      "unet call argument class_labels",
+      "unet call argument added_cond_kwargs",
     );
     await expectError(
       () => crossFrameBatchSize("CrossFrameAttnProcessor(video_length=2)"),
