@@ -127,6 +127,8 @@ export async function runControlNetFixture(
   const sample = tensorArg("sample", mc.inputs, "sample");
   const encoderHiddenStates = tensorArg("encoder_hidden_states", mc.inputs, "encoder_hidden_states");
   const controlnetCond = tensorArg("controlnet_cond", mc.inputs, "controlnet_cond");
+  // diffusers class_labels (a ControlNet / UNet config with class embeddings): the input of that name
+  const classLabels = mc.inputs.get("class_labels");
   const wantsUNet = names.some((k) => k.endsWith(".unet_noise_pred"));
   const nets = await loadNets(ctx, options, mc, guessModeOf(calls), wantsUNet);
   const rows: ConformanceRow[] = [];
@@ -141,7 +143,14 @@ export async function runControlNetFixture(
     for (const scale of scales) {
       const tag = scaleTag(scale);
       try {
-        const inputs = { sample, timestep, encoderHiddenStates, controlnetCond, conditioningScale: scale };
+        const inputs = {
+          sample,
+          timestep,
+          encoderHiddenStates,
+          controlnetCond,
+          conditioningScale: scale,
+          ...(classLabels ? { classLabels } : {}),
+        };
         const out = await nets.controlnet.run(inputs, signalOption(ctx));
         for (const [k, v] of Object.entries(out))
           compare(k.startsWith("intermediate.") ? k : `${tag}.${k}`, v);
@@ -154,10 +163,14 @@ export async function runControlNetFixture(
           const mid = feed[MID_BLOCK_RES_SAMPLE];
           if (mid === undefined || down.some((r) => r === undefined))
             throw new UnsupportedError("a ControlNet session without residual outputs");
+          const unetConfig = nets.unet.config;
+          const unetTakesLabels =
+            unetConfig.class_embed_type !== null || unetConfig.num_class_embeds !== null;
           const noise = await nets.unet.run({
             sample,
             timestep,
             encoderHiddenStates,
+            ...(classLabels && unetTakesLabels ? { classLabels } : {}),
             downBlockAdditionalResiduals: down.filter((r): r is HostTensor => r !== undefined),
             midBlockAdditionalResidual: mid,
           });

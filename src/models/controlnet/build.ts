@@ -5,6 +5,7 @@
  * `conditioning_scale` float32 scalar; outputs `down_block_res_samples.{i}` and
  * `mid_block_res_sample` (already multiplied by the scale). Checks weight coverage like the UNet.
  */
+import { CLASS_LABELS_INPUT } from "../unet/class-embedding.js";
 import type { Value } from "../../graph/builder.js";
 import type { WeightScope } from "../../nn/weights.js";
 import { type CrossFrameSetting, crossFrameTransform } from "../unet/build.js";
@@ -68,9 +69,18 @@ export function buildControlNetModel(
     "cond_width",
   ]);
   const conditioningScale = g.input(CONTROLNET_INPUT.conditioningScale, "float32", []);
+  const classSpec = model.class_embedding?.input;
+  const classLabels = classSpec ? g.input(CLASS_LABELS_INPUT, classSpec.dtype, classSpec.shape) : undefined;
   const taps: [string, Value][] = [];
   const res = model.forward(
-    { sample, timestep, encoderHiddenStates, controlnetCond, conditioningScale },
+    {
+      sample,
+      timestep,
+      encoderHiddenStates,
+      controlnetCond,
+      conditioningScale,
+      ...(classLabels ? { classLabels } : {}),
+    },
     { guessMode: options.guessMode ?? false, broadcastPooled: options.broadcastPooled ?? false },
     options.intermediates ? (name, v) => taps.push([name, v]) : undefined,
   );

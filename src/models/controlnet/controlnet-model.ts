@@ -5,13 +5,14 @@
  * multiplied by conditioning_scale (a graph value, so one session serves every scale); guess mode
  * scales them by logspace(-1, 0) as diffusers does; global_pool_conditions averages them spatially.
  */
-import { UnsupportedError } from "../../errors.js";
+import { GraphError, UnsupportedError } from "../../errors.js";
 import type { Value } from "../../graph/builder.js";
 import * as op from "../../graph/ops/index.js";
 import { Conv2d } from "../../nn/conv.js";
 import { Module, moduleList } from "../../nn/module.js";
 import type { WeightScope } from "../../nn/weights.js";
 import { type EncoderSpec, resolveEncoder } from "../unet/block-config.js";
+import { type ClassEmbedding, classEmbedding } from "../unet/class-embedding.js";
 import { type DownBlock, makeDownBlock, runDownBlocks } from "../unet/down-blocks.js";
 import type { TimestepEmbedding, Timesteps } from "../unet/embeddings.js";
 import { UNetMidBlock2DCrossAttn } from "../unet/mid-block.js";
@@ -31,6 +32,8 @@ export interface ControlNetForwardInputs {
   readonly controlnetCond: Value;
   /** Scalar (rank 0) or broadcastable factor for every residual. */
   readonly conditioningScale: Value;
+  /** diffusers class_labels, for a config with class embeddings (see unet/class-embedding.ts). */
+  readonly classLabels?: Value;
 }
 
 export interface ControlNetResiduals {
@@ -58,6 +61,8 @@ export class ControlNetModel extends Module {
   readonly spec: EncoderSpec;
   readonly time_proj: Timesteps;
   readonly time_embedding: TimestepEmbedding;
+  /** The class embedding of the config (class_embed_type / num_class_embeds), or null. */
+  readonly class_embedding: ClassEmbedding | null;
   readonly conv_in: Conv2d;
   readonly controlnet_cond_embedding: ControlNetConditioningEmbedding;
   readonly down_blocks: readonly DownBlock[];
@@ -90,12 +95,13 @@ export class ControlNetModel extends Module {
         },
       );
     }
-    this.spec = resolveEncoder("ControlNetModel", file, c);
+    this.spec = resolveEncoder("ControlNetModel", file, c, undefined, true);
     const s = this.spec;
     const ch0 = c.block_out_channels[0] ?? 0;
     const time = timeConditioning(w, c, s.timeEmbedDim);
     this.time_proj = time.time_proj;
     this.time_embedding = time.time_embedding;
+    this.class_embedding = classEmbedding(this.graph, w, c, file, s.timeEmbedDim, this.time_proj, ch0);
     this.conv_in = new Conv2d(w.at("conv_in"), {
       inChannels: c.in_channels,
       outChannels: ch0,
@@ -157,7 +163,15 @@ export class ControlNetModel extends Module {
         1,
       ); // torch.flip(cond, dims=[1])
     }
-    const emb = embedTimestep(g, this, inputs.timestep, inputs.sample.dtype, tap);
+    let emb = embedTimestep(g, this, inputs.timestep, inputs.sample.dtype, tap);
+    if (this.class_embedding !== null) {
+      if (inputs.classLabels === undefined)
+        throw new GraphError(
+          "ControlNetModel",
+          "class_labels should be provided when the config has class embeddings",
+        );
+      emb = op.Add(g, emb, this.class_embedding.forward(inputs.classLabels, emb.dtype));
+    }
     let h = this.conv_in.forward(inputs.sample);
     tap("conv_in", h);
     const condEmb = this.controlnet_cond_embedding.forward(cond);

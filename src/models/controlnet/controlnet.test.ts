@@ -56,7 +56,6 @@ describe("ControlNetModel graph", () => {
     const base = await tinyConfig();
     const cases: [Partial<ControlNetModelConfig>, string][] = [
       [{ mid_block_type: "UNetMidBlock2D" }, "mid_block_type"],
-      [{ class_embed_type: "projection" }, "class_embed_type"],
       [{ addition_embed_type: "text_time" }, "addition_embed_type"],
       [{ resnet_time_scale_shift: "scale_shift" }, "resnet_time_scale_shift"],
     ];

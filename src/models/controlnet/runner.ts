@@ -3,6 +3,7 @@
  * the graph (build.ts) and compiles it (../model-runner.ts: written into the model cache, opened as a
  * session); `forward` returns the scaled residuals for the UNet. Implements the pipeline's ControlNet.
  */
+import { classLabelsFeed } from "../unet/class-embedding.js";
 import { InvalidArgumentError } from "../../errors.js";
 import { WeightScope } from "../../nn/weights.js";
 import { type HostTensor, shapeToString, tensor } from "../../tensor.js";
@@ -50,6 +51,8 @@ export interface ControlNetRunInputs {
   readonly conditioningScale: number;
   /** Cached anchor keys/values and frames to record (a ControlNet loaded with crossFrame.anchorCache). */
   readonly anchorAttention?: AnchorAttentionIO;
+  /** diffusers class_labels, required by a config with class embeddings (unet/class-embedding.ts). */
+  readonly classLabels?: HostTensor;
 }
 
 export class ControlNetModelRunner extends ModelRunner implements ControlNet {
@@ -99,10 +102,11 @@ export class ControlNetModelRunner extends ModelRunner implements ControlNet {
       [CONTROLNET_INPUT.controlnetCond]: cond,
       [CONTROLNET_INPUT.conditioningScale]: tensor("float32", [], Float32Array.of(inputs.conditioningScale)),
     };
+    const session = await this.openSession();
     return runWithAnchors(
       this.modelName,
-      await this.openSession(),
-      feeds,
+      session,
+      { ...feeds, ...classLabelsFeed(session.inputs, inputs.classLabels, this.modelName) },
       inputs.anchorAttention,
       signalOption(options),
     );

@@ -2,17 +2,22 @@
  * UNet class embeddings (class-embedding.ts) on a tiny random UNet. diffusers adds the class
  * embedding to the time embedding, so a UNet whose time_embedding.linear_2.bias is shifted by the
  * embedding gives the same noise prediction: each type is checked that way, with an embedding known
- * on the host (a table row, given labels, or a projection whose input weights are zero).
+ * on the host (a table row, given labels, or a projection whose input weights are zero). The
+ * ControlNet adds the same module the same way (checked on its mid-block residual).
  */
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { randomTensor } from "../../../test/helpers/graph-reference.js";
-import { expectClose } from "../../../test/helpers/run-graph.js";
-import { bindGraph } from "../../../test/helpers/tiny-sd.js";
+import { expectClose, runGraph } from "../../../test/helpers/run-graph.js";
+import { bindGraph, tinySdDir } from "../../../test/helpers/tiny-sd.js";
 import { TINY_UNET, tinyUNetNoise } from "../../../test/helpers/tiny-unet.js";
 import { lazySource } from "../../graph/weight-source.js";
 import { ConfigError } from "../../errors.js";
 import { type WeightStore, randomWeights } from "../../nn/weight-store.js";
 import { type HostTensor, maxAbsDiff, tensor, toFloat32 } from "../../tensor.js";
+import { buildControlNetModel } from "../controlnet/build.js";
+import { parseControlNetModelConfig } from "../controlnet/config.js";
 import { buildUNet2DConditionModel } from "./build.js";
 import { parseUNet2DConditionModelConfig } from "./config.js";
 
@@ -126,5 +131,46 @@ describe("UNet2DConditionModel class embeddings (diffusers 0.26.3)", () => {
     };
     expect(() => build({ class_embed_type: "learned" })).toThrow(ConfigError);
     expect(() => build({ class_embed_type: "projection" })).toThrow(/projection_class_embeddings_input_dim/);
+  });
+});
+
+describe("ControlNetModel class embeddings (diffusers 0.26.3)", () => {
+  const CN_DIM = 128; // 4 * block_out_channels[0] of the tiny ControlNet
+
+  async function residuals(
+    json: Record<string, unknown>,
+    store: WeightStore,
+    classLabels?: HostTensor,
+  ): Promise<HostTensor> {
+    const raw = JSON.parse(await readFile(join(tinySdDir("controlnet"), "config.json"), "utf8")) as object;
+    const { config } = parseControlNetModelConfig("c", { ...raw, ...json });
+    const { g, w } = bindGraph(store);
+    buildControlNetModel(w, config);
+    const out = await runGraph(g, {
+      sample: randomTensor([2, 4, 8, 8], 1),
+      timestep: tensor("float32", [2], Float32Array.of(700, 3)),
+      encoder_hidden_states: randomTensor([2, 5, 32], 2),
+      controlnet_cond: randomTensor([2, 3, 16, 16], 3),
+      conditioning_scale: tensor("float32", [], Float32Array.of(1)),
+      ...(classLabels ? { class_labels: classLabels } : {}),
+    });
+    return out["mid_block_res_sample"]!;
+  }
+
+  it("num_class_embeds: the row is added to the time embedding, as in the UNet", async () => {
+    const table = await baseValue("class_embedding.weight", [2, CN_DIM]);
+    const labelled = await residuals(
+      { num_class_embeds: 2 },
+      base,
+      tensor("int64", [2], BigInt64Array.of(1n, 1n)),
+    );
+    const shiftedBias = await residuals(
+      {},
+      storeWith({
+        "time_embedding.linear_2.bias": (b) => b.map((v, i) => Math.fround(v + (table[CN_DIM + i] ?? 0))),
+      }),
+    );
+    expectClose(labelled, shiftedBias, { atol: 2e-5 });
+    expect(maxAbsDiff(labelled, await residuals({}, base))).toBeGreaterThan(1e-4);
   });
 });

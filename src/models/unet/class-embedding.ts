@@ -8,15 +8,22 @@
  * - "projection": a TimestepEmbedding (silu) of class_labels [B, projection_class_embeddings_input_dim];
  * - "simple_projection": a Linear of class_labels [B, projection_class_embeddings_input_dim].
  * `class_embeddings_concat` (concatenating instead of adding) is refused where the spec is resolved.
+ * ControlNetModel builds the same module (its time_proj is always the sinusoidal one).
  */
-import { ConfigError } from "../../errors.js";
+import { ConfigError, InvalidArgumentError } from "../../errors.js";
 import type { GraphBuilder, Value } from "../../graph/builder.js";
 import * as op from "../../graph/ops/index.js";
-import type { DType } from "../../tensor.js";
+import { type DType, type HostTensor, tensor, toFloat32 } from "../../tensor.js";
 import { Embedding } from "../../nn/embedding.js";
 import { Linear } from "../../nn/linear.js";
 import type { WeightScope } from "../../nn/weights.js";
 import type { UNet2DConditionModelConfig } from "./config.js";
+
+/** The config fields a class embedding reads (UNet2DConditionModel's and ControlNetModel's). */
+export type ClassEmbeddingConfig = Pick<
+  UNet2DConditionModelConfig,
+  "class_embed_type" | "num_class_embeds" | "projection_class_embeddings_input_dim" | "act_fn"
+>;
 import { TimestepEmbedding } from "./embeddings.js";
 
 /** Graph input name of the class labels. */
@@ -36,7 +43,7 @@ export interface ClassEmbedding {
 export function classEmbedding(
   g: GraphBuilder,
   w: WeightScope,
-  c: UNet2DConditionModelConfig,
+  c: ClassEmbeddingConfig,
   file: string,
   timeEmbedDim: number,
   timeProj: { forward(g: GraphBuilder, timestep: Value): Value },
@@ -90,4 +97,39 @@ export function classEmbedding(
     'null, "timestep", "identity", "projection" or "simple_projection"',
     type,
   );
+}
+
+/**
+ * The class_labels feed of a session (`inputs`: its input specs): none for a model without class
+ * embeddings (and an error if labels are given), the labels in the input's dtype otherwise (torch
+ * takes integer or float labels alike).
+ */
+export function classLabelsFeed(
+  inputs: readonly { readonly name: string; readonly dtype?: string | undefined }[],
+  labels: HostTensor | undefined,
+  model: string,
+): Record<string, HostTensor> {
+  const spec = inputs.find((i) => i.name === CLASS_LABELS_INPUT);
+  if (spec === undefined) {
+    if (labels !== undefined)
+      throw new InvalidArgumentError(
+        "classLabels",
+        `none: the ${model} config has no class embeddings`,
+        "labels",
+      );
+    return {};
+  }
+  if (labels === undefined)
+    throw new InvalidArgumentError(
+      "classLabels",
+      `class labels: the ${model} config has class embeddings`,
+      undefined,
+      {
+        hint: "diffusers: class_labels should be provided when num_class_embeds > 0",
+      },
+    );
+  if (spec.dtype === "float32") return { [CLASS_LABELS_INPUT]: toFloat32(labels) };
+  if (labels.dtype === "int64") return { [CLASS_LABELS_INPUT]: labels };
+  const ids = Array.from(labels.data as ArrayLike<number | bigint>, (v) => BigInt(Math.trunc(Number(v))));
+  return { [CLASS_LABELS_INPUT]: tensor("int64", labels.shape, BigInt64Array.from(ids)) };
 }

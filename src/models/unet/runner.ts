@@ -4,10 +4,10 @@
  * cache, opened as a session); `forward` runs one denoising step on host tensors. Absent ControlNet
  * residuals are fed as zeros (./residual-feeds.ts, the same policy as UNetMotionModel's runner).
  */
-import { CLASS_LABELS_INPUT } from "./class-embedding.js";
+import { classLabelsFeed } from "./class-embedding.js";
 import { InvalidArgumentError } from "../../errors.js";
 import { WeightScope } from "../../nn/weights.js";
-import { type HostTensor, shapeToString, tensor, toFloat32 } from "../../tensor.js";
+import { type HostTensor, shapeToString, tensor } from "../../tensor.js";
 import { type AnchorAttentionIO, runWithAnchors } from "../anchor-attention.js";
 import type { ModelLoadOptions } from "../compiled-graph.js";
 import { type ModelSource, resolveModelSource } from "../component-source.js";
@@ -138,7 +138,7 @@ export class UNet2DConditionModelRunner extends ModelRunner implements Denoising
       [UNET_INPUT.timestep]: timestepFeed(inputs.timestep, batch),
       [UNET_INPUT.encoderHiddenStates]: inputs.encoderHiddenStates,
       ...this.timestepCondFeed(inputs.timestepCond, batch),
-      ...classLabelsFeed(session.inputs, inputs.classLabels),
+      ...classLabelsFeed(session.inputs, inputs.classLabels, this.modelName),
       ...residualFeeds(residualSpecs(session.inputs), inputs, residualOptions),
       ...intrablockFeeds(session.inputs, inputs.downIntrablockAdditionalResiduals, residualOptions),
       ...this.ipAdapterFeeds(inputs.ipAdapterKeyValues, batch),
@@ -211,37 +211,6 @@ export class UNet2DConditionModelRunner extends ModelRunner implements Denoising
 }
 
 /** Builds, writes (or reuses) and opens a UNet; see UNetLoadOptions. */
-/** The class_labels feed of a UNet with class embeddings (none for one without). */
-function classLabelsFeed(
-  inputs: readonly { readonly name: string; readonly dtype?: string | undefined }[],
-  labels: HostTensor | undefined,
-): Record<string, HostTensor> {
-  const spec = inputs.find((i) => i.name === CLASS_LABELS_INPUT);
-  if (spec === undefined) {
-    if (labels !== undefined)
-      throw new InvalidArgumentError(
-        "classLabels",
-        "none: the UNet's config has no class embeddings",
-        "labels",
-      );
-    return {};
-  }
-  if (labels === undefined)
-    throw new InvalidArgumentError(
-      "classLabels",
-      "class labels: the UNet's config has class embeddings",
-      undefined,
-      {
-        hint: "diffusers: class_labels should be provided when num_class_embeds > 0",
-      },
-    );
-  // torch takes integer or float labels alike; the graph input has one dtype
-  if (spec.dtype === "float32") return { [CLASS_LABELS_INPUT]: toFloat32(labels) };
-  if (labels.dtype === "int64") return { [CLASS_LABELS_INPUT]: labels };
-  const ids = Array.from(labels.data as ArrayLike<number | bigint>, (v) => BigInt(Math.trunc(Number(v))));
-  return { [CLASS_LABELS_INPUT]: tensor("int64", labels.shape, BigInt64Array.from(ids)) };
-}
-
 export async function loadUNet2DConditionModel(
   source: UNetSource,
   options: UNetLoadOptions = {},
