@@ -5,14 +5,14 @@
  * multiplied by conditioning_scale (a graph value, so one session serves every scale); guess mode
  * scales them by logspace(-1, 0) as diffusers does; global_pool_conditions averages them spatially.
  */
-import { GraphError, UnsupportedError } from "../../errors.js";
+import { UnsupportedError } from "../../errors.js";
 import type { Value } from "../../graph/builder.js";
 import * as op from "../../graph/ops/index.js";
 import { Conv2d } from "../../nn/conv.js";
 import { Module, moduleList } from "../../nn/module.js";
 import type { WeightScope } from "../../nn/weights.js";
 import { type EncoderSpec, resolveEncoder } from "../unet/block-config.js";
-import { type ClassEmbedding, classEmbedding } from "../unet/class-embedding.js";
+import { type ClassEmbedding, addClassEmbedding, classEmbedding } from "../unet/class-embedding.js";
 import { type DownBlock, makeDownBlock, runDownBlocks } from "../unet/down-blocks.js";
 import type { TimestepEmbedding, Timesteps } from "../unet/embeddings.js";
 import { UNetMidBlock2DCrossAttn } from "../unet/mid-block.js";
@@ -164,14 +164,7 @@ export class ControlNetModel extends Module {
       ); // torch.flip(cond, dims=[1])
     }
     let emb = embedTimestep(g, this, inputs.timestep, inputs.sample.dtype, tap);
-    if (this.class_embedding !== null) {
-      if (inputs.classLabels === undefined)
-        throw new GraphError(
-          "ControlNetModel",
-          "class_labels should be provided when the config has class embeddings",
-        );
-      emb = op.Add(g, emb, this.class_embedding.forward(inputs.classLabels, emb.dtype));
-    }
+    emb = addClassEmbedding(g, "ControlNetModel", emb, this.class_embedding, inputs.classLabels);
     let h = this.conv_in.forward(inputs.sample);
     tap("conv_in", h);
     const condEmb = this.controlnet_cond_embedding.forward(cond);

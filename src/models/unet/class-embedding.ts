@@ -10,7 +10,7 @@
  * `class_embeddings_concat` (concatenating instead of adding) is refused where the spec is resolved.
  * ControlNetModel builds the same module (its time_proj is always the sinusoidal one).
  */
-import { ConfigError, InvalidArgumentError } from "../../errors.js";
+import { ConfigError, GraphError, InvalidArgumentError } from "../../errors.js";
 import type { GraphBuilder, Value } from "../../graph/builder.js";
 import * as op from "../../graph/ops/index.js";
 import { type DType, type HostTensor, tensor, toFloat32 } from "../../tensor.js";
@@ -97,6 +97,20 @@ export function classEmbedding(
     'null, "timestep", "identity", "projection" or "simple_projection"',
     type,
   );
+}
+
+/** emb + the class embedding of `labels` (emb as it is for a model without class embeddings). */
+export function addClassEmbedding(
+  g: GraphBuilder,
+  model: string,
+  emb: Value,
+  embedding: ClassEmbedding | null,
+  labels: Value | undefined,
+): Value {
+  if (embedding === null) return emb;
+  if (labels === undefined)
+    throw new GraphError(model, "class_labels should be provided when the config has class embeddings");
+  return op.Add(g, emb, embedding.forward(labels, emb.dtype));
 }
 
 /**

@@ -15,7 +15,7 @@ import type { WeightScope } from "../../nn/weights.js";
 import { diffusersActivation } from "./activation.js";
 import type { UNet2DConditionModelConfig } from "./config.js";
 import { type DownBlock, makeDownBlock, runDownBlocks } from "./down-blocks.js";
-import { type ClassEmbedding, classEmbedding } from "./class-embedding.js";
+import { type ClassEmbedding, addClassEmbedding, classEmbedding } from "./class-embedding.js";
 import { GaussianFourierProjection, TimestepEmbedding, type Timesteps } from "./embeddings.js";
 import { type AfterLayerHook, type UNetModuleHooks, blockHook } from "./layer-hook.js";
 import { UNetMidBlock2DCrossAttn } from "./mid-block.js";
@@ -144,14 +144,7 @@ export class UNet2DConditionModel extends Module {
     let sample = inputs.sample;
     if (c.center_input_sample) sample = op.Sub(g, op.Mul(g, sample, 2), 1);
     let emb = embedTimestep(g, this, inputs.timestep, sample.dtype, tap, inputs.timestepCond);
-    if (this.class_embedding !== null) {
-      if (inputs.classLabels === undefined)
-        throw new GraphError(
-          "UNet2DConditionModel",
-          "class_labels should be provided when the config has class embeddings",
-        );
-      emb = op.Add(g, emb, this.class_embedding.forward(inputs.classLabels, emb.dtype));
-    }
+    emb = addClassEmbedding(g, "UNet2DConditionModel", emb, this.class_embedding, inputs.classLabels);
     if (c.time_embedding_act_fn !== null) emb = diffusersActivation(g, emb, c.time_embedding_act_fn);
     let h = this.conv_in.forward(sample);
     tap("conv_in", h);
